@@ -1,0 +1,411 @@
+//! Typed configuration, parsed once from Worker vars and secrets and validated up front.
+//!
+//! Every error names the variable it is about. Values of secret variables never appear in an
+//! error, a log line or `Debug` output.
+
+use std::fmt;
+
+use crate::token::{decode_key32, KeySet};
+
+/// Most PBKDF2 iterations Workers' WebCrypto accepts in production (local workerd accepts
+/// more, so this limit is enforced here rather than discovered after deploying).
+pub const MAX_PBKDF2_ITERATIONS: u32 = 100_000;
+/// Fewest PBKDF2 iterations accepted.
+pub const MIN_PBKDF2_ITERATIONS: u32 = 10_000;
+
+/// A configuration variable that is missing or invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable's name, e.g. `ACCESS_TOKEN_TTL`.
+    pub var: &'static str,
+    /// What is wrong with it (never the value of a secret).
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// A new error about `var`.
+    pub fn new(var: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}: {}", self.var, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Whether anyone may create an account through `POST /auth/register`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone may register.
+    Open,
+    /// Accounts are created by operators only (the default).
+    Closed,
+}
+
+/// The refresh cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent on top-level navigations and same-site requests (the default).
+    Lax,
+    /// Same-site requests only.
+    Strict,
+    /// Sent cross-site too (needs `Secure`; blocked by browsers that block third-party cookies).
+    None,
+}
+
+impl SameSite {
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lax => "Lax",
+            Self::Strict => "Strict",
+            Self::None => "None",
+        }
+    }
+}
+
+/// The whole, validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// `iss` of access tokens (`JWT_ISSUER`, default `gatehouse`).
+    pub issuer: String,
+    /// `aud` of access tokens (`JWT_AUDIENCE`, default: the issuer).
+    pub audience: String,
+    /// Access-token lifetime in seconds (`ACCESS_TOKEN_TTL`, default 900).
+    pub access_ttl_secs: i64,
+    /// Absolute lifetime of a refresh family in seconds (`REFRESH_TOKEN_TTL`, default 30 days).
+    pub refresh_ttl_secs: i64,
+    /// Idle timeout of a refresh family in seconds (`REFRESH_IDLE_TIMEOUT`, default 7 days).
+    pub refresh_idle_secs: i64,
+    /// Grace window for replays of a just-rotated refresh token (`REFRESH_GRACE_SECONDS`,
+    /// default 10, at least 1).
+    pub refresh_grace_secs: i64,
+    /// Allowed clock skew when checking `exp`/`iat` (`CLOCK_LEEWAY_SECONDS`, default 30).
+    pub clock_leeway_secs: i64,
+    /// `REGISTRATION`: `open` or `closed` (default).
+    pub registration: Registration,
+    /// Roles of self-registered users (`DEFAULT_ROLES`, comma-separated, default `user`).
+    pub default_roles: Vec<String>,
+    /// PBKDF2 iterations for new hashes (`PBKDF2_ITERATIONS`, default and maximum 100,000).
+    pub pbkdf2_iterations: u32,
+    /// Largest accepted request body in bytes (`MAX_BODY_BYTES`, default 65,536).
+    pub max_body_bytes: usize,
+    /// `SameSite` of the refresh cookie (`COOKIE_SAMESITE`, default `Lax`).
+    pub cookie_same_site: SameSite,
+    /// Signing key (`JWT_SIGNING_KEY`, secret) and previous public keys
+    /// (`JWT_PREVIOUS_PUBLIC_KEYS`).
+    pub keys: KeySet,
+}
+
+/// Looks up a variable by name; `None` when unset.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn get(lookup: Lookup<'_>, var: &str) -> Option<String> {
+    lookup(var)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn int_in<T>(
+    lookup: Lookup<'_>,
+    var: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = get(lookup, var) else {
+        return Ok(default);
+    };
+    let value: T = raw
+        .parse()
+        .map_err(|_| ConfigError::new(var, format!("expected a whole number, got {raw:?}")))?;
+    if value < min || value > max {
+        return Err(ConfigError::new(
+            var,
+            format!("must be between {min} and {max}, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Whether `role` is a valid role name: 1–64 of `a-z 0-9 _ - .`.
+pub fn valid_role(role: &str) -> bool {
+    !role.is_empty()
+        && role.len() <= 64
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
+}
+
+impl Config {
+    /// Parses and validates every variable. `lookup` answers vars and secrets alike.
+    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let issuer = get(lookup, "JWT_ISSUER").unwrap_or_else(|| "gatehouse".into());
+        if issuer.len() > 256 {
+            return Err(ConfigError::new("JWT_ISSUER", "longer than 256 characters"));
+        }
+        let audience = get(lookup, "JWT_AUDIENCE").unwrap_or_else(|| issuer.clone());
+        if audience.len() > 256 {
+            return Err(ConfigError::new(
+                "JWT_AUDIENCE",
+                "longer than 256 characters",
+            ));
+        }
+
+        let access_ttl_secs = int_in(lookup, "ACCESS_TOKEN_TTL", 900, 60, 86_400)?;
+        let refresh_ttl_secs = int_in(
+            lookup,
+            "REFRESH_TOKEN_TTL",
+            30 * 86_400,
+            3_600,
+            400 * 86_400,
+        )?;
+        let refresh_idle_secs = int_in(
+            lookup,
+            "REFRESH_IDLE_TIMEOUT",
+            7 * 86_400,
+            300,
+            400 * 86_400,
+        )?;
+        if refresh_idle_secs > refresh_ttl_secs {
+            return Err(ConfigError::new(
+                "REFRESH_IDLE_TIMEOUT",
+                format!("must not exceed REFRESH_TOKEN_TTL ({refresh_ttl_secs})"),
+            ));
+        }
+        let refresh_grace_secs = int_in(lookup, "REFRESH_GRACE_SECONDS", 10, 1, 120)?;
+        let clock_leeway_secs = int_in(lookup, "CLOCK_LEEWAY_SECONDS", 30, 0, 300)?;
+        let pbkdf2_iterations = int_in(
+            lookup,
+            "PBKDF2_ITERATIONS",
+            MAX_PBKDF2_ITERATIONS,
+            MIN_PBKDF2_ITERATIONS,
+            MAX_PBKDF2_ITERATIONS,
+        )?;
+        let max_body_bytes = int_in(lookup, "MAX_BODY_BYTES", 65_536, 1_024, 1_048_576)?;
+
+        let registration = match get(lookup, "REGISTRATION").as_deref() {
+            None | Some("closed") => Registration::Closed,
+            Some("open") => Registration::Open,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "REGISTRATION",
+                    format!("expected open or closed, got {other:?}"),
+                ))
+            }
+        };
+
+        let default_roles = match get(lookup, "DEFAULT_ROLES") {
+            None => vec!["user".to_string()],
+            Some(raw) => {
+                let mut roles = Vec::new();
+                for role in raw.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                    if !valid_role(role) || role == "anonymous" {
+                        return Err(ConfigError::new(
+                            "DEFAULT_ROLES",
+                            format!("{role:?} is not a valid role name (a-z, 0-9, _ - ., not \"anonymous\")"),
+                        ));
+                    }
+                    if !roles.iter().any(|r| r == role) {
+                        roles.push(role.to_string());
+                    }
+                }
+                roles
+            }
+        };
+
+        let cookie_same_site = match get(lookup, "COOKIE_SAMESITE")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("lax") => SameSite::Lax,
+            Some("strict") => SameSite::Strict,
+            Some("none") => SameSite::None,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "COOKIE_SAMESITE",
+                    format!("expected Lax, Strict or None, got {other:?}"),
+                ))
+            }
+        };
+
+        // The secret: its value must never reach an error message.
+        let seed = match lookup("JWT_SIGNING_KEY") {
+            None => {
+                return Err(ConfigError::new(
+                    "JWT_SIGNING_KEY",
+                    "missing: set it with `wrangler secret put JWT_SIGNING_KEY` (value from `gatehouse keygen`)",
+                ))
+            }
+            Some(raw) => decode_key32(&raw).ok_or_else(|| {
+                ConfigError::new(
+                    "JWT_SIGNING_KEY",
+                    "not a base64url-encoded 32-byte Ed25519 seed (make one with `gatehouse keygen`)",
+                )
+            })?,
+        };
+        let mut previous = Vec::new();
+        if let Some(raw) = get(lookup, "JWT_PREVIOUS_PUBLIC_KEYS") {
+            for (i, item) in raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .enumerate()
+            {
+                previous.push(decode_key32(item).ok_or_else(|| {
+                    ConfigError::new(
+                        "JWT_PREVIOUS_PUBLIC_KEYS",
+                        format!(
+                            "item {} is not a base64url-encoded 32-byte public key",
+                            i + 1
+                        ),
+                    )
+                })?);
+            }
+        }
+        let keys = KeySet::new(&seed, &previous)
+            .map_err(|why| ConfigError::new("JWT_PREVIOUS_PUBLIC_KEYS", why))?;
+
+        Ok(Self {
+            issuer,
+            audience,
+            access_ttl_secs,
+            refresh_ttl_secs,
+            refresh_idle_secs,
+            refresh_grace_secs,
+            clock_leeway_secs,
+            registration,
+            default_roles,
+            pbkdf2_iterations,
+            max_body_bytes,
+            cookie_same_site,
+            keys,
+        })
+    }
+
+    /// A configuration for tests: the given vars over a fixed signing key.
+    #[cfg(any(test, feature = "selftest"))]
+    pub fn for_tests(vars: &[(&str, &str)]) -> Self {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |name: &str| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| {
+                    (name == "JWT_SIGNING_KEY").then(|| crate::encoding::b64url(&[42u8; 32]))
+                })
+        };
+        Self::from_lookup(&lookup).expect("test configuration is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::b64url;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let owned: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&move |name: &str| {
+            owned
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    fn key() -> String {
+        b64url(&[3u8; 32])
+    }
+
+    #[test]
+    fn defaults() {
+        let k = key();
+        let config = parse(&[("JWT_SIGNING_KEY", &k)]).unwrap();
+        assert_eq!(config.issuer, "gatehouse");
+        assert_eq!(config.audience, "gatehouse");
+        assert_eq!(config.access_ttl_secs, 900);
+        assert_eq!(config.refresh_ttl_secs, 30 * 86_400);
+        assert_eq!(config.refresh_idle_secs, 7 * 86_400);
+        assert_eq!(config.refresh_grace_secs, 10);
+        assert_eq!(config.registration, Registration::Closed);
+        assert_eq!(config.default_roles, vec!["user"]);
+        assert_eq!(config.pbkdf2_iterations, 100_000);
+        assert_eq!(config.max_body_bytes, 65_536);
+        assert_eq!(config.cookie_same_site, SameSite::Lax);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let k = key();
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("ACCESS_TOKEN_TTL", "abc")], "ACCESS_TOKEN_TTL"),
+            (&[("ACCESS_TOKEN_TTL", "5")], "ACCESS_TOKEN_TTL"),
+            (&[("PBKDF2_ITERATIONS", "100001")], "PBKDF2_ITERATIONS"),
+            (&[("PBKDF2_ITERATIONS", "600000")], "PBKDF2_ITERATIONS"),
+            (&[("REFRESH_GRACE_SECONDS", "0")], "REFRESH_GRACE_SECONDS"),
+            (
+                &[("REFRESH_IDLE_TIMEOUT", "99999999")],
+                "REFRESH_IDLE_TIMEOUT",
+            ),
+            (&[("REGISTRATION", "maybe")], "REGISTRATION"),
+            (&[("DEFAULT_ROLES", "user,Admin")], "DEFAULT_ROLES"),
+            (&[("DEFAULT_ROLES", "anonymous")], "DEFAULT_ROLES"),
+            (&[("COOKIE_SAMESITE", "sometimes")], "COOKIE_SAMESITE"),
+            (&[("MAX_BODY_BYTES", "-1")], "MAX_BODY_BYTES"),
+            (
+                &[("JWT_PREVIOUS_PUBLIC_KEYS", "nope")],
+                "JWT_PREVIOUS_PUBLIC_KEYS",
+            ),
+        ];
+        for (vars, var) in cases {
+            let mut all = vars.to_vec();
+            all.push(("JWT_SIGNING_KEY", &k));
+            let err = parse(&all).unwrap_err();
+            assert_eq!(err.var, *var, "{vars:?}");
+            assert!(err.to_string().contains(var));
+        }
+    }
+
+    #[test]
+    fn the_signing_key_is_required_and_never_echoed() {
+        assert_eq!(parse(&[]).unwrap_err().var, "JWT_SIGNING_KEY");
+        let secret = "c2VjcmV0LXRoYXQtaXMtbm90LTMyLWJ5dGVz";
+        let err = parse(&[("JWT_SIGNING_KEY", secret)]).unwrap_err();
+        assert_eq!(err.var, "JWT_SIGNING_KEY");
+        assert!(!err.to_string().contains(secret));
+        assert!(!format!("{err:?}").contains(secret));
+    }
+
+    #[test]
+    fn debug_output_has_no_secret() {
+        let k = key();
+        let config = parse(&[("JWT_SIGNING_KEY", &k)]).unwrap();
+        assert!(!format!("{config:?}").contains(&k));
+    }
+
+    #[test]
+    fn roles_are_deduplicated_and_may_be_empty() {
+        let k = key();
+        let config = parse(&[("JWT_SIGNING_KEY", &k), ("DEFAULT_ROLES", "a, b,a,,")]).unwrap();
+        assert_eq!(config.default_roles, vec!["a", "b"]);
+        let config = parse(&[("JWT_SIGNING_KEY", &k), ("DEFAULT_ROLES", " , ")]).unwrap();
+        assert!(config.default_roles.is_empty());
+    }
+}
