@@ -1,0 +1,297 @@
+//! Refresh tokens and the family state machine.
+//!
+//! A refresh token is `ghr_` + 43 base64url characters (256 random bits). Storage holds only its
+//! SHA-256. Each use rotates it: the store's atomic [`Store::rotate_refresh`] lets exactly one
+//! caller replace it by that caller's successor; [`decide`] then reads the resulting state:
+//!
+//! | state after the attempt | answer |
+//! |---|---|
+//! | family revoked, expired or idle too long | `invalid_refresh_token` |
+//! | rotated by this caller | this caller's successor |
+//! | rotated by another caller within the grace window | **the same** successor the winner got |
+//! | rotated earlier than the grace window | `refresh_token_reused`; the family is revoked |
+//!
+//! To hand a late caller the winner's successor without storing any token in plaintext, the
+//! winner stores its successor *sealed* under the presented token: the successor's 32 random
+//! bytes XOR HMAC-SHA256(presented token, label). Only someone who holds the presented token can
+//! unseal it, and a database dump alone reveals nothing usable. The unsealed value is checked
+//! against the stored successor hash before it is handed out.
+//!
+//! [`Store::rotate_refresh`]: crate::store::Store::rotate_refresh
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::encoding::{b64url, b64url_decode, hex, hex_decode, sha256};
+use crate::error::Error;
+use crate::platform::{random_array, Rng};
+use crate::store::TokenState;
+
+const PREFIX: &str = "ghr_";
+const SEAL_LABEL: &[u8] = b"gatehouse refresh successor seal v1";
+
+/// A new random refresh token.
+pub fn generate(rng: &dyn Rng) -> String {
+    let bytes: [u8; 32] = random_array(rng);
+    format!("{PREFIX}{}", b64url(&bytes))
+}
+
+/// The 32 random bytes of a well-formed token.
+fn token_bytes(token: &str) -> Option<[u8; 32]> {
+    b64url_decode(token.strip_prefix(PREFIX)?)?.try_into().ok()
+}
+
+/// Whether `token` has the shape of a Gatehouse refresh token.
+pub fn well_formed(token: &str) -> bool {
+    token_bytes(token).is_some()
+}
+
+/// The stored form of a token: hex SHA-256 of its full text.
+pub fn hash(token: &str) -> String {
+    hex(&sha256(token.as_bytes()))
+}
+
+fn pad(predecessor: &str) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(predecessor.as_bytes())
+        .expect("HMAC accepts keys of any length");
+    mac.update(SEAL_LABEL);
+    mac.finalize().into_bytes().into()
+}
+
+/// Seals `successor` under `predecessor` (hex).
+pub fn seal(predecessor: &str, successor: &str) -> String {
+    let bytes = token_bytes(successor).expect("successor made by generate()");
+    let pad = pad(predecessor);
+    let sealed: Vec<u8> = bytes.iter().zip(pad).map(|(b, p)| b ^ p).collect();
+    hex(&sealed)
+}
+
+/// Unseals a successor and checks it against its stored hash.
+pub fn unseal(predecessor: &str, sealed: &str, successor_hash: &str) -> Option<String> {
+    let sealed: [u8; 32] = hex_decode(sealed)?.try_into().ok()?;
+    let pad = pad(predecessor);
+    let bytes: Vec<u8> = sealed.iter().zip(pad).map(|(b, p)| b ^ p).collect();
+    let token = format!("{PREFIX}{}", b64url(&bytes));
+    (hash(&token) == successor_hash).then_some(token)
+}
+
+/// Why a reuse revoked a family (recorded in the audit log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReuseCause {
+    /// Generation of the replayed token.
+    pub generation: i64,
+    /// How long ago it was rotated, in ms.
+    pub rotated_ms_ago: i64,
+}
+
+/// What a refresh attempt comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Hand out this refresh token (ours, or the winner's within the grace window).
+    Issue {
+        /// The refresh token for the client.
+        token: String,
+        /// True when another caller won and this is a grace-window replay.
+        replay: bool,
+    },
+    /// Revoke the family: a rotated token came back after the grace window.
+    Reuse(ReuseCause),
+    /// Refuse without touching anything.
+    Reject(Error),
+}
+
+/// Reads the state after a rotation attempt. `presented` is the client's token, `ours` the
+/// successor this caller tried to install.
+pub fn decide(
+    state: &TokenState,
+    presented: &str,
+    ours: &str,
+    now: i64,
+    grace_ms: i64,
+) -> Decision {
+    let family = &state.family;
+    if family.revoked_at.is_some() {
+        return Decision::Reject(Error::InvalidRefreshToken("family revoked"));
+    }
+    if family.expires_at <= now {
+        return Decision::Reject(Error::InvalidRefreshToken("family expired"));
+    }
+    let ours_hash = hash(ours);
+    let Some(rotated_at) = state.rotated_at else {
+        // Not rotated and not won: the store refused because the family sat idle too long.
+        return Decision::Reject(Error::InvalidRefreshToken("family idle too long"));
+    };
+    if state.successor_hash.as_deref() == Some(ours_hash.as_str()) {
+        return Decision::Issue {
+            token: ours.to_string(),
+            replay: false,
+        };
+    }
+    let age = now - rotated_at;
+    if age <= grace_ms {
+        let unsealed = state
+            .successor_sealed
+            .as_deref()
+            .zip(state.successor_hash.as_deref())
+            .and_then(|(sealed, h)| unseal(presented, sealed, h));
+        return match unsealed {
+            Some(token) => Decision::Issue {
+                token,
+                replay: true,
+            },
+            None => Decision::Reject(Error::Internal(
+                "rotated token without a usable sealed successor".into(),
+            )),
+        };
+    }
+    Decision::Reuse(ReuseCause {
+        generation: state.generation,
+        rotated_ms_ago: age,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::SystemRng;
+    use crate::store::Family;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn family() -> Family {
+        Family {
+            id: "fam_1".into(),
+            user_id: "usr_1".into(),
+            created_at: NOW - 1000,
+            last_used_at: NOW - 1000,
+            expires_at: NOW + 86_400_000,
+            revoked_at: None,
+            revoke_reason: None,
+            user_agent: None,
+        }
+    }
+
+    fn rotated(presented: &str, winner: &str, at: i64) -> TokenState {
+        TokenState {
+            family: family(),
+            generation: 3,
+            rotated_at: Some(at),
+            successor_hash: Some(hash(winner)),
+            successor_sealed: Some(seal(presented, winner)),
+        }
+    }
+
+    #[test]
+    fn tokens_are_256_bit_and_distinct() {
+        let a = generate(&SystemRng);
+        let b = generate(&SystemRng);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 4 + 43);
+        assert!(well_formed(&a));
+        assert!(!well_formed("ghr_short"));
+        assert!(!well_formed(&a[4..]));
+        assert_eq!(hash(&a).len(), 64);
+    }
+
+    #[test]
+    fn seal_round_trip_needs_the_predecessor() {
+        let pred = generate(&SystemRng);
+        let succ = generate(&SystemRng);
+        let sealed = seal(&pred, &succ);
+        assert!(!sealed.contains(&succ[4..]));
+        assert_eq!(unseal(&pred, &sealed, &hash(&succ)), Some(succ.clone()));
+        let other = generate(&SystemRng);
+        assert_eq!(unseal(&other, &sealed, &hash(&succ)), None);
+        assert_eq!(unseal(&pred, "zz", &hash(&succ)), None);
+    }
+
+    #[test]
+    fn the_winner_gets_its_own_successor() {
+        let (p, ours) = (generate(&SystemRng), generate(&SystemRng));
+        let state = rotated(&p, &ours, NOW);
+        assert_eq!(
+            decide(&state, &p, &ours, NOW, 10_000),
+            Decision::Issue {
+                token: ours,
+                replay: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_loser_within_grace_gets_the_winners_successor() {
+        let (p, winner, ours) = (
+            generate(&SystemRng),
+            generate(&SystemRng),
+            generate(&SystemRng),
+        );
+        let state = rotated(&p, &winner, NOW - 10_000);
+        assert_eq!(
+            decide(&state, &p, &ours, NOW, 10_000),
+            Decision::Issue {
+                token: winner,
+                replay: true
+            }
+        );
+    }
+
+    #[test]
+    fn after_grace_it_is_reuse() {
+        let (p, winner, ours) = (
+            generate(&SystemRng),
+            generate(&SystemRng),
+            generate(&SystemRng),
+        );
+        let state = rotated(&p, &winner, NOW - 10_001);
+        assert_eq!(
+            decide(&state, &p, &ours, NOW, 10_000),
+            Decision::Reuse(ReuseCause {
+                generation: 3,
+                rotated_ms_ago: 10_001
+            })
+        );
+    }
+
+    #[test]
+    fn revoked_expired_and_idle_families_are_rejected() {
+        let (p, winner, ours) = (
+            generate(&SystemRng),
+            generate(&SystemRng),
+            generate(&SystemRng),
+        );
+        let mut state = rotated(&p, &winner, NOW);
+        state.family.revoked_at = Some(NOW);
+        assert!(matches!(
+            decide(&state, &p, &ours, NOW, 10_000),
+            Decision::Reject(Error::InvalidRefreshToken(_))
+        ));
+        let mut state = rotated(&p, &winner, NOW);
+        state.family.expires_at = NOW;
+        assert!(matches!(
+            decide(&state, &p, &ours, NOW, 10_000),
+            Decision::Reject(Error::InvalidRefreshToken(_))
+        ));
+        let mut state = rotated(&p, &winner, NOW);
+        state.rotated_at = None;
+        state.successor_hash = None;
+        assert!(matches!(
+            decide(&state, &p, &ours, NOW, 10_000),
+            Decision::Reject(Error::InvalidRefreshToken(_))
+        ));
+    }
+
+    #[test]
+    fn a_forged_seal_is_never_handed_out() {
+        let (p, winner, ours) = (
+            generate(&SystemRng),
+            generate(&SystemRng),
+            generate(&SystemRng),
+        );
+        let mut state = rotated(&p, &winner, NOW);
+        state.successor_sealed = Some(seal(&p, &generate(&SystemRng)));
+        assert!(matches!(
+            decide(&state, &p, &ours, NOW, 10_000),
+            Decision::Reject(Error::Internal(_))
+        ));
+    }
+}

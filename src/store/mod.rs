@@ -1,0 +1,233 @@
+//! The storage contract: what Gatehouse needs to remember, and nothing about how.
+//!
+//! Two implementations: [`memory::MemoryStore`] (tests, the CLI's dry runs) and the D1 store in
+//! the Workers adapter. Both are held to one contract suite (`crate::selftest::contract`), run
+//! natively against memory by `cargo test` and inside workerd against real D1.
+//!
+//! Every method that changes more than one row does so atomically (one D1 `batch()`, one lock
+//! in memory). Refresh rotation is a single conditional step that only one caller can win; see
+//! [`Store::rotate_refresh`] and docs/storage-schema.md.
+
+pub mod memory;
+
+use std::fmt;
+
+use crate::error::Error;
+
+/// A user account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// `usr_…`.
+    pub id: String,
+    /// Trimmed, lower-cased; unique.
+    pub email: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// PHC string.
+    pub password_hash: String,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// A disabled user cannot log in or refresh.
+    pub disabled: bool,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("roles", &self.roles)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new refresh family with its first token (stored as a hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFamily {
+    /// `fam_…`.
+    pub id: String,
+    /// The owner.
+    pub user_id: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Absolute end of the family, Unix ms.
+    pub expires_at: i64,
+    /// The login's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// SHA-256 (hex) of the first refresh token.
+    pub first_token_hash: String,
+}
+
+/// A refresh family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Family {
+    /// `fam_…`.
+    pub id: String,
+    /// The owner.
+    pub user_id: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms of the last successful refresh (or of creation).
+    pub last_used_at: i64,
+    /// Unix ms.
+    pub expires_at: i64,
+    /// Unix ms, if revoked.
+    pub revoked_at: Option<i64>,
+    /// Why it was revoked.
+    pub revoke_reason: Option<String>,
+    /// The login's `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// One rotation attempt: replace `token_hash` by `successor_hash` unless already rotated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// SHA-256 (hex) of the presented token.
+    pub token_hash: String,
+    /// SHA-256 (hex) of this caller's freshly made successor.
+    pub successor_hash: String,
+    /// The successor sealed under the presented token (see `crate::refresh::seal`).
+    pub successor_sealed: String,
+    /// Unix ms.
+    pub now: i64,
+    /// The family must have been used after this instant (idle timeout), Unix ms.
+    pub idle_cutoff: i64,
+}
+
+/// A refresh token and its family as they stand after a rotation attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenState {
+    /// The token's family.
+    pub family: Family,
+    /// 0 for the login's token.
+    pub generation: i64,
+    /// When it was rotated, if it was.
+    pub rotated_at: Option<i64>,
+    /// The hash of the successor that won the rotation.
+    pub successor_hash: Option<String>,
+    /// That successor, sealed under this token.
+    pub successor_sealed: Option<String>,
+}
+
+/// A security event for the audit log. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Unix ms.
+    pub at: i64,
+    /// `login_succeeded`, `refresh_token_reused`, …
+    pub kind: String,
+    /// Who did it.
+    pub actor_user_id: Option<String>,
+    /// Whom it concerns.
+    pub subject_user_id: Option<String>,
+    /// The refresh family concerned.
+    pub family_id: Option<String>,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client `User-Agent`.
+    pub user_agent: Option<String>,
+    /// A JSON object with details such as a revocation's cause.
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Why a family was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// The user logged out.
+    Logout,
+    /// A rotated token was presented outside the grace window.
+    Reuse,
+    /// The password changed.
+    PasswordChange,
+    /// An operator revoked it.
+    Admin,
+}
+
+impl RevokeReason {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::Reuse => "reuse",
+            Self::PasswordChange => "password_change",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// What Gatehouse stores. Implementations must keep each method atomic.
+#[allow(async_fn_in_trait)] // Workers futures are !Send; nothing here needs Send.
+pub trait Store {
+    /// Succeeds when the storage answers and has the schema.
+    async fn ping(&self) -> Result<(), Error>;
+
+    /// Inserts a user and, optionally, its first refresh family, atomically.
+    /// A taken email is [`Error::EmailTaken`] and writes nothing.
+    async fn create_user(&self, user: &User, family: Option<&NewFamily>) -> Result<(), Error>;
+
+    /// The user with this (normalised) email.
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, Error>;
+
+    /// The user with this id.
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, Error>;
+
+    /// Replaces a password hash without revoking anything (parameter upgrade at login).
+    async fn upgrade_password_hash(&self, user_id: &str, phc: &str, now: i64) -> Result<(), Error>;
+
+    /// Sets a new password hash and revokes every live family of the user except `keep`,
+    /// atomically. Returns how many families were revoked.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        phc: &str,
+        keep: Option<&str>,
+        now: i64,
+    ) -> Result<u64, Error>;
+
+    /// Inserts a family and its first token, atomically.
+    async fn create_family(&self, family: &NewFamily) -> Result<(), Error>;
+
+    /// The atomic rotation step. In one transaction: if the token exists, is not yet rotated,
+    /// and its family is neither revoked, nor past `expires_at`, nor idle since before
+    /// `idle_cutoff`, mark it rotated by this caller's successor, insert the successor as the
+    /// family's live token and touch the family. Then, whether or not this caller won, return
+    /// the token's state as it stands (`None` for an unknown token). The caller won exactly when
+    /// the returned `successor_hash` equals its own.
+    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Option<TokenState>, Error>;
+
+    /// The state of a token without changing anything.
+    async fn token_state(&self, token_hash: &str) -> Result<Option<TokenState>, Error>;
+
+    /// Revokes a family (if still live) and records `event` with it, atomically.
+    /// Returns whether this call revoked it.
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        reason: RevokeReason,
+        now: i64,
+        event: Option<&AuditEvent>,
+    ) -> Result<bool, Error>;
+
+    /// A family by id.
+    async fn family(&self, family_id: &str) -> Result<Option<Family>, Error>;
+
+    /// How many live (unrotated) tokens a family holds.
+    async fn live_tokens(&self, family_id: &str) -> Result<u64, Error>;
+
+    /// Appends an audit event.
+    async fn record_event(&self, event: &AuditEvent) -> Result<(), Error>;
+
+    /// The newest audit events first, at most `limit`, optionally of one subject.
+    async fn audit_events(
+        &self,
+        subject_user_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, Error>;
+}
