@@ -1,0 +1,519 @@
+//! Routing and handlers: `(request) -> response`, with everything external passed in.
+
+use serde_json::{json, Map, Value};
+
+use crate::config::{Config, Registration};
+use crate::encoding::base32_lower;
+use crate::error::Error;
+use crate::http::{Request, Response};
+use crate::password::{self, Verdict};
+use crate::platform::{random_array, Clock, Pbkdf2, Rng};
+use crate::refresh::{self, Decision};
+use crate::store::{AuditEvent, NewFamily, RevokeReason, Rotation, Store, User};
+use crate::token::AccessClaims;
+
+/// Name of the refresh-token cookie.
+pub const REFRESH_COOKIE: &str = "gatehouse_refresh";
+/// Path the refresh cookie is scoped to.
+pub const REFRESH_COOKIE_PATH: &str = "/auth";
+
+/// Everything a request is handled with.
+pub struct Services<'a, S, H> {
+    /// The validated configuration.
+    pub config: &'a Config,
+    /// Storage.
+    pub store: &'a S,
+    /// PBKDF2.
+    pub hasher: &'a H,
+    /// The request's time.
+    pub clock: &'a dyn Clock,
+    /// Randomness.
+    pub rng: &'a dyn Rng,
+}
+
+/// Handles one request. Never panics on input; every failure becomes an error response.
+pub async fn handle<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) -> Response {
+    match route(svc, req).await {
+        Ok(response) => response,
+        Err(err) => Response::error(&err),
+    }
+}
+
+async fn route<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let allow = match req.path.as_str() {
+        "/healthz" | "/readyz" | "/.well-known/jwks.json" | "/auth/me" => "GET",
+        "/auth/register" | "/auth/login" | "/auth/refresh" | "/auth/logout" => "POST",
+        _ => return Err(Error::NotFound),
+    };
+    if req.method != allow {
+        return Err(Error::MethodNotAllowed(allow));
+    }
+    match req.path.as_str() {
+        "/healthz" => Ok(Response::json(200, &json!({ "status": "ok" }))),
+        "/readyz" => {
+            svc.store
+                .ping()
+                .await
+                .map_err(|err| Error::Unavailable(err.to_string()))?;
+            Ok(Response::json(200, &json!({ "status": "ready" })))
+        }
+        "/.well-known/jwks.json" => Ok(Response::json(200, &svc.config.keys.jwks())
+            .with_header("cache-control", "public, max-age=300")),
+        "/auth/me" => me(svc, req).await,
+        "/auth/register" => register(svc, req).await,
+        "/auth/login" => login(svc, req).await,
+        "/auth/refresh" => refresh_session(svc, req).await,
+        "/auth/logout" => logout(svc, req).await,
+        _ => Err(Error::NotFound),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies
+
+/// Parses a JSON object body. `allow_empty`: an empty body counts as `{}`.
+fn json_body(
+    config: &Config,
+    req: &Request,
+    allow_empty: bool,
+) -> Result<Map<String, Value>, Error> {
+    if req.body.len() > config.max_body_bytes {
+        return Err(Error::PayloadTooLarge(config.max_body_bytes));
+    }
+    let content_type = req.header("content-type");
+    if let Some(ct) = content_type {
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err(Error::UnsupportedMediaType);
+        }
+    }
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        if allow_empty {
+            return Ok(Map::new());
+        }
+        return Err(if content_type.is_none() {
+            Error::UnsupportedMediaType
+        } else {
+            Error::InvalidJson
+        });
+    }
+    if content_type.is_none() {
+        return Err(Error::UnsupportedMediaType);
+    }
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Error::BadRequest(
+            "the request body must be a JSON object".into(),
+        )),
+        Err(_) => Err(Error::InvalidJson),
+    }
+}
+
+fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
+    match body.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(Error::BadRequest(format!("{name}: required"))),
+        Some(_) => Err(Error::BadRequest(format!("{name}: expected a string"))),
+    }
+}
+
+fn optional_string<'a>(body: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, Error> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::BadRequest(format!(
+            "{name}: expected a string or null"
+        ))),
+    }
+}
+
+fn optional_bool(body: &Map<String, Value>, name: &str) -> Result<bool, Error> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(Error::BadRequest(format!("{name}: expected true or false"))),
+    }
+}
+
+/// Trims and lower-cases an email and checks its shape.
+pub fn normalize_email(raw: &str) -> Result<String, Error> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.is_empty()
+                    && !domain.contains('@')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            }
+            None => false,
+        };
+    if valid {
+        Ok(email)
+    } else {
+        Err(Error::BadRequest("email: not a valid email address".into()))
+    }
+}
+
+/// Checks a display name: at most 200 characters, no control characters; blank means none.
+pub fn normalize_name(raw: Option<&str>) -> Result<Option<String>, Error> {
+    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "name: at most 200 characters, no control characters".into(),
+        ));
+    }
+    Ok(Some(name.to_string()))
+}
+
+/// A new random identifier with `prefix`: 128 bits in base32.
+pub fn new_id(rng: &dyn Rng, prefix: &str) -> String {
+    let bytes: [u8; 16] = random_array(rng);
+    format!("{prefix}{}", base32_lower(&bytes))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+fn user_json(user: &User) -> Value {
+    json!({ "id": user.id, "email": user.email, "name": user.name, "roles": user.roles })
+}
+
+fn refresh_cookie(config: &Config, value: &str, max_age_secs: i64) -> String {
+    format!(
+        "{REFRESH_COOKIE}={value}; Path={REFRESH_COOKIE_PATH}; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite={}",
+        config.cookie_same_site.as_str()
+    )
+}
+
+/// Where the refresh token of a response goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Cookie,
+    Body,
+}
+
+fn session_response<S, H>(
+    svc: &Services<'_, S, H>,
+    status: u16,
+    user: &User,
+    refresh_token: &str,
+    family_expires_at: i64,
+    delivery: Delivery,
+) -> Result<Response, Error> {
+    let config = svc.config;
+    let now = svc.clock.now_ms();
+    let claims = AccessClaims {
+        iss: config.issuer.clone(),
+        aud: config.audience.clone(),
+        sub: user.id.clone(),
+        jti: new_id(svc.rng, ""),
+        roles: user.roles.clone(),
+    };
+    let access_token = config.keys.sign(claims, now, config.access_ttl_secs)?;
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": config.access_ttl_secs,
+        "user": user_json(user),
+    });
+    let response = match delivery {
+        Delivery::Body => {
+            body["refresh_token"] = Value::String(refresh_token.to_string());
+            Response::json(status, &body)
+        }
+        Delivery::Cookie => {
+            let max_age = ((family_expires_at - now) / 1000).max(0);
+            Response::json(status, &body).append_header(
+                "set-cookie",
+                &refresh_cookie(config, refresh_token, max_age),
+            )
+        }
+    };
+    Ok(response)
+}
+
+fn event(
+    req: &Request,
+    now: i64,
+    kind: &str,
+    user_id: Option<&str>,
+    family_id: Option<&str>,
+    detail: Option<Value>,
+) -> AuditEvent {
+    AuditEvent {
+        at: now,
+        kind: kind.to_string(),
+        actor_user_id: user_id.map(str::to_string),
+        subject_user_id: user_id.map(str::to_string),
+        family_id: family_id.map(str::to_string),
+        ip: req.client_ip().map(str::to_string),
+        user_agent: req.user_agent(),
+        detail,
+    }
+}
+
+/// Starts a refresh family for `user`: its first token and the family record.
+fn new_family<S, H>(svc: &Services<'_, S, H>, req: &Request, user_id: &str) -> (String, NewFamily) {
+    let now = svc.clock.now_ms();
+    let token = refresh::generate(svc.rng);
+    let family = NewFamily {
+        id: new_id(svc.rng, "fam_"),
+        user_id: user_id.to_string(),
+        created_at: now,
+        expires_at: now + svc.config.refresh_ttl_secs * 1000,
+        user_agent: req.user_agent(),
+        first_token_hash: refresh::hash(&token),
+    };
+    (token, family)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+async fn register<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let body = json_body(svc.config, req, false)?;
+    if svc.config.registration == Registration::Closed {
+        return Err(Error::RegistrationClosed);
+    }
+    let email = normalize_email(string_field(&body, "email")?)?;
+    let pw = string_field(&body, "password")?;
+    let name = normalize_name(optional_string(&body, "name")?)?;
+    let delivery = if optional_bool(&body, "refresh_token_in_body")? {
+        Delivery::Body
+    } else {
+        Delivery::Cookie
+    };
+    password::check_policy(pw)?;
+
+    let now = svc.clock.now_ms();
+    let user = User {
+        id: new_id(svc.rng, "usr_"),
+        email,
+        name,
+        password_hash: password::hash(svc.hasher, svc.rng, pw, svc.config.pbkdf2_iterations)
+            .await?,
+        roles: svc.config.default_roles.clone(),
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let (token, family) = new_family(svc, req, &user.id);
+    svc.store.create_user(&user, Some(&family)).await?;
+    svc.store
+        .record_event(&event(
+            req,
+            now,
+            "registered",
+            Some(&user.id),
+            Some(&family.id),
+            None,
+        ))
+        .await?;
+    session_response(svc, 201, &user, &token, family.expires_at, delivery)
+}
+
+async fn login<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let body = json_body(svc.config, req, false)?;
+    let raw_email = string_field(&body, "email")?;
+    let pw = string_field(&body, "password")?;
+    let delivery = if optional_bool(&body, "refresh_token_in_body")? {
+        Delivery::Body
+    } else {
+        Delivery::Cookie
+    };
+    let iterations = svc.config.pbkdf2_iterations;
+    let now = svc.clock.now_ms();
+
+    let email = raw_email.trim().to_lowercase();
+    let user = match normalize_email(&email) {
+        Ok(email) => svc.store.user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let Some(user) = user else {
+        // Same work, same answer as a wrong password.
+        password::dummy_verify(svc.hasher, pw, iterations).await?;
+        svc.store
+            .record_event(&event(
+                req,
+                now,
+                "login_failed",
+                None,
+                None,
+                Some(json!({ "email": email, "cause": "unknown_email" })),
+            ))
+            .await?;
+        return Err(Error::InvalidCredentials);
+    };
+    let verdict = password::verify(svc.hasher, &user.password_hash, pw, iterations).await?;
+    if verdict == Verdict::Mismatch || user.disabled {
+        let cause = if user.disabled {
+            "disabled"
+        } else {
+            "wrong_password"
+        };
+        svc.store
+            .record_event(&event(
+                req,
+                now,
+                "login_failed",
+                Some(&user.id),
+                None,
+                Some(json!({ "cause": cause })),
+            ))
+            .await?;
+        return Err(Error::InvalidCredentials);
+    }
+    if verdict == Verdict::MatchNeedsRehash {
+        let phc = password::hash(svc.hasher, svc.rng, pw, iterations).await?;
+        svc.store.upgrade_password_hash(&user.id, &phc, now).await?;
+    }
+    let (token, family) = new_family(svc, req, &user.id);
+    svc.store.create_family(&family).await?;
+    svc.store
+        .record_event(&event(
+            req,
+            now,
+            "login_succeeded",
+            Some(&user.id),
+            Some(&family.id),
+            None,
+        ))
+        .await?;
+    session_response(svc, 200, &user, &token, family.expires_at, delivery)
+}
+
+/// The refresh token of a request: from the body (wins) or the cookie.
+fn presented_refresh_token(
+    body: &Map<String, Value>,
+    req: &Request,
+) -> Result<Option<(String, Delivery)>, Error> {
+    if let Some(token) = optional_string(body, "refresh_token")? {
+        return Ok(Some((token.to_string(), Delivery::Body)));
+    }
+    Ok(req
+        .cookie(REFRESH_COOKIE)
+        .filter(|v| !v.is_empty())
+        .map(|v| (v.to_string(), Delivery::Cookie)))
+}
+
+async fn refresh_session<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let body = json_body(svc.config, req, true)?;
+    let Some((presented, delivery)) = presented_refresh_token(&body, req)? else {
+        return Err(Error::NoAuth);
+    };
+    if !refresh::well_formed(&presented) {
+        return Err(Error::InvalidRefreshToken("malformed"));
+    }
+    let now = svc.clock.now_ms();
+    let ours = refresh::generate(svc.rng);
+    let rotation = Rotation {
+        token_hash: refresh::hash(&presented),
+        successor_hash: refresh::hash(&ours),
+        successor_sealed: refresh::seal(&presented, &ours),
+        now,
+        idle_cutoff: now - svc.config.refresh_idle_secs * 1000,
+    };
+    let Some(state) = svc.store.rotate_refresh(&rotation).await? else {
+        return Err(Error::InvalidRefreshToken("unknown"));
+    };
+    let family = &state.family;
+    match refresh::decide(
+        &state,
+        &presented,
+        &ours,
+        now,
+        svc.config.refresh_grace_secs * 1000,
+    ) {
+        Decision::Issue { token, .. } => {
+            let user = svc.store.user_by_id(&family.user_id).await?;
+            let Some(user) = user.filter(|u| !u.disabled) else {
+                return Err(Error::InvalidRefreshToken("user missing or disabled"));
+            };
+            session_response(svc, 200, &user, &token, family.expires_at, delivery)
+        }
+        Decision::Reuse(cause) => {
+            let detail = json!({
+                "cause": "rotated_token_replayed_after_grace",
+                "generation": cause.generation,
+                "rotated_ms_ago": cause.rotated_ms_ago,
+            });
+            let ev = event(
+                req,
+                now,
+                "refresh_token_reused",
+                Some(&family.user_id),
+                Some(&family.id),
+                Some(detail),
+            );
+            svc.store
+                .revoke_family(&family.id, RevokeReason::Reuse, now, Some(&ev))
+                .await?;
+            Err(Error::RefreshTokenReused)
+        }
+        Decision::Reject(err) => Err(err),
+    }
+}
+
+async fn logout<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let body = json_body(svc.config, req, true)?;
+    let now = svc.clock.now_ms();
+    if let Some((token, _)) = presented_refresh_token(&body, req)? {
+        if refresh::well_formed(&token) {
+            if let Some(state) = svc.store.token_state(&refresh::hash(&token)).await? {
+                let family = &state.family;
+                let ev = event(
+                    req,
+                    now,
+                    "logout",
+                    Some(&family.user_id),
+                    Some(&family.id),
+                    None,
+                );
+                svc.store
+                    .revoke_family(&family.id, RevokeReason::Logout, now, Some(&ev))
+                    .await?;
+            }
+        }
+    }
+    Ok(Response::empty(204).append_header("set-cookie", &refresh_cookie(svc.config, "", 0)))
+}
+
+async fn me<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let token = req.bearer()?.ok_or(Error::NoAuth)?;
+    let config = svc.config;
+    let verified = config.keys.verify(
+        token,
+        svc.clock.now_ms(),
+        config.clock_leeway_secs,
+        &config.issuer,
+        &config.audience,
+    )?;
+    let user = svc.store.user_by_id(&verified.claims.sub).await?;
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        return Err(Error::InvalidToken(crate::error::TokenRejection::Claims));
+    };
+    Ok(Response::json(200, &json!({ "user": user_json(&user) })))
+}

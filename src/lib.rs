@@ -1,0 +1,30 @@
+//! Gatehouse: accounts, Ed25519 access tokens and rotating refresh-token families for static
+//! sites, as a Cloudflare Worker.
+//!
+//! The crate is split in two:
+//!
+//! * a **portable core** (every module but `worker`) that compiles and is tested natively. It
+//!   never reaches for time, randomness, storage or the network: those come in through the small
+//!   traits in [`platform`] and [`store`];
+//! * a **thin Workers adapter** (`worker`, wasm32 only) that turns `env` into a [`config::Config`],
+//!   implements [`store::Store`] on D1 and [`platform::Pbkdf2`] on WebCrypto, and hands each
+//!   request to [`app::handle`].
+
+pub mod app;
+pub mod config;
+pub mod encoding;
+pub mod error;
+pub mod http;
+pub mod password;
+pub mod platform;
+pub mod refresh;
+pub mod store;
+pub mod token;
+
+#[cfg(any(test, feature = "selftest"))]
+pub mod selftest;
+
+#[cfg(target_arch = "wasm32")]
+mod worker;
+
+pub use error::Error;
