@@ -1,0 +1,176 @@
+//! The Workers adapter: the only code that touches the Workers runtime.
+//!
+//! Per request it reads the time once (`Date.now()`), reads the body up to the limit, and calls
+//! the portable core with a D1 store and WebCrypto PBKDF2. Configuration is parsed once per
+//! isolate; an invalid configuration answers every request with `misconfigured` and logs the
+//! variable's name.
+
+mod crypto;
+mod d1;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use futures_util::StreamExt;
+use worker::{console_error, console_log, event, Context, Date, Env, Headers};
+
+use crate::app::{self, Services};
+use crate::config::{Config, ConfigError};
+use crate::error::Error;
+use crate::http::{Request, Response};
+use crate::platform::{FixedClock, SystemRng};
+
+use self::crypto::WebCryptoPbkdf2;
+use self::d1::D1Store;
+
+/// Body limit used before the configuration is known (and when it is invalid).
+const FALLBACK_BODY_LIMIT: usize = 65_536;
+
+thread_local! {
+    static CONFIG: RefCell<Option<Rc<Result<Config, ConfigError>>>> = const { RefCell::new(None) };
+}
+
+/// Reads a var or secret as a string.
+fn lookup(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .map(|v| v.to_string())
+        .or_else(|_| env.secret(name).map(|s| s.to_string()))
+        .ok()
+}
+
+/// The configuration, parsed on the first request of this isolate.
+fn config(env: &Env) -> Rc<Result<Config, ConfigError>> {
+    CONFIG.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| {
+                let parsed = Config::from_lookup(&|name| lookup(env, name));
+                if let Err(err) = &parsed {
+                    console_error!("{err}");
+                }
+                Rc::new(parsed)
+            })
+            .clone()
+    })
+}
+
+/// Converts the runtime's request, reading at most `limit` bytes of body.
+async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request, Error> {
+    let mut headers = Vec::new();
+    for (name, value) in req.headers().entries() {
+        headers.push((name.to_ascii_lowercase(), value));
+    }
+    let declared = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Error::PayloadTooLarge(limit));
+    }
+    let mut body = Vec::new();
+    if req.inner().body().is_some() {
+        let mut stream = req
+            .stream()
+            .map_err(|e| Error::Internal(format!("reading the body: {e}")))?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|_| Error::BadRequest("the request body could not be read".into()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(Error::PayloadTooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+    }
+    let path = req.path();
+    Ok(Request {
+        method: req.method().to_string().to_ascii_uppercase(),
+        path,
+        headers,
+        body,
+    })
+}
+
+fn to_worker(response: Response) -> worker::Result<worker::Response> {
+    let headers = Headers::new();
+    for (name, value) in &response.headers {
+        headers.append(name, value)?;
+    }
+    let out = if response.body.is_empty() {
+        worker::Response::empty()?
+    } else {
+        worker::Response::from_bytes(response.body)?
+    };
+    Ok(out.with_status(response.status).with_headers(headers))
+}
+
+#[event(fetch)]
+async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    let now = Date::now().as_millis() as i64;
+    let config = config(&env);
+    let limit = config
+        .as_ref()
+        .as_ref()
+        .map_or(FALLBACK_BODY_LIMIT, |c| c.max_body_bytes);
+    let response = match (read_request(req, limit).await, config.as_ref()) {
+        (_, Err(err)) => Response::error(&Error::Misconfigured(err.clone())),
+        (Err(err), Ok(_)) => Response::error(&err),
+        (Ok(request), Ok(config)) => match env.d1("DB") {
+            Err(_) => Response::error(&Error::Misconfigured(ConfigError::new(
+                "DB",
+                "no D1 binding named DB (see [[d1_databases]] in wrangler.toml)",
+            ))),
+            Ok(db) => {
+                let store = D1Store::new(db);
+                let clock = FixedClock(now);
+                let services = Services {
+                    config,
+                    store: &store,
+                    hasher: &WebCryptoPbkdf2,
+                    clock: &clock,
+                    rng: &SystemRng,
+                };
+                dispatch(&services, &request).await
+            }
+        },
+    };
+    if let Some(line) = &response.log {
+        if response.status >= 500 {
+            console_error!("{line}");
+        } else {
+            console_log!("{line}");
+        }
+    }
+    to_worker(response)
+}
+
+#[cfg(not(feature = "selftest"))]
+async fn dispatch(
+    services: &Services<'_, D1Store, WebCryptoPbkdf2>,
+    request: &Request,
+) -> Response {
+    app::handle(services, request).await
+}
+
+/// The self-test build adds `/__selftest/contract` (the storage contract suite against this
+/// worker's D1) and `/__selftest/pbkdf2` (WebCrypto against the Rust implementation).
+#[cfg(feature = "selftest")]
+async fn dispatch(
+    services: &Services<'_, D1Store, WebCryptoPbkdf2>,
+    request: &Request,
+) -> Response {
+    use serde_json::json;
+    match (request.method.as_str(), request.path.as_str()) {
+        ("POST", "/__selftest/contract") => {
+            let outcomes = crate::selftest::contract::run(services.store).await;
+            let results: Vec<_> = outcomes
+                .iter()
+                .map(|o| json!({ "name": o.name, "ok": o.error.is_none(), "error": o.error }))
+                .collect();
+            Response::json(200, &json!({ "results": results }))
+        }
+        ("POST", "/__selftest/pbkdf2") => {
+            let (ok, cases) = crate::selftest::pbkdf2_cross_check(services.hasher).await;
+            Response::json(200, &json!({ "ok": ok, "cases": cases }))
+        }
+        _ => app::handle(services, request).await,
+    }
+}
