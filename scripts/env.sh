@@ -1,0 +1,13 @@
+# Sourced by the other scripts: tool locations and quiet, offline-safe settings.
+GATEHOUSE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export GATEHOUSE_TOOLS="${GATEHOUSE_TOOLS:-$HOME/.cache/gatehouse/tools}"
+export WORKER_BUILD_VERSION=0.8.7
+_wb_version=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' "$GATEHOUSE_ROOT/Cargo.lock")
+export WASM_BINDGEN_BIN="$GATEHOUSE_TOOLS/wasm-bindgen-$_wb_version/bin/wasm-bindgen"
+export WORKER_BUILD_BIN="$GATEHOUSE_TOOLS/worker-build-$WORKER_BUILD_VERSION/bin/worker-build"
+export WASM_OPT_BIN="$GATEHOUSE_ROOT/node_modules/.bin/wasm-opt"
+export ESBUILD_BIN="$GATEHOUSE_ROOT/node_modules/.bin/esbuild"
+export WRANGLER_SEND_METRICS=false
+export CLOUDFLARE_CF_FETCH_ENABLED=false
+export WRANGLER_LOG="${WRANGLER_LOG:-warn}"
+unset _wb_version

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything Gatehouse needs to build and test, from crates.io and npm only.
+# Idempotent: a second run checks versions and does nothing else.
+#
+#   scripts/setup.sh          toolchain + npm packages
+#
+# Tools go to $GATEHOUSE_TOOLS (default ~/.cache/gatehouse/tools), keyed by version, so
+# fresh clones on the same machine reuse them. Source scripts/env.sh to get the variables.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
+command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ and npm first" >&2; exit 1; }
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  log "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-bindgen-cli must equal Cargo.lock's wasm-bindgen exactly.
+WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
+[ -n "$WB_VERSION" ] || { echo "wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
+WB_ROOT="$GATEHOUSE_TOOLS/wasm-bindgen-$WB_VERSION"
+if [ ! -x "$WB_ROOT/bin/wasm-bindgen" ]; then
+  log "installing wasm-bindgen-cli $WB_VERSION (from crates.io)"
+  # --locked first; the crate's own lockfile may name a release the registry no longer
+  # serves, in which case resolve afresh (the CLI version itself stays exact).
+  cargo install --quiet --locked wasm-bindgen-cli --version "=$WB_VERSION" --root "$WB_ROOT" ||
+    cargo install --quiet wasm-bindgen-cli --version "=$WB_VERSION" --root "$WB_ROOT"
+fi
+
+WBUILD_ROOT="$GATEHOUSE_TOOLS/worker-build-$WORKER_BUILD_VERSION"
+if [ ! -x "$WBUILD_ROOT/bin/worker-build" ]; then
+  log "installing worker-build $WORKER_BUILD_VERSION (from crates.io)"
+  cargo install --quiet --locked worker-build --version "=$WORKER_BUILD_VERSION" --root "$WBUILD_ROOT" ||
+    cargo install --quiet worker-build --version "=$WORKER_BUILD_VERSION" --root "$WBUILD_ROOT"
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.gatehouse-lock; then
+  log "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json node_modules/.gatehouse-lock
+fi
+log "toolchain ready"
