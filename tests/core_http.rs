@@ -1,0 +1,1575 @@
+//! Native end-to-end tests of the portable core: `gatehouse::app::handle` over the in-memory
+//! store, RustCrypto PBKDF2, the system random source and a clock the test moves by hand.
+//!
+//! These cover what the workerd end-to-end tests cannot do easily: anything that needs time to
+//! pass (idle timeout, absolute lifetime, the grace window, access-token expiry) or a look into
+//! storage (revocation reasons, audit events, live tokens, stored hashes).
+
+use std::cell::Cell;
+
+use futures::executor::block_on;
+use serde_json::{json, Value};
+
+use gatehouse::app::{handle, Services};
+use gatehouse::config::Config;
+use gatehouse::encoding::{b64url, b64url_decode, hex};
+use gatehouse::http::{Request, Response};
+use gatehouse::platform::{Clock, RustPbkdf2, SystemRng};
+use gatehouse::refresh;
+use gatehouse::store::memory::MemoryStore;
+use gatehouse::store::{AuditEvent, Family, NewFamily, Store, TokenState, User};
+use gatehouse::token::{AccessClaims, KeySet};
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+/// The start of every test's clock: a whole second, so JWT `iat` equals it exactly.
+const T0: i64 = 1_800_000_000_000;
+const SECOND: i64 = 1_000;
+/// The signing key's seed.
+const SEED: [u8; 32] = [7; 32];
+/// A key Gatehouse does not know.
+const OTHER_SEED: [u8; 32] = [8; 32];
+const PASSWORD: &str = "correct horse battery staple";
+const DEFAULT_REFRESH_TTL_SECS: i64 = 30 * 86_400;
+const DEFAULT_GRACE_MS: i64 = 10 * SECOND;
+const DEFAULT_MAX_BODY: usize = 65_536;
+
+/// A clock that stands still until the test moves it.
+struct TestClock(Cell<i64>);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+/// A configuration: the fixed signing key, open registration and cheap PBKDF2, under
+/// `overrides`.
+fn config(overrides: &[(&str, &str)]) -> Config {
+    let seed = b64url(&SEED);
+    let lookup = |name: &str| -> Option<String> {
+        if let Some((_, value)) = overrides.iter().find(|(key, _)| *key == name) {
+            return Some((*value).to_string());
+        }
+        match name {
+            "JWT_SIGNING_KEY" => Some(seed.clone()),
+            "REGISTRATION" => Some("open".into()),
+            "PBKDF2_ITERATIONS" => Some("10000".into()),
+            _ => None,
+        }
+    };
+    Config::from_lookup(&lookup).expect("test configuration is valid")
+}
+
+/// What a successful register, login or refresh in body mode hands out.
+#[derive(Debug, Clone)]
+struct Session {
+    access_token: String,
+    refresh_token: String,
+    user_id: String,
+}
+
+impl Session {
+    fn from_response(res: &Response) -> Self {
+        let body = res.json_body();
+        let field = |name: &str| {
+            body[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {name} in {body}"))
+                .to_string()
+        };
+        Self {
+            access_token: field("access_token"),
+            refresh_token: field("refresh_token"),
+            user_id: body["user"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no user id in {body}"))
+                .to_string(),
+        }
+    }
+}
+
+/// One Gatehouse: a configuration, a store and a clock.
+struct Gate {
+    config: Config,
+    store: MemoryStore,
+    clock: TestClock,
+}
+
+impl Gate {
+    fn new(overrides: &[(&str, &str)]) -> Self {
+        Self {
+            config: config(overrides),
+            store: MemoryStore::new(),
+            clock: TestClock(Cell::new(T0)),
+        }
+    }
+
+    /// The same store and clock under another configuration (think: a redeploy).
+    fn reconfigure(&mut self, overrides: &[(&str, &str)]) {
+        self.config = config(overrides);
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn set_time(&self, ms: i64) {
+        self.clock.0.set(ms);
+    }
+
+    fn advance(&self, ms: i64) {
+        self.set_time(self.now() + ms);
+    }
+
+    fn send(&self, req: &Request) -> Response {
+        let svc = Services {
+            config: &self.config,
+            store: &self.store,
+            hasher: &RustPbkdf2,
+            clock: &self.clock,
+            rng: &SystemRng,
+        };
+        block_on(handle(&svc, req))
+    }
+
+    fn post(&self, path: &str, body: Value) -> Response {
+        self.send(&Request::new("POST", path).with_json(&body))
+    }
+
+    /// Registers `email` in body mode.
+    fn register(&self, email: &str) -> Session {
+        let res = self.post(
+            "/auth/register",
+            json!({ "email": email, "password": PASSWORD, "refresh_token_in_body": true }),
+        );
+        expect_status(&res, 201);
+        Session::from_response(&res)
+    }
+
+    fn login_response(&self, email: &str, password: &str) -> Response {
+        self.post(
+            "/auth/login",
+            json!({ "email": email, "password": password, "refresh_token_in_body": true }),
+        )
+    }
+
+    /// Logs in in body mode; must succeed.
+    fn login(&self, email: &str) -> Session {
+        let res = self.login_response(email, PASSWORD);
+        expect_status(&res, 200);
+        Session::from_response(&res)
+    }
+
+    /// Refreshes in body mode.
+    fn refresh(&self, token: &str) -> Response {
+        self.post("/auth/refresh", json!({ "refresh_token": token }))
+    }
+
+    /// Refreshes in body mode; must succeed. Returns the new refresh token.
+    #[track_caller]
+    fn refreshed(&self, token: &str) -> String {
+        let res = self.refresh(token);
+        expect_status(&res, 200);
+        Session::from_response(&res).refresh_token
+    }
+
+    fn me(&self, access_token: &str) -> Response {
+        self.send(&bearer("/auth/me", access_token))
+    }
+
+    // Direct store access.
+
+    fn user(&self, id: &str) -> User {
+        block_on(self.store.user_by_id(id))
+            .expect("user_by_id")
+            .expect("user exists")
+    }
+
+    fn token_state(&self, token: &str) -> Option<TokenState> {
+        block_on(self.store.token_state(&refresh::hash(token))).expect("token_state")
+    }
+
+    fn family_of(&self, token: &str) -> Family {
+        self.token_state(token).expect("token is stored").family
+    }
+
+    fn live_tokens(&self, family_id: &str) -> u64 {
+        block_on(self.store.live_tokens(family_id)).expect("live_tokens")
+    }
+
+    fn events(&self, user_id: &str) -> Vec<AuditEvent> {
+        block_on(self.store.audit_events(Some(user_id), 100)).expect("audit_events")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests and assertions
+
+fn bearer(path: &str, token: &str) -> Request {
+    Request::new("GET", path).with_header("authorization", &format!("Bearer {token}"))
+}
+
+/// A POST with an arbitrary body and, optionally, a content type.
+fn post_raw(path: &str, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> Request {
+    let mut req = Request::new("POST", path);
+    if let Some(ct) = content_type {
+        req = req.with_header("content-type", ct);
+    }
+    req.body = body.into();
+    req
+}
+
+fn post_json(path: &str, body: &Value) -> Request {
+    Request::new("POST", path).with_json(body)
+}
+
+fn with_cookie(req: Request, cookie: &str) -> Request {
+    req.with_header("cookie", cookie)
+}
+
+fn error_code(res: &Response) -> Option<String> {
+    res.json_body()["error"]["code"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn describe(res: &Response) -> String {
+    format!(
+        "{} {}",
+        res.status,
+        String::from_utf8_lossy(&res.body)
+            .chars()
+            .take(300)
+            .collect::<String>()
+    )
+}
+
+#[track_caller]
+fn expect_status(res: &Response, status: u16) -> Value {
+    assert_eq!(res.status, status, "{}", describe(res));
+    res.json_body()
+}
+
+#[track_caller]
+fn expect_error(res: &Response, status: u16, code: &str) {
+    assert_eq!(
+        (res.status, error_code(res).as_deref()),
+        (status, Some(code)),
+        "{}",
+        describe(res)
+    );
+}
+
+/// Every `Set-Cookie` of a response.
+fn set_cookies(res: &Response) -> Vec<&str> {
+    res.headers
+        .iter()
+        .filter(|(name, _)| name == "set-cookie")
+        .map(|(_, value)| value.as_str())
+        .collect()
+}
+
+/// The one `Set-Cookie` of a response.
+#[track_caller]
+fn the_set_cookie(res: &Response) -> &str {
+    match set_cookies(res).as_slice() {
+        [one] => one,
+        other => panic!("expected one set-cookie, got {other:?}"),
+    }
+}
+
+/// The refresh token in a `Set-Cookie` value.
+#[track_caller]
+fn cookie_token(set_cookie: &str) -> &str {
+    set_cookie
+        .strip_prefix("gatehouse_refresh=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("not a refresh cookie: {set_cookie}"))
+}
+
+fn expected_cookie(token: &str, max_age_secs: i64, same_site: &str) -> String {
+    format!(
+        "gatehouse_refresh={token}; Path=/auth; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite={same_site}"
+    )
+}
+
+/// An access token signed with `seed`, for any claims and time.
+fn sign_access(seed: &[u8; 32], claims: AccessClaims, now_ms: i64, ttl_secs: i64) -> String {
+    KeySet::new(seed, &[])
+        .expect("key set")
+        .sign(claims, now_ms, ttl_secs)
+        .expect("signing")
+}
+
+fn claims_for(user_id: &str) -> AccessClaims {
+    AccessClaims {
+        iss: "gatehouse".into(),
+        aud: "gatehouse".into(),
+        sub: user_id.into(),
+        jti: "test-jti".into(),
+        roles: vec!["user".into()],
+    }
+}
+
+/// A user stored directly, bypassing registration.
+fn stored_user(email: &str, password_hash: String, disabled: bool) -> User {
+    User {
+        id: gatehouse::app::new_id(&SystemRng, "usr_"),
+        email: email.into(),
+        name: None,
+        password_hash,
+        roles: vec!["user".into()],
+        disabled,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn password_hash(password: &str, iterations: u32) -> String {
+    block_on(gatehouse::password::hash(
+        &RustPbkdf2,
+        &SystemRng,
+        password,
+        iterations,
+    ))
+    .expect("hashing")
+}
+
+/// A first refresh family for `user_id` starting now.
+fn new_family(user_id: &str, now: i64) -> (String, NewFamily) {
+    let token = refresh::generate(&SystemRng);
+    let family = NewFamily {
+        id: gatehouse::app::new_id(&SystemRng, "fam_"),
+        user_id: user_id.into(),
+        created_at: now,
+        expires_at: now + DEFAULT_REFRESH_TTL_SECS * 1000,
+        user_agent: None,
+        first_token_hash: refresh::hash(&token),
+    };
+    (token, family)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh families: idle timeout and absolute lifetime
+
+const IDLE_SECS: i64 = 600;
+const SHORT_TTL_SECS: i64 = 3_600;
+
+fn short_lived_gate() -> Gate {
+    Gate::new(&[
+        ("REFRESH_IDLE_TIMEOUT", "600"),
+        ("REFRESH_TOKEN_TTL", "3600"),
+    ])
+}
+
+#[test]
+fn a_family_idle_for_longer_than_the_timeout_is_refused() {
+    let gate = short_lived_gate();
+    let session = gate.register("idle@example.com");
+    gate.advance(IDLE_SECS * SECOND + 1);
+    expect_error(
+        &gate.refresh(&session.refresh_token),
+        401,
+        "invalid_refresh_token",
+    );
+    // Timing out is not a revocation, and the refused token was not rotated.
+    let state = gate.token_state(&session.refresh_token).unwrap();
+    assert_eq!(state.family.revoked_at, None);
+    assert_eq!(state.rotated_at, None);
+    assert_eq!(gate.live_tokens(&state.family.id), 1);
+}
+
+#[test]
+fn each_use_restarts_the_idle_timeout() {
+    let gate = short_lived_gate();
+    let mut token = gate.register("restart@example.com").refresh_token;
+    // Used just before timing out, three times over: far longer than the timeout in total.
+    for _ in 0..3 {
+        gate.advance(IDLE_SECS * SECOND - 1);
+        token = gate.refreshed(&token);
+        assert_eq!(gate.family_of(&token).last_used_at, gate.now());
+    }
+    assert!(gate.now() - T0 > 2 * IDLE_SECS * SECOND);
+    // The timeout counts from the last use, not from the login.
+    gate.advance(IDLE_SECS * SECOND + 1);
+    expect_error(&gate.refresh(&token), 401, "invalid_refresh_token");
+}
+
+#[test]
+fn a_family_ends_at_its_absolute_lifetime_however_recently_used() {
+    let gate = short_lived_gate();
+    let mut token = gate.register("lifetime@example.com").refresh_token;
+    let expires_at = gate.family_of(&token).expires_at;
+    assert_eq!(expires_at, T0 + SHORT_TTL_SECS * SECOND);
+    // Keep it busy well within the idle timeout up to the last millisecond of its lifetime.
+    while gate.now() + 500 * SECOND < expires_at {
+        gate.advance(500 * SECOND);
+        token = gate.refreshed(&token);
+    }
+    gate.set_time(expires_at - 1);
+    token = gate.refreshed(&token);
+    assert_eq!(gate.family_of(&token).last_used_at, expires_at - 1);
+
+    gate.set_time(expires_at);
+    expect_error(&gate.refresh(&token), 401, "invalid_refresh_token");
+    gate.advance(SECOND);
+    expect_error(&gate.refresh(&token), 401, "invalid_refresh_token");
+}
+
+#[test]
+fn the_refresh_cookie_lives_as_long_as_what_is_left_of_the_family() {
+    let gate = short_lived_gate();
+    let res = gate.post(
+        "/auth/register",
+        json!({ "email": "maxage@example.com", "password": PASSWORD }),
+    );
+    expect_status(&res, 201);
+    let set = the_set_cookie(&res);
+    assert_eq!(
+        set,
+        expected_cookie(cookie_token(set), SHORT_TTL_SECS, "Lax")
+    );
+
+    // Within the idle timeout, but well into the family's lifetime.
+    gate.advance(500 * SECOND);
+    let req = with_cookie(
+        Request::new("POST", "/auth/refresh"),
+        &format!("gatehouse_refresh={}", cookie_token(set)),
+    );
+    let res = gate.send(&req);
+    expect_status(&res, 200);
+    let next = the_set_cookie(&res);
+    assert_eq!(
+        next,
+        expected_cookie(cookie_token(next), SHORT_TTL_SECS - 500, "Lax")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rotation and the grace window
+
+#[test]
+fn a_replay_within_the_grace_window_gets_the_winners_successor() {
+    let gate = Gate::new(&[]);
+    let first = gate.register("grace@example.com").refresh_token;
+    let family_id = gate.family_of(&first).id;
+
+    gate.advance(SECOND);
+    let winner = gate.refresh(&first);
+    expect_status(&winner, 200);
+    let winner = Session::from_response(&winner);
+
+    gate.advance(3 * SECOND);
+    let replay = gate.refresh(&first);
+    expect_status(&replay, 200);
+    let replay = Session::from_response(&replay);
+
+    assert_ne!(winner.refresh_token, first);
+    assert_eq!(replay.refresh_token, winner.refresh_token);
+    assert_eq!(replay.user_id, winner.user_id);
+    // A fresh access token each time, but still exactly one live refresh token.
+    assert_ne!(replay.access_token, winner.access_token);
+    assert_eq!(gate.live_tokens(&family_id), 1);
+    let state = gate.token_state(&winner.refresh_token).unwrap();
+    assert_eq!((state.generation, state.rotated_at), (1, None));
+    // The shared successor works for whoever uses it first.
+    gate.advance(SECOND);
+    let third = gate.refreshed(&replay.refresh_token);
+    assert_eq!(gate.token_state(&third).unwrap().generation, 2);
+    assert_eq!(gate.live_tokens(&family_id), 1);
+}
+
+#[test]
+fn the_grace_window_ends_exactly_at_its_last_millisecond() {
+    let gate = Gate::new(&[]);
+    let session = gate.register("boundary@example.com");
+    let first = session.refresh_token;
+    let family_id = gate.family_of(&first).id;
+
+    gate.advance(SECOND);
+    let rotated_at = gate.now();
+    let newest = gate.refreshed(&first);
+
+    gate.set_time(rotated_at + DEFAULT_GRACE_MS);
+    assert_eq!(gate.refreshed(&first), newest, "replay at +grace");
+    assert_eq!(gate.live_tokens(&family_id), 1);
+
+    gate.set_time(rotated_at + DEFAULT_GRACE_MS + 1);
+    expect_error(&gate.refresh(&first), 401, "refresh_token_reused");
+
+    let family = gate.family_of(&first);
+    assert_eq!(family.revoked_at, Some(gate.now()));
+    assert_eq!(family.revoke_reason.as_deref(), Some("reuse"));
+    // The whole family is gone, the newest token included.
+    expect_error(&gate.refresh(&newest), 401, "invalid_refresh_token");
+
+    let events = gate.events(&session.user_id);
+    let reused: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "refresh_token_reused")
+        .collect();
+    assert_eq!(reused.len(), 1, "{events:?}");
+    let event = reused[0];
+    assert_eq!(event.at, gate.now());
+    assert_eq!(event.family_id.as_deref(), Some(family_id.as_str()));
+    assert_eq!(
+        event.subject_user_id.as_deref(),
+        Some(session.user_id.as_str())
+    );
+    let detail = event.detail.as_ref().expect("detail");
+    assert_eq!(detail["cause"], "rotated_token_replayed_after_grace");
+    assert_eq!(detail["generation"], 0);
+    assert_eq!(detail["rotated_ms_ago"], DEFAULT_GRACE_MS + 1);
+}
+
+#[test]
+fn a_reuse_after_revocation_is_not_recorded_twice() {
+    let gate = Gate::new(&[]);
+    let session = gate.register("twice@example.com");
+    let first = session.refresh_token;
+    gate.refreshed(&first);
+    gate.advance(DEFAULT_GRACE_MS + 1);
+    expect_error(&gate.refresh(&first), 401, "refresh_token_reused");
+    let revoked_at = gate.family_of(&first).revoked_at;
+
+    gate.advance(SECOND);
+    expect_error(&gate.refresh(&first), 401, "invalid_refresh_token");
+    assert_eq!(gate.family_of(&first).revoked_at, revoked_at);
+    let count = gate
+        .events(&session.user_id)
+        .iter()
+        .filter(|e| e.kind == "refresh_token_reused")
+        .count();
+    assert_eq!(count, 1);
+    // A later logout does not rewrite why the family ended.
+    let res = gate.post("/auth/logout", json!({ "refresh_token": first }));
+    assert_eq!(res.status, 204, "{}", describe(&res));
+    let family = gate.family_of(&first);
+    assert_eq!(family.revoked_at, revoked_at);
+    assert_eq!(family.revoke_reason.as_deref(), Some("reuse"));
+}
+
+#[test]
+fn the_grace_window_follows_its_setting() {
+    let gate = Gate::new(&[("REFRESH_GRACE_SECONDS", "2")]);
+    let first = gate.register("grace2@example.com").refresh_token;
+    let newest = gate.refreshed(&first);
+    gate.advance(2 * SECOND);
+    assert_eq!(gate.refreshed(&first), newest);
+    gate.advance(1);
+    expect_error(&gate.refresh(&first), 401, "refresh_token_reused");
+}
+
+#[test]
+fn refresh_for_a_disabled_user_is_refused() {
+    let gate = Gate::new(&[]);
+    let user = stored_user(
+        "disabled-refresh@example.com",
+        password_hash(PASSWORD, 10_000),
+        true,
+    );
+    let (token, family) = new_family(&user.id, T0);
+    block_on(gate.store.create_user(&user, Some(&family))).unwrap();
+    gate.advance(SECOND);
+    expect_error(&gate.refresh(&token), 401, "invalid_refresh_token");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access tokens
+
+#[test]
+fn access_tokens_expire_after_ttl_plus_leeway() {
+    let gate = Gate::new(&[("ACCESS_TOKEN_TTL", "60"), ("CLOCK_LEEWAY_SECONDS", "30")]);
+    let session = gate.register("expiry@example.com");
+
+    let body = expect_status(&gate.me(&session.access_token), 200);
+    assert_eq!(body["user"]["id"], session.user_id.as_str());
+    assert_eq!(body["user"]["email"], "expiry@example.com");
+
+    gate.set_time(T0 + 60 * SECOND);
+    expect_status(&gate.me(&session.access_token), 200);
+    gate.set_time(T0 + 89 * SECOND);
+    expect_status(&gate.me(&session.access_token), 200);
+
+    gate.set_time(T0 + 91 * SECOND);
+    let res = gate.me(&session.access_token);
+    expect_error(&res, 401, "expired_token");
+    let challenge = res.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    assert!(challenge.contains("expired_token"), "{challenge}");
+}
+
+#[test]
+fn without_leeway_access_tokens_expire_at_their_ttl() {
+    let gate = Gate::new(&[("ACCESS_TOKEN_TTL", "60"), ("CLOCK_LEEWAY_SECONDS", "0")]);
+    let session = gate.register("noleeway@example.com");
+    gate.set_time(T0 + 59 * SECOND);
+    expect_status(&gate.me(&session.access_token), 200);
+    gate.set_time(T0 + 61 * SECOND);
+    expect_error(&gate.me(&session.access_token), 401, "expired_token");
+}
+
+#[test]
+fn access_tokens_from_the_future_are_refused_beyond_the_leeway() {
+    let gate = Gate::new(&[("CLOCK_LEEWAY_SECONDS", "30")]);
+    let session = gate.register("future@example.com");
+    gate.set_time(T0 - 29 * SECOND);
+    expect_status(&gate.me(&session.access_token), 200);
+    gate.set_time(T0 - 31 * SECOND);
+    expect_error(&gate.me(&session.access_token), 401, "invalid_token");
+}
+
+#[test]
+fn a_refresh_gives_an_access_token_that_lives_from_the_refresh() {
+    let gate = Gate::new(&[("ACCESS_TOKEN_TTL", "60"), ("CLOCK_LEEWAY_SECONDS", "0")]);
+    let session = gate.register("renew@example.com");
+    gate.set_time(T0 + 50 * SECOND);
+    let res = gate.refresh(&session.refresh_token);
+    assert_eq!(expect_status(&res, 200)["expires_in"], 60);
+    let renewed = Session::from_response(&res);
+    gate.set_time(T0 + 100 * SECOND);
+    expect_error(&gate.me(&session.access_token), 401, "expired_token");
+    expect_status(&gate.me(&renewed.access_token), 200);
+}
+
+#[test]
+fn access_tokens_of_disabled_or_unknown_users_are_refused() {
+    let gate = Gate::new(&[]);
+    let user = stored_user(
+        "disabled-me@example.com",
+        password_hash(PASSWORD, 10_000),
+        true,
+    );
+    block_on(gate.store.create_user(&user, None)).unwrap();
+    let token = sign_access(&SEED, claims_for(&user.id), T0, 900);
+    expect_error(&gate.me(&token), 401, "invalid_token");
+    let token = sign_access(&SEED, claims_for("usr_nobody"), T0, 900);
+    expect_error(&gate.me(&token), 401, "invalid_token");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login: hash upgrades, uniform failures, disabled users
+
+#[test]
+fn login_upgrades_a_hash_made_with_fewer_iterations() {
+    let mut gate = Gate::new(&[("PBKDF2_ITERATIONS", "10000")]);
+    let session = gate.register("upgrade@example.com");
+    let old_hash = gate.user(&session.user_id).password_hash;
+    assert!(
+        old_hash.starts_with("$pbkdf2-sha256$i=10000,l=32$"),
+        "{old_hash}"
+    );
+
+    gate.reconfigure(&[("PBKDF2_ITERATIONS", "20000")]);
+    gate.advance(SECOND);
+    gate.login("upgrade@example.com");
+    let user = gate.user(&session.user_id);
+    assert!(
+        user.password_hash
+            .starts_with("$pbkdf2-sha256$i=20000,l=32$"),
+        "{}",
+        user.password_hash
+    );
+    assert_eq!(user.updated_at, gate.now());
+    // An upgrade only replaces the hash; the old session lives on.
+    assert_eq!(gate.family_of(&session.refresh_token).revoked_at, None);
+
+    gate.advance(SECOND);
+    gate.login("upgrade@example.com");
+    let again = gate.user(&session.user_id);
+    assert_eq!(again.password_hash, user.password_hash, "no second rehash");
+    expect_error(
+        &gate.login_response("upgrade@example.com", "not the password"),
+        401,
+        "invalid_credentials",
+    );
+}
+
+#[test]
+fn unknown_email_and_wrong_password_look_the_same() {
+    let gate = Gate::new(&[]);
+    gate.register("known@example.com");
+    let unknown = gate.login_response("unknown@example.com", PASSWORD);
+    let wrong = gate.login_response("known@example.com", "wrong password!");
+    expect_error(&unknown, 401, "invalid_credentials");
+    assert_eq!(unknown.body, wrong.body);
+    assert_eq!(unknown.headers, wrong.headers);
+    assert!(!String::from_utf8_lossy(&unknown.body).contains("unknown@example.com"));
+}
+
+#[test]
+fn a_disabled_user_cannot_log_in_even_with_the_right_password() {
+    let gate = Gate::new(&[]);
+    let user = stored_user(
+        "disabled@example.com",
+        password_hash(PASSWORD, 10_000),
+        true,
+    );
+    block_on(gate.store.create_user(&user, None)).unwrap();
+    gate.register("enabled@example.com");
+
+    let disabled = gate.login_response("disabled@example.com", PASSWORD);
+    let wrong = gate.login_response("enabled@example.com", "wrong password!");
+    expect_error(&disabled, 401, "invalid_credentials");
+    assert_eq!(disabled.body, wrong.body);
+
+    let event = gate
+        .events(&user.id)
+        .into_iter()
+        .find(|e| e.kind == "login_failed")
+        .expect("login_failed recorded");
+    assert_eq!(event.detail, Some(json!({ "cause": "disabled" })));
+}
+
+#[test]
+fn an_unusable_stored_hash_is_a_wrong_password_not_a_crash() {
+    let gate = Gate::new(&[]);
+    for (i, hash) in [
+        String::new(),
+        "plaintext".to_string(),
+        "$pbkdf2-sha256$i=999999999,l=32$c2FsdHNhbHQ$AAAA".to_string(),
+        password_hash(PASSWORD, 10_000).replace("i=10000", "i=0"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let email = format!("broken{i}@example.com");
+        block_on(
+            gate.store
+                .create_user(&stored_user(&email, hash, false), None),
+        )
+        .unwrap();
+        expect_error(
+            &gate.login_response(&email, PASSWORD),
+            401,
+            "invalid_credentials",
+        );
+    }
+}
+
+#[test]
+fn closed_registration_is_refused_and_stores_nothing() {
+    let gate = Gate::new(&[("REGISTRATION", "closed")]);
+    let res = gate.post(
+        "/auth/register",
+        json!({ "email": "closed@example.com", "password": PASSWORD }),
+    );
+    expect_error(&res, 403, "registration_closed");
+    assert!(set_cookies(&res).is_empty());
+    let stored = block_on(gate.store.user_by_email("closed@example.com")).unwrap();
+    assert!(stored.is_none());
+}
+
+#[test]
+fn emails_are_matched_trimmed_and_case_insensitively() {
+    let gate = Gate::new(&[]);
+    let session = gate.register("  Grace.Hopper@Example.COM ");
+    assert_eq!(
+        gate.user(&session.user_id).email,
+        "grace.hopper@example.com"
+    );
+    let again = gate.login("GRACE.HOPPER@example.com  ");
+    assert_eq!(again.user_id, session.user_id);
+    expect_error(
+        &gate.post(
+            "/auth/register",
+            json!({ "email": "grace.hopper@EXAMPLE.com", "password": PASSWORD }),
+        ),
+        409,
+        "email_taken",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cookie mode
+
+fn cookie_login(gate: &Gate, email: &str) -> Response {
+    gate.post(
+        "/auth/login",
+        json!({ "email": email, "password": PASSWORD }),
+    )
+}
+
+fn cookie_request(path: &str, token: &str) -> Request {
+    with_cookie(
+        Request::new("POST", path),
+        &format!("theme=dark; gatehouse_refresh={token}; lang=en"),
+    )
+}
+
+#[test]
+fn cookie_mode_login_refresh_and_logout() {
+    let gate = Gate::new(&[]);
+    let registered = gate.register("cookie@example.com");
+
+    let res = cookie_login(&gate, "cookie@example.com");
+    let body = expect_status(&res, 200);
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert_eq!(body["user"]["id"], registered.user_id.as_str());
+    let set = the_set_cookie(&res);
+    let token = cookie_token(set).to_string();
+    assert!(refresh::well_formed(&token), "{set}");
+    assert_eq!(
+        set,
+        expected_cookie(&token, DEFAULT_REFRESH_TTL_SECS, "Lax")
+    );
+    assert!(!String::from_utf8_lossy(&res.body).contains(&token));
+
+    // Refresh with the cookie: the new token comes back as a cookie.
+    gate.advance(60 * SECOND);
+    let res = gate.send(&cookie_request("/auth/refresh", &token));
+    let body = expect_status(&res, 200);
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    let set = the_set_cookie(&res);
+    let next = cookie_token(set).to_string();
+    assert_ne!(next, token);
+    assert_eq!(
+        set,
+        expected_cookie(&next, DEFAULT_REFRESH_TTL_SECS - 60, "Lax")
+    );
+    let family_id = gate.family_of(&next).id;
+
+    // Logout with the cookie: cleared and the family revoked.
+    gate.advance(SECOND);
+    let res = gate.send(&cookie_request("/auth/logout", &next));
+    assert_eq!(res.status, 204, "{}", describe(&res));
+    assert!(res.body.is_empty());
+    assert_eq!(the_set_cookie(&res), expected_cookie("", 0, "Lax"));
+    let family = gate.family_of(&next);
+    assert_eq!(family.revoked_at, Some(gate.now()));
+    assert_eq!(family.revoke_reason.as_deref(), Some("logout"));
+    let logout = gate
+        .events(&registered.user_id)
+        .into_iter()
+        .find(|e| e.kind == "logout")
+        .expect("logout recorded");
+    assert_eq!(logout.family_id.as_deref(), Some(family_id.as_str()));
+
+    expect_error(
+        &gate.send(&cookie_request("/auth/refresh", &next)),
+        401,
+        "invalid_refresh_token",
+    );
+    // Idempotent; the registration's own family was never touched.
+    let res = gate.send(&cookie_request("/auth/logout", &next));
+    assert_eq!(res.status, 204);
+    assert_eq!(the_set_cookie(&res), expected_cookie("", 0, "Lax"));
+    assert_eq!(gate.family_of(&registered.refresh_token).revoked_at, None);
+}
+
+#[test]
+fn logout_without_any_token_still_clears_the_cookie() {
+    let gate = Gate::new(&[]);
+    let res = gate.send(&Request::new("POST", "/auth/logout"));
+    assert_eq!(res.status, 204, "{}", describe(&res));
+    assert_eq!(the_set_cookie(&res), expected_cookie("", 0, "Lax"));
+}
+
+#[test]
+fn logout_with_a_body_token_revokes_its_family() {
+    let gate = Gate::new(&[]);
+    let session = gate.register("logout-body@example.com");
+    let res = gate.post(
+        "/auth/logout",
+        json!({ "refresh_token": session.refresh_token }),
+    );
+    assert_eq!(res.status, 204, "{}", describe(&res));
+    let family = gate.family_of(&session.refresh_token);
+    assert_eq!(family.revoke_reason.as_deref(), Some("logout"));
+    expect_error(
+        &gate.refresh(&session.refresh_token),
+        401,
+        "invalid_refresh_token",
+    );
+}
+
+#[test]
+fn the_same_site_attribute_follows_the_configuration() {
+    for (setting, attribute) in [("Strict", "Strict"), ("strict", "Strict"), ("None", "None")] {
+        let gate = Gate::new(&[("COOKIE_SAMESITE", setting)]);
+        gate.register("samesite@example.com");
+        let res = cookie_login(&gate, "samesite@example.com");
+        expect_status(&res, 200);
+        let set = the_set_cookie(&res);
+        assert_eq!(
+            set,
+            expected_cookie(cookie_token(set), DEFAULT_REFRESH_TTL_SECS, attribute)
+        );
+        let res = gate.send(&cookie_request("/auth/logout", cookie_token(set)));
+        assert_eq!(the_set_cookie(&res), expected_cookie("", 0, attribute));
+    }
+}
+
+#[test]
+fn a_body_token_wins_over_the_cookie() {
+    let gate = Gate::new(&[]);
+    let in_body = gate.register("body-wins@example.com").refresh_token;
+    let in_cookie = gate.login("body-wins@example.com").refresh_token;
+    let req = with_cookie(
+        post_json("/auth/refresh", &json!({ "refresh_token": in_body })),
+        &format!("gatehouse_refresh={in_cookie}"),
+    );
+    let res = gate.send(&req);
+    let body = expect_status(&res, 200);
+    assert!(body["refresh_token"].is_string(), "{body}");
+    assert!(set_cookies(&res).is_empty());
+    assert!(gate.token_state(&in_body).unwrap().rotated_at.is_some());
+    assert_eq!(gate.token_state(&in_cookie).unwrap().rotated_at, None);
+}
+
+#[test]
+fn body_mode_sets_no_cookie() {
+    let gate = Gate::new(&[]);
+    let res = gate.post(
+        "/auth/register",
+        json!({ "email": "body@example.com", "password": PASSWORD, "refresh_token_in_body": true }),
+    );
+    expect_status(&res, 201);
+    assert!(set_cookies(&res).is_empty());
+    let token = Session::from_response(&res).refresh_token;
+    let res = gate.refresh(&token);
+    expect_status(&res, 200);
+    assert!(set_cookies(&res).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input never yields a 5xx
+
+/// One malformed request and the answer it must get.
+struct Case {
+    what: String,
+    req: Request,
+    status: u16,
+    /// The error code; `None` for a success without a body (logout).
+    code: Option<&'static str>,
+}
+
+fn case(what: impl Into<String>, req: Request, status: u16, code: Option<&'static str>) -> Case {
+    Case {
+        what: what.into(),
+        req,
+        status,
+        code,
+    }
+}
+
+const POST_PATHS: [&str; 4] = [
+    "/auth/register",
+    "/auth/login",
+    "/auth/refresh",
+    "/auth/logout",
+];
+
+fn content_type_cases(cases: &mut Vec<Case>) {
+    let login = json!({ "email": "a@example.com", "password": PASSWORD }).to_string();
+    for path in POST_PATHS {
+        for ct in [
+            "text/plain",
+            "text/plain;charset=UTF-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+            "application/problem+json",
+            "json",
+            "",
+        ] {
+            let req = post_raw(path, Some(ct), login.clone());
+            cases.push(case(
+                format!("{path} as {ct:?}"),
+                req,
+                415,
+                Some("unsupported_media_type"),
+            ));
+        }
+        cases.push(case(
+            format!("{path} without a content type"),
+            post_raw(path, None, login.clone()),
+            415,
+            Some("unsupported_media_type"),
+        ));
+    }
+    for path in ["/auth/register", "/auth/login"] {
+        cases.push(case(
+            format!("{path} empty without a content type"),
+            post_raw(path, None, ""),
+            415,
+            Some("unsupported_media_type"),
+        ));
+    }
+}
+
+fn invalid_json_cases(cases: &mut Vec<Case>) {
+    let deep_array = "[".repeat(10_000);
+    let deep_object = format!("{}{}", r#"{"email":"#.repeat(5_000), "1");
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", br#"{"email": "a@b.c", "#.to_vec()),
+        ("prose", b"not json at all".to_vec()),
+        (
+            "trailing brace",
+            br#"{"email":"a@b.c","password":"x"}}"#.to_vec(),
+        ),
+        ("single quotes", b"{'email':'a@b.c'}".to_vec()),
+        (
+            "not UTF-8",
+            vec![b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}'],
+        ),
+        ("a BOM", b"\xef\xbb\xbf{}".to_vec()),
+        ("a lone surrogate", br#"{"password":"\ud800"}"#.to_vec()),
+        ("a number out of range", br#"{"email":1e999}"#.to_vec()),
+        ("10,000 nested arrays", deep_array.into_bytes()),
+        ("5,000 nested objects", deep_object.into_bytes()),
+    ];
+    for path in POST_PATHS {
+        for (what, body) in &bodies {
+            cases.push(case(
+                format!("{path} with {what}"),
+                post_raw(path, Some("application/json"), body.clone()),
+                400,
+                Some("invalid_json"),
+            ));
+        }
+    }
+    for path in ["/auth/register", "/auth/login"] {
+        cases.push(case(
+            format!("{path} with a blank JSON body"),
+            post_raw(path, Some("application/json"), "  \n"),
+            400,
+            Some("invalid_json"),
+        ));
+    }
+}
+
+fn wrong_shape_cases(cases: &mut Vec<Case>) {
+    for path in POST_PATHS {
+        for body in [
+            "[]",
+            r#"[{"email":"a@b.c","password":"password1"}]"#,
+            r#""text""#,
+            "42",
+            "null",
+            "true",
+        ] {
+            cases.push(case(
+                format!("{path} with {body}"),
+                post_raw(path, Some("application/json"), body),
+                400,
+                Some("bad_request"),
+            ));
+        }
+    }
+    let fields: Vec<(&str, Value)> = vec![
+        ("/auth/login", json!({ "password": PASSWORD })),
+        ("/auth/login", json!({ "email": "a@b.c" })),
+        ("/auth/login", json!({ "email": 42, "password": PASSWORD })),
+        (
+            "/auth/login",
+            json!({ "email": ["a@b.c"], "password": PASSWORD }),
+        ),
+        (
+            "/auth/login",
+            json!({ "email": null, "password": PASSWORD }),
+        ),
+        (
+            "/auth/login",
+            json!({ "email": "a@b.c", "password": 12_345_678 }),
+        ),
+        (
+            "/auth/login",
+            json!({ "email": "a@b.c", "password": PASSWORD, "refresh_token_in_body": "yes" }),
+        ),
+        ("/auth/register", json!({})),
+        ("/auth/register", json!({ "email": "a@b.c" })),
+        (
+            "/auth/register",
+            json!({ "email": { "a": 1 }, "password": PASSWORD }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": "a@b.c", "password": { "p": 1 } }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": "a@b.c", "password": PASSWORD, "name": 7 }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": "a@b.c", "password": PASSWORD, "refresh_token_in_body": 1 }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": "no-at-sign", "password": PASSWORD }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": "a b@c.d", "password": PASSWORD }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": "a@b@c", "password": PASSWORD }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": "a@.example", "password": PASSWORD }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": "a\u{0}@b.c", "password": PASSWORD }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": format!("{}@b.c", "a".repeat(260)), "password": PASSWORD }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": "a@b.c", "password": PASSWORD, "name": "x".repeat(201) }),
+        ),
+        (
+            "/auth/register",
+            json!({ "email": "a@b.c", "password": PASSWORD, "name": "bell\u{7}" }),
+        ),
+        ("/auth/refresh", json!({ "refresh_token": 12_345 })),
+        ("/auth/refresh", json!({ "refresh_token": ["ghr_x"] })),
+        ("/auth/refresh", json!({ "refresh_token": {} })),
+        ("/auth/logout", json!({ "refresh_token": true })),
+    ];
+    for (path, body) in fields {
+        cases.push(case(
+            format!("{path} with {body}"),
+            post_json(path, &body),
+            400,
+            Some("bad_request"),
+        ));
+    }
+    for password in ["short", "", &"p".repeat(257)] {
+        cases.push(case(
+            format!("register with a {}-character password", password.len()),
+            post_json(
+                "/auth/register",
+                &json!({ "email": "weak@example.com", "password": password }),
+            ),
+            400,
+            Some("weak_password"),
+        ));
+    }
+}
+
+fn body_size_cases(cases: &mut Vec<Case>) {
+    let padding = "x".repeat(DEFAULT_MAX_BODY);
+    let big = json!({ "email": "a@b.c", "password": PASSWORD, "name": padding }).to_string();
+    assert!(big.len() > DEFAULT_MAX_BODY);
+    for path in POST_PATHS {
+        for ct in [Some("application/json"), Some("text/plain"), None] {
+            cases.push(case(
+                format!("{path}, {} bytes as {ct:?}", big.len()),
+                post_raw(path, ct, big.clone()),
+                413,
+                Some("payload_too_large"),
+            ));
+        }
+        cases.push(case(
+            format!("{path}, one byte over the limit"),
+            post_raw(
+                path,
+                Some("application/json"),
+                " ".repeat(DEFAULT_MAX_BODY + 1),
+            ),
+            413,
+            Some("payload_too_large"),
+        ));
+    }
+}
+
+fn routing_cases(cases: &mut Vec<Case>) {
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/nope"),
+        ("POST", "/auth/unknown"),
+        ("GET", "/auth"),
+        ("POST", "/auth/"),
+        ("POST", "/auth/login/"),
+        ("POST", "/AUTH/LOGIN"),
+        ("POST", "/auth//login"),
+        ("POST", "/auth/%6Cogin"),
+        ("GET", "/auth/me/extra"),
+        ("GET", "/.well-known/openid-configuration"),
+        ("GET", "/__selftest/contract"),
+        ("GET", ""),
+        ("GET", "/ä"),
+    ] {
+        cases.push(case(
+            format!("{method} {path:?}"),
+            Request::new(method, path),
+            404,
+            Some("not_found"),
+        ));
+    }
+    for (method, path) in [
+        ("GET", "/auth/login"),
+        ("PUT", "/auth/register"),
+        ("GET", "/auth/refresh"),
+        ("DELETE", "/auth/logout"),
+        ("HEAD", "/auth/login"),
+        ("OPTIONS", "/auth/login"),
+        ("POST", "/auth/me"),
+        ("POST", "/.well-known/jwks.json"),
+        ("POST", "/healthz"),
+        ("DELETE", "/readyz"),
+        ("BREW", "/healthz"),
+    ] {
+        cases.push(case(
+            format!("{method} {path}"),
+            Request::new(method, path),
+            405,
+            Some("method_not_allowed"),
+        ));
+    }
+}
+
+fn authorization_cases(cases: &mut Vec<Case>, user_id: &str, valid: &str) {
+    let b64 = |s: &str| b64url(s.as_bytes());
+    let payload = b64(&format!(
+        r#"{{"iss":"gatehouse","aud":"gatehouse","sub":"{user_id}","jti":"x","roles":["admin"],"iat":{},"exp":{}}}"#,
+        T0 / 1000,
+        T0 / 1000 + 900
+    ));
+    let kid = KeySet::new(&SEED, &[]).unwrap().current_kid().to_string();
+    let parts: Vec<&str> = valid.split('.').collect();
+    let mut flipped = valid.to_string();
+    let last = flipped.pop().unwrap();
+    flipped.push(if last == 'A' { 'B' } else { 'A' });
+
+    let other_claims = |f: &dyn Fn(&mut AccessClaims)| {
+        let mut claims = claims_for(user_id);
+        f(&mut claims);
+        sign_access(&SEED, claims, T0, 900)
+    };
+    let headers: Vec<(&str, String)> = vec![
+        ("empty", String::new()),
+        ("the scheme alone", "Bearer".into()),
+        ("the scheme and blanks", "Bearer    ".into()),
+        ("basic auth", "Basic dXNlcjpwYXNzd29yZA==".into()),
+        ("a tab instead of a space", format!("Bearer\t{valid}")),
+        ("a token without the scheme", valid.to_string()),
+        ("another scheme", format!("Token {valid}")),
+        ("two tokens", format!("Bearer {valid} {valid}")),
+        ("one part", "Bearer abc".into()),
+        ("three empty parts", "Bearer ..".into()),
+        ("three junk parts", "Bearer a.b.c".into()),
+        ("non-ASCII", "Bearer ä.ö.ü".into()),
+        ("emoji", format!("Bearer {}", "🔑".repeat(50))),
+        ("100 kB", format!("Bearer {}", "A".repeat(100_000))),
+        ("a flipped signature", format!("Bearer {flipped}")),
+        ("no signature", format!("Bearer {}.{}.", parts[0], parts[1])),
+        (
+            "alg none",
+            format!("Bearer {}.{payload}.", b64(r#"{"alg":"none","typ":"JWT"}"#)),
+        ),
+        (
+            "HS256",
+            format!(
+                "Bearer {}.{payload}.{}",
+                b64(&format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{kid}"}}"#)),
+                parts[2]
+            ),
+        ),
+        (
+            "a forged payload",
+            format!("Bearer {}.{payload}.{}", parts[0], parts[2]),
+        ),
+        (
+            "a header that is not JSON",
+            format!("Bearer {}.{}.{}", b64("not json"), parts[1], parts[2]),
+        ),
+        (
+            "an unknown key",
+            format!(
+                "Bearer {}",
+                sign_access(&OTHER_SEED, claims_for(user_id), T0, 900)
+            ),
+        ),
+        (
+            "another issuer",
+            format!("Bearer {}", other_claims(&|c| c.iss = "evil".into())),
+        ),
+        (
+            "another audience",
+            format!("Bearer {}", other_claims(&|c| c.aud = "evil".into())),
+        ),
+        (
+            "an unknown subject",
+            format!("Bearer {}", other_claims(&|c| c.sub = "usr_ghost".into())),
+        ),
+    ];
+    for (what, value) in headers {
+        cases.push(case(
+            format!("/auth/me with {what}"),
+            Request::new("GET", "/auth/me").with_header("authorization", &value),
+            401,
+            Some("invalid_token"),
+        ));
+    }
+    cases.push(case(
+        "/auth/me without Authorization",
+        Request::new("GET", "/auth/me"),
+        401,
+        Some("no_auth"),
+    ));
+}
+
+fn refresh_token_cases(cases: &mut Vec<Case>) {
+    let unknown = refresh::generate(&SystemRng);
+    let random = &unknown[4..];
+    let odd_tokens: Vec<(&str, String)> = vec![
+        ("an empty string", String::new()),
+        ("the prefix alone", "ghr_".into()),
+        ("a short token", "ghr_short".into()),
+        ("no prefix", random.to_string()),
+        ("an upper-case prefix", format!("GHR_{random}")),
+        ("one character more", format!("{unknown}A")),
+        (
+            "one character less",
+            unknown[..unknown.len() - 1].to_string(),
+        ),
+        ("padding", format!("{unknown}=")),
+        ("the standard alphabet", format!("ghr_+/{}", &random[2..])),
+        ("a leading space", format!(" {unknown}")),
+        ("a trailing newline", format!("{unknown}\n")),
+        ("non-zero trailing bits", format!("ghr_{}B", "A".repeat(42))),
+        ("non-ASCII", format!("ghr_{}", "ä".repeat(43))),
+        ("emoji", format!("ghr_{}", "🔑".repeat(43))),
+        ("a NUL", format!("ghr_\u{0}{}", &random[1..])),
+        ("60,000 characters", format!("ghr_{}", "A".repeat(60_000))),
+        ("an access token", "eyJhbGciOiJFZERTQSJ9.e30.c2ln".into()),
+        ("a well-formed unknown token", unknown.clone()),
+    ];
+    for (what, token) in &odd_tokens {
+        let body = json!({ "refresh_token": token });
+        cases.push(case(
+            format!("refresh with {what}"),
+            post_json("/auth/refresh", &body),
+            401,
+            Some("invalid_refresh_token"),
+        ));
+        cases.push(case(
+            format!("logout with {what}"),
+            post_json("/auth/logout", &body),
+            204,
+            None,
+        ));
+    }
+    for (what, cookie) in [
+        (
+            "non-ASCII",
+            format!("gatehouse_refresh=ghr_{}", "ö".repeat(43)),
+        ),
+        ("a short token", "gatehouse_refresh=ghr_x".into()),
+        (
+            "a long token",
+            format!("gatehouse_refresh=ghr_{}", "A".repeat(50_000)),
+        ),
+        ("an unknown token", format!("gatehouse_refresh={unknown}")),
+        ("a quoted token", format!("gatehouse_refresh=\"{unknown}\"")),
+    ] {
+        cases.push(case(
+            format!("refresh with a cookie of {what}"),
+            with_cookie(Request::new("POST", "/auth/refresh"), &cookie),
+            401,
+            Some("invalid_refresh_token"),
+        ));
+    }
+    for (what, cookie) in [
+        ("an empty value", "gatehouse_refresh="),
+        ("no value", "gatehouse_refresh"),
+        ("another name", "gatehouse_refresh_old=ghr_x; refresh=ghr_y"),
+        ("junk", "=;=;;; ;"),
+    ] {
+        cases.push(case(
+            format!("refresh with a cookie of {what}"),
+            with_cookie(Request::new("POST", "/auth/refresh"), cookie),
+            401,
+            Some("no_auth"),
+        ));
+    }
+    for body in [json!({}), json!({ "refresh_token": null })] {
+        cases.push(case(
+            format!("refresh with {body}"),
+            post_json("/auth/refresh", &body),
+            401,
+            Some("no_auth"),
+        ));
+    }
+    cases.push(case(
+        "refresh without a body",
+        Request::new("POST", "/auth/refresh"),
+        401,
+        Some("no_auth"),
+    ));
+}
+
+/// Checks one answer; `None` when it is as expected.
+fn mismatch(case: &Case, res: &Response) -> Option<String> {
+    let code = error_code(res);
+    let mut wrong = res.status != case.status || code.as_deref() != case.code;
+    if case.code.is_some() {
+        let body = res.json_body();
+        wrong |= !body["error"]["message"].is_string();
+        wrong |= res.header("content-type") != Some("application/json");
+    }
+    if case.status == 405 {
+        wrong |= res.header("allow").is_none();
+    }
+    if case.status == 401 && case.req.path == "/auth/me" {
+        wrong |= !res
+            .header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Bearer"));
+    }
+    wrong.then(|| {
+        format!(
+            "{}: expected {} {:?}, got {} (headers {:?})",
+            case.what,
+            case.status,
+            case.code,
+            describe(res),
+            res.headers
+        )
+    })
+}
+
+#[test]
+fn malformed_requests_get_precise_4xx_answers() {
+    let gate = Gate::new(&[]);
+    let session = gate.register("victim@example.com");
+
+    let mut cases = Vec::new();
+    content_type_cases(&mut cases);
+    invalid_json_cases(&mut cases);
+    wrong_shape_cases(&mut cases);
+    body_size_cases(&mut cases);
+    routing_cases(&mut cases);
+    authorization_cases(&mut cases, &session.user_id, &session.access_token);
+    refresh_token_cases(&mut cases);
+    assert!(cases.len() > 200, "only {} cases", cases.len());
+
+    let mut failures = Vec::new();
+    for case in &cases {
+        let res = gate.send(&case.req);
+        assert!(res.status < 500, "{}: {}", case.what, describe(&res));
+        failures.extend(mismatch(case, &res));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+
+    // None of it touched the session.
+    let family = gate.family_of(&session.refresh_token);
+    assert_eq!(family.revoked_at, None);
+    assert_eq!(gate.live_tokens(&family.id), 1);
+    expect_status(&gate.me(&session.access_token), 200);
+}
+
+#[test]
+fn well_formed_variants_are_accepted() {
+    let gate = Gate::new(&[]);
+    let session = gate.register("variants@example.com");
+    let login = json!({ "email": "variants@example.com", "password": PASSWORD }).to_string();
+    for ct in [
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        " application/json ;charset=UTF-8",
+    ] {
+        let res = gate.send(&post_raw("/auth/login", Some(ct), login.clone()));
+        expect_status(&res, 200);
+    }
+    let res = gate.send(&Request::new("GET", "/auth/me").with_header(
+        "authorization",
+        &format!("bearer  {} ", session.access_token),
+    ));
+    expect_status(&res, 200);
+    // Unknown members are ignored.
+    let res = gate.post(
+        "/auth/login",
+        json!({ "email": "variants@example.com", "password": PASSWORD, "extra": [1, 2, 3] }),
+    );
+    expect_status(&res, 200);
+}
+
+#[test]
+fn a_body_of_exactly_the_limit_is_not_too_large() {
+    let gate = Gate::new(&[]);
+    gate.register("limit@example.com");
+    let head = json!({ "email": "limit@example.com", "password": PASSWORD }).to_string();
+    // Pad with whitespace inside the object up to exactly MAX_BODY_BYTES.
+    let body = format!(
+        "{}{}}}",
+        &head[..head.len() - 1],
+        " ".repeat(DEFAULT_MAX_BODY - head.len())
+    );
+    assert_eq!(body.len(), DEFAULT_MAX_BODY);
+    let res = gate.send(&post_raw("/auth/login", Some("application/json"), body));
+    expect_status(&res, 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage holds no plaintext secrets
+
+#[test]
+fn storage_holds_hashes_not_secrets() {
+    let gate = Gate::new(&[]);
+    let registered = gate.register("secrets@example.com");
+    let logged_in = gate.login("secrets@example.com");
+    gate.advance(SECOND);
+    let refreshed = gate.refresh(&logged_in.refresh_token);
+    expect_status(&refreshed, 200);
+    let refreshed = Session::from_response(&refreshed);
+
+    let tokens = [
+        &registered.refresh_token,
+        &logged_in.refresh_token,
+        &refreshed.refresh_token,
+    ];
+    for token in tokens {
+        assert!(gate.token_state(token).is_some(), "found by its hash");
+        let plain = block_on(gate.store.token_state(token)).unwrap();
+        assert!(plain.is_none(), "found by its plaintext");
+        let bare = block_on(gate.store.token_state(&token[4..])).unwrap();
+        assert!(bare.is_none(), "found without its prefix");
+    }
+
+    // The rotated token keeps only the successor's hash and a sealed form of it.
+    let rotated = gate.token_state(&logged_in.refresh_token).unwrap();
+    let successor = &refreshed.refresh_token;
+    assert_eq!(
+        rotated.successor_hash.as_deref(),
+        Some(refresh::hash(successor).as_str())
+    );
+    let sealed = rotated.successor_sealed.expect("sealed successor");
+    let successor_bytes = b64url_decode(&successor[4..]).unwrap();
+    assert_ne!(sealed, hex(&successor_bytes));
+    assert!(!sealed.contains(&successor[4..]));
+
+    let user = gate.user(&registered.user_id);
+    assert!(!user.password_hash.contains(PASSWORD));
+    assert!(user.password_hash.starts_with("$pbkdf2-sha256$"));
+    // Salted: the same password hashes differently for another user.
+    let other = gate.register("secrets2@example.com");
+    assert_ne!(gate.user(&other.user_id).password_hash, user.password_hash);
+
+    // Nor does the audit log hold any secret.
+    let log = format!(
+        "{:?}",
+        block_on(gate.store.audit_events(None, 1_000)).unwrap()
+    );
+    assert!(log.contains("login_succeeded"), "{log}");
+    for secret in [PASSWORD, &registered.access_token, &logged_in.access_token]
+        .into_iter()
+        .chain(tokens.map(String::as_str))
+    {
+        assert!(!log.contains(secret), "audit log holds a secret");
+    }
+}
