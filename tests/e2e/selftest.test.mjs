@@ -1,0 +1,58 @@
+// The selftest build (build-selftest/) runs the Rust storage contract suite against real D1 and
+// cross-checks its PBKDF2 against WebCrypto, behind POST /__selftest/*.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { client, expectJson, expectStatus, openVars } from '../support/http.mjs';
+import { generateSigningKey, startWorker } from '../support/worker.mjs';
+
+describe('selftest build', () => {
+  let w;
+  let c;
+  before(async () => {
+    w = await startWorker({ selftest: true, vars: openVars(generateSigningKey()) });
+    c = client(w.url);
+  });
+  after(() => w?.stop());
+
+  test('POST /__selftest/contract: every storage contract case passes', async (t) => {
+    const res = await c.request('POST', '/__selftest/contract');
+    expectStatus(res, 200);
+    expectJson(res);
+    const { results } = res.body;
+    assert.ok(Array.isArray(results), `no results array:\n${res.describe()}`);
+    assert.ok(results.length > 0, 'the contract suite ran no case');
+    const names = new Set();
+    for (const r of results) {
+      assert.equal(typeof r.name, 'string', JSON.stringify(r));
+      assert.equal(typeof r.ok, 'boolean', JSON.stringify(r));
+      assert.ok(!names.has(r.name), `duplicate case name ${r.name}`);
+      names.add(r.name);
+    }
+    const failed = results.filter((r) => !r.ok);
+    assert.deepEqual(
+      failed.map((r) => `${r.name}: ${r.error}`),
+      [],
+      `${failed.length} of ${results.length} contract cases failed`,
+    );
+    for (const r of results) assert.ok(r.error === null || r.error === undefined || r.error === '', `${r.name} ok but error ${r.error}`);
+    t.diagnostic(`${results.length} contract cases passed`);
+  });
+
+  test('POST /__selftest/pbkdf2: the Rust PBKDF2 matches WebCrypto', async () => {
+    const res = await c.request('POST', '/__selftest/pbkdf2');
+    expectStatus(res, 200);
+    expectJson(res);
+    assert.equal(res.body.ok, true, `pbkdf2 cross-check failed:\n${res.describe()}`);
+    assert.ok(Array.isArray(res.body.cases), res.describe());
+    assert.ok(res.body.cases.length > 0, 'no PBKDF2 cases');
+    const failed = res.body.cases.filter((x) => x && typeof x === 'object' && 'ok' in x && x.ok !== true);
+    assert.deepEqual(failed, []);
+  });
+
+  test('the selftest build still serves the normal API', async () => {
+    const res = await c.get('/healthz');
+    expectStatus(res, 200);
+    assert.deepEqual(res.body, { status: 'ok' });
+  });
+});
