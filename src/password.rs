@@ -142,7 +142,8 @@ pub async fn verify(
     if !bool::from(computed.ct_eq(&parsed.hash)) {
         return Ok(Verdict::Mismatch);
     }
-    Ok(if parsed.iterations != iterations {
+    // Only ever upgrade: lowering PBKDF2_ITERATIONS must not weaken existing hashes.
+    Ok(if parsed.iterations < iterations {
         Verdict::MatchNeedsRehash
     } else {
         Verdict::Match
@@ -217,6 +218,7 @@ mod tests {
         assert_eq!(check("correct horse", 10_000), Verdict::Match);
         assert_eq!(check("correct horsf", 10_000), Verdict::Mismatch);
         assert_eq!(check("correct horse", 20_000), Verdict::MatchNeedsRehash);
+        assert_eq!(check("correct horse", 10_000 - 1), Verdict::Match);
     }
 
     #[test]
