@@ -33,10 +33,15 @@ pub struct Services<'a, S, H> {
 
 /// Handles one request. Never panics on input; every failure becomes an error response.
 pub async fn handle<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) -> Response {
-    match route(svc, req).await {
+    let mut response = match route(svc, req).await {
         Ok(response) => response,
         Err(err) => Response::error(&err),
+    };
+    if req.method == "HEAD" {
+        // Same status and headers as GET, no body (load balancers probe with HEAD).
+        response.body.clear();
     }
+    response
 }
 
 async fn route<S: Store, H: Pbkdf2>(
@@ -44,11 +49,11 @@ async fn route<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<Response, Error> {
     let allow = match req.path.as_str() {
-        "/healthz" | "/readyz" | "/.well-known/jwks.json" | "/auth/me" => "GET",
+        "/healthz" | "/readyz" | "/.well-known/jwks.json" | "/auth/me" => "GET, HEAD",
         "/auth/register" | "/auth/login" | "/auth/refresh" | "/auth/logout" => "POST",
         _ => return Err(Error::NotFound),
     };
-    if req.method != allow {
+    if !allow.split(", ").any(|m| m == req.method) {
         return Err(Error::MethodNotAllowed(allow));
     }
     match req.path.as_str() {
@@ -434,13 +439,11 @@ async fn refresh_session<S: Store, H: Pbkdf2>(
         return Err(Error::InvalidRefreshToken("unknown"));
     };
     let family = &state.family;
-    match refresh::decide(
-        &state,
-        &presented,
-        &ours,
-        now,
-        svc.config.refresh_grace_secs * 1000,
-    ) {
+    let windows = refresh::Windows {
+        idle_cutoff: rotation.idle_cutoff,
+        grace_ms: svc.config.refresh_grace_secs * 1000,
+    };
+    match refresh::decide(&state, &presented, &ours, now, windows) {
         Decision::Issue { token, .. } => {
             let user = svc.store.user_by_id(&family.user_id).await?;
             let Some(user) = user.filter(|u| !u.disabled) else {

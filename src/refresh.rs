@@ -100,6 +100,15 @@ pub enum Decision {
     Reject(Error),
 }
 
+/// The windows a decision is made with, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    /// A family last used at or before this instant has idled out.
+    pub idle_cutoff: i64,
+    /// How long after a rotation a replay still gets the same successor.
+    pub grace_ms: i64,
+}
+
 /// Reads the state after a rotation attempt. `presented` is the client's token, `ours` the
 /// successor this caller tried to install.
 pub fn decide(
@@ -107,7 +116,7 @@ pub fn decide(
     presented: &str,
     ours: &str,
     now: i64,
-    grace_ms: i64,
+    windows: Windows,
 ) -> Decision {
     let family = &state.family;
     if family.revoked_at.is_some() {
@@ -116,17 +125,21 @@ pub fn decide(
     if family.expires_at <= now {
         return Decision::Reject(Error::InvalidRefreshToken("family expired"));
     }
-    let ours_hash = hash(ours);
-    let Some(rotated_at) = state.rotated_at else {
-        // Not rotated and not won: the store refused because the family sat idle too long.
-        return Decision::Reject(Error::InvalidRefreshToken("family idle too long"));
-    };
-    if state.successor_hash.as_deref() == Some(ours_hash.as_str()) {
+    if state.successor_hash.as_deref() == Some(hash(ours).as_str()) {
         return Decision::Issue {
             token: ours.to_string(),
             replay: false,
         };
     }
+    // Not ours: the store refused (the family idled out) or another caller won. A family that
+    // has idled out is dead whatever token comes back to it, and that is not recorded as reuse.
+    let Some(rotated_at) = state
+        .rotated_at
+        .filter(|_| family.last_used_at > windows.idle_cutoff)
+    else {
+        return Decision::Reject(Error::InvalidRefreshToken("family idle too long"));
+    };
+    let grace_ms = windows.grace_ms;
     let age = now - rotated_at;
     if age <= grace_ms {
         let unsealed = state
@@ -157,6 +170,10 @@ mod tests {
     use crate::store::Family;
 
     const NOW: i64 = 1_800_000_000_000;
+    const W: Windows = Windows {
+        idle_cutoff: NOW - 7 * 86_400_000,
+        grace_ms: 10_000,
+    };
 
     fn family() -> Family {
         Family {
@@ -210,7 +227,7 @@ mod tests {
         let (p, ours) = (generate(&SystemRng), generate(&SystemRng));
         let state = rotated(&p, &ours, NOW);
         assert_eq!(
-            decide(&state, &p, &ours, NOW, 10_000),
+            decide(&state, &p, &ours, NOW, W),
             Decision::Issue {
                 token: ours,
                 replay: false
@@ -227,7 +244,7 @@ mod tests {
         );
         let state = rotated(&p, &winner, NOW - 10_000);
         assert_eq!(
-            decide(&state, &p, &ours, NOW, 10_000),
+            decide(&state, &p, &ours, NOW, W),
             Decision::Issue {
                 token: winner,
                 replay: true
@@ -244,7 +261,7 @@ mod tests {
         );
         let state = rotated(&p, &winner, NOW - 10_001);
         assert_eq!(
-            decide(&state, &p, &ours, NOW, 10_000),
+            decide(&state, &p, &ours, NOW, W),
             Decision::Reuse(ReuseCause {
                 generation: 3,
                 rotated_ms_ago: 10_001
@@ -262,20 +279,20 @@ mod tests {
         let mut state = rotated(&p, &winner, NOW);
         state.family.revoked_at = Some(NOW);
         assert!(matches!(
-            decide(&state, &p, &ours, NOW, 10_000),
+            decide(&state, &p, &ours, NOW, W),
             Decision::Reject(Error::InvalidRefreshToken(_))
         ));
         let mut state = rotated(&p, &winner, NOW);
         state.family.expires_at = NOW;
         assert!(matches!(
-            decide(&state, &p, &ours, NOW, 10_000),
+            decide(&state, &p, &ours, NOW, W),
             Decision::Reject(Error::InvalidRefreshToken(_))
         ));
         let mut state = rotated(&p, &winner, NOW);
         state.rotated_at = None;
         state.successor_hash = None;
         assert!(matches!(
-            decide(&state, &p, &ours, NOW, 10_000),
+            decide(&state, &p, &ours, NOW, W),
             Decision::Reject(Error::InvalidRefreshToken(_))
         ));
     }
@@ -290,8 +307,30 @@ mod tests {
         let mut state = rotated(&p, &winner, NOW);
         state.successor_sealed = Some(seal(&p, &generate(&SystemRng)));
         assert!(matches!(
-            decide(&state, &p, &ours, NOW, 10_000),
+            decide(&state, &p, &ours, NOW, W),
             Decision::Reject(Error::Internal(_))
+        ));
+    }
+
+    #[test]
+    fn a_rotated_token_of_an_idle_family_is_not_reuse() {
+        let (p, winner, ours) = (
+            generate(&SystemRng),
+            generate(&SystemRng),
+            generate(&SystemRng),
+        );
+        let long_ago = NOW - 8 * 86_400_000;
+        let mut state = rotated(&p, &winner, long_ago);
+        state.family.last_used_at = long_ago;
+        assert_eq!(
+            decide(&state, &p, &ours, NOW, W),
+            Decision::Reject(Error::InvalidRefreshToken("family idle too long"))
+        );
+        // The same replay in a family still in use is reuse.
+        state.family.last_used_at = NOW - 1000;
+        assert!(matches!(
+            decide(&state, &p, &ours, NOW, W),
+            Decision::Reuse(_)
         ));
     }
 }
