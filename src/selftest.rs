@@ -402,9 +402,11 @@ pub mod contract {
                 .await,
             "revoke",
         )?;
+        let mut late = event.clone();
+        late.kind = "logout".into();
         let second = ok(
             store
-                .revoke_family(&fam.id, RevokeReason::Logout, NOW + 4, None)
+                .revoke_family(&fam.id, RevokeReason::Logout, NOW + 4, Some(&late))
                 .await,
             "revoke",
         )?;

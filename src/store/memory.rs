@@ -216,7 +216,7 @@ impl Store for MemoryStore {
     ) -> Result<bool, Error> {
         Ok(self.with(|s| {
             let revoked = s.revoke(family_id, reason, now);
-            if let Some(event) = event {
+            if let Some(event) = event.filter(|_| revoked) {
                 s.events.push(event.clone());
             }
             revoked

@@ -205,8 +205,8 @@ pub trait Store {
     /// The state of a token without changing anything.
     async fn token_state(&self, token_hash: &str) -> Result<Option<TokenState>, Error>;
 
-    /// Revokes a family (if still live) and records `event` with it, atomically.
-    /// Returns whether this call revoked it.
+    /// Revokes a family if it is still live and, only if this call revoked it, records `event`,
+    /// atomically. Returns whether this call revoked it.
     async fn revoke_family(
         &self,
         family_id: &str,

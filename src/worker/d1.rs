@@ -179,7 +179,7 @@ const TOKEN_STATE_SQL: &str = "SELECT t.generation, t.rotated_at, t.successor_ha
 
 const INSERT_EVENT_SQL: &str = "INSERT INTO audit_events \
      (at, kind, actor_user_id, subject_user_id, family_id, ip, user_agent, detail) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8";
 
 impl D1Store {
     fn family_statements(&self, family: &NewFamily) -> Result<[D1PreparedStatement; 2], Error> {
@@ -202,10 +202,15 @@ impl D1Store {
         ])
     }
 
-    fn event_statement(&self, e: &AuditEvent) -> Result<D1PreparedStatement, Error> {
+    /// The INSERT of an audit event, optionally guarded by a `WHERE` clause.
+    fn event_statement(
+        &self,
+        e: &AuditEvent,
+        condition: &str,
+    ) -> Result<D1PreparedStatement, Error> {
         let detail = e.detail.as_ref().map(|d| d.to_string());
         self.stmt(
-            INSERT_EVENT_SQL,
+            &format!("{INSERT_EVENT_SQL} {condition}"),
             &[
                 int(e.at),
                 text(&e.kind),
@@ -384,7 +389,9 @@ impl Store for D1Store {
             &[text(family_id), int(now), text(reason.as_str())],
         )?];
         if let Some(event) = event {
-            statements.push(self.event_statement(event)?);
+            // `changes()` is the row count of the UPDATE just before it in this transaction:
+            // the event is written only by the call that revoked the family.
+            statements.push(self.event_statement(event, "WHERE changes() = 1")?);
         }
         let results = self.batch(statements).await?;
         Ok(results.first().map_or(0, changes) > 0)
@@ -411,7 +418,7 @@ impl Store for D1Store {
     }
 
     async fn record_event(&self, event: &AuditEvent) -> Result<(), Error> {
-        self.event_statement(event)?
+        self.event_statement(event, "")?
             .run()
             .await
             .map_err(db_err)
