@@ -41,6 +41,13 @@ pub struct VerifiedAccess {
     pub expires_at: i64,
 }
 
+/// The header fields jwt-compact does not model that verification must look at.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct CriticalHeader {
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
 /// A public key Gatehouse accepts, with its `kid`.
 #[derive(Clone)]
 struct VerifyingKey {
@@ -160,8 +167,8 @@ impl KeySet {
         audience: &str,
     ) -> Result<VerifiedAccess, Error> {
         let reject = |why| Error::InvalidToken(why);
-        let untrusted =
-            UntrustedToken::new(token).map_err(|_| reject(TokenRejection::Malformed))?;
+        let untrusted = UntrustedToken::<CriticalHeader>::try_from(token)
+            .map_err(|_| reject(TokenRejection::Malformed))?;
         if untrusted.algorithm() != "EdDSA" {
             return Err(reject(TokenRejection::Algorithm));
         }
@@ -183,7 +190,9 @@ impl KeySet {
                     _ => TokenRejection::Claims,
                 })
             })?;
-        if verified.header().token_type.as_deref() != Some("JWT") {
+        let header = verified.header();
+        // RFC 7515 section 4.1.11: extensions listed in `crit` must be understood; none are.
+        if header.token_type.as_deref() != Some("JWT") || header.other_fields.crit.is_some() {
             return Err(reject(TokenRejection::Claims));
         }
         let claims = verified.claims();
@@ -194,6 +203,10 @@ impl KeySet {
             Ok(_) => {}
             Err(ValidationError::Expired) => return Err(Error::ExpiredToken),
             Err(_) => return Err(reject(TokenRejection::Claims)),
+        }
+        // `nbf` is optional (Gatehouse does not set it), but honoured when present.
+        if claims.not_before.is_some() && claims.validate_maturity(&options).is_err() {
+            return Err(reject(TokenRejection::NotYetValid));
         }
         match claims.issued_at {
             Some(iat) if iat <= now + leeway => {}
@@ -434,5 +447,64 @@ mod tests {
         assert!(shown.contains(keys.current_kid()));
         assert!(!shown.contains(&b64url(&seed(9))));
         assert!(!shown.contains("9, 9, 9"));
+    }
+
+    fn sign_raw(keys: &KeySet, header: &str, payload: &serde_json::Value) -> String {
+        let input = format!("{}.{}", part(header), part(&payload.to_string()));
+        let signature = keys.signing.sign(input.as_bytes(), None);
+        format!("{input}.{}", b64url(&signature[..]))
+    }
+
+    fn payload(extra: serde_json::Value) -> serde_json::Value {
+        let mut p = serde_json::json!({
+            "iss": "gatehouse", "aud": "gatehouse", "sub": "usr_a", "jti": "j", "roles": [],
+            "iat": NOW / 1000, "exp": NOW / 1000 + 900,
+        });
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        p
+    }
+
+    #[test]
+    fn raw_signing_matches_what_verify_expects() {
+        let keys = KeySet::new(&seed(1), &[]).unwrap();
+        let header = format!(
+            r#"{{"alg":"EdDSA","typ":"JWT","kid":"{}"}}"#,
+            keys.current_kid()
+        );
+        let token = sign_raw(&keys, &header, &payload(serde_json::json!({})));
+        assert!(verify(&keys, &token, NOW).is_ok());
+        let no_typ = format!(r#"{{"alg":"EdDSA","kid":"{}"}}"#, keys.current_kid());
+        let token = sign_raw(&keys, &no_typ, &payload(serde_json::json!({})));
+        assert_eq!(
+            rejection(verify(&keys, &token, NOW)),
+            TokenRejection::Claims
+        );
+    }
+
+    #[test]
+    fn future_nbf_and_crit_headers_are_refused() {
+        let keys = KeySet::new(&seed(1), &[]).unwrap();
+        let header = format!(
+            r#"{{"alg":"EdDSA","typ":"JWT","kid":"{}"}}"#,
+            keys.current_kid()
+        );
+        let nbf = payload(serde_json::json!({ "nbf": NOW / 1000 + 600 }));
+        let token = sign_raw(&keys, &header, &nbf);
+        assert_eq!(
+            rejection(verify(&keys, &token, NOW)),
+            TokenRejection::NotYetValid
+        );
+        assert!(verify(&keys, &token, NOW + 600_000).is_ok());
+        let crit = format!(
+            r#"{{"alg":"EdDSA","typ":"JWT","kid":"{}","crit":["exp"]}}"#,
+            keys.current_kid()
+        );
+        let token = sign_raw(&keys, &crit, &payload(serde_json::json!({})));
+        assert_eq!(
+            rejection(verify(&keys, &token, NOW)),
+            TokenRejection::Claims
+        );
     }
 }
