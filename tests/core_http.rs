@@ -1210,7 +1210,7 @@ fn routing_cases(cases: &mut Vec<Case>) {
         ("PUT", "/auth/register"),
         ("GET", "/auth/refresh"),
         ("DELETE", "/auth/logout"),
-        ("HEAD", "/auth/login"),
+        ("PATCH", "/auth/login"),
         ("OPTIONS", "/auth/login"),
         ("POST", "/auth/me"),
         ("POST", "/.well-known/jwks.json"),
@@ -1572,4 +1572,21 @@ fn storage_holds_hashes_not_secrets() {
     {
         assert!(!log.contains(secret), "audit log holds a secret");
     }
+}
+
+#[test]
+fn head_on_a_get_route_has_the_status_and_headers_but_no_body() {
+    let gate = Gate::new(&[]);
+    let get = gate.send(&Request::new("GET", "/.well-known/jwks.json"));
+    let head = gate.send(&Request::new("HEAD", "/.well-known/jwks.json"));
+    assert_eq!(head.status, 200);
+    assert_eq!(head.headers, get.headers);
+    assert!(head.body.is_empty() && !get.body.is_empty());
+    // A HEAD answer never has a body, errors included; the status and Allow still tell.
+    let res = gate.send(&Request::new("HEAD", "/auth/login"));
+    assert_eq!(res.status, 405);
+    assert_eq!(res.header("allow"), Some("POST"));
+    assert!(res.body.is_empty());
+    let res = gate.send(&Request::new("PUT", "/healthz"));
+    assert_eq!(res.header("allow"), Some("GET, HEAD"));
 }
