@@ -159,6 +159,8 @@ export function buildDir(selftest = false) {
  *                 worker's own defaults apply to everything a test does not set
  *   dir           a build directory holding worker/shim.mjs (overrides `selftest`)
  *   log           echo the worker's stdout/stderr (also GATEHOUSE_E2E_LOG=1)
+ *   beforeStart   async (persistDir) => {}: runs after the migrations, before the worker starts
+ *                 (e.g. to write rows with the CLI through wrangler --persist-to persistDir)
  * Returns { url, port, db, mf, logs, persistDir, stop }. `url` has no trailing slash;
  * `logs()` returns everything the worker printed so far.
  */
@@ -171,6 +173,7 @@ export async function startWorker(opts = {}) {
     wranglerVars = false,
     dir = buildDir(selftest),
     log = process.env.GATEHOUSE_E2E_LOG === '1',
+    beforeStart,
   } = opts;
 
   const scriptPath = path.join(dir, 'worker', 'shim.mjs');
@@ -201,6 +204,7 @@ export async function startWorker(opts = {}) {
         await cp(await migratedTemplateDir(), persistDir, { recursive: true });
       }
     }
+    if (beforeStart) await beforeStart(persistDir);
 
     const output = [];
     const collect = (stream, sink) => {
