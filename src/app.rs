@@ -343,10 +343,12 @@ async fn login<S: Store, H: Pbkdf2>(
     let iterations = svc.config.pbkdf2_iterations;
     let now = svc.clock.now_ms();
 
-    let email = raw_email.trim().to_lowercase();
-    let user = match normalize_email(&email) {
-        Ok(email) => svc.store.user_by_email(&email).await?,
-        Err(_) => None,
+    // Only a well-formed address is looked up or logged: a password typed into the email field
+    // must not end up in the audit log.
+    let email = normalize_email(raw_email).ok();
+    let user = match &email {
+        Some(email) => svc.store.user_by_email(email).await?,
+        None => None,
     };
     let Some(user) = user else {
         // Same work, same answer as a wrong password.

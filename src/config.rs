@@ -194,7 +194,10 @@ impl Config {
         )?;
         let max_body_bytes = int_in(lookup, "MAX_BODY_BYTES", 65_536, 1_024, 1_048_576)?;
 
-        let registration = match get(lookup, "REGISTRATION").as_deref() {
+        let registration = match get(lookup, "REGISTRATION")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
             None | Some("closed") => Registration::Closed,
             Some("open") => Registration::Open,
             Some(other) => {
@@ -240,7 +243,7 @@ impl Config {
         };
 
         // The secret: its value must never reach an error message.
-        let seed = match lookup("JWT_SIGNING_KEY") {
+        let seed = match get(lookup, "JWT_SIGNING_KEY") {
             None => {
                 return Err(ConfigError::new(
                     "JWT_SIGNING_KEY",
@@ -272,6 +275,13 @@ impl Config {
                     )
                 })?);
             }
+        }
+        if previous.contains(&seed) {
+            // A private seed pasted where public keys belong would be published in the JWKS.
+            return Err(ConfigError::new(
+                "JWT_PREVIOUS_PUBLIC_KEYS",
+                "contains the signing key's private seed; list public keys (x) only",
+            ));
         }
         let keys = KeySet::new(&seed, &previous)
             .map_err(|why| ConfigError::new("JWT_PREVIOUS_PUBLIC_KEYS", why))?;
@@ -391,6 +401,18 @@ mod tests {
         assert_eq!(err.var, "JWT_SIGNING_KEY");
         assert!(!err.to_string().contains(secret));
         assert!(!format!("{err:?}").contains(secret));
+    }
+
+    #[test]
+    fn blank_key_is_missing_and_a_seed_is_never_published() {
+        let err = parse(&[("JWT_SIGNING_KEY", "  ")]).unwrap_err();
+        assert!(err.reason.starts_with("missing"), "{err}");
+        let k = key();
+        let err = parse(&[("JWT_SIGNING_KEY", &k), ("JWT_PREVIOUS_PUBLIC_KEYS", &k)]).unwrap_err();
+        assert_eq!(err.var, "JWT_PREVIOUS_PUBLIC_KEYS");
+        assert!(!err.to_string().contains(&k));
+        let config = parse(&[("JWT_SIGNING_KEY", &k), ("REGISTRATION", "Open")]).unwrap();
+        assert_eq!(config.registration, Registration::Open);
     }
 
     #[test]

@@ -99,10 +99,10 @@ usage:
         println!("{jwk}");
         println!();
         println!(
-            "When rotating, add the old key's public x ({}) to JWT_PREVIOUS_PUBLIC_KEYS",
-            b64url(&keys.public_key())
+            "public key x (when this key is later replaced, put this value, never the secret,"
         );
-        println!("until the access tokens it signed have expired.");
+        println!("into JWT_PREVIOUS_PUBLIC_KEYS until the access tokens it signed have expired):");
+        println!("{}", b64url(&keys.public_key()));
         Ok(())
     }
 
