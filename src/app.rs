@@ -10,7 +10,7 @@ use crate::password::{self, Verdict};
 use crate::platform::{random_array, Clock, Pbkdf2, Rng};
 use crate::refresh::{self, Decision};
 use crate::store::{AuditEvent, NewFamily, RevokeReason, Rotation, Store, User};
-use crate::token::AccessClaims;
+use crate::token::{AccessClaims, VerifiedAccess};
 
 /// Name of the refresh-token cookie.
 pub const REFRESH_COOKIE: &str = "gatehouse_refresh";
@@ -50,7 +50,9 @@ async fn route<S: Store, H: Pbkdf2>(
 ) -> Result<Response, Error> {
     let allow = match req.path.as_str() {
         "/healthz" | "/readyz" | "/.well-known/jwks.json" | "/auth/me" => "GET, HEAD",
-        "/auth/register" | "/auth/login" | "/auth/refresh" | "/auth/logout" => "POST",
+        "/auth/register" | "/auth/login" | "/auth/refresh" | "/auth/logout" | "/auth/password" => {
+            "POST"
+        }
         _ => return Err(Error::NotFound),
     };
     if !allow.split(", ").any(|m| m == req.method) {
@@ -68,6 +70,7 @@ async fn route<S: Store, H: Pbkdf2>(
         "/.well-known/jwks.json" => Ok(Response::json(200, &svc.config.keys.jwks())
             .with_header("cache-control", "public, max-age=300")),
         "/auth/me" => me(svc, req).await,
+        "/auth/password" => change_password(svc, req).await,
         "/auth/register" => register(svc, req).await,
         "/auth/login" => login(svc, req).await,
         "/auth/refresh" => refresh_session(svc, req).await,
@@ -210,9 +213,10 @@ fn session_response<S, H>(
     status: u16,
     user: &User,
     refresh_token: &str,
-    family_expires_at: i64,
+    family: (&str, i64),
     delivery: Delivery,
 ) -> Result<Response, Error> {
+    let (family_id, family_expires_at) = family;
     let config = svc.config;
     let now = svc.clock.now_ms();
     let claims = AccessClaims {
@@ -221,6 +225,7 @@ fn session_response<S, H>(
         sub: user.id.clone(),
         jti: new_id(svc.rng, ""),
         roles: user.roles.clone(),
+        sid: Some(family_id.to_string()),
     };
     let access_token = config.keys.sign(claims, now, config.access_ttl_secs)?;
     let mut body = json!({
@@ -325,7 +330,14 @@ async fn register<S: Store, H: Pbkdf2>(
             None,
         ))
         .await?;
-    session_response(svc, 201, &user, &token, family.expires_at, delivery)
+    session_response(
+        svc,
+        201,
+        &user,
+        &token,
+        (&family.id, family.expires_at),
+        delivery,
+    )
 }
 
 async fn login<S: Store, H: Pbkdf2>(
@@ -400,7 +412,14 @@ async fn login<S: Store, H: Pbkdf2>(
             None,
         ))
         .await?;
-    session_response(svc, 200, &user, &token, family.expires_at, delivery)
+    session_response(
+        svc,
+        200,
+        &user,
+        &token,
+        (&family.id, family.expires_at),
+        delivery,
+    )
 }
 
 /// The refresh token of a request: from the body (wins) or the cookie.
@@ -451,7 +470,14 @@ async fn refresh_session<S: Store, H: Pbkdf2>(
             let Some(user) = user.filter(|u| !u.disabled) else {
                 return Err(Error::InvalidRefreshToken("user missing or disabled"));
             };
-            session_response(svc, 200, &user, &token, family.expires_at, delivery)
+            session_response(
+                svc,
+                200,
+                &user,
+                &token,
+                (&family.id, family.expires_at),
+                delivery,
+            )
         }
         Decision::Reuse(cause) => {
             let detail = json!({
@@ -503,10 +529,11 @@ async fn logout<S: Store, H: Pbkdf2>(
     Ok(Response::empty(204).append_header("set-cookie", &refresh_cookie(svc.config, "", 0)))
 }
 
-async fn me<S: Store, H: Pbkdf2>(
+/// The verified access token of a request and its (enabled) user.
+async fn authenticated<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
-) -> Result<Response, Error> {
+) -> Result<(VerifiedAccess, User), Error> {
     let token = req.bearer()?.ok_or(Error::NoAuth)?;
     let config = svc.config;
     let verified = config.keys.verify(
@@ -520,5 +547,57 @@ async fn me<S: Store, H: Pbkdf2>(
     let Some(user) = user.filter(|u| !u.disabled) else {
         return Err(Error::InvalidToken(crate::error::TokenRejection::Claims));
     };
+    Ok((verified, user))
+}
+
+async fn me<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let (_, user) = authenticated(svc, req).await?;
     Ok(Response::json(200, &json!({ "user": user_json(&user) })))
+}
+
+/// `POST /auth/password {current_password, new_password}` with a Bearer token: sets the new
+/// password and revokes every other session of the user (the caller's own stays).
+async fn change_password<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let (verified, user) = authenticated(svc, req).await?;
+    let body = json_body(svc.config, req, false)?;
+    let current = string_field(&body, "current_password")?;
+    let new = string_field(&body, "new_password")?;
+    password::check_policy(new)?;
+    let iterations = svc.config.pbkdf2_iterations;
+    let now = svc.clock.now_ms();
+    if password::verify(svc.hasher, &user.password_hash, current, iterations).await?
+        == Verdict::Mismatch
+    {
+        let detail = json!({ "cause": "wrong_current_password" });
+        let ev = event(
+            req,
+            now,
+            "password_change_failed",
+            Some(&user.id),
+            None,
+            Some(detail),
+        );
+        svc.store.record_event(&ev).await?;
+        return Err(Error::InvalidCredentials);
+    }
+    let phc = password::hash(svc.hasher, svc.rng, new, iterations).await?;
+    let keep = verified.claims.sid.as_deref();
+    let revoked = svc.store.change_password(&user.id, &phc, keep, now).await?;
+    let detail = json!({ "revoked_sessions": revoked });
+    let ev = event(
+        req,
+        now,
+        "password_changed",
+        Some(&user.id),
+        keep,
+        Some(detail),
+    );
+    svc.store.record_event(&ev).await?;
+    Ok(Response::json(200, &json!({ "revoked_sessions": revoked })))
 }

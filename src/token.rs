@@ -30,6 +30,9 @@ pub struct AccessClaims {
     pub jti: String,
     /// The user's roles at issuance.
     pub roles: Vec<String>,
+    /// The session (refresh family) the token was issued for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// An access token whose signature, issuer, audience and lifetime have been checked.
@@ -252,6 +255,7 @@ mod tests {
             sub: "usr_a".into(),
             jti: "j1".into(),
             roles: vec!["user".into()],
+            sid: Some("fam_1".into()),
         }
     }
 

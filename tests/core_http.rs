@@ -310,6 +310,7 @@ fn claims_for(user_id: &str) -> AccessClaims {
         sub: user_id.into(),
         jti: "test-jti".into(),
         roles: vec!["user".into()],
+        sid: None,
     }
 }
 
@@ -1589,4 +1590,79 @@ fn head_on_a_get_route_has_the_status_and_headers_but_no_body() {
     assert!(res.body.is_empty());
     let res = gate.send(&Request::new("PUT", "/healthz"));
     assert_eq!(res.header("allow"), Some("GET, HEAD"));
+}
+
+fn change_password_request(access_token: &str, current: &str, new: &str) -> Request {
+    let mut req = bearer("/auth/password", access_token)
+        .with_json(&json!({ "current_password": current, "new_password": new }));
+    req.method = "POST".into();
+    req
+}
+
+#[test]
+fn a_password_change_revokes_every_other_session_and_keeps_the_callers() {
+    let gate = Gate::new(&[]);
+    let email = "pw@example.com";
+    let this = gate.register(email);
+    let other = gate.login(email);
+    let third = gate.login(email);
+    let new_password = "a brand new passphrase";
+
+    let res = gate.send(&change_password_request(
+        &this.access_token,
+        PASSWORD,
+        new_password,
+    ));
+    assert_eq!(expect_status(&res, 200), json!({ "revoked_sessions": 2 }));
+
+    // The caller's session goes on; the others are revoked with reason password_change.
+    gate.refreshed(&this.refresh_token);
+    for s in [&other, &third] {
+        expect_error(
+            &gate.refresh(&s.refresh_token),
+            401,
+            "invalid_refresh_token",
+        );
+        let family = gate.family_of(&s.refresh_token);
+        assert_eq!(family.revoke_reason.as_deref(), Some("password_change"));
+    }
+    // Only the new password logs in now.
+    expect_error(
+        &gate.login_response(email, PASSWORD),
+        401,
+        "invalid_credentials",
+    );
+    expect_status(&gate.login_response(email, new_password), 200);
+    let kinds: Vec<_> = gate
+        .events(&this.user_id)
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&"password_changed".to_string()), "{kinds:?}");
+}
+
+#[test]
+fn a_password_change_needs_the_current_password_a_valid_new_one_and_a_token() {
+    let gate = Gate::new(&[]);
+    let s = gate.register("pw2@example.com");
+    let wrong = gate.send(&change_password_request(
+        &s.access_token,
+        "not the password",
+        "new password!",
+    ));
+    expect_error(&wrong, 401, "invalid_credentials");
+    let weak = gate.send(&change_password_request(&s.access_token, PASSWORD, "short"));
+    expect_error(&weak, 400, "weak_password");
+    let mut anonymous = change_password_request(&s.access_token, PASSWORD, "new password!");
+    anonymous.headers.retain(|(k, _)| k != "authorization");
+    expect_error(&gate.send(&anonymous), 401, "no_auth");
+    let missing = gate.send(
+        &Request::new("POST", "/auth/password")
+            .with_header("authorization", &format!("Bearer {}", s.access_token))
+            .with_json(&json!({ "new_password": "new password!" })),
+    );
+    expect_error(&missing, 400, "bad_request");
+    // Nothing changed and nothing was revoked.
+    gate.refreshed(&s.refresh_token);
+    expect_status(&gate.login_response("pw2@example.com", PASSWORD), 200);
 }
