@@ -20,6 +20,17 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   rustup target add wasm32-unknown-unknown
 fi
 
+# worker-build links OpenSSL (native-tls): it needs pkg-config and the OpenSSL headers.
+if ! { command -v pkg-config >/dev/null && pkg-config --exists openssl; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing pkg-config and libssl-dev (Debian packages, needed to build worker-build)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config libssl-dev >/dev/null
+  else
+    echo "worker-build needs pkg-config and the OpenSSL headers: sudo apt-get install pkg-config libssl-dev" >&2
+    exit 1
+  fi
+fi
+
 # wasm-bindgen-cli must equal Cargo.lock's wasm-bindgen exactly.
 WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
 [ -n "$WB_VERSION" ] || { echo "wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
