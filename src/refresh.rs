@@ -15,7 +15,10 @@
 //! winner stores its successor *sealed* under the presented token: the successor's 32 random
 //! bytes XOR HMAC-SHA256(presented token, label). Only someone who holds the presented token can
 //! unseal it, and a database dump alone reveals nothing usable. The unsealed value is checked
-//! against the stored successor hash before it is handed out.
+//! against the stored successor hash before it is handed out. Each rotation drops the seals of
+//! the family's older tokens, so an old token plus a database copy cannot unseal a chain up to
+//! the live token: at most the newest rotation's seal exists, and using what it reveals makes
+//! the rightful holder's next refresh a detected reuse.
 //!
 //! [`Store::rotate_refresh`]: crate::store::Store::rotate_refresh
 
@@ -58,7 +61,7 @@ fn pad(predecessor: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Seals `successor` under `predecessor` (hex).
+/// Seals `successor` under the token text `predecessor`; the result is hex.
 pub fn seal(predecessor: &str, successor: &str) -> String {
     let bytes = token_bytes(successor).expect("successor made by generate()");
     let pad = pad(predecessor);
@@ -152,6 +155,11 @@ pub fn decide(
                 token,
                 replay: true,
             },
+            // The seal is gone once a later rotation happened: this token is two rotations
+            // old. Refused, but within the grace window, so not treated as reuse.
+            None if state.successor_sealed.is_none() => {
+                Decision::Reject(Error::InvalidRefreshToken("superseded twice"))
+            }
             None => Decision::Reject(Error::Internal(
                 "rotated token without a usable sealed successor".into(),
             )),
@@ -332,5 +340,20 @@ mod tests {
             decide(&state, &p, &ours, NOW, W),
             Decision::Reuse(_)
         ));
+    }
+
+    #[test]
+    fn a_token_two_rotations_old_within_grace_is_refused_not_reuse() {
+        let (p, winner, ours) = (
+            generate(&SystemRng),
+            generate(&SystemRng),
+            generate(&SystemRng),
+        );
+        let mut state = rotated(&p, &winner, NOW - 1000);
+        state.successor_sealed = None; // dropped by the next rotation
+        assert_eq!(
+            decide(&state, &p, &ours, NOW, W),
+            Decision::Reject(Error::InvalidRefreshToken("superseded twice"))
+        );
     }
 }

@@ -259,6 +259,25 @@ pub mod contract {
             state.successor_hash.as_deref() == Some(refresh::hash(&third).as_str()),
             "second rotation lost"
         );
+        // Only the newest rotated token keeps a sealed successor: an old token plus a database
+        // copy must not unseal a chain up to the live token.
+        let first = ok(
+            store.token_state(&refresh::hash(&token)).await,
+            "token_state",
+        )?
+        .ok_or("first token missing")?;
+        check!(
+            first.successor_sealed.is_none(),
+            "an older seal survived a later rotation"
+        );
+        check!(
+            first.successor_hash.is_some(),
+            "the older successor hash was lost"
+        );
+        check!(
+            state.successor_sealed.is_some(),
+            "the newest seal is missing"
+        );
         Ok(())
     }
 

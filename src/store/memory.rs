@@ -198,6 +198,11 @@ impl Store for MemoryStore {
                 if let Some(f) = s.families.get_mut(&row.family_id) {
                     f.last_used_at = rotation.now;
                 }
+                for (hash, token) in s.tokens.iter_mut() {
+                    if token.family_id == row.family_id && *hash != rotation.token_hash {
+                        token.successor_sealed = None;
+                    }
+                }
             }
             s.token_state(&rotation.token_hash)
         }))

@@ -197,7 +197,8 @@ pub trait Store {
     /// The atomic rotation step. In one transaction: if the token exists, is not yet rotated,
     /// and its family is neither revoked, nor past `expires_at`, nor idle since before
     /// `idle_cutoff`, mark it rotated by this caller's successor, insert the successor as the
-    /// family's live token and touch the family. Then, whether or not this caller won, return
+    /// family's live token, touch the family, and drop the sealed successor of every other
+    /// token of the family (only the newest rotation keeps one). Then, whether or not this caller won, return
     /// the token's state as it stands (`None` for an unknown token). The caller won exactly when
     /// the returned `successor_hash` equals its own.
     async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Option<TokenState>, Error>;

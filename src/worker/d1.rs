@@ -331,8 +331,9 @@ impl Store for D1Store {
 
     async fn rotate_refresh(&self, r: &Rotation) -> Result<Option<TokenState>, Error> {
         // One transaction. Statement 1 can succeed for one caller only (`rotated_at IS NULL`);
-        // statements 2 and 3 act only for the caller whose successor statement 1 recorded;
-        // statement 4 reads the outcome inside the same transaction.
+        // statements 2 to 4 act only for the caller whose successor statement 1 recorded
+        // (insert the successor, touch the family, drop older seals); statement 5 reads the
+        // outcome inside the same transaction.
         let results = self
             .batch(vec![
                 self.stmt(
@@ -359,11 +360,17 @@ impl Store for D1Store {
                        SELECT family_id FROM refresh_tokens WHERE token_hash = ?2 AND successor_hash = ?3)",
                     &[int(r.now), text(&r.token_hash), text(&r.successor_hash)],
                 )?,
+                self.stmt(
+                    "UPDATE refresh_tokens SET successor_sealed = NULL \
+                     WHERE successor_sealed IS NOT NULL AND token_hash != ?1 AND family_id = (\
+                       SELECT family_id FROM refresh_tokens WHERE token_hash = ?1 AND successor_hash = ?2)",
+                    &[text(&r.token_hash), text(&r.successor_hash)],
+                )?,
                 self.stmt(TOKEN_STATE_SQL, &[text(&r.token_hash)])?,
             ])
             .await?;
         let rows = results
-            .get(3)
+            .get(4)
             .ok_or_else(|| Error::Internal("D1 batch returned too few results".into()))?
             .results::<TokenRow>()
             .map_err(db_err)?;
