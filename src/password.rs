@@ -1,7 +1,7 @@
 //! Password hashing: PBKDF2-HMAC-SHA256 in PHC string format.
 //!
 //! `$pbkdf2-sha256$i=100000,l=32$<salt>$<hash>` with standard base64 without padding. The
-//! parameters travel with the hash, so a hash made with fewer iterations than configured is
+//! parameters travel with the hash, so a hash made with another iteration count than configured is
 //! recognised at login and upgraded. The derivation itself is a [`Pbkdf2`] passed in: Workers'
 //! WebCrypto in the worker (native speed), RustCrypto natively; both give the same bytes.
 
@@ -142,8 +142,9 @@ pub async fn verify(
     if !bool::from(computed.ct_eq(&parsed.hash)) {
         return Ok(Verdict::Mismatch);
     }
-    // Only ever upgrade: lowering PBKDF2_ITERATIONS must not weaken existing hashes.
-    Ok(if parsed.iterations < iterations {
+    // Any other count is redone, both ways: the dummy check for unknown emails costs the
+    // configured count, so every stored hash converging on it keeps login timing uniform.
+    Ok(if parsed.iterations != iterations {
         Verdict::MatchNeedsRehash
     } else {
         Verdict::Match
@@ -218,7 +219,7 @@ mod tests {
         assert_eq!(check("correct horse", 10_000), Verdict::Match);
         assert_eq!(check("correct horsf", 10_000), Verdict::Mismatch);
         assert_eq!(check("correct horse", 20_000), Verdict::MatchNeedsRehash);
-        assert_eq!(check("correct horse", 10_000 - 1), Verdict::Match);
+        assert_eq!(check("correct horse", 10_000 - 1), Verdict::MatchNeedsRehash);
     }
 
     #[test]
