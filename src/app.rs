@@ -430,10 +430,20 @@ fn presented_refresh_token(
     if let Some(token) = optional_string(body, "refresh_token")? {
         return Ok(Some((token.to_string(), Delivery::Body)));
     }
-    Ok(req
-        .cookie(REFRESH_COOKIE)
+    let cookies: Vec<&str> = req
+        .cookies(REFRESH_COOKIE)
         .filter(|v| !v.is_empty())
-        .map(|v| (v.to_string(), Delivery::Cookie)))
+        .collect();
+    match cookies.as_slice() {
+        [] => Ok(None),
+        // A cookie the browser sends on its own must not let another site trigger a state
+        // change: requiring JSON makes any cross-origin attempt a CORS preflight.
+        [_] if req.header("content-type").is_none() => Err(Error::UnsupportedMediaType),
+        [token] => Ok(Some((token.to_string(), Delivery::Cookie))),
+        // Two cookies of this name: one was planted (e.g. by a sibling subdomain with a
+        // broader Domain or Path). Which one is ours cannot be told, so neither is used.
+        _ => Err(Error::InvalidRefreshToken("more than one refresh cookie")),
+    }
 }
 
 async fn refresh_session<S: Store, H: Pbkdf2>(
@@ -565,6 +575,13 @@ async fn change_password<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<Response, Error> {
     let (verified, user) = authenticated(svc, req).await?;
+    // A sensitive change: the token's session must still be live, not only the token unexpired.
+    if let Some(sid) = verified.claims.sid.as_deref() {
+        let family = svc.store.family(sid).await?;
+        if family.is_none_or(|f| f.revoked_at.is_some() || f.user_id != user.id) {
+            return Err(Error::InvalidToken(crate::error::TokenRejection::Claims));
+        }
+    }
     let body = json_body(svc.config, req, false)?;
     let current = string_field(&body, "current_password")?;
     let new = string_field(&body, "new_password")?;

@@ -46,14 +46,19 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The value of cookie `name` from the `Cookie` header(s).
+    /// The value of cookie `name` from the `Cookie` header(s) (the first, if several).
     pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies(name).next()
+    }
+
+    /// Every value of cookie `name`, in the order sent.
+    pub fn cookies<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
         self.headers
             .iter()
             .filter(|(k, _)| k == "cookie")
             .flat_map(|(_, v)| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| k.trim() == name)
+            .filter(move |(k, _)| k.trim() == name)
             .map(|(_, v)| v.trim())
     }
 

@@ -219,7 +219,10 @@ mod tests {
         assert_eq!(check("correct horse", 10_000), Verdict::Match);
         assert_eq!(check("correct horsf", 10_000), Verdict::Mismatch);
         assert_eq!(check("correct horse", 20_000), Verdict::MatchNeedsRehash);
-        assert_eq!(check("correct horse", 10_000 - 1), Verdict::MatchNeedsRehash);
+        assert_eq!(
+            check("correct horse", 10_000 - 1),
+            Verdict::MatchNeedsRehash
+        );
     }
 
     #[test]

@@ -225,8 +225,15 @@ fn post_json(path: &str, body: &Value) -> Request {
     Request::new("POST", path).with_json(body)
 }
 
+/// Adds a `Cookie` header, and the JSON content type a real client sends with a cookie-driven
+/// state change (the gateway refuses one without it).
 fn with_cookie(req: Request, cookie: &str) -> Request {
-    req.with_header("cookie", cookie)
+    let req = req.with_header("cookie", cookie);
+    if req.header("content-type").is_some() {
+        req
+    } else {
+        req.with_header("content-type", "application/json")
+    }
 }
 
 fn error_code(res: &Response) -> Option<String> {
@@ -1665,4 +1672,50 @@ fn a_password_change_needs_the_current_password_a_valid_new_one_and_a_token() {
     // Nothing changed and nothing was revoked.
     gate.refreshed(&s.refresh_token);
     expect_status(&gate.login_response("pw2@example.com", PASSWORD), 200);
+}
+
+#[test]
+fn a_cookie_driven_refresh_needs_json_and_exactly_one_cookie() {
+    let gate = Gate::new(&[]);
+    gate.register("c@example.com");
+    let res = gate.post(
+        "/auth/login",
+        json!({ "email": "c@example.com", "password": PASSWORD }),
+    );
+    let cookie = cookie_token(the_set_cookie(&res)).to_string();
+    let pair = format!("gatehouse_refresh={cookie}");
+
+    // Without a content type, as a cross-site form or a simple fetch would send it: refused,
+    // and the session is untouched.
+    let bare = Request::new("POST", "/auth/refresh").with_header("cookie", &pair);
+    expect_error(&gate.send(&bare), 415, "unsupported_media_type");
+    let bare_logout = Request::new("POST", "/auth/logout").with_header("cookie", &pair);
+    expect_error(&gate.send(&bare_logout), 415, "unsupported_media_type");
+    assert!(gate.token_state(&cookie).unwrap().rotated_at.is_none());
+
+    // A second cookie of the same name (planted by a sibling subdomain): neither is used.
+    let planted = with_cookie(
+        Request::new("POST", "/auth/refresh"),
+        &format!("gatehouse_refresh=ghr_{}; {pair}", "A".repeat(43)),
+    );
+    expect_error(&gate.send(&planted), 401, "invalid_refresh_token");
+    assert!(gate.token_state(&cookie).unwrap().rotated_at.is_none());
+
+    let ok = with_cookie(Request::new("POST", "/auth/refresh"), &pair);
+    expect_status(&gate.send(&ok), 200);
+}
+
+#[test]
+fn a_password_change_with_a_token_of_a_revoked_session_is_refused() {
+    let gate = Gate::new(&[]);
+    let s = gate.register("rev@example.com");
+    let logout = gate.post("/auth/logout", json!({ "refresh_token": s.refresh_token }));
+    assert_eq!(logout.status, 204);
+    let res = gate.send(&change_password_request(
+        &s.access_token,
+        PASSWORD,
+        "new password!",
+    ));
+    expect_error(&res, 401, "invalid_token");
+    expect_status(&gate.login_response("rev@example.com", PASSWORD), 200);
 }

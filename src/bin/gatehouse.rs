@@ -16,6 +16,7 @@
 mod cli {
     use std::future::Future;
     use std::io::{BufRead, IsTerminal, Write};
+    use std::os::unix::fs::DirBuilderExt;
     use std::path::PathBuf;
     use std::pin::pin;
     use std::process::{Command, ExitCode, Stdio};
@@ -260,7 +261,11 @@ usage:
 
     fn run_wrangler(opts: &AddUser, sql: &str) -> Result<(), String> {
         let dir = std::env::temp_dir().join(format!("gatehouse-{}", new_id(&SystemRng, "")));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        // The SQL holds a password hash: keep it to this user (0700) while wrangler reads it.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| e.to_string())?;
         let file = dir.join("add-user.sql");
         std::fs::write(&file, sql).map_err(|e| e.to_string())?;
 

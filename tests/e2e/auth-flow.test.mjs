@@ -356,10 +356,30 @@ describe('accounts and sessions', () => {
     test('the refresh cookie is found among other cookies', async () => {
       const u = await registerUser(c, { inBody: false });
       const res = await c.request('POST', '/auth/refresh', {
-        headers: { cookie: `theme=dark; ${COOKIE_NAME}=${u.refresh}; other=${'x'.repeat(40)}` },
+        headers: { cookie: `theme=dark; ${COOKIE_NAME}=${u.refresh}; other=${'x'.repeat(40)}`, 'content-type': 'application/json' },
       });
       expectLoginResponse(res, 200, { email: u.email, inBody: false });
       expectRefreshCookie(res);
+    });
+
+    test('a cookie-driven refresh or logout without a JSON content type → 415, session untouched', async () => {
+      const u = await registerUser(c, { inBody: false });
+      for (const path of ['/auth/refresh', '/auth/logout']) {
+        const bare = await c.request('POST', path, { cookie: u.refresh, contentType: null });
+        expectError(bare, 415, 'unsupported_media_type');
+      }
+      const row = await w.db.prepare('SELECT rotated_at FROM refresh_tokens WHERE token_hash = ?').bind(sha256hex(u.refresh)).first();
+      assert.equal(row.rotated_at, null);
+      expectLoginResponse(await c.request('POST', '/auth/refresh', { cookie: u.refresh }), 200, { email: u.email, inBody: false });
+    });
+
+    test('two refresh cookies (one planted by a sibling subdomain) → 401 invalid_refresh_token', async () => {
+      const u = await registerUser(c, { inBody: false });
+      const planted = `ghr_${'A'.repeat(43)}`;
+      const res = await c.request('POST', '/auth/refresh', {
+        headers: { cookie: `${COOKIE_NAME}=${planted}; ${COOKIE_NAME}=${u.refresh}`, 'content-type': 'application/json' },
+      });
+      expectError(res, 401, 'invalid_refresh_token');
     });
 
     test('a refresh family past its absolute expiry or idle timeout → 401 invalid_refresh_token', async () => {

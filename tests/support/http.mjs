@@ -27,7 +27,8 @@ function preview(text, n = 600) {
 
 /**
  * One request. `json` sends a JSON body with Content-Type application/json; `body` sends raw
- * data (with whatever `headers` say); `cookie` is the refresh token to send as a cookie;
+ * data (with whatever `headers` say); `cookie` is the refresh token to send as a cookie (a POST
+ * with a cookie gets Content-Type application/json unless `contentType: null`);
  * `bearer` an access token. Returns { status, headers, text, body, setCookies, cookie(), describe }.
  */
 export async function request(base, method, path, opts = {}) {
@@ -37,7 +38,14 @@ export async function request(base, method, path, opts = {}) {
     body = JSON.stringify(opts.json);
     if (!headers.has('content-type')) headers.set('content-type', 'application/json');
   }
-  if (opts.cookie !== undefined) headers.set('cookie', `${COOKIE_NAME}=${opts.cookie}`);
+  if (opts.cookie !== undefined) {
+    headers.set('cookie', `${COOKIE_NAME}=${opts.cookie}`);
+    // A cookie-driven state change must be sent as JSON (as the browser client does); tests of
+    // the refusal pass `contentType: null`.
+    if (method === 'POST' && !headers.has('content-type') && opts.contentType !== null) {
+      headers.set('content-type', 'application/json');
+    }
+  }
   if (opts.bearer !== undefined) headers.set('authorization', `Bearer ${opts.bearer}`);
   const init = { method, headers, body, redirect: 'manual' };
   if (body && typeof body.getReader === 'function') init.duplex = 'half';
