@@ -319,16 +319,16 @@ async fn register<S: Store, H: Pbkdf2>(
         updated_at: now,
     };
     let (token, family) = new_family(svc, req, &user.id);
-    svc.store.create_user(&user, Some(&family)).await?;
+    let registered = event(
+        req,
+        now,
+        "registered",
+        Some(&user.id),
+        Some(&family.id),
+        None,
+    );
     svc.store
-        .record_event(&event(
-            req,
-            now,
-            "registered",
-            Some(&user.id),
-            Some(&family.id),
-            None,
-        ))
+        .create_user(&user, Some(&family), Some(&registered))
         .await?;
     session_response(
         svc,
@@ -401,17 +401,15 @@ async fn login<S: Store, H: Pbkdf2>(
         svc.store.upgrade_password_hash(&user.id, &phc, now).await?;
     }
     let (token, family) = new_family(svc, req, &user.id);
-    svc.store.create_family(&family).await?;
-    svc.store
-        .record_event(&event(
-            req,
-            now,
-            "login_succeeded",
-            Some(&user.id),
-            Some(&family.id),
-            None,
-        ))
-        .await?;
+    let succeeded = event(
+        req,
+        now,
+        "login_succeeded",
+        Some(&user.id),
+        Some(&family.id),
+        None,
+    );
+    svc.store.create_family(&family, Some(&succeeded)).await?;
     session_response(
         svc,
         200,

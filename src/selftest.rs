@@ -117,7 +117,7 @@ pub mod contract {
     async fn session<S: Store>(store: &S, hint: &str) -> Result<(User, String, NewFamily), String> {
         let u = user(hint);
         let (token, fam) = family(&u.id, NOW);
-        ok(store.create_user(&u, Some(&fam)).await, "create_user")?;
+        ok(store.create_user(&u, Some(&fam), None).await, "create_user")?;
         Ok((u, token, fam))
     }
 
@@ -132,7 +132,7 @@ pub mod contract {
     async fn users_round_trip<S: Store>(store: &S) -> CaseResult {
         let mut u = user("round");
         u.name = None;
-        ok(store.create_user(&u, None).await, "create_user")?;
+        ok(store.create_user(&u, None, None).await, "create_user")?;
         let by_email = ok(store.user_by_email(&u.email).await, "user_by_email")?;
         check!(
             by_email.as_ref() == Some(&u),
@@ -153,7 +153,10 @@ pub mod contract {
         let mut second = user("other");
         second.email = first.email.clone();
         let (_, fam) = family(&second.id, NOW);
-        let result = store.create_user(&second, Some(&fam)).await;
+        let registered = event_for(&second.id, "registered");
+        let result = store
+            .create_user(&second, Some(&fam), Some(&registered))
+            .await;
         check!(
             matches!(result, Err(Error::EmailTaken)),
             "expected EmailTaken, got {result:?}"
@@ -173,6 +176,58 @@ pub mod contract {
             )?
             .is_none(),
             "its token was written"
+        );
+        let events = ok(
+            store.audit_events(Some(&second.id), 10).await,
+            "audit_events",
+        )?;
+        check!(events.is_empty(), "its audit event was written: {events:?}");
+        Ok(())
+    }
+
+    fn event_for(user_id: &str, kind: &str) -> AuditEvent {
+        AuditEvent {
+            at: NOW,
+            kind: kind.into(),
+            actor_user_id: Some(user_id.into()),
+            subject_user_id: Some(user_id.into()),
+            family_id: None,
+            ip: None,
+            user_agent: None,
+            detail: None,
+        }
+    }
+
+    async fn events_are_written_with_the_rows<S: Store>(store: &S) -> CaseResult {
+        let u = user("atomic");
+        let (_, fam) = family(&u.id, NOW);
+        let registered = event_for(&u.id, "registered");
+        ok(
+            store.create_user(&u, Some(&fam), Some(&registered)).await,
+            "create_user",
+        )?;
+        let (_, fam2) = family(&u.id, NOW);
+        let login = event_for(&u.id, "login_succeeded");
+        ok(
+            store.create_family(&fam2, Some(&login)).await,
+            "create_family",
+        )?;
+        let kinds: Vec<_> = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        check!(
+            kinds == ["login_succeeded", "registered"],
+            "kinds: {kinds:?}"
+        );
+        // A family that cannot be inserted (duplicate id) takes its event with it.
+        let failed = event_for(&u.id, "should_not_exist");
+        let result = store.create_family(&fam2, Some(&failed)).await;
+        check!(result.is_err(), "a duplicate family was accepted");
+        let after = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?;
+        check!(
+            after.len() == 2,
+            "an event outlived its failed batch: {after:?}"
         );
         Ok(())
     }
@@ -207,7 +262,7 @@ pub mod contract {
         );
         // A second login of the same user is a second family.
         let (_, fam2) = family(&u.id, NOW);
-        ok(store.create_family(&fam2).await, "create_family")?;
+        ok(store.create_family(&fam2, None).await, "create_family")?;
         check!(
             ok(store.live_tokens(&fam2.id).await, "live_tokens")? == 1,
             "second family live tokens != 1"
@@ -446,7 +501,7 @@ pub mod contract {
     async fn password_change_revokes_other_families<S: Store>(store: &S) -> CaseResult {
         let (u, _, keep) = session(store, "pw").await?;
         let (_, other) = family(&u.id, NOW);
-        ok(store.create_family(&other).await, "create_family")?;
+        ok(store.create_family(&other, None).await, "create_family")?;
         let revoked = ok(
             store
                 .change_password(&u.id, "$new-hash", Some(&keep.id), NOW + 9)
@@ -491,7 +546,7 @@ pub mod contract {
 
     async fn audit_events_newest_first<S: Store>(store: &S) -> CaseResult {
         let u = user("audit");
-        ok(store.create_user(&u, None).await, "create_user")?;
+        ok(store.create_user(&u, None, None).await, "create_user")?;
         for (i, kind) in ["login_failed", "login_succeeded", "logout"]
             .iter()
             .enumerate()
@@ -538,6 +593,7 @@ pub mod contract {
         case!(password_change_revokes_other_families);
         case!(hash_upgrade_keeps_sessions);
         case!(audit_events_newest_first);
+        case!(events_are_written_with_the_rows);
         out
     }
 
@@ -597,7 +653,7 @@ mod tests {
     fn contract_suite_passes_on_the_memory_store() {
         let store = MemoryStore::new();
         let outcomes = block_on(contract::run(&store));
-        assert!(outcomes.len() >= 13);
+        assert!(outcomes.len() >= 14);
         let failed: Vec<_> = outcomes.iter().filter(|o| o.error.is_some()).collect();
         assert!(failed.is_empty(), "failed: {failed:#?}");
         // Run twice on the same store: cases must not depend on an empty database (D1 keeps data).

@@ -579,7 +579,7 @@ fn refresh_for_a_disabled_user_is_refused() {
         true,
     );
     let (token, family) = new_family(&user.id, T0);
-    block_on(gate.store.create_user(&user, Some(&family))).unwrap();
+    block_on(gate.store.create_user(&user, Some(&family), None)).unwrap();
     gate.advance(SECOND);
     expect_error(&gate.refresh(&token), 401, "invalid_refresh_token");
 }
@@ -650,7 +650,7 @@ fn access_tokens_of_disabled_or_unknown_users_are_refused() {
         password_hash(PASSWORD, 10_000),
         true,
     );
-    block_on(gate.store.create_user(&user, None)).unwrap();
+    block_on(gate.store.create_user(&user, None, None)).unwrap();
     let token = sign_access(&SEED, claims_for(&user.id), T0, 900);
     expect_error(&gate.me(&token), 401, "invalid_token");
     let token = sign_access(&SEED, claims_for("usr_nobody"), T0, 900);
@@ -715,7 +715,7 @@ fn a_disabled_user_cannot_log_in_even_with_the_right_password() {
         password_hash(PASSWORD, 10_000),
         true,
     );
-    block_on(gate.store.create_user(&user, None)).unwrap();
+    block_on(gate.store.create_user(&user, None, None)).unwrap();
     gate.register("enabled@example.com");
 
     let disabled = gate.login_response("disabled@example.com", PASSWORD);
@@ -746,7 +746,7 @@ fn an_unusable_stored_hash_is_a_wrong_password_not_a_crash() {
         let email = format!("broken{i}@example.com");
         block_on(
             gate.store
-                .create_user(&stored_user(&email, hash, false), None),
+                .create_user(&stored_user(&email, hash, false), None, None),
         )
         .unwrap();
         expect_error(

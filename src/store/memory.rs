@@ -106,7 +106,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn create_user(&self, user: &User, family: Option<&NewFamily>) -> Result<(), Error> {
+    async fn create_user(
+        &self,
+        user: &User,
+        family: Option<&NewFamily>,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), Error> {
         self.with(|s| {
             if s.users.values().any(|u| u.email == user.email) {
                 return Err(Error::EmailTaken);
@@ -121,6 +126,7 @@ impl Store for MemoryStore {
                     return Err(err);
                 }
             }
+            s.events.extend(event.cloned());
             Ok(())
         })
     }
@@ -168,8 +174,16 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn create_family(&self, family: &NewFamily) -> Result<(), Error> {
-        self.with(|s| s.insert_family(family))
+    async fn create_family(
+        &self,
+        family: &NewFamily,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), Error> {
+        self.with(|s| {
+            s.insert_family(family)?;
+            s.events.extend(event.cloned());
+            Ok(())
+        })
     }
 
     async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Option<TokenState>, Error> {

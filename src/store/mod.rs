@@ -168,9 +168,14 @@ pub trait Store {
     /// Succeeds when the storage answers and has the schema.
     async fn ping(&self) -> Result<(), Error>;
 
-    /// Inserts a user and, optionally, its first refresh family, atomically.
+    /// Inserts a user and, optionally, its first refresh family and an audit event, atomically.
     /// A taken email is [`Error::EmailTaken`] and writes nothing.
-    async fn create_user(&self, user: &User, family: Option<&NewFamily>) -> Result<(), Error>;
+    async fn create_user(
+        &self,
+        user: &User,
+        family: Option<&NewFamily>,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), Error>;
 
     /// The user with this (normalised) email.
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, Error>;
@@ -191,8 +196,12 @@ pub trait Store {
         now: i64,
     ) -> Result<u64, Error>;
 
-    /// Inserts a family and its first token, atomically.
-    async fn create_family(&self, family: &NewFamily) -> Result<(), Error>;
+    /// Inserts a family, its first token and optionally an audit event, atomically.
+    async fn create_family(
+        &self,
+        family: &NewFamily,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), Error>;
 
     /// The atomic rotation step. In one transaction: if the token exists, is not yet rotated,
     /// and its family is neither revoked, nor past `expires_at`, nor idle since before

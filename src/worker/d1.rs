@@ -237,7 +237,12 @@ impl Store for D1Store {
         .map(drop)
     }
 
-    async fn create_user(&self, user: &User, family: Option<&NewFamily>) -> Result<(), Error> {
+    async fn create_user(
+        &self,
+        user: &User,
+        family: Option<&NewFamily>,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), Error> {
         let roles =
             serde_json::to_string(&user.roles).map_err(|e| Error::Internal(e.to_string()))?;
         let mut statements = vec![self.stmt(
@@ -256,6 +261,9 @@ impl Store for D1Store {
         )?];
         if let Some(family) = family {
             statements.extend(self.family_statements(family)?);
+        }
+        if let Some(event) = event {
+            statements.push(self.event_statement(event, "")?);
         }
         match self.db.batch(statements).await {
             Ok(_) => Ok(()),
@@ -323,10 +331,16 @@ impl Store for D1Store {
         Ok(results.get(1).map_or(0, changes))
     }
 
-    async fn create_family(&self, family: &NewFamily) -> Result<(), Error> {
-        self.batch(self.family_statements(family)?.into())
-            .await
-            .map(drop)
+    async fn create_family(
+        &self,
+        family: &NewFamily,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), Error> {
+        let mut statements: Vec<_> = self.family_statements(family)?.into();
+        if let Some(event) = event {
+            statements.push(self.event_statement(event, "")?);
+        }
+        self.batch(statements).await.map(drop)
     }
 
     async fn rotate_refresh(&self, r: &Rotation) -> Result<Option<TokenState>, Error> {
