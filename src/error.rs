@@ -78,6 +78,22 @@ pub enum Error {
     RefreshTokenReused,
     /// 500: configuration invalid; the log names the variable.
     Misconfigured(ConfigError),
+    /// 403: authenticated, but without a role the route or endpoint requires.
+    InsufficientRole,
+    /// 400: a proxied path that is malformed or could leave the route's upstream base.
+    InvalidPath(&'static str),
+    /// 502: the upstream could not be reached; carries the cause for the log.
+    UpstreamUnavailable(String),
+    /// 504: the upstream did not answer within the route's timeout (milliseconds).
+    UpstreamTimeout(u32),
+    /// 403: a cookie-authenticated state change without a valid CSRF token or allowed origin.
+    CsrfValidationFailed(&'static str),
+    /// 401: an API key that is unknown, revoked or expired.
+    InvalidApiKey(&'static str),
+    /// 403: an API key used outside its scope.
+    ScopeViolation,
+    /// 429: too many attempts; carries the seconds until the limit releases (`Retry-After`).
+    AuthRateLimited(u32),
     /// 503: a dependency (storage) is not ready.
     Unavailable(String),
     /// 500: anything unexpected; the cause goes to the log only.
@@ -88,21 +104,31 @@ impl Error {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            Self::BadRequest(_) | Self::InvalidJson | Self::WeakPassword(_) => 400,
+            Self::BadRequest(_)
+            | Self::InvalidJson
+            | Self::WeakPassword(_)
+            | Self::InvalidPath(_) => 400,
             Self::NoAuth
             | Self::InvalidToken(_)
             | Self::ExpiredToken
             | Self::InvalidCredentials
             | Self::InvalidRefreshToken(_)
-            | Self::RefreshTokenReused => 401,
-            Self::RegistrationClosed => 403,
+            | Self::RefreshTokenReused
+            | Self::InvalidApiKey(_) => 401,
+            Self::RegistrationClosed
+            | Self::InsufficientRole
+            | Self::CsrfValidationFailed(_)
+            | Self::ScopeViolation => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed(_) => 405,
             Self::EmailTaken => 409,
             Self::PayloadTooLarge(_) => 413,
             Self::UnsupportedMediaType => 415,
+            Self::AuthRateLimited(_) => 429,
             Self::Misconfigured(_) | Self::Internal(_) => 500,
+            Self::UpstreamUnavailable(_) => 502,
             Self::Unavailable(_) => 503,
+            Self::UpstreamTimeout(_) => 504,
         }
     }
 
@@ -124,6 +150,14 @@ impl Error {
             Self::WeakPassword(_) => "weak_password",
             Self::InvalidRefreshToken(_) => "invalid_refresh_token",
             Self::RefreshTokenReused => "refresh_token_reused",
+            Self::InsufficientRole => "insufficient_role",
+            Self::InvalidPath(_) => "invalid_path",
+            Self::UpstreamUnavailable(_) => "upstream_unavailable",
+            Self::UpstreamTimeout(_) => "upstream_timeout",
+            Self::CsrfValidationFailed(_) => "csrf_validation_failed",
+            Self::InvalidApiKey(_) => "invalid_api_key",
+            Self::ScopeViolation => "scope_violation",
+            Self::AuthRateLimited(_) => "auth_rate_limited",
             Self::Misconfigured(_) => "misconfigured",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -150,6 +184,14 @@ impl Error {
             Self::RefreshTokenReused => {
                 "the refresh token was already used; the session has been revoked".into()
             }
+            Self::InsufficientRole => "your roles do not allow this".into(),
+            Self::InvalidPath(_) => "the path is not allowed".into(),
+            Self::UpstreamUnavailable(_) => "the upstream could not be reached".into(),
+            Self::UpstreamTimeout(ms) => format!("the upstream did not answer within {ms} ms"),
+            Self::CsrfValidationFailed(_) => "CSRF validation failed".into(),
+            Self::InvalidApiKey(_) => "the API key is not valid".into(),
+            Self::ScopeViolation => "the API key's scope does not include this route".into(),
+            Self::AuthRateLimited(secs) => format!("too many attempts; retry in {secs} s"),
             Self::Misconfigured(_) => "gatehouse is misconfigured; see the worker logs".into(),
             Self::Unavailable(_) => "a dependency is unavailable".into(),
             Self::Internal(_) => "internal error".into(),
@@ -160,7 +202,11 @@ impl Error {
     pub fn log_detail(&self) -> Option<String> {
         match self {
             Self::InvalidToken(why) => Some(why.to_string()),
-            Self::InvalidRefreshToken(why) => Some((*why).to_string()),
+            Self::InvalidRefreshToken(why)
+            | Self::InvalidPath(why)
+            | Self::CsrfValidationFailed(why)
+            | Self::InvalidApiKey(why) => Some((*why).to_string()),
+            Self::UpstreamUnavailable(cause) => Some(cause.clone()),
             Self::Misconfigured(err) => Some(err.to_string()),
             Self::Unavailable(cause) | Self::Internal(cause) => Some(cause.clone()),
             Self::BadRequest(_)
@@ -175,7 +221,11 @@ impl Error {
             | Self::RegistrationClosed
             | Self::EmailTaken
             | Self::WeakPassword(_)
-            | Self::RefreshTokenReused => None,
+            | Self::RefreshTokenReused
+            | Self::InsufficientRole
+            | Self::UpstreamTimeout(_)
+            | Self::ScopeViolation
+            | Self::AuthRateLimited(_) => None,
         }
     }
 
@@ -230,6 +280,14 @@ mod tests {
             Error::WeakPassword("too short"),
             Error::InvalidRefreshToken("unknown"),
             Error::RefreshTokenReused,
+            Error::InsufficientRole,
+            Error::InvalidPath("dot segment"),
+            Error::UpstreamUnavailable("connection refused".into()),
+            Error::UpstreamTimeout(10_000),
+            Error::CsrfValidationFailed("origin not allowed"),
+            Error::InvalidApiKey("revoked"),
+            Error::ScopeViolation,
+            Error::AuthRateLimited(60),
             Error::Misconfigured(ConfigError::new("ACCESS_TOKEN_TTL", "not a number")),
             Error::Unavailable("d1 down".into()),
             Error::Internal("boom".into()),
@@ -272,12 +330,20 @@ mod tests {
                 | Error::WeakPassword(_)
                 | Error::InvalidRefreshToken(_)
                 | Error::RefreshTokenReused
+                | Error::InsufficientRole
+                | Error::InvalidPath(_)
+                | Error::UpstreamUnavailable(_)
+                | Error::UpstreamTimeout(_)
+                | Error::CsrfValidationFailed(_)
+                | Error::InvalidApiKey(_)
+                | Error::ScopeViolation
+                | Error::AuthRateLimited(_)
                 | Error::Misconfigured(_)
                 | Error::Unavailable(_)
                 | Error::Internal(_) => {}
             }
         }
-        assert_eq!(all_variants().len(), 18);
+        assert_eq!(all_variants().len(), 26);
     }
 
     #[test]

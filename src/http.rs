@@ -9,6 +9,8 @@ pub struct Request {
     pub method: String,
     /// The URL path, still percent-encoded, e.g. `/auth/login`.
     pub path: String,
+    /// The raw query string without its `?` (empty when there is none).
+    pub query: String,
     /// Header names lower-case, in arrival order.
     pub headers: Vec<(String, String)>,
     /// The body bytes (empty when there was none).
@@ -16,11 +18,13 @@ pub struct Request {
 }
 
 impl Request {
-    /// A request with no headers and no body.
-    pub fn new(method: &str, path: &str) -> Self {
+    /// A request with no headers and no body; `target` is a path with an optional `?query`.
+    pub fn new(method: &str, target: &str) -> Self {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         Self {
             method: method.to_ascii_uppercase(),
             path: path.to_string(),
+            query: query.to_string(),
             ..Self::default()
         }
     }
@@ -141,6 +145,15 @@ impl Response {
                     code => format!("Bearer error=\"invalid_token\", error_description=\"{code}\""),
                 };
                 response = response.with_header("www-authenticate", &value);
+            }
+            Error::InvalidApiKey(_) => {
+                response = response.with_header(
+                    "www-authenticate",
+                    "Bearer error=\"invalid_token\", error_description=\"invalid_api_key\"",
+                );
+            }
+            Error::AuthRateLimited(secs) => {
+                response = response.with_header("retry-after", &secs.to_string());
             }
             _ => {}
         }

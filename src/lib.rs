@@ -11,6 +11,7 @@
 //!   request to [`app::handle`].
 
 pub mod app;
+pub mod caller;
 pub mod config;
 pub mod encoding;
 pub mod error;

@@ -80,10 +80,13 @@ async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request,
             body.extend_from_slice(&chunk);
         }
     }
-    let path = req.path();
+    let url = req
+        .url()
+        .map_err(|e| Error::BadRequest(format!("the request URL could not be parsed: {e}")))?;
     Ok(Request {
         method: req.method().to_string().to_ascii_uppercase(),
-        path,
+        path: url.path().to_string(),
+        query: url.query().unwrap_or("").to_string(),
         headers,
         body,
     })
