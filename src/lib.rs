@@ -18,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod password;
 pub mod platform;
+pub mod proxy;
 pub mod refresh;
 pub mod store;
 pub mod token;
