@@ -17,9 +17,7 @@ use crate::error::{Error, TokenRejection};
 use crate::http::{Request, Response};
 use crate::password;
 use crate::platform::Pbkdf2;
-use crate::store::{
-    ApiKey, AuditEvent, AuditQuery, Family, RevokeReason, Store, User, UserQuery,
-};
+use crate::store::{ApiKey, AuditEvent, AuditQuery, Family, RevokeReason, Store, User, UserQuery};
 
 /// The role the admin API requires.
 pub const ADMIN_ROLE: &str = "admin";
@@ -118,7 +116,10 @@ pub(crate) fn query_params(req: &Request, known: &[&str]) -> Result<Map<String, 
                 known.join(", ")
             )));
         }
-        if map.insert(k.clone(), Value::String(percent_decode(v)?)).is_some() {
+        if map
+            .insert(k.clone(), Value::String(percent_decode(v)?))
+            .is_some()
+        {
             return Err(Error::BadRequest(format!("{k}: given more than once")));
         }
     }
@@ -133,11 +134,17 @@ fn param_int(q: &Map<String, Value>, name: &str, min: i64, max: i64) -> Result<O
         .ok()
         .filter(|n| (min..=max).contains(n))
         .map(Some)
-        .ok_or_else(|| Error::BadRequest(format!("{name}: expected a whole number from {min} to {max}")))
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "{name}: expected a whole number from {min} to {max}"
+            ))
+        })
 }
 
 fn param_str<'a>(q: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    q.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+    q.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn page_limit(q: &Map<String, Value>) -> Result<u32, Error> {
@@ -152,7 +159,9 @@ fn roles_field(body: &Map<String, Value>, name: &str) -> Result<Option<Vec<Strin
         return Ok(None);
     };
     let Value::Array(items) = value else {
-        return Err(Error::BadRequest(format!("{name}: expected an array of names")));
+        return Err(Error::BadRequest(format!(
+            "{name}: expected an array of names"
+        )));
     };
     let mut out: Vec<String> = Vec::new();
     for item in items {
@@ -230,7 +239,10 @@ pub async fn route<S: Store, H: Pbkdf2>(
         Route::Users => create_user(svc, req, &admin).await,
         Route::User(id) => {
             let user = target_user(svc, id).await?;
-            Ok(Response::json(200, &json!({ "user": admin_user_json(&user) })))
+            Ok(Response::json(
+                200,
+                &json!({ "user": admin_user_json(&user) }),
+            ))
         }
         Route::Disable(id) => set_disabled(svc, req, &admin, id, true).await,
         Route::Enable(id) => set_disabled(svc, req, &admin, id, false).await,
@@ -282,7 +294,10 @@ async fn target_user<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Result<
 // ---------------------------------------------------------------------------------------------
 // Users
 
-async fn list_users<S: Store, H>(svc: &Services<'_, S, H>, req: &Request) -> Result<Response, Error> {
+async fn list_users<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
     let q = query_params(req, &["limit", "cursor", "q"])?;
     let limit = page_limit(&q)?;
     let search = param_str(&q, "q").map(str::to_string);
@@ -297,9 +312,16 @@ async fn list_users<S: Store, H>(svc: &Services<'_, S, H>, req: &Request) -> Res
     let mut users = svc.store.list_users(&query).await?;
     let more = users.len() > limit as usize;
     users.truncate(limit as usize);
-    let next = if more { users.last().map(|u| u.email.clone()) } else { None };
+    let next = if more {
+        users.last().map(|u| u.email.clone())
+    } else {
+        None
+    };
     let list: Vec<Value> = users.iter().map(admin_user_json).collect();
-    Ok(Response::json(200, &json!({ "users": list, "next_cursor": next })))
+    Ok(Response::json(
+        200,
+        &json!({ "users": list, "next_cursor": next }),
+    ))
 }
 
 async fn create_user<S: Store, H: Pbkdf2>(
@@ -335,7 +357,10 @@ async fn create_user<S: Store, H: Pbkdf2>(
         Some(json!({ "by": "admin", "roles": user.roles })),
     );
     svc.store.create_user(&user, None, Some(&ev)).await?;
-    Ok(Response::json(201, &json!({ "user": admin_user_json(&user) })))
+    Ok(Response::json(
+        201,
+        &json!({ "user": admin_user_json(&user) }),
+    ))
 }
 
 async fn set_disabled<S: Store, H>(
@@ -352,7 +377,11 @@ async fn set_disabled<S: Store, H>(
     }
     target_user(svc, id).await?;
     let now = svc.clock.now_ms();
-    let kind = if disabled { "user_disabled" } else { "user_enabled" };
+    let kind = if disabled {
+        "user_disabled"
+    } else {
+        "user_enabled"
+    };
     let ev = audit_event(req, now, kind, Some(&admin.id), Some(id), None, None);
     let revoked = svc
         .store
@@ -373,8 +402,8 @@ async fn set_roles<S: Store, H>(
     id: &str,
 ) -> Result<Response, Error> {
     let body = json_body(svc.config, req, false)?;
-    let roles = roles_field(&body, "roles")?
-        .ok_or_else(|| Error::BadRequest("roles: required".into()))?;
+    let roles =
+        roles_field(&body, "roles")?.ok_or_else(|| Error::BadRequest("roles: required".into()))?;
     if id == admin.id && !roles.iter().any(|r| r == ADMIN_ROLE) {
         return Err(Error::BadRequest(
             "an admin cannot remove their own admin role".into(),
@@ -395,7 +424,10 @@ async fn set_roles<S: Store, H>(
         return Err(Error::NotFound);
     }
     let user = target_user(svc, id).await?;
-    Ok(Response::json(200, &json!({ "user": admin_user_json(&user) })))
+    Ok(Response::json(
+        200,
+        &json!({ "user": admin_user_json(&user) }),
+    ))
 }
 
 async fn reset_password<S: Store, H: Pbkdf2>(
@@ -432,7 +464,10 @@ async fn list_sessions<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Resul
     let now = svc.clock.now_ms();
     let idle_ms = svc.config.refresh_idle_secs * 1000;
     let families = svc.store.user_families(id).await?;
-    let list: Vec<Value> = families.iter().map(|f| family_json(f, now, idle_ms)).collect();
+    let list: Vec<Value> = families
+        .iter()
+        .map(|f| family_json(f, now, idle_ms))
+        .collect();
     Ok(Response::json(200, &json!({ "sessions": list })))
 }
 
@@ -490,9 +525,15 @@ async fn revoke_session<S: Store, H>(
 // ---------------------------------------------------------------------------------------------
 // API keys
 
-async fn list_keys<S: Store, H>(svc: &Services<'_, S, H>, req: &Request) -> Result<Response, Error> {
+async fn list_keys<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
     let q = query_params(req, &["owner_user_id"])?;
-    let keys = svc.store.list_api_keys(param_str(&q, "owner_user_id")).await?;
+    let keys = svc
+        .store
+        .list_api_keys(param_str(&q, "owner_user_id"))
+        .await?;
     let list: Vec<Value> = keys.iter().map(key_json).collect();
     Ok(Response::json(200, &json!({ "api_keys": list })))
 }
@@ -511,10 +552,13 @@ async fn mint_key<S: Store, H>(
         ));
     }
     let role = string_field(&body, "role")?.to_string();
-    let scopes = roles_field(&body, "scopes")?
-        .ok_or_else(|| Error::BadRequest("scopes: required (an array of proxy route names)".into()))?;
+    let scopes = roles_field(&body, "scopes")?.ok_or_else(|| {
+        Error::BadRequest("scopes: required (an array of proxy route names)".into())
+    })?;
     if let Some(bad) = scopes.iter().find(|s| !apikey::valid_scope(s)) {
-        return Err(Error::BadRequest(format!("scopes: {bad:?} is not a route name")));
+        return Err(Error::BadRequest(format!(
+            "scopes: {bad:?} is not a route name"
+        )));
     }
     let owner_id = optional_string(&body, "owner_user_id")?.unwrap_or(&admin.id);
     let now = svc.clock.now_ms();
@@ -533,14 +577,18 @@ async fn mint_key<S: Store, H>(
         return Err(Error::BadRequest("owner_user_id: no such user".into()));
     };
     if owner.disabled {
-        return Err(Error::BadRequest("owner_user_id: the user is disabled".into()));
+        return Err(Error::BadRequest(
+            "owner_user_id: the user is disabled".into(),
+        ));
     }
     // Never above the creator's roles, and never a role the owner does not hold.
     if !admin.roles.contains(&role) {
         return Err(Error::BadRequest(format!("role: you do not hold {role:?}")));
     }
     if !owner.roles.contains(&role) {
-        return Err(Error::BadRequest(format!("role: the owner does not hold {role:?}")));
+        return Err(Error::BadRequest(format!(
+            "role: the owner does not hold {role:?}"
+        )));
     }
     let key = apikey::generate(svc.rng);
     let record = ApiKey {
@@ -566,7 +614,10 @@ async fn mint_key<S: Store, H>(
         Some(json!({ "key_id": record.id, "role": record.role, "scopes": record.scopes })),
     );
     svc.store.create_api_key(&record, &ev).await?;
-    Ok(Response::json(201, &json!({ "api_key": key_json(&record), "key": key })))
+    Ok(Response::json(
+        201,
+        &json!({ "api_key": key_json(&record), "key": key }),
+    ))
 }
 
 async fn revoke_key<S: Store, H>(
@@ -593,15 +644,22 @@ async fn revoke_key<S: Store, H>(
 // ---------------------------------------------------------------------------------------------
 // Audit log
 
-async fn list_audit<S: Store, H>(svc: &Services<'_, S, H>, req: &Request) -> Result<Response, Error> {
+async fn list_audit<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
     let q = query_params(
         req,
-        &["kind", "actor", "subject", "user", "since", "until", "cursor", "limit"],
+        &[
+            "kind", "actor", "subject", "user", "since", "until", "cursor", "limit",
+        ],
     )?;
     let limit = page_limit(&q)?;
     let user = param_str(&q, "user");
     if user.is_some() && (q.contains_key("subject") || q.contains_key("actor")) {
-        return Err(Error::BadRequest("user: not together with actor or subject".into()));
+        return Err(Error::BadRequest(
+            "user: not together with actor or subject".into(),
+        ));
     }
     let query = AuditQuery {
         kind: param_str(&q, "kind").map(str::to_string),
@@ -615,7 +673,11 @@ async fn list_audit<S: Store, H>(svc: &Services<'_, S, H>, req: &Request) -> Res
     let mut events = svc.store.query_audit(&query).await?;
     let more = events.len() > limit as usize;
     events.truncate(limit as usize);
-    let next = if more { events.last().map(|e| e.id.to_string()) } else { None };
+    let next = if more {
+        events.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
     let list: Vec<Value> = events
         .iter()
         .map(|e| {
@@ -633,5 +695,8 @@ async fn list_audit<S: Store, H>(svc: &Services<'_, S, H>, req: &Request) -> Res
             })
         })
         .collect();
-    Ok(Response::json(200, &json!({ "events": list, "next_cursor": next })))
+    Ok(Response::json(
+        200,
+        &json!({ "events": list, "next_cursor": next }),
+    ))
 }

@@ -64,7 +64,9 @@ pub async fn authenticate<S: Store, H: Pbkdf2>(
     key: &str,
 ) -> Result<Caller, Error> {
     let Some(pepper) = svc.config.api_key_pepper.as_ref() else {
-        return Err(Error::InvalidApiKey("API keys are off: API_KEY_PEPPER is not set"));
+        return Err(Error::InvalidApiKey(
+            "API keys are off: API_KEY_PEPPER is not set",
+        ));
     };
     if !well_formed(key) {
         return Err(Error::InvalidApiKey("malformed"));

@@ -135,7 +135,10 @@ pub(crate) fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Resu
     }
 }
 
-pub(crate) fn optional_string<'a>(body: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, Error> {
+pub(crate) fn optional_string<'a>(
+    body: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, Error> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),

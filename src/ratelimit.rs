@@ -58,7 +58,9 @@ pub async fn check<S: Store, H>(
     if hit.count > limit {
         let left_ms = (hit.window_start + window_ms - now).max(1);
         let secs = (left_ms + 999) / 1000;
-        return Err(Error::AuthRateLimited(u32::try_from(secs).unwrap_or(u32::MAX)));
+        return Err(Error::AuthRateLimited(
+            u32::try_from(secs).unwrap_or(u32::MAX),
+        ));
     }
     Ok(())
 }

@@ -572,7 +572,6 @@ pub mod contract {
         Ok(())
     }
 
-
     fn tag() -> String {
         new_id(&SystemRng, "")[..10].to_string()
     }
@@ -609,7 +608,10 @@ pub mod contract {
             by_name.len() == 1 && by_name[0].email == ids[1],
             "by name: {by_name:?}"
         );
-        let wildcard = ok(store.list_users(&page(None, &format!("%{t}"))).await, "list_users")?;
+        let wildcard = ok(
+            store.list_users(&page(None, &format!("%{t}"))).await,
+            "list_users",
+        )?;
         check!(wildcard.is_empty(), "% is not a wildcard: {wildcard:?}");
         Ok(())
     }
@@ -619,23 +621,41 @@ pub mod contract {
         let ev = event_for(&u.id, "role_changed");
         let roles = vec!["admin".to_string()];
         check!(
-            ok(store.set_roles(&u.id, &roles, NOW + 1, &ev).await, "set_roles")?,
+            ok(
+                store.set_roles(&u.id, &roles, NOW + 1, &ev).await,
+                "set_roles"
+            )?,
             "set_roles found no user"
         );
         let got = ok(store.user_by_id(&u.id).await, "user_by_id")?.ok_or("user gone")?;
-        check!(got.roles == roles && got.updated_at == NOW + 1, "roles: {got:?}");
+        check!(
+            got.roles == roles && got.updated_at == NOW + 1,
+            "roles: {got:?}"
+        );
         let missing = ok(
-            store.set_roles("usr_nobody", &roles, NOW, &event_for("usr_nobody", "role_changed")).await,
+            store
+                .set_roles(
+                    "usr_nobody",
+                    &roles,
+                    NOW,
+                    &event_for("usr_nobody", "role_changed"),
+                )
+                .await,
             "set_roles",
         )?;
         check!(!missing, "set_roles on an unknown user");
         let revoked = ok(
-            store.set_disabled(&u.id, true, NOW + 2, &event_for(&u.id, "user_disabled")).await,
+            store
+                .set_disabled(&u.id, true, NOW + 2, &event_for(&u.id, "user_disabled"))
+                .await,
             "set_disabled",
         )?;
         check!(revoked == Some(1), "disabling revoked {revoked:?}");
-        let state = ok(store.token_state(&refresh::hash(&token)).await, "token_state")?
-            .ok_or("token gone")?;
+        let state = ok(
+            store.token_state(&refresh::hash(&token)).await,
+            "token_state",
+        )?
+        .ok_or("token gone")?;
         check!(
             state.family.revoke_reason.as_deref() == Some("admin"),
             "family: {:?}",
@@ -643,14 +663,23 @@ pub mod contract {
         );
         let _ = fam;
         let enabled = ok(
-            store.set_disabled(&u.id, false, NOW + 3, &event_for(&u.id, "user_enabled")).await,
+            store
+                .set_disabled(&u.id, false, NOW + 3, &event_for(&u.id, "user_enabled"))
+                .await,
             "set_disabled",
         )?;
         check!(enabled == Some(0), "enabling: {enabled:?}");
         let got = ok(store.user_by_id(&u.id).await, "user_by_id")?.ok_or("user gone")?;
         check!(!got.disabled, "still disabled");
         let none = ok(
-            store.set_disabled("usr_nobody", true, NOW, &event_for("usr_nobody", "user_disabled")).await,
+            store
+                .set_disabled(
+                    "usr_nobody",
+                    true,
+                    NOW,
+                    &event_for("usr_nobody", "user_disabled"),
+                )
+                .await,
             "set_disabled",
         )?;
         check!(none.is_none(), "unknown user: {none:?}");
@@ -662,7 +691,10 @@ pub mod contract {
             kinds == ["user_enabled", "user_disabled", "role_changed"],
             "events: {kinds:?}"
         );
-        let ghost = ok(store.audit_events(Some("usr_nobody"), 10).await, "audit_events")?;
+        let ghost = ok(
+            store.audit_events(Some("usr_nobody"), 10).await,
+            "audit_events",
+        )?;
         check!(ghost.is_empty(), "events for an unknown user: {ghost:?}");
         Ok(())
     }
@@ -674,7 +706,10 @@ pub mod contract {
         ok(store.create_family(&second, None).await, "create_family")?;
         let list = ok(store.user_families(&u.id).await, "user_families")?;
         let ids: Vec<_> = list.iter().map(|f| f.id.as_str()).collect();
-        check!(ids == [second.id.as_str(), first.id.as_str()], "order: {ids:?}");
+        check!(
+            ids == [second.id.as_str(), first.id.as_str()],
+            "order: {ids:?}"
+        );
         check!(
             list[1].user_agent.as_deref() == Some("contract-test/1.0"),
             "user agent: {:?}",
@@ -682,12 +717,16 @@ pub mod contract {
         );
         let ev = event_for(&u.id, "session_revoked");
         let n = ok(
-            store.revoke_user_families(&u.id, RevokeReason::Admin, NOW + 9, &ev).await,
+            store
+                .revoke_user_families(&u.id, RevokeReason::Admin, NOW + 9, &ev)
+                .await,
             "revoke_user_families",
         )?;
         check!(n == 2, "revoked {n}");
         let n = ok(
-            store.revoke_user_families(&u.id, RevokeReason::Admin, NOW + 10, &ev).await,
+            store
+                .revoke_user_families(&u.id, RevokeReason::Admin, NOW + 10, &ev)
+                .await,
             "revoke_user_families",
         )?;
         check!(n == 0, "revoked again: {n}");
@@ -699,7 +738,9 @@ pub mod contract {
     fn api_key(owner: &str, now: i64) -> ApiKey {
         ApiKey {
             id: new_id(&SystemRng, "key_"),
-            key_hash: crate::encoding::hex(&crate::encoding::sha256(new_id(&SystemRng, "").as_bytes())),
+            key_hash: crate::encoding::hex(&crate::encoding::sha256(
+                new_id(&SystemRng, "").as_bytes(),
+            )),
             label: "deploy bot".into(),
             owner_user_id: owner.into(),
             created_by: Some(owner.into()),
@@ -719,32 +760,78 @@ pub mod contract {
         let mut older = api_key(&u.id, NOW - 1);
         older.expires_at = None;
         older.created_by = None;
-        ok(store.create_api_key(&older, &event_for(&u.id, "api_key_minted")).await, "create_api_key")?;
-        ok(store.create_api_key(&k, &event_for(&u.id, "api_key_minted")).await, "create_api_key")?;
+        ok(
+            store
+                .create_api_key(&older, &event_for(&u.id, "api_key_minted"))
+                .await,
+            "create_api_key",
+        )?;
+        ok(
+            store
+                .create_api_key(&k, &event_for(&u.id, "api_key_minted"))
+                .await,
+            "create_api_key",
+        )?;
         let found = ok(store.api_key_by_hash(&k.key_hash).await, "api_key_by_hash")?
             .ok_or("key not found by hash")?;
         check!(found.key == k, "lookup: {found:?}");
-        check!(found.owner_roles == u.roles && !found.owner_disabled, "owner: {found:?}");
+        check!(
+            found.owner_roles == u.roles && !found.owner_disabled,
+            "owner: {found:?}"
+        );
         check!(
             ok(store.api_key_by_hash("00").await, "api_key_by_hash")?.is_none(),
             "unknown hash found"
         );
         let listed = ok(store.list_api_keys(Some(&u.id)).await, "list_api_keys")?;
-        check!(listed == vec![k.clone(), older.clone()], "listed: {listed:?}");
+        check!(
+            listed == vec![k.clone(), older.clone()],
+            "listed: {listed:?}"
+        );
         check!(
             ok(store.api_key(&older.id).await, "api_key")?.as_ref() == Some(&older),
             "by id"
         );
-        check!(ok(store.touch_api_key(&k.id, NOW + 10, 60_000).await, "touch")?, "first touch");
-        check!(!ok(store.touch_api_key(&k.id, NOW + 59_000, 60_000).await, "touch")?, "touched twice a minute");
-        check!(ok(store.touch_api_key(&k.id, NOW + 60_010, 60_000).await, "touch")?, "touch after a minute");
+        check!(
+            ok(store.touch_api_key(&k.id, NOW + 10, 60_000).await, "touch")?,
+            "first touch"
+        );
+        check!(
+            !ok(
+                store.touch_api_key(&k.id, NOW + 59_000, 60_000).await,
+                "touch"
+            )?,
+            "touched twice a minute"
+        );
+        check!(
+            ok(
+                store.touch_api_key(&k.id, NOW + 60_010, 60_000).await,
+                "touch"
+            )?,
+            "touch after a minute"
+        );
         let got = ok(store.api_key(&k.id).await, "api_key")?.ok_or("gone")?;
         check!(got.last_used_at == Some(NOW + 60_010), "last used: {got:?}");
         let ev = event_for(&u.id, "api_key_revoked");
-        check!(ok(store.revoke_api_key(&k.id, NOW + 70_000, &ev).await, "revoke")?, "not revoked");
-        check!(!ok(store.revoke_api_key(&k.id, NOW + 80_000, &ev).await, "revoke")?, "revoked twice");
+        check!(
+            ok(
+                store.revoke_api_key(&k.id, NOW + 70_000, &ev).await,
+                "revoke"
+            )?,
+            "not revoked"
+        );
+        check!(
+            !ok(
+                store.revoke_api_key(&k.id, NOW + 80_000, &ev).await,
+                "revoke"
+            )?,
+            "revoked twice"
+        );
         let got = ok(store.api_key_by_hash(&k.key_hash).await, "api_key_by_hash")?.ok_or("gone")?;
-        check!(got.key.revoked_at == Some(NOW + 70_000), "revoked at: {got:?}");
+        check!(
+            got.key.revoked_at == Some(NOW + 70_000),
+            "revoked at: {got:?}"
+        );
         let kinds: Vec<String> = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?
             .into_iter()
             .map(|e| e.kind)
@@ -753,8 +840,17 @@ pub mod contract {
             kinds == ["api_key_revoked", "api_key_minted", "api_key_minted"],
             "events: {kinds:?}"
         );
-        ok(store.set_disabled(&u.id, true, NOW, &event_for(&u.id, "user_disabled")).await, "set_disabled")?;
-        let got = ok(store.api_key_by_hash(&older.key_hash).await, "api_key_by_hash")?.ok_or("gone")?;
+        ok(
+            store
+                .set_disabled(&u.id, true, NOW, &event_for(&u.id, "user_disabled"))
+                .await,
+            "set_disabled",
+        )?;
+        let got = ok(
+            store.api_key_by_hash(&older.key_hash).await,
+            "api_key_by_hash",
+        )?
+        .ok_or("gone")?;
         check!(got.owner_disabled, "owner not disabled: {got:?}");
         Ok(())
     }
@@ -765,10 +861,16 @@ pub mod contract {
         let start = NOW - NOW % W;
         for want in 1..=3 {
             let hit = ok(store.hit_rate_limit(&key, W, start + 5 + want).await, "hit")?;
-            check!(hit.count == want && hit.window_start == start, "hit {want}: {hit:?}");
+            check!(
+                hit.count == want && hit.window_start == start,
+                "hit {want}: {hit:?}"
+            );
         }
         let hit = ok(store.hit_rate_limit(&key, W, start + W).await, "hit")?;
-        check!(hit.count == 1 && hit.window_start == start + W, "next window: {hit:?}");
+        check!(
+            hit.count == 1 && hit.window_start == start + W,
+            "next window: {hit:?}"
+        );
         let hits = join_all((0..5).map(|_| store.hit_rate_limit(&key, W, start + W + 1))).await;
         let mut counts = Vec::new();
         for hit in hits {
@@ -776,7 +878,12 @@ pub mod contract {
         }
         counts.sort_unstable();
         check!(counts == [2, 3, 4, 5, 6], "concurrent counts: {counts:?}");
-        let other = ok(store.hit_rate_limit(&format!("{key}:other"), W, start + W + 2).await, "hit")?;
+        let other = ok(
+            store
+                .hit_rate_limit(&format!("{key}:other"), W, start + W + 2)
+                .await,
+            "hit",
+        )?;
         check!(other.count == 1, "keys are separate: {other:?}");
         Ok(())
     }
@@ -784,7 +891,15 @@ pub mod contract {
     async fn audit_queries_filter_and_page<S: Store>(store: &S) -> CaseResult {
         let actor = format!("usr_{}", tag());
         let subject = format!("usr_{}", tag());
-        for (i, kind) in ["login_failed", "role_changed", "login_failed", "user_disabled"].iter().enumerate() {
+        for (i, kind) in [
+            "login_failed",
+            "role_changed",
+            "login_failed",
+            "user_disabled",
+        ]
+        .iter()
+        .enumerate()
+        {
             let mut ev = event_for(&actor, kind);
             ev.subject_user_id = Some(subject.clone());
             ev.at = NOW + i as i64 * 1000;
@@ -800,24 +915,55 @@ pub mod contract {
         let all = ok(store.query_audit(&base).await, "query_audit")?;
         let kinds: Vec<_> = all.iter().map(|e| e.event.kind.as_str()).collect();
         check!(
-            kinds == ["user_disabled", "login_failed", "role_changed", "login_failed"],
+            kinds
+                == [
+                    "user_disabled",
+                    "login_failed",
+                    "role_changed",
+                    "login_failed"
+                ],
             "all: {kinds:?}"
         );
-        check!(all.windows(2).all(|w| w[0].id > w[1].id), "ids not decreasing");
-        check!(all[0].event.detail == Some(serde_json::json!({ "n": 3 })), "detail: {:?}", all[0]);
+        check!(
+            all.windows(2).all(|w| w[0].id > w[1].id),
+            "ids not decreasing"
+        );
+        check!(
+            all[0].event.detail == Some(serde_json::json!({ "n": 3 })),
+            "detail: {:?}",
+            all[0]
+        );
         let failed = ok(
-            store.query_audit(&AuditQuery { kind: Some("login_failed".into()), ..base.clone() }).await,
+            store
+                .query_audit(&AuditQuery {
+                    kind: Some("login_failed".into()),
+                    ..base.clone()
+                })
+                .await,
             "query_audit",
         )?;
         check!(failed.len() == 2, "by kind: {failed:?}");
         let page = ok(
-            store.query_audit(&AuditQuery { before_id: Some(all[1].id), limit: 1, ..base.clone() }).await,
+            store
+                .query_audit(&AuditQuery {
+                    before_id: Some(all[1].id),
+                    limit: 1,
+                    ..base.clone()
+                })
+                .await,
             "query_audit",
         )?;
-        check!(page.len() == 1 && page[0].id == all[2].id, "paging: {page:?}");
+        check!(
+            page.len() == 1 && page[0].id == all[2].id,
+            "paging: {page:?}"
+        );
         let window = ok(
             store
-                .query_audit(&AuditQuery { since: Some(NOW + 1000), until: Some(NOW + 3000), ..base.clone() })
+                .query_audit(&AuditQuery {
+                    since: Some(NOW + 1000),
+                    until: Some(NOW + 3000),
+                    ..base.clone()
+                })
                 .await,
             "query_audit",
         )?;
@@ -851,14 +997,38 @@ pub mod contract {
         let revoked_recent = make(t - 2 * DAY, t + 20 * DAY);
         let idle = make(t - 20 * DAY, t + 10 * DAY);
         let ended_recently = make(t - 2 * DAY, t - DAY);
-        for (_, fam) in [&live, &expired, &revoked_old, &revoked_recent, &idle, &ended_recently] {
+        for (_, fam) in [
+            &live,
+            &expired,
+            &revoked_old,
+            &revoked_recent,
+            &idle,
+            &ended_recently,
+        ] {
             ok(store.create_family(fam, None).await, "create_family")?;
         }
-        ok(store.revoke_family(&revoked_old.1.id, RevokeReason::Logout, t - 8 * DAY, None).await, "revoke")?;
-        ok(store.revoke_family(&revoked_recent.1.id, RevokeReason::Logout, t - DAY, None).await, "revoke")?;
+        ok(
+            store
+                .revoke_family(&revoked_old.1.id, RevokeReason::Logout, t - 8 * DAY, None)
+                .await,
+            "revoke",
+        )?;
+        ok(
+            store
+                .revoke_family(&revoked_recent.1.id, RevokeReason::Logout, t - DAY, None)
+                .await,
+            "revoke",
+        )?;
         // The live family has rotated once: both its tokens stay.
         let next = refresh::generate(&SystemRng);
-        rotate(store, &Rotation { idle_cutoff: t - 7 * DAY, ..rotation(&live.0, &next, t - 3600_000) }).await?;
+        rotate(
+            store,
+            &Rotation {
+                idle_cutoff: t - 7 * DAY,
+                ..rotation(&live.0, &next, t - 3600_000)
+            },
+        )
+        .await?;
         let mut old_event = event_for(&u.id, "login_succeeded");
         old_event.at = t - 91 * DAY;
         let mut new_event = event_for(&u.id, "logout");
@@ -882,8 +1052,14 @@ pub mod contract {
                 .await,
             "prune",
         )?;
-        check!(counts.families >= 3 && counts.tokens >= 3, "counts: {counts:?}");
-        check!(counts.audit_events >= 1 && counts.rate_limits >= 1, "counts: {counts:?}");
+        check!(
+            counts.families >= 3 && counts.tokens >= 3,
+            "counts: {counts:?}"
+        );
+        check!(
+            counts.audit_events >= 1 && counts.rate_limits >= 1,
+            "counts: {counts:?}"
+        );
         for (what, (token, fam), stays) in [
             ("live", &live, true),
             ("expired", &expired, false),
@@ -893,23 +1069,47 @@ pub mod contract {
             ("expired a day ago", &ended_recently, true),
         ] {
             let family = ok(store.family(&fam.id).await, "family")?;
-            let state = ok(store.token_state(&refresh::hash(token)).await, "token_state")?;
-            check!(family.is_some() == stays, "{what}: family kept = {}", family.is_some());
-            check!(state.is_some() == stays, "{what}: token kept = {}", state.is_some());
+            let state = ok(
+                store.token_state(&refresh::hash(token)).await,
+                "token_state",
+            )?;
+            check!(
+                family.is_some() == stays,
+                "{what}: family kept = {}",
+                family.is_some()
+            );
+            check!(
+                state.is_some() == stays,
+                "{what}: token kept = {}",
+                state.is_some()
+            );
         }
         check!(
-            ok(store.token_state(&refresh::hash(&next)).await, "token_state")?.is_some(),
+            ok(
+                store.token_state(&refresh::hash(&next)).await,
+                "token_state"
+            )?
+            .is_some(),
             "the live family's newest token was pruned"
         );
-        check!(ok(store.live_tokens(&live.1.id).await, "live_tokens")? == 1, "live tokens");
+        check!(
+            ok(store.live_tokens(&live.1.id).await, "live_tokens")? == 1,
+            "live tokens"
+        );
         let kinds: Vec<String> = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?
             .into_iter()
             .map(|e| e.kind)
             .collect();
         check!(kinds == ["logout"], "events left: {kinds:?}");
         let again = ok(store.hit_rate_limit(&rl_now, W, t + 1).await, "hit")?;
-        check!(again.count == 2, "the current counter was pruned: {again:?}");
-        check!(ok(store.user_by_id(&u.id).await, "user_by_id")?.is_some(), "the user was pruned");
+        check!(
+            again.count == 2,
+            "the current counter was pruned: {again:?}"
+        );
+        check!(
+            ok(store.user_by_id(&u.id).await, "user_by_id")?.is_some(),
+            "the user was pruned"
+        );
         Ok(())
     }
 

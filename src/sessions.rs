@@ -25,7 +25,11 @@ pub async fn route<S: Store, H: Pbkdf2>(
         },
         None => return Err(Error::NotFound),
     };
-    let allow = if target.is_some() { "DELETE" } else { "GET, HEAD" };
+    let allow = if target.is_some() {
+        "DELETE"
+    } else {
+        "GET, HEAD"
+    };
     if !allow.split(", ").any(|m| m == req.method) {
         return Err(Error::MethodNotAllowed(allow));
     }

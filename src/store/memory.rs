@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyLookup, NewFamily, PruneCounts, PruneCutoffs,
-    RateHit, RevokeReason, Rotation, StoredEvent, Store, TokenState, User, UserQuery,
+    RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenState, User, UserQuery,
 };
 use crate::error::Error;
 
@@ -314,11 +314,18 @@ impl Store for MemoryStore {
             let mut users: Vec<User> = s
                 .users
                 .values()
-                .filter(|u| query.after_email.as_deref().is_none_or(|a| u.email.as_str() > a))
+                .filter(|u| {
+                    query
+                        .after_email
+                        .as_deref()
+                        .is_none_or(|a| u.email.as_str() > a)
+                })
                 .filter(|u| {
                     needle.as_deref().is_none_or(|n| {
                         u.email.to_lowercase().contains(n)
-                            || u.name.as_deref().is_some_and(|m| m.to_lowercase().contains(n))
+                            || u.name
+                                .as_deref()
+                                .is_some_and(|m| m.to_lowercase().contains(n))
                     })
                 })
                 .cloned()
@@ -415,7 +422,11 @@ impl Store for MemoryStore {
 
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyLookup>, Error> {
         Ok(self.with(|s| {
-            let key = s.api_keys.values().find(|k| k.key_hash == key_hash)?.clone();
+            let key = s
+                .api_keys
+                .values()
+                .find(|k| k.key_hash == key_hash)?
+                .clone();
             let owner = s.users.get(&key.owner_user_id)?;
             Some(KeyLookup {
                 owner_roles: owner.roles.clone(),
@@ -466,10 +477,11 @@ impl Store for MemoryStore {
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error> {
         let window_start = now - now.rem_euclid(window_ms.max(1));
         Ok(self.with(|s| {
-            let entry = s
-                .rate_limits
-                .entry(key.to_string())
-                .or_insert((window_start, 0, window_start + window_ms));
+            let entry = s.rate_limits.entry(key.to_string()).or_insert((
+                window_start,
+                0,
+                window_start + window_ms,
+            ));
             if entry.0 != window_start {
                 *entry = (window_start, 0, window_start + window_ms);
             }
@@ -526,7 +538,8 @@ impl Store for MemoryStore {
             s.events.retain(|e| e.event.at >= c.audit_before);
             counts.audit_events = (before - s.events.len()) as u64;
             let before = s.rate_limits.len();
-            s.rate_limits.retain(|_, (_, _, expires_at)| *expires_at > c.now);
+            s.rate_limits
+                .retain(|_, (_, _, expires_at)| *expires_at > c.now);
             counts.rate_limits = (before - s.rate_limits.len()) as u64;
             counts
         }))

@@ -9,7 +9,7 @@ use worker::{D1Database, D1PreparedStatement, D1Result};
 use crate::error::Error;
 use crate::store::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyLookup, NewFamily, PruneCounts, PruneCutoffs,
-    RateHit, RevokeReason, Rotation, StoredEvent, Store, TokenState, User, UserQuery,
+    RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenState, User, UserQuery,
 };
 
 /// [`Store`] on a D1 binding.
@@ -214,7 +214,10 @@ struct ApiKeyRow {
 impl ApiKeyRow {
     fn into_key(self) -> Result<ApiKey, Error> {
         let scopes = serde_json::from_str(&self.scopes).map_err(|e| {
-            Error::Internal(format!("api_keys.scopes of {} is not a JSON array: {e}", self.id))
+            Error::Internal(format!(
+                "api_keys.scopes of {} is not a JSON array: {e}",
+                self.id
+            ))
         })?;
         Ok(ApiKey {
             id: self.id,
@@ -600,10 +603,7 @@ impl Store for D1Store {
             "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
             &[text(user_id), int(i64::from(disabled)), int(now)],
         )?];
-        statements.push(self.event_statement(
-            event,
-            "WHERE changes() = 1",
-        )?);
+        statements.push(self.event_statement(event, "WHERE changes() = 1")?);
         if disabled {
             statements.push(self.stmt(
                 "UPDATE refresh_families SET revoked_at = ?2, revoke_reason = ?3 \
