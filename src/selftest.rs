@@ -1025,7 +1025,7 @@ pub mod contract {
             store,
             &Rotation {
                 idle_cutoff: t - 7 * DAY,
-                ..rotation(&live.0, &next, t - 3600_000)
+                ..rotation(&live.0, &next, t - 3_600_000)
             },
         )
         .await?;
