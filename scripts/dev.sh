@@ -20,6 +20,10 @@ if [ ! -f .dev.vars ]; then
   log "writing .dev.vars with a fresh signing key (local only, git-ignored)"
   { "$CLI" keygen --env; echo "REGISTRATION=open"; } > .dev.vars
 fi
+if ! grep -q '^API_KEY_PEPPER=' .dev.vars; then
+  log "adding an API_KEY_PEPPER to .dev.vars (API keys; export it for gatehouse mint-key --local)"
+  echo "API_KEY_PEPPER=$("$CLI" keygen --pepper)" >> .dev.vars
+fi
 
 log "applying D1 migrations to the local database"
 node_modules/.bin/wrangler d1 migrations apply DB --local < /dev/null
