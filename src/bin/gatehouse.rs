@@ -332,7 +332,8 @@ usage:
             cmd.arg("--config").arg(config);
         }
         if json {
-            cmd.arg("--json");
+            // The JSON goes through wrangler's logger: a quieter WRANGLER_LOG would swallow it.
+            cmd.arg("--json").env("WRANGLER_LOG", "log");
         }
         let output = cmd.output();
         let _ = std::fs::remove_dir_all(&dir);

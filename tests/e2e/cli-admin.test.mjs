@@ -20,6 +20,8 @@ function cli(args, { input = '', env = {} } = {}) {
     const child = execFile(CLI, args, { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', ...env } }, (err, stdout, stderr) =>
       resolve({ code: err ? err.code : 0, stdout, stderr }),
     );
+    // A command that never reads stdin may exit before the write: ignore the broken pipe.
+    child.stdin.on('error', () => {});
     child.stdin.end(input);
   });
 }
