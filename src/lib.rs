@@ -20,6 +20,7 @@ pub mod error;
 pub mod http;
 pub mod password;
 pub mod platform;
+pub mod proxy;
 pub mod prune;
 pub mod ratelimit;
 pub mod refresh;
