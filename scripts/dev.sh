@@ -22,6 +22,10 @@ if [ ! -f .dev.vars ]; then
   log "writing .dev.vars with a fresh signing key (local only, git-ignored)"
   { "$CLI" keygen --env; echo "REGISTRATION=open"; } > .dev.vars
 fi
+if ! grep -q '^API_KEY_PEPPER=' .dev.vars; then
+  log "adding an API_KEY_PEPPER to .dev.vars (API keys; export it for gatehouse mint-key --local)"
+  echo "API_KEY_PEPPER=$("$CLI" keygen --pepper)" >> .dev.vars
+fi
 
 if ! grep -q '^ROUTES=' .dev.vars; then
   log "adding the demo CMS proxy settings to .dev.vars (keys are random, local only)"

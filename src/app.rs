@@ -10,6 +10,7 @@ use crate::http::{Request, Response};
 use crate::password::{self, Verdict};
 use crate::platform::{random_array, Clock, Pbkdf2, Rng};
 use crate::proxy::{self, Route, Upstream, UpstreamFailure, UpstreamResponse};
+use crate::ratelimit::{self, Bucket};
 use crate::refresh::{self, Decision};
 use crate::store::{AuditEvent, NewFamily, RevokeReason, Rotation, Store, User};
 use crate::token::{AccessClaims, VerifiedAccess};
@@ -109,6 +110,12 @@ async fn route<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
+    if req.path == "/auth/sessions" || req.path.starts_with("/auth/sessions/") {
+        return crate::sessions::route(svc, req).await;
+    }
+    if req.path.starts_with("/admin/") {
+        return crate::admin::route(svc, req).await;
+    }
     let allow = match req.path.as_str() {
         "/healthz" | "/readyz" | "/.well-known/jwks.json" | "/auth/me" => "GET, HEAD",
         "/auth/register" | "/auth/login" | "/auth/refresh" | "/auth/logout" | "/auth/password" => {
@@ -144,7 +151,7 @@ async fn route<S: Store, H: Pbkdf2>(
 // Request bodies
 
 /// Parses a JSON object body. `allow_empty`: an empty body counts as `{}`.
-fn json_body(
+pub(crate) fn json_body(
     config: &Config,
     req: &Request,
     allow_empty: bool,
@@ -181,7 +188,7 @@ fn json_body(
     }
 }
 
-fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
+pub(crate) fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
     match body.get(name) {
         Some(Value::String(s)) => Ok(s),
         None | Some(Value::Null) => Err(Error::BadRequest(format!("{name}: required"))),
@@ -189,7 +196,10 @@ fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str,
     }
 }
 
-fn optional_string<'a>(body: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, Error> {
+pub(crate) fn optional_string<'a>(
+    body: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, Error> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -251,7 +261,7 @@ pub fn new_id(rng: &dyn Rng, prefix: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Responses
 
-fn user_json(user: &User) -> Value {
+pub(crate) fn user_json(user: &User) -> Value {
     json!({ "id": user.id, "email": user.email, "name": user.name, "roles": user.roles })
 }
 
@@ -357,6 +367,9 @@ async fn register<S: Store, H: Pbkdf2>(
     if svc.config.registration == Registration::Closed {
         return Err(Error::RegistrationClosed);
     }
+    if let Some(ip) = req.client_ip() {
+        ratelimit::check(svc, Bucket::RegisterIp, ip).await?;
+    }
     let email = normalize_email(string_field(&body, "email")?)?;
     let pw = string_field(&body, "password")?;
     let name = normalize_name(optional_string(&body, "name")?)?;
@@ -419,6 +432,12 @@ async fn login<S: Store, H: Pbkdf2>(
     // Only a well-formed address is looked up or logged: a password typed into the email field
     // must not end up in the audit log.
     let email = normalize_email(raw_email).ok();
+    if let Some(ip) = req.client_ip() {
+        ratelimit::check(svc, Bucket::LoginIp, ip).await?;
+    }
+    if let Some(email) = &email {
+        ratelimit::check(svc, Bucket::LoginAccount, email).await?;
+    }
     let user = match &email {
         Some(email) => svc.store.user_by_email(email).await?,
         None => None,
@@ -515,6 +534,11 @@ async fn refresh_session<S: Store, H: Pbkdf2>(
     };
     if !refresh::well_formed(&presented) {
         return Err(Error::InvalidRefreshToken("malformed"));
+    }
+    if svc.config.rate_limits.refresh_per_family > 0 {
+        if let Some(state) = svc.store.token_state(&refresh::hash(&presented)).await? {
+            ratelimit::check(svc, Bucket::RefreshFamily, &state.family.id).await?;
+        }
     }
     let now = svc.clock.now_ms();
     let ours = refresh::generate(svc.rng);

@@ -67,6 +67,9 @@ pub async fn authenticate<S: Store, H: Pbkdf2>(
     let Some(token) = req.bearer()? else {
         return Ok(None);
     };
+    if token.starts_with(crate::apikey::PREFIX) {
+        return crate::apikey::authenticate(svc, token).await.map(Some);
+    }
     let config = svc.config;
     let verified = config.verify_cache.verify(
         &config.keys,

@@ -111,6 +111,47 @@ pub struct Config {
     /// HMAC key of the identity signature on proxied requests (`UPSTREAM_SIGNING_SECRET`,
     /// secret; required when `ROUTES` is set).
     pub upstream_signing_secret: Option<Secret>,
+    /// `API_KEY_PEPPER` (secret, at least 32 characters); `None`: API keys are switched off.
+    pub api_key_pepper: Option<Pepper>,
+    /// Rate limits (`RATE_LIMIT_*`).
+    pub rate_limits: RateLimits,
+    /// Audit events older than this many days are pruned (`AUDIT_RETENTION_DAYS`, default 90).
+    pub audit_retention_days: i64,
+    /// Ended sessions are kept this many days before pruning (`SESSION_RETENTION_DAYS`,
+    /// default 7), so a late replay still reads as reuse and operators can see them.
+    pub session_retention_days: i64,
+}
+
+/// The API-key pepper. Its `Debug` never shows the value.
+#[derive(Clone)]
+pub struct Pepper(Vec<u8>);
+
+impl Pepper {
+    /// The secret bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Pepper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pepper(<redacted>)")
+    }
+}
+
+/// Attempts allowed per fixed window; 0 switches a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Window length in seconds (`RATE_LIMIT_WINDOW_SECONDS`, default 900).
+    pub window_secs: i64,
+    /// Logins per account (email) per window (`RATE_LIMIT_LOGIN_PER_ACCOUNT`, default 10).
+    pub login_per_account: i64,
+    /// Logins per client IP per window (`RATE_LIMIT_LOGIN_PER_IP`, default 50).
+    pub login_per_ip: i64,
+    /// Registrations per client IP per window (`RATE_LIMIT_REGISTER_PER_IP`, default 10).
+    pub register_per_ip: i64,
+    /// Refreshes per session family per window (`RATE_LIMIT_REFRESH_PER_FAMILY`, default 60).
+    pub refresh_per_family: i64,
 }
 
 /// Looks up a variable by name; `None` when unset.
@@ -322,6 +363,25 @@ impl Config {
             }
             None => None,
         };
+        let api_key_pepper = match get(lookup, "API_KEY_PEPPER") {
+            None => None,
+            Some(raw) if raw.len() >= 32 => Some(Pepper(raw.into_bytes())),
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "API_KEY_PEPPER",
+                    "shorter than 32 characters (make one with `gatehouse keygen --pepper`)",
+                ))
+            }
+        };
+        let rate_limits = RateLimits {
+            window_secs: int_in(lookup, "RATE_LIMIT_WINDOW_SECONDS", 900, 1, 86_400)?,
+            login_per_account: int_in(lookup, "RATE_LIMIT_LOGIN_PER_ACCOUNT", 10, 0, 1_000_000)?,
+            login_per_ip: int_in(lookup, "RATE_LIMIT_LOGIN_PER_IP", 50, 0, 1_000_000)?,
+            register_per_ip: int_in(lookup, "RATE_LIMIT_REGISTER_PER_IP", 10, 0, 1_000_000)?,
+            refresh_per_family: int_in(lookup, "RATE_LIMIT_REFRESH_PER_FAMILY", 60, 0, 1_000_000)?,
+        };
+        let audit_retention_days = int_in(lookup, "AUDIT_RETENTION_DAYS", 90, 1, 3_650)?;
+        let session_retention_days = int_in(lookup, "SESSION_RETENTION_DAYS", 7, 0, 365)?;
 
         Ok(Self {
             issuer,
@@ -340,6 +400,10 @@ impl Config {
             verify_cache: VerifyCache::default(),
             routes,
             upstream_signing_secret,
+            api_key_pepper,
+            rate_limits,
+            audit_retention_days,
+            session_retention_days,
         })
     }
 

@@ -10,6 +10,8 @@
 //!   implements [`store::Store`] on D1 and [`platform::Pbkdf2`] on WebCrypto, and hands each
 //!   request to [`app::handle`].
 
+pub mod admin;
+pub mod apikey;
 pub mod app;
 pub mod caller;
 pub mod config;
@@ -19,7 +21,10 @@ pub mod http;
 pub mod password;
 pub mod platform;
 pub mod proxy;
+pub mod prune;
+pub mod ratelimit;
 pub mod refresh;
+pub mod sessions;
 pub mod store;
 pub mod token;
 

@@ -49,7 +49,10 @@ pub mod contract {
     use crate::error::Error;
     use crate::platform::SystemRng;
     use crate::refresh;
-    use crate::store::{AuditEvent, NewFamily, RevokeReason, Rotation, Store, TokenState, User};
+    use crate::store::{
+        ApiKey, AuditEvent, AuditQuery, NewFamily, PruneCutoffs, RevokeReason, Rotation, Store,
+        TokenState, User, UserQuery,
+    };
 
     /// One case's result.
     #[derive(Debug, Clone)]
@@ -569,6 +572,547 @@ pub mod contract {
         Ok(())
     }
 
+    fn tag() -> String {
+        new_id(&SystemRng, "")[..10].to_string()
+    }
+
+    async fn users_list_pages_and_searches<S: Store>(store: &S) -> CaseResult {
+        let t = tag();
+        let mut ids = Vec::new();
+        for (i, name) in ["Grace", "Edsger", "Barbara"].iter().enumerate() {
+            let mut u = user(&format!("{t}{i}"));
+            u.email = format!("list{i}.{t}@example.test");
+            u.name = Some(format!("{name} {t}x"));
+            ok(store.create_user(&u, None, None).await, "create_user")?;
+            ids.push(u.email);
+        }
+        let page = |after: Option<String>, search: &str| UserQuery {
+            search: Some(search.to_string()),
+            after_email: after,
+            limit: 2,
+        };
+        let first = ok(store.list_users(&page(None, &t)).await, "list_users")?;
+        let emails: Vec<_> = first.iter().map(|u| u.email.clone()).collect();
+        check!(emails == ids[..2], "first page: {emails:?}");
+        let second = ok(
+            store.list_users(&page(emails.last().cloned(), &t)).await,
+            "list_users",
+        )?;
+        let emails: Vec<_> = second.iter().map(|u| u.email.clone()).collect();
+        check!(emails == ids[2..], "second page: {emails:?}");
+        let by_name = ok(
+            store.list_users(&page(None, &format!("EDSGER {t}"))).await,
+            "list_users",
+        )?;
+        check!(
+            by_name.len() == 1 && by_name[0].email == ids[1],
+            "by name: {by_name:?}"
+        );
+        let wildcard = ok(
+            store.list_users(&page(None, &format!("%{t}"))).await,
+            "list_users",
+        )?;
+        check!(wildcard.is_empty(), "% is not a wildcard: {wildcard:?}");
+        Ok(())
+    }
+
+    async fn roles_and_disabling_are_recorded<S: Store>(store: &S) -> CaseResult {
+        let (u, token, fam) = session(store, "roles").await?;
+        let ev = event_for(&u.id, "role_changed");
+        let roles = vec!["admin".to_string()];
+        check!(
+            ok(
+                store.set_roles(&u.id, &roles, NOW + 1, &ev).await,
+                "set_roles"
+            )?,
+            "set_roles found no user"
+        );
+        let got = ok(store.user_by_id(&u.id).await, "user_by_id")?.ok_or("user gone")?;
+        check!(
+            got.roles == roles && got.updated_at == NOW + 1,
+            "roles: {got:?}"
+        );
+        let missing = ok(
+            store
+                .set_roles(
+                    "usr_nobody",
+                    &roles,
+                    NOW,
+                    &event_for("usr_nobody", "role_changed"),
+                )
+                .await,
+            "set_roles",
+        )?;
+        check!(!missing, "set_roles on an unknown user");
+        let revoked = ok(
+            store
+                .set_disabled(&u.id, true, NOW + 2, &event_for(&u.id, "user_disabled"))
+                .await,
+            "set_disabled",
+        )?;
+        check!(revoked == Some(1), "disabling revoked {revoked:?}");
+        let state = ok(
+            store.token_state(&refresh::hash(&token)).await,
+            "token_state",
+        )?
+        .ok_or("token gone")?;
+        check!(
+            state.family.revoke_reason.as_deref() == Some("admin"),
+            "family: {:?}",
+            state.family
+        );
+        let _ = fam;
+        let enabled = ok(
+            store
+                .set_disabled(&u.id, false, NOW + 3, &event_for(&u.id, "user_enabled"))
+                .await,
+            "set_disabled",
+        )?;
+        check!(enabled == Some(0), "enabling: {enabled:?}");
+        let got = ok(store.user_by_id(&u.id).await, "user_by_id")?.ok_or("user gone")?;
+        check!(!got.disabled, "still disabled");
+        let none = ok(
+            store
+                .set_disabled(
+                    "usr_nobody",
+                    true,
+                    NOW,
+                    &event_for("usr_nobody", "user_disabled"),
+                )
+                .await,
+            "set_disabled",
+        )?;
+        check!(none.is_none(), "unknown user: {none:?}");
+        let kinds: Vec<String> = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        check!(
+            kinds == ["user_enabled", "user_disabled", "role_changed"],
+            "events: {kinds:?}"
+        );
+        let ghost = ok(
+            store.audit_events(Some("usr_nobody"), 10).await,
+            "audit_events",
+        )?;
+        check!(ghost.is_empty(), "events for an unknown user: {ghost:?}");
+        Ok(())
+    }
+
+    async fn user_families_and_revoke_all<S: Store>(store: &S) -> CaseResult {
+        let (u, _, first) = session(store, "fams").await?;
+        let (_, mut second) = family(&u.id, NOW + 5);
+        second.user_agent = None;
+        ok(store.create_family(&second, None).await, "create_family")?;
+        let list = ok(store.user_families(&u.id).await, "user_families")?;
+        let ids: Vec<_> = list.iter().map(|f| f.id.as_str()).collect();
+        check!(
+            ids == [second.id.as_str(), first.id.as_str()],
+            "order: {ids:?}"
+        );
+        check!(
+            list[1].user_agent.as_deref() == Some("contract-test/1.0"),
+            "user agent: {:?}",
+            list[1]
+        );
+        let ev = event_for(&u.id, "session_revoked");
+        let n = ok(
+            store
+                .revoke_user_families(&u.id, RevokeReason::Admin, NOW + 9, &ev)
+                .await,
+            "revoke_user_families",
+        )?;
+        check!(n == 2, "revoked {n}");
+        let n = ok(
+            store
+                .revoke_user_families(&u.id, RevokeReason::Admin, NOW + 10, &ev)
+                .await,
+            "revoke_user_families",
+        )?;
+        check!(n == 0, "revoked again: {n}");
+        let events = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?;
+        check!(events.len() == 1, "events: {events:?}");
+        Ok(())
+    }
+
+    fn api_key(owner: &str, now: i64) -> ApiKey {
+        ApiKey {
+            id: new_id(&SystemRng, "key_"),
+            key_hash: crate::encoding::hex(&crate::encoding::sha256(
+                new_id(&SystemRng, "").as_bytes(),
+            )),
+            label: "deploy bot".into(),
+            owner_user_id: owner.into(),
+            created_by: Some(owner.into()),
+            role: "editor".into(),
+            scopes: vec!["cms-read".into(), "cms-write".into()],
+            created_at: now,
+            expires_at: Some(now + DAY),
+            last_used_at: None,
+            revoked_at: None,
+        }
+    }
+
+    async fn api_keys_round_trip<S: Store>(store: &S) -> CaseResult {
+        let u = user("keys");
+        ok(store.create_user(&u, None, None).await, "create_user")?;
+        let k = api_key(&u.id, NOW);
+        let mut older = api_key(&u.id, NOW - 1);
+        older.expires_at = None;
+        older.created_by = None;
+        ok(
+            store
+                .create_api_key(&older, &event_for(&u.id, "api_key_minted"))
+                .await,
+            "create_api_key",
+        )?;
+        ok(
+            store
+                .create_api_key(&k, &event_for(&u.id, "api_key_minted"))
+                .await,
+            "create_api_key",
+        )?;
+        let found = ok(store.api_key_by_hash(&k.key_hash).await, "api_key_by_hash")?
+            .ok_or("key not found by hash")?;
+        check!(found.key == k, "lookup: {found:?}");
+        check!(
+            found.owner_roles == u.roles && !found.owner_disabled,
+            "owner: {found:?}"
+        );
+        check!(
+            ok(store.api_key_by_hash("00").await, "api_key_by_hash")?.is_none(),
+            "unknown hash found"
+        );
+        let listed = ok(store.list_api_keys(Some(&u.id)).await, "list_api_keys")?;
+        check!(
+            listed == vec![k.clone(), older.clone()],
+            "listed: {listed:?}"
+        );
+        check!(
+            ok(store.api_key(&older.id).await, "api_key")?.as_ref() == Some(&older),
+            "by id"
+        );
+        check!(
+            ok(store.touch_api_key(&k.id, NOW + 10, 60_000).await, "touch")?,
+            "first touch"
+        );
+        check!(
+            !ok(
+                store.touch_api_key(&k.id, NOW + 59_000, 60_000).await,
+                "touch"
+            )?,
+            "touched twice a minute"
+        );
+        check!(
+            ok(
+                store.touch_api_key(&k.id, NOW + 60_010, 60_000).await,
+                "touch"
+            )?,
+            "touch after a minute"
+        );
+        let got = ok(store.api_key(&k.id).await, "api_key")?.ok_or("gone")?;
+        check!(got.last_used_at == Some(NOW + 60_010), "last used: {got:?}");
+        let ev = event_for(&u.id, "api_key_revoked");
+        check!(
+            ok(
+                store.revoke_api_key(&k.id, NOW + 70_000, &ev).await,
+                "revoke"
+            )?,
+            "not revoked"
+        );
+        check!(
+            !ok(
+                store.revoke_api_key(&k.id, NOW + 80_000, &ev).await,
+                "revoke"
+            )?,
+            "revoked twice"
+        );
+        let got = ok(store.api_key_by_hash(&k.key_hash).await, "api_key_by_hash")?.ok_or("gone")?;
+        check!(
+            got.key.revoked_at == Some(NOW + 70_000),
+            "revoked at: {got:?}"
+        );
+        let kinds: Vec<String> = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        check!(
+            kinds == ["api_key_revoked", "api_key_minted", "api_key_minted"],
+            "events: {kinds:?}"
+        );
+        ok(
+            store
+                .set_disabled(&u.id, true, NOW, &event_for(&u.id, "user_disabled"))
+                .await,
+            "set_disabled",
+        )?;
+        let got = ok(
+            store.api_key_by_hash(&older.key_hash).await,
+            "api_key_by_hash",
+        )?
+        .ok_or("gone")?;
+        check!(got.owner_disabled, "owner not disabled: {got:?}");
+        Ok(())
+    }
+
+    async fn rate_limits_count_per_fixed_window<S: Store>(store: &S) -> CaseResult {
+        let key = format!("contract:{}", tag());
+        const W: i64 = 60_000;
+        let start = NOW - NOW % W;
+        for want in 1..=3 {
+            let hit = ok(store.hit_rate_limit(&key, W, start + 5 + want).await, "hit")?;
+            check!(
+                hit.count == want && hit.window_start == start,
+                "hit {want}: {hit:?}"
+            );
+        }
+        let hit = ok(store.hit_rate_limit(&key, W, start + W).await, "hit")?;
+        check!(
+            hit.count == 1 && hit.window_start == start + W,
+            "next window: {hit:?}"
+        );
+        let hits = join_all((0..5).map(|_| store.hit_rate_limit(&key, W, start + W + 1))).await;
+        let mut counts = Vec::new();
+        for hit in hits {
+            counts.push(ok(hit, "concurrent hit")?.count);
+        }
+        counts.sort_unstable();
+        check!(counts == [2, 3, 4, 5, 6], "concurrent counts: {counts:?}");
+        let other = ok(
+            store
+                .hit_rate_limit(&format!("{key}:other"), W, start + W + 2)
+                .await,
+            "hit",
+        )?;
+        check!(other.count == 1, "keys are separate: {other:?}");
+        Ok(())
+    }
+
+    async fn audit_queries_filter_and_page<S: Store>(store: &S) -> CaseResult {
+        let actor = format!("usr_{}", tag());
+        let subject = format!("usr_{}", tag());
+        for (i, kind) in [
+            "login_failed",
+            "role_changed",
+            "login_failed",
+            "user_disabled",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut ev = event_for(&actor, kind);
+            ev.subject_user_id = Some(subject.clone());
+            ev.at = NOW + i as i64 * 1000;
+            ev.ip = Some("203.0.113.7".into());
+            ev.detail = Some(serde_json::json!({ "n": i }));
+            ok(store.record_event(&ev).await, "record_event")?;
+        }
+        let base = AuditQuery {
+            actor_user_id: Some(actor.clone()),
+            limit: 10,
+            ..AuditQuery::default()
+        };
+        let all = ok(store.query_audit(&base).await, "query_audit")?;
+        let kinds: Vec<_> = all.iter().map(|e| e.event.kind.as_str()).collect();
+        check!(
+            kinds
+                == [
+                    "user_disabled",
+                    "login_failed",
+                    "role_changed",
+                    "login_failed"
+                ],
+            "all: {kinds:?}"
+        );
+        check!(
+            all.windows(2).all(|w| w[0].id > w[1].id),
+            "ids not decreasing"
+        );
+        check!(
+            all[0].event.detail == Some(serde_json::json!({ "n": 3 })),
+            "detail: {:?}",
+            all[0]
+        );
+        let failed = ok(
+            store
+                .query_audit(&AuditQuery {
+                    kind: Some("login_failed".into()),
+                    ..base.clone()
+                })
+                .await,
+            "query_audit",
+        )?;
+        check!(failed.len() == 2, "by kind: {failed:?}");
+        let page = ok(
+            store
+                .query_audit(&AuditQuery {
+                    before_id: Some(all[1].id),
+                    limit: 1,
+                    ..base.clone()
+                })
+                .await,
+            "query_audit",
+        )?;
+        check!(
+            page.len() == 1 && page[0].id == all[2].id,
+            "paging: {page:?}"
+        );
+        let window = ok(
+            store
+                .query_audit(&AuditQuery {
+                    since: Some(NOW + 1000),
+                    until: Some(NOW + 3000),
+                    ..base.clone()
+                })
+                .await,
+            "query_audit",
+        )?;
+        check!(window.len() == 2, "time window: {window:?}");
+        let by_subject = ok(
+            store
+                .query_audit(&AuditQuery {
+                    subject_user_id: Some(subject.clone()),
+                    limit: 10,
+                    ..AuditQuery::default()
+                })
+                .await,
+            "query_audit",
+        )?;
+        check!(by_subject.len() == 4, "by subject: {by_subject:?}");
+        Ok(())
+    }
+
+    async fn prune_removes_only_what_ended<S: Store>(store: &S) -> CaseResult {
+        let t = NOW + 500 * DAY;
+        let u = user("prune");
+        ok(store.create_user(&u, None, None).await, "create_user")?;
+        let make = |created: i64, expires: i64| {
+            let (token, mut fam) = family(&u.id, created);
+            fam.expires_at = expires;
+            (token, fam)
+        };
+        let live = make(t - DAY, t + 29 * DAY);
+        let expired = make(t - 40 * DAY, t - 10 * DAY);
+        let revoked_old = make(t - 20 * DAY, t + 10 * DAY);
+        let revoked_recent = make(t - 2 * DAY, t + 20 * DAY);
+        let idle = make(t - 20 * DAY, t + 10 * DAY);
+        let ended_recently = make(t - 2 * DAY, t - DAY);
+        for (_, fam) in [
+            &live,
+            &expired,
+            &revoked_old,
+            &revoked_recent,
+            &idle,
+            &ended_recently,
+        ] {
+            ok(store.create_family(fam, None).await, "create_family")?;
+        }
+        ok(
+            store
+                .revoke_family(&revoked_old.1.id, RevokeReason::Logout, t - 8 * DAY, None)
+                .await,
+            "revoke",
+        )?;
+        ok(
+            store
+                .revoke_family(&revoked_recent.1.id, RevokeReason::Logout, t - DAY, None)
+                .await,
+            "revoke",
+        )?;
+        // The live family has rotated once: both its tokens stay.
+        let next = refresh::generate(&SystemRng);
+        rotate(
+            store,
+            &Rotation {
+                idle_cutoff: t - 7 * DAY,
+                ..rotation(&live.0, &next, t - 3_600_000)
+            },
+        )
+        .await?;
+        let mut old_event = event_for(&u.id, "login_succeeded");
+        old_event.at = t - 91 * DAY;
+        let mut new_event = event_for(&u.id, "logout");
+        new_event.at = t - 89 * DAY;
+        ok(store.record_event(&old_event).await, "record_event")?;
+        ok(store.record_event(&new_event).await, "record_event")?;
+        const W: i64 = 60_000;
+        let rl_old = format!("contract-old:{}", tag());
+        let rl_now = format!("contract-now:{}", tag());
+        ok(store.hit_rate_limit(&rl_old, W, t - 10 * W).await, "hit")?;
+        ok(store.hit_rate_limit(&rl_now, W, t).await, "hit")?;
+
+        let counts = ok(
+            store
+                .prune(&PruneCutoffs {
+                    now: t,
+                    families_ended_before: t - 7 * DAY,
+                    idle_ms: 7 * DAY,
+                    audit_before: t - 90 * DAY,
+                })
+                .await,
+            "prune",
+        )?;
+        check!(
+            counts.families >= 3 && counts.tokens >= 3,
+            "counts: {counts:?}"
+        );
+        check!(
+            counts.audit_events >= 1 && counts.rate_limits >= 1,
+            "counts: {counts:?}"
+        );
+        for (what, (token, fam), stays) in [
+            ("live", &live, true),
+            ("expired", &expired, false),
+            ("revoked 8 days ago", &revoked_old, false),
+            ("revoked a day ago", &revoked_recent, true),
+            ("idle for 20 days", &idle, false),
+            ("expired a day ago", &ended_recently, true),
+        ] {
+            let family = ok(store.family(&fam.id).await, "family")?;
+            let state = ok(
+                store.token_state(&refresh::hash(token)).await,
+                "token_state",
+            )?;
+            check!(
+                family.is_some() == stays,
+                "{what}: family kept = {}",
+                family.is_some()
+            );
+            check!(
+                state.is_some() == stays,
+                "{what}: token kept = {}",
+                state.is_some()
+            );
+        }
+        check!(
+            ok(
+                store.token_state(&refresh::hash(&next)).await,
+                "token_state"
+            )?
+            .is_some(),
+            "the live family's newest token was pruned"
+        );
+        check!(
+            ok(store.live_tokens(&live.1.id).await, "live_tokens")? == 1,
+            "live tokens"
+        );
+        let kinds: Vec<String> = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        check!(kinds == ["logout"], "events left: {kinds:?}");
+        let again = ok(store.hit_rate_limit(&rl_now, W, t + 1).await, "hit")?;
+        check!(
+            again.count == 2,
+            "the current counter was pruned: {again:?}"
+        );
+        check!(
+            ok(store.user_by_id(&u.id).await, "user_by_id")?.is_some(),
+            "the user was pruned"
+        );
+        Ok(())
+    }
+
     /// Runs every case against `store` (which may hold data from earlier runs).
     pub async fn run<S: Store>(store: &S) -> Vec<Outcome> {
         let mut out = Vec::new();
@@ -594,6 +1138,14 @@ pub mod contract {
         case!(hash_upgrade_keeps_sessions);
         case!(audit_events_newest_first);
         case!(events_are_written_with_the_rows);
+        case!(users_list_pages_and_searches);
+        case!(roles_and_disabling_are_recorded);
+        case!(user_families_and_revoke_all);
+        case!(api_keys_round_trip);
+        case!(rate_limits_count_per_fixed_window);
+        case!(audit_queries_filter_and_page);
+        // Last: it deletes what other cases left behind.
+        case!(prune_removes_only_what_ended);
         out
     }
 
@@ -653,7 +1205,7 @@ mod tests {
     fn contract_suite_passes_on_the_memory_store() {
         let store = MemoryStore::new();
         let outcomes = block_on(contract::run(&store));
-        assert!(outcomes.len() >= 14);
+        assert!(outcomes.len() >= 21);
         let failed: Vec<_> = outcomes.iter().filter(|o| o.error.is_some()).collect();
         assert!(failed.is_empty(), "failed: {failed:#?}");
         // Run twice on the same store: cases must not depend on an empty database (D1 keeps data).

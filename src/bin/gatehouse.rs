@@ -13,7 +13,7 @@
 //! from the first line of standard input with `--password-stdin`; it is never an argument.
 
 #[cfg(not(target_arch = "wasm32"))]
-mod cli {
+pub mod cli {
     use std::future::Future;
     use std::io::{BufRead, IsTerminal, Write};
     use std::os::unix::fs::DirBuilderExt;
@@ -41,7 +41,20 @@ usage:
       Creates a user in D1 through `wrangler d1 execute` (local by default). The password is
       prompted for, or read from the first line of stdin with --password-stdin. --update
       replaces the password and roles of an existing user and revokes all their sessions.
-      --print-sql prints the SQL instead of running it.";
+      --print-sql prints the SQL instead of running it.
+  gatehouse keygen --pepper
+      Makes an API_KEY_PEPPER secret (for `wrangler secret put API_KEY_PEPPER`).
+  gatehouse mint-key --owner EMAIL --label LABEL --role ROLE [--scopes a,b] [--expires-days N]
+      Mints an API key for the user; prints it once. The owner must hold ROLE. Needs the
+      worker's API_KEY_PEPPER in the environment.
+  gatehouse list-keys [--owner EMAIL] [--json]
+  gatehouse revoke-key KEY_ID
+  gatehouse set-roles --email EMAIL --roles a,b
+  gatehouse disable-user --email EMAIL      (revokes all their sessions)
+  gatehouse enable-user --email EMAIL
+  gatehouse list-users [--search TEXT] [--limit N] [--json]
+      Every command that touches D1 takes [--local | --remote] [--database NAME]
+      [--persist-to DIR] [--config FILE] [--print-sql].";
 
     /// Runs a future that never waits (the native PBKDF2 is synchronous).
     fn ready<F: Future>(future: F) -> F::Output {
@@ -65,6 +78,10 @@ usage:
         let result = match args.first().map(String::as_str) {
             Some("keygen") => keygen(&args[1..]),
             Some("add-user") => add_user(&args[1..]),
+            Some(
+                cmd @ ("mint-key" | "list-keys" | "revoke-key" | "set-roles" | "disable-user"
+                | "enable-user" | "list-users"),
+            ) => super::ops::run(cmd, &args[1..]),
             Some("-h" | "--help" | "help") => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -81,7 +98,12 @@ usage:
         let env_only = match args {
             [] => false,
             [flag] if flag == "--env" => true,
-            _ => return Err(format!("keygen takes only --env\n{USAGE}")),
+            [flag] if flag == "--pepper" => {
+                let bytes: [u8; 32] = random_array(&SystemRng);
+                println!("{}", b64url(&bytes));
+                return Ok(());
+            }
+            _ => return Err(format!("keygen takes only --env or --pepper\n{USAGE}")),
         };
         let seed: [u8; 32] = random_array(&SystemRng);
         let keys = KeySet::new(&seed, &[]).map_err(|e| e.to_string())?;
@@ -203,7 +225,7 @@ usage:
     }
 
     /// A SQL string literal.
-    fn quote(s: &str) -> String {
+    pub fn quote(s: &str) -> String {
         format!("'{}'", s.replace('\'', "''"))
     }
 
@@ -249,7 +271,7 @@ usage:
             print!("{sql}");
             return Ok(());
         }
-        run_wrangler(&opts, &sql)?;
+        run_wrangler(&opts.target(), &sql, false)?;
         let target = if opts.remote { "remote" } else { "local" };
         println!(
             "{} {email} with roles [{}] in the {target} D1 database",
@@ -259,7 +281,27 @@ usage:
         Ok(())
     }
 
-    fn run_wrangler(opts: &AddUser, sql: &str) -> Result<(), String> {
+    impl AddUser {
+        fn target(&self) -> Target {
+            Target {
+                remote: self.remote,
+                database: self.database.clone(),
+                persist_to: self.persist_to.clone(),
+                config: self.config.clone(),
+            }
+        }
+    }
+
+    /// Which D1 database `wrangler d1 execute` works on.
+    pub struct Target {
+        pub remote: bool,
+        pub database: String,
+        pub persist_to: Option<PathBuf>,
+        pub config: Option<PathBuf>,
+    }
+
+    /// Runs `sql` through `wrangler d1 execute`; with `json`, returns wrangler's JSON output.
+    pub fn run_wrangler(opts: &Target, sql: &str, json: bool) -> Result<String, String> {
         let dir = std::env::temp_dir().join(format!("gatehouse-{}", new_id(&SystemRng, "")));
         // The SQL holds a password hash: keep it to this user (0700) while wrangler reads it.
         std::fs::DirBuilder::new()
@@ -289,13 +331,17 @@ usage:
         if let Some(config) = &opts.config {
             cmd.arg("--config").arg(config);
         }
+        if json {
+            // The JSON goes through wrangler's logger: a quieter WRANGLER_LOG would swallow it.
+            cmd.arg("--json").env("WRANGLER_LOG", "log");
+        }
         let output = cmd.output();
         let _ = std::fs::remove_dir_all(&dir);
         let output = output.map_err(|e| {
             format!("could not run {wrangler}: {e} (run `npm ci` first, or set WRANGLER)")
         })?;
         if output.status.success() {
-            return Ok(());
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
         }
         let text = format!(
             "{}{}",
@@ -343,6 +389,10 @@ usage:
         }
     }
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "gatehouse/ops.rs"]
+mod ops;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {

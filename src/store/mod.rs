@@ -162,6 +162,119 @@ impl RevokeReason {
     }
 }
 
+/// An API key as stored: its hash, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// `key_…`.
+    pub id: String,
+    /// Hex HMAC-SHA256 of the key under `API_KEY_PEPPER`.
+    pub key_hash: String,
+    /// What it is for, as its minter said.
+    pub label: String,
+    /// The user it acts as.
+    pub owner_user_id: String,
+    /// The admin who minted it; `None` for the CLI.
+    pub created_by: Option<String>,
+    /// The one role it carries.
+    pub role: String,
+    /// Proxy route names it may use.
+    pub scopes: Vec<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms; `None`: never expires.
+    pub expires_at: Option<i64>,
+    /// Unix ms, written at most once a minute.
+    pub last_used_at: Option<i64>,
+    /// Unix ms, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// An API key found by its hash, with what authentication needs of its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLookup {
+    /// The key.
+    pub key: ApiKey,
+    /// The owner's current roles.
+    pub owner_roles: Vec<String>,
+    /// Whether the owner is disabled.
+    pub owner_disabled: bool,
+}
+
+/// A page of users: ordered by email, after `after_email`, optionally filtered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Case-insensitive substring of the email or name.
+    pub search: Option<String>,
+    /// Only users whose email sorts after this one (the paging cursor).
+    pub after_email: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only events by this actor.
+    pub actor_user_id: Option<String>,
+    /// Only events about this subject.
+    pub subject_user_id: Option<String>,
+    /// Only events at or after this instant (Unix ms).
+    pub since: Option<i64>,
+    /// Only events before this instant (Unix ms).
+    pub until: Option<i64>,
+    /// Only events with an id below this one (the paging cursor).
+    pub before_id: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// An audit event with its row id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Increasing row id.
+    pub id: i64,
+    /// The event.
+    pub event: AuditEvent,
+}
+
+/// A rate-limit counter after one hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateHit {
+    /// Hits in the current window, this one included.
+    pub count: i64,
+    /// Start of the current window, Unix ms.
+    pub window_start: i64,
+}
+
+/// What the scheduled prune deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneCutoffs {
+    /// Unix ms.
+    pub now: i64,
+    /// Families that ended (expired, idled out or were revoked) before this instant go, with
+    /// their tokens.
+    pub families_ended_before: i64,
+    /// The idle timeout, ms (a family idles out at `last_used_at + idle_ms`).
+    pub idle_ms: i64,
+    /// Audit events before this instant go.
+    pub audit_before: i64,
+}
+
+/// How many rows a prune deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PruneCounts {
+    /// Refresh families.
+    pub families: u64,
+    /// Their refresh tokens.
+    pub tokens: u64,
+    /// Audit events.
+    pub audit_events: u64,
+    /// Rate-limit counters whose window has passed.
+    pub rate_limits: u64,
+}
+
 /// What Gatehouse stores. Implementations must keep each method atomic.
 #[allow(async_fn_in_trait)] // Workers futures are !Send; nothing here needs Send.
 pub trait Store {
@@ -240,4 +353,77 @@ pub trait Store {
         subject_user_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditEvent>, Error>;
+
+    // ----- users (admin)
+
+    /// A page of users ordered by email.
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, Error>;
+
+    /// Replaces a user's roles and records `event`, atomically. `false`: no such user.
+    async fn set_roles(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, Error>;
+
+    /// Disables or enables a user and records `event`, atomically; disabling also revokes every
+    /// live family of the user (reason `admin`). `None`: no such user; otherwise how many
+    /// families were revoked.
+    async fn set_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<Option<u64>, Error>;
+
+    /// Every family of a user, newest first.
+    async fn user_families(&self, user_id: &str) -> Result<Vec<Family>, Error>;
+
+    /// Revokes every live family of a user and, only if one was revoked, records `event`,
+    /// atomically. Returns how many were revoked.
+    async fn revoke_user_families(
+        &self,
+        user_id: &str,
+        reason: RevokeReason,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<u64, Error>;
+
+    // ----- API keys
+
+    /// Inserts a key and records `event`, atomically.
+    async fn create_api_key(&self, key: &ApiKey, event: &AuditEvent) -> Result<(), Error>;
+
+    /// The key with this hash, with its owner's roles and status.
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyLookup>, Error>;
+
+    /// A key by id.
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, Error>;
+
+    /// Keys, newest first, optionally of one owner.
+    async fn list_api_keys(&self, owner_user_id: Option<&str>) -> Result<Vec<ApiKey>, Error>;
+
+    /// Revokes a key if not yet revoked and, only then, records `event`, atomically. Returns
+    /// whether this call revoked it.
+    async fn revoke_api_key(&self, id: &str, now: i64, event: &AuditEvent) -> Result<bool, Error>;
+
+    /// Sets `last_used_at = now` unless it was set less than `min_interval_ms` ago. Returns
+    /// whether it wrote.
+    async fn touch_api_key(&self, id: &str, now: i64, min_interval_ms: i64) -> Result<bool, Error>;
+
+    // ----- rate limits, audit, pruning
+
+    /// Counts one hit on `key` in the fixed window of `window_ms` that holds `now`, in one
+    /// atomic step (a new window starts the count at 1).
+    async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error>;
+
+    /// Audit events matching `query`, newest first.
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredEvent>, Error>;
+
+    /// Deletes what `cutoffs` says, atomically. Live families, their tokens, recent events
+    /// and current counters stay.
+    async fn prune(&self, cutoffs: &PruneCutoffs) -> Result<PruneCounts, Error>;
 }

@@ -8,7 +8,8 @@ use worker::{D1Database, D1PreparedStatement, D1Result};
 
 use crate::error::Error;
 use crate::store::{
-    AuditEvent, Family, NewFamily, RevokeReason, Rotation, Store, TokenState, User,
+    ApiKey, AuditEvent, AuditQuery, Family, KeyLookup, NewFamily, PruneCounts, PruneCutoffs,
+    RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenState, User, UserQuery,
 };
 
 /// [`Store`] on a D1 binding.
@@ -171,6 +172,97 @@ struct EventRow {
 #[derive(Deserialize)]
 struct Count {
     n: i64,
+}
+
+impl From<EventRow> for AuditEvent {
+    fn from(r: EventRow) -> Self {
+        AuditEvent {
+            at: r.at,
+            kind: r.kind,
+            actor_user_id: r.actor_user_id,
+            subject_user_id: r.subject_user_id,
+            family_id: r.family_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            detail: r.detail.and_then(|d| serde_json::from_str(&d).ok()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct StoredEventRow {
+    id: i64,
+    #[serde(flatten)]
+    event: EventRow,
+}
+
+#[derive(Deserialize)]
+struct ApiKeyRow {
+    id: String,
+    key_hash: String,
+    label: String,
+    owner_user_id: String,
+    created_by: Option<String>,
+    role: String,
+    scopes: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl ApiKeyRow {
+    fn into_key(self) -> Result<ApiKey, Error> {
+        let scopes = serde_json::from_str(&self.scopes).map_err(|e| {
+            Error::Internal(format!(
+                "api_keys.scopes of {} is not a JSON array: {e}",
+                self.id
+            ))
+        })?;
+        Ok(ApiKey {
+            id: self.id,
+            key_hash: self.key_hash,
+            label: self.label,
+            owner_user_id: self.owner_user_id,
+            created_by: self.created_by,
+            role: self.role,
+            scopes,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyLookupRow {
+    owner_roles: String,
+    owner_disabled: i64,
+    #[serde(flatten)]
+    key: ApiKeyRow,
+}
+
+#[derive(Deserialize)]
+struct RateRow {
+    count: i64,
+    window_start: i64,
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// `s` with LIKE's wildcards escaped (escape character `\`).
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 const TOKEN_STATE_SQL: &str = "SELECT t.generation, t.rotated_at, t.successor_hash, t.successor_sealed, \
@@ -458,18 +550,266 @@ impl Store for D1Store {
                 &[opt_text(subject_user_id), int(i64::from(limit))],
             )
             .await?;
+        Ok(rows.into_iter().map(AuditEvent::from).collect())
+    }
+
+    async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, Error> {
+        let pattern = q
+            .search
+            .as_deref()
+            .map(|s| format!("%{}%", like_escape(&s.to_lowercase())));
+        let rows: Vec<UserRow> = self
+            .all(
+                "SELECT * FROM users WHERE (?1 IS NULL OR email > ?1) \
+                 AND (?2 IS NULL OR lower(email) LIKE ?2 ESCAPE '\\' OR lower(coalesce(name, '')) LIKE ?2 ESCAPE '\\') \
+                 ORDER BY email LIMIT ?3",
+                &[
+                    opt_text(q.after_email.as_deref()),
+                    opt_text(pattern.as_deref()),
+                    int(i64::from(q.limit)),
+                ],
+            )
+            .await?;
+        rows.into_iter().map(UserRow::into_user).collect()
+    }
+
+    async fn set_roles(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
+        let results = self
+            .batch(vec![
+                self.stmt(
+                    "UPDATE users SET roles = ?2, updated_at = ?3 WHERE id = ?1",
+                    &[text(user_id), text(&json_text(&roles)?), int(now)],
+                )?,
+                self.event_statement(event, "WHERE changes() = 1")?,
+            ])
+            .await?;
+        Ok(results.first().map_or(0, changes) > 0)
+    }
+
+    async fn set_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<Option<u64>, Error> {
+        let mut statements = vec![self.stmt(
+            "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
+            &[text(user_id), int(i64::from(disabled)), int(now)],
+        )?];
+        statements.push(self.event_statement(event, "WHERE changes() = 1")?);
+        if disabled {
+            statements.push(self.stmt(
+                "UPDATE refresh_families SET revoked_at = ?2, revoke_reason = ?3 \
+                 WHERE user_id = ?1 AND revoked_at IS NULL",
+                &[text(user_id), int(now), text(RevokeReason::Admin.as_str())],
+            )?);
+        }
+        let results = self.batch(statements).await?;
+        if results.first().map_or(0, changes) == 0 {
+            return Ok(None);
+        }
+        Ok(Some(results.get(2).map_or(0, changes)))
+    }
+
+    async fn user_families(&self, user_id: &str) -> Result<Vec<Family>, Error> {
+        let rows: Vec<FamilyRow> = self
+            .all(
+                "SELECT * FROM refresh_families WHERE user_id = ?1 ORDER BY created_at DESC, id DESC",
+                &[text(user_id)],
+            )
+            .await?;
+        Ok(rows.into_iter().map(Family::from).collect())
+    }
+
+    async fn revoke_user_families(
+        &self,
+        user_id: &str,
+        reason: RevokeReason,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<u64, Error> {
+        let results = self
+            .batch(vec![
+                self.stmt(
+                    "UPDATE refresh_families SET revoked_at = ?2, revoke_reason = ?3 \
+                     WHERE user_id = ?1 AND revoked_at IS NULL",
+                    &[text(user_id), int(now), text(reason.as_str())],
+                )?,
+                self.event_statement(event, "WHERE changes() > 0")?,
+            ])
+            .await?;
+        Ok(results.first().map_or(0, changes))
+    }
+
+    async fn create_api_key(&self, k: &ApiKey, event: &AuditEvent) -> Result<(), Error> {
+        self.batch(vec![
+            self.stmt(
+                "INSERT INTO api_keys (id, key_hash, label, owner_user_id, created_by, role, scopes, \
+                 created_at, expires_at, last_used_at, revoked_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                &[
+                    text(&k.id),
+                    text(&k.key_hash),
+                    text(&k.label),
+                    text(&k.owner_user_id),
+                    opt_text(k.created_by.as_deref()),
+                    text(&k.role),
+                    text(&json_text(&k.scopes)?),
+                    int(k.created_at),
+                    k.expires_at.map_or(JsValue::NULL, int),
+                    k.last_used_at.map_or(JsValue::NULL, int),
+                    k.revoked_at.map_or(JsValue::NULL, int),
+                ],
+            )?,
+            self.event_statement(event, "")?,
+        ])
+        .await
+        .map(drop)
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyLookup>, Error> {
+        let row = self
+            .first::<KeyLookupRow>(
+                "SELECT k.*, u.roles AS owner_roles, u.disabled AS owner_disabled \
+                 FROM api_keys k JOIN users u ON u.id = k.owner_user_id WHERE k.key_hash = ?1",
+                &[text(key_hash)],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let owner_roles = serde_json::from_str(&row.owner_roles)
+            .map_err(|e| Error::Internal(format!("users.roles is not a JSON array: {e}")))?;
+        Ok(Some(KeyLookup {
+            owner_roles,
+            owner_disabled: row.owner_disabled != 0,
+            key: row.key.into_key()?,
+        }))
+    }
+
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, Error> {
+        self.first::<ApiKeyRow>("SELECT * FROM api_keys WHERE id = ?1", &[text(id)])
+            .await?
+            .map(ApiKeyRow::into_key)
+            .transpose()
+    }
+
+    async fn list_api_keys(&self, owner_user_id: Option<&str>) -> Result<Vec<ApiKey>, Error> {
+        let rows: Vec<ApiKeyRow> = self
+            .all(
+                "SELECT * FROM api_keys WHERE (?1 IS NULL OR owner_user_id = ?1) \
+                 ORDER BY created_at DESC, id DESC",
+                &[opt_text(owner_user_id)],
+            )
+            .await?;
+        rows.into_iter().map(ApiKeyRow::into_key).collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: i64, event: &AuditEvent) -> Result<bool, Error> {
+        let results = self
+            .batch(vec![
+                self.stmt(
+                    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                    &[text(id), int(now)],
+                )?,
+                self.event_statement(event, "WHERE changes() = 1")?,
+            ])
+            .await?;
+        Ok(results.first().map_or(0, changes) > 0)
+    }
+
+    async fn touch_api_key(&self, id: &str, now: i64, min_interval_ms: i64) -> Result<bool, Error> {
+        let result = self
+            .stmt(
+                "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 \
+                 AND (last_used_at IS NULL OR last_used_at <= ?3)",
+                &[text(id), int(now), int(now - min_interval_ms)],
+            )?
+            .run()
+            .await
+            .map_err(db_err)?;
+        Ok(changes(&result) > 0)
+    }
+
+    async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error> {
+        let window_start = now - now.rem_euclid(window_ms.max(1));
+        // One statement: insert the counter, or bump it within the same window, or restart it
+        // in a new one; RETURNING reads the result of this very write.
+        let row = self
+            .first::<RateRow>(
+                "INSERT INTO rate_limits (key, window_start, count, expires_at) VALUES (?1, ?2, 1, ?3) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                   count = CASE WHEN rate_limits.window_start = excluded.window_start \
+                                THEN rate_limits.count + 1 ELSE 1 END, \
+                   window_start = excluded.window_start, expires_at = excluded.expires_at \
+                 RETURNING count, window_start",
+                &[text(key), int(window_start), int(window_start + window_ms)],
+            )
+            .await?
+            .ok_or_else(|| Error::Internal("rate-limit upsert returned no row".into()))?;
+        Ok(RateHit {
+            count: row.count,
+            window_start: row.window_start,
+        })
+    }
+
+    async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<StoredEvent>, Error> {
+        let opt_int = |v: Option<i64>| v.map_or(JsValue::NULL, int);
+        let rows: Vec<StoredEventRow> = self
+            .all(
+                "SELECT id, at, kind, actor_user_id, subject_user_id, family_id, ip, user_agent, detail \
+                 FROM audit_events WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR actor_user_id = ?2) \
+                 AND (?3 IS NULL OR subject_user_id = ?3) AND (?4 IS NULL OR at >= ?4) \
+                 AND (?5 IS NULL OR at < ?5) AND (?6 IS NULL OR id < ?6) ORDER BY id DESC LIMIT ?7",
+                &[
+                    opt_text(q.kind.as_deref()),
+                    opt_text(q.actor_user_id.as_deref()),
+                    opt_text(q.subject_user_id.as_deref()),
+                    opt_int(q.since),
+                    opt_int(q.until),
+                    opt_int(q.before_id),
+                    int(i64::from(q.limit)),
+                ],
+            )
+            .await?;
         Ok(rows
             .into_iter()
-            .map(|r| AuditEvent {
-                at: r.at,
-                kind: r.kind,
-                actor_user_id: r.actor_user_id,
-                subject_user_id: r.subject_user_id,
-                family_id: r.family_id,
-                ip: r.ip,
-                user_agent: r.user_agent,
-                detail: r.detail.and_then(|d| serde_json::from_str(&d).ok()),
+            .map(|r| StoredEvent {
+                id: r.id,
+                event: r.event.into(),
             })
             .collect())
+    }
+
+    async fn prune(&self, c: &PruneCutoffs) -> Result<PruneCounts, Error> {
+        const DEAD: &str = "(expires_at < ?1 OR last_used_at + ?2 < ?1 OR revoked_at < ?1)";
+        let dead_args = [int(c.families_ended_before), int(c.idle_ms)];
+        let results = self
+            .batch(vec![
+                self.stmt(
+                    &format!(
+                        "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE {DEAD})"
+                    ),
+                    &dead_args,
+                )?,
+                self.stmt(&format!("DELETE FROM refresh_families WHERE {DEAD}"), &dead_args)?,
+                self.stmt("DELETE FROM audit_events WHERE at < ?1", &[int(c.audit_before)])?,
+                self.stmt("DELETE FROM rate_limits WHERE expires_at <= ?1", &[int(c.now)])?,
+            ])
+            .await?;
+        let n = |i: usize| results.get(i).map_or(0, changes);
+        Ok(PruneCounts {
+            tokens: n(0),
+            families: n(1),
+            audit_events: n(2),
+            rate_limits: n(3),
+        })
     }
 }

@@ -13,7 +13,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use futures_util::StreamExt;
-use worker::{console_error, console_log, event, Context, Date, Env, Headers};
+use worker::{
+    console_error, console_log, event, Context, Date, Env, Headers, ScheduleContext, ScheduledEvent,
+};
 
 use crate::app::{self, Outcome, Services};
 use crate::config::{Config, ConfigError};
@@ -167,6 +169,34 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         },
     };
     send(outcome)
+}
+
+/// The Cron Trigger: prunes ended sessions, old audit events and passed rate-limit windows.
+/// "Now" is the event's scheduled time, so a test can run the prune at any instant.
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let now = event.schedule() as i64;
+    let config = config(&env);
+    let Ok(config) = config.as_ref() else {
+        return; // already logged with the variable's name
+    };
+    let db = match env.d1("DB") {
+        Ok(db) => db,
+        Err(_) => {
+            console_error!("prune: no D1 binding named DB");
+            return;
+        }
+    };
+    match crate::prune::run(&D1Store::new(db), config, now).await {
+        Ok(counts) => console_log!(
+            "prune at {now}: {} families, {} refresh tokens, {} audit events, {} rate-limit counters deleted",
+            counts.families,
+            counts.tokens,
+            counts.audit_events,
+            counts.rate_limits
+        ),
+        Err(err) => console_error!("prune failed: {err}"),
+    }
 }
 
 #[cfg(not(feature = "selftest"))]

@@ -85,6 +85,8 @@ export function client(base) {
     request: (method, path, opts) => request(base, method, path, opts),
     get: (path, opts) => request(base, 'GET', path, opts),
     post: (path, json, opts = {}) => request(base, 'POST', path, { ...opts, json }),
+    put: (path, json, opts = {}) => request(base, 'PUT', path, { ...opts, json }),
+    del: (path, opts) => request(base, 'DELETE', path, opts),
   };
 }
 
@@ -141,7 +143,16 @@ export const PASSWORD = 'correct horse battery staple';
 
 /** Default vars for a worker with open registration and a cheap password hash. */
 export function openVars(key, extra = {}) {
-  return { REGISTRATION: 'open', JWT_SIGNING_KEY: key.d, PBKDF2_ITERATIONS: '10000', ...extra };
+  // Every test request comes from 127.0.0.1: per-IP limits high enough for a whole test file
+  // (tests/e2e/rate-limits.test.mjs sets its own).
+  return {
+    REGISTRATION: 'open',
+    JWT_SIGNING_KEY: key.d,
+    PBKDF2_ITERATIONS: '10000',
+    RATE_LIMIT_REGISTER_PER_IP: '100000',
+    RATE_LIMIT_LOGIN_PER_IP: '100000',
+    ...extra,
+  };
 }
 
 /**

@@ -1,0 +1,702 @@
+//! The admin API under `/admin/…`: users, their sessions, API keys and the audit log.
+//!
+//! Every request re-reads the calling admin from storage, so disabling an admin, removing the
+//! role or revoking the admin's session takes effect on the next request. Callers without the
+//! `admin` role get 403 `insufficient_role`.
+
+use serde_json::{json, Map, Value};
+
+use crate::apikey::{self, key_json};
+use crate::app::{
+    json_body, new_id, normalize_email, normalize_name, optional_string, string_field, user_json,
+    Services,
+};
+use crate::caller::{authenticate, Caller, CredentialKind};
+use crate::config::valid_role;
+use crate::error::{Error, TokenRejection};
+use crate::http::{Request, Response};
+use crate::password;
+use crate::platform::Pbkdf2;
+use crate::store::{ApiKey, AuditEvent, AuditQuery, Family, RevokeReason, Store, User, UserQuery};
+
+/// The role the admin API requires.
+pub const ADMIN_ROLE: &str = "admin";
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+/// An audit event with an actor distinct from its subject.
+pub(crate) fn audit_event(
+    req: &Request,
+    now: i64,
+    kind: &str,
+    actor: Option<&str>,
+    subject: Option<&str>,
+    family_id: Option<&str>,
+    detail: Option<Value>,
+) -> AuditEvent {
+    AuditEvent {
+        at: now,
+        kind: kind.to_string(),
+        actor_user_id: actor.map(str::to_string),
+        subject_user_id: subject.map(str::to_string),
+        family_id: family_id.map(str::to_string),
+        ip: req.client_ip().map(str::to_string),
+        user_agent: req.user_agent(),
+        detail,
+    }
+}
+
+/// A user's full view for admins.
+fn admin_user_json(u: &User) -> Value {
+    let mut v = user_json(u);
+    v["disabled"] = json!(u.disabled);
+    v["created_at"] = json!(u.created_at);
+    v["updated_at"] = json!(u.updated_at);
+    v
+}
+
+/// A session (refresh family) as shown to its owner or an admin.
+pub(crate) fn family_json(f: &Family, now: i64, idle_ms: i64) -> Value {
+    let status = if f.revoked_at.is_some() {
+        "revoked"
+    } else if f.expires_at <= now {
+        "expired"
+    } else if f.last_used_at + idle_ms <= now {
+        "idle"
+    } else {
+        "active"
+    };
+    json!({
+        "id": f.id,
+        "created_at": f.created_at,
+        "last_used_at": f.last_used_at,
+        "expires_at": f.expires_at,
+        "user_agent": f.user_agent,
+        "status": status,
+        "revoked_at": f.revoked_at,
+        "revoke_reason": f.revoke_reason,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query strings
+
+fn percent_decode(s: &str) -> Result<String, Error> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hexpair = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| Error::BadRequest("the query string is malformed".into()))?;
+                out.push(hexpair);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| Error::BadRequest("the query string is not UTF-8".into()))
+}
+
+/// The query parameters; a repeated or unknown name is refused.
+pub(crate) fn query_params(req: &Request, known: &[&str]) -> Result<Map<String, Value>, Error> {
+    let mut map = Map::new();
+    for pair in req.query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decode(k)?;
+        if !known.contains(&k.as_str()) {
+            return Err(Error::BadRequest(format!(
+                "{k}: unknown query parameter (known: {})",
+                known.join(", ")
+            )));
+        }
+        if map
+            .insert(k.clone(), Value::String(percent_decode(v)?))
+            .is_some()
+        {
+            return Err(Error::BadRequest(format!("{k}: given more than once")));
+        }
+    }
+    Ok(map)
+}
+
+fn param_int(q: &Map<String, Value>, name: &str, min: i64, max: i64) -> Result<Option<i64>, Error> {
+    let Some(Value::String(raw)) = q.get(name) else {
+        return Ok(None);
+    };
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "{name}: expected a whole number from {min} to {max}"
+            ))
+        })
+}
+
+fn param_str<'a>(q: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    q.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn page_limit(q: &Map<String, Value>) -> Result<u32, Error> {
+    Ok(param_int(q, "limit", 1, i64::from(MAX_PAGE))?.map_or(DEFAULT_PAGE, |n| n as u32))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies
+
+fn roles_field(body: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, Error> {
+    let Some(value) = body.get(name).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Value::Array(items) = value else {
+        return Err(Error::BadRequest(format!(
+            "{name}: expected an array of names"
+        )));
+    };
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        match item.as_str() {
+            Some(r) if valid_role(r) && r != "anonymous" => {
+                if !out.iter().any(|o| o == r) {
+                    out.push(r.to_string());
+                }
+            }
+            _ => {
+                return Err(Error::BadRequest(format!(
+                    "{name}: each must be 1-64 of a-z 0-9 _ - . (not \"anonymous\")"
+                )))
+            }
+        }
+    }
+    if out.len() > 32 {
+        return Err(Error::BadRequest(format!("{name}: at most 32")));
+    }
+    Ok(Some(out))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+
+enum Route<'p> {
+    Users,
+    User(&'p str),
+    Disable(&'p str),
+    Enable(&'p str),
+    Roles(&'p str),
+    Password(&'p str),
+    Sessions(&'p str),
+    Session(&'p str, &'p str),
+    Keys,
+    Key(&'p str),
+    Audit,
+}
+
+fn parse(path: &str) -> Option<(Route<'_>, &'static str)> {
+    let rest = path.strip_prefix("/admin/")?;
+    let segs: Vec<&str> = rest.split('/').collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    Some(match segs.as_slice() {
+        ["users"] => (Route::Users, "GET, HEAD, POST"),
+        ["users", id] => (Route::User(id), "GET, HEAD"),
+        ["users", id, "disable"] => (Route::Disable(id), "POST"),
+        ["users", id, "enable"] => (Route::Enable(id), "POST"),
+        ["users", id, "roles"] => (Route::Roles(id), "PUT"),
+        ["users", id, "password"] => (Route::Password(id), "POST"),
+        ["users", id, "sessions"] => (Route::Sessions(id), "GET, HEAD, DELETE"),
+        ["users", id, "sessions", fid] => (Route::Session(id, fid), "DELETE"),
+        ["api-keys"] => (Route::Keys, "GET, HEAD, POST"),
+        ["api-keys", id] => (Route::Key(id), "DELETE"),
+        ["audit"] => (Route::Audit, "GET, HEAD"),
+        _ => return None,
+    })
+}
+
+/// Handles `/admin/…`.
+pub async fn route<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let (route, allow) = parse(&req.path).ok_or(Error::NotFound)?;
+    if !allow.split(", ").any(|m| m == req.method) {
+        return Err(Error::MethodNotAllowed(allow));
+    }
+    let admin = require_admin(svc, req).await?;
+    let get = req.method == "GET" || req.method == "HEAD";
+    match route {
+        Route::Users if get => list_users(svc, req).await,
+        Route::Users => create_user(svc, req, &admin).await,
+        Route::User(id) => {
+            let user = target_user(svc, id).await?;
+            Ok(Response::json(
+                200,
+                &json!({ "user": admin_user_json(&user) }),
+            ))
+        }
+        Route::Disable(id) => set_disabled(svc, req, &admin, id, true).await,
+        Route::Enable(id) => set_disabled(svc, req, &admin, id, false).await,
+        Route::Roles(id) => set_roles(svc, req, &admin, id).await,
+        Route::Password(id) => reset_password(svc, req, &admin, id).await,
+        Route::Sessions(id) if get => list_sessions(svc, id).await,
+        Route::Sessions(id) => revoke_all_sessions(svc, req, &admin, id).await,
+        Route::Session(id, fid) => revoke_session(svc, req, &admin, id, fid).await,
+        Route::Keys if get => list_keys(svc, req).await,
+        Route::Keys => mint_key(svc, req, &admin).await,
+        Route::Key(id) => revoke_key(svc, req, &admin, id).await,
+        Route::Audit => list_audit(svc, req).await,
+    }
+}
+
+/// The caller, re-read from storage: enabled, holding `admin` now, and (for an access token)
+/// with a live session; for an API key, the key's role must be `admin`.
+pub async fn require_admin<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<User, Error> {
+    let caller: Caller = authenticate(svc, req).await?.ok_or(Error::NoAuth)?;
+    let user = svc.store.user_by_id(&caller.user_id).await?;
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        return Err(match caller.kind {
+            CredentialKind::ApiKey => Error::InvalidApiKey("owner disabled"),
+            CredentialKind::AccessToken => Error::InvalidToken(TokenRejection::Claims),
+        });
+    };
+    if caller.kind == CredentialKind::AccessToken {
+        if let Some(sid) = caller.session_id.as_deref() {
+            let family = svc.store.family(sid).await?;
+            if family.is_none_or(|f| f.revoked_at.is_some() || f.user_id != user.id) {
+                return Err(Error::InvalidToken(TokenRejection::Claims));
+            }
+        }
+    }
+    let stored_admin = user.roles.iter().any(|r| r == ADMIN_ROLE);
+    if !stored_admin || !caller.has_role(ADMIN_ROLE) {
+        return Err(Error::InsufficientRole);
+    }
+    Ok(user)
+}
+
+async fn target_user<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Result<User, Error> {
+    svc.store.user_by_id(id).await?.ok_or(Error::NotFound)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+async fn list_users<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let q = query_params(req, &["limit", "cursor", "q"])?;
+    let limit = page_limit(&q)?;
+    let search = param_str(&q, "q").map(str::to_string);
+    if search.as_deref().is_some_and(|s| s.chars().count() > 200) {
+        return Err(Error::BadRequest("q: at most 200 characters".into()));
+    }
+    let query = UserQuery {
+        search,
+        after_email: param_str(&q, "cursor").map(str::to_string),
+        limit: limit + 1,
+    };
+    let mut users = svc.store.list_users(&query).await?;
+    let more = users.len() > limit as usize;
+    users.truncate(limit as usize);
+    let next = if more {
+        users.last().map(|u| u.email.clone())
+    } else {
+        None
+    };
+    let list: Vec<Value> = users.iter().map(admin_user_json).collect();
+    Ok(Response::json(
+        200,
+        &json!({ "users": list, "next_cursor": next }),
+    ))
+}
+
+async fn create_user<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &User,
+) -> Result<Response, Error> {
+    let body = json_body(svc.config, req, false)?;
+    let email = normalize_email(string_field(&body, "email")?)?;
+    let pw = string_field(&body, "password")?;
+    let name = normalize_name(optional_string(&body, "name")?)?;
+    let roles = roles_field(&body, "roles")?.unwrap_or_else(|| svc.config.default_roles.clone());
+    password::check_policy(pw)?;
+    let now = svc.clock.now_ms();
+    let user = User {
+        id: new_id(svc.rng, "usr_"),
+        email,
+        name,
+        password_hash: password::hash(svc.hasher, svc.rng, pw, svc.config.pbkdf2_iterations)
+            .await?,
+        roles,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let ev = audit_event(
+        req,
+        now,
+        "registered",
+        Some(&admin.id),
+        Some(&user.id),
+        None,
+        Some(json!({ "by": "admin", "roles": user.roles })),
+    );
+    svc.store.create_user(&user, None, Some(&ev)).await?;
+    Ok(Response::json(
+        201,
+        &json!({ "user": admin_user_json(&user) }),
+    ))
+}
+
+async fn set_disabled<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &User,
+    id: &str,
+    disabled: bool,
+) -> Result<Response, Error> {
+    if disabled && id == admin.id {
+        return Err(Error::BadRequest(
+            "an admin cannot disable their own account".into(),
+        ));
+    }
+    target_user(svc, id).await?;
+    let now = svc.clock.now_ms();
+    let kind = if disabled {
+        "user_disabled"
+    } else {
+        "user_enabled"
+    };
+    let ev = audit_event(req, now, kind, Some(&admin.id), Some(id), None, None);
+    let revoked = svc
+        .store
+        .set_disabled(id, disabled, now, &ev)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let user = target_user(svc, id).await?;
+    Ok(Response::json(
+        200,
+        &json!({ "user": admin_user_json(&user), "revoked_sessions": revoked }),
+    ))
+}
+
+async fn set_roles<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &User,
+    id: &str,
+) -> Result<Response, Error> {
+    let body = json_body(svc.config, req, false)?;
+    let roles =
+        roles_field(&body, "roles")?.ok_or_else(|| Error::BadRequest("roles: required".into()))?;
+    if id == admin.id && !roles.iter().any(|r| r == ADMIN_ROLE) {
+        return Err(Error::BadRequest(
+            "an admin cannot remove their own admin role".into(),
+        ));
+    }
+    let before = target_user(svc, id).await?;
+    let now = svc.clock.now_ms();
+    let ev = audit_event(
+        req,
+        now,
+        "role_changed",
+        Some(&admin.id),
+        Some(id),
+        None,
+        Some(json!({ "from": before.roles, "to": roles })),
+    );
+    if !svc.store.set_roles(id, &roles, now, &ev).await? {
+        return Err(Error::NotFound);
+    }
+    let user = target_user(svc, id).await?;
+    Ok(Response::json(
+        200,
+        &json!({ "user": admin_user_json(&user) }),
+    ))
+}
+
+async fn reset_password<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &User,
+    id: &str,
+) -> Result<Response, Error> {
+    let body = json_body(svc.config, req, false)?;
+    let new = string_field(&body, "new_password")?;
+    password::check_policy(new)?;
+    target_user(svc, id).await?;
+    let phc = password::hash(svc.hasher, svc.rng, new, svc.config.pbkdf2_iterations).await?;
+    let now = svc.clock.now_ms();
+    let revoked = svc.store.change_password(id, &phc, None, now).await?;
+    let ev = audit_event(
+        req,
+        now,
+        "password_changed",
+        Some(&admin.id),
+        Some(id),
+        None,
+        Some(json!({ "by": "admin", "revoked_sessions": revoked })),
+    );
+    svc.store.record_event(&ev).await?;
+    Ok(Response::json(200, &json!({ "revoked_sessions": revoked })))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+async fn list_sessions<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Result<Response, Error> {
+    target_user(svc, id).await?;
+    let now = svc.clock.now_ms();
+    let idle_ms = svc.config.refresh_idle_secs * 1000;
+    let families = svc.store.user_families(id).await?;
+    let list: Vec<Value> = families
+        .iter()
+        .map(|f| family_json(f, now, idle_ms))
+        .collect();
+    Ok(Response::json(200, &json!({ "sessions": list })))
+}
+
+async fn revoke_all_sessions<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &User,
+    id: &str,
+) -> Result<Response, Error> {
+    target_user(svc, id).await?;
+    let now = svc.clock.now_ms();
+    let ev = audit_event(
+        req,
+        now,
+        "session_revoked",
+        Some(&admin.id),
+        Some(id),
+        None,
+        Some(json!({ "all": true })),
+    );
+    let n = svc
+        .store
+        .revoke_user_families(id, RevokeReason::Admin, now, &ev)
+        .await?;
+    Ok(Response::json(200, &json!({ "revoked_sessions": n })))
+}
+
+async fn revoke_session<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &User,
+    id: &str,
+    fid: &str,
+) -> Result<Response, Error> {
+    let family = svc.store.family(fid).await?;
+    let Some(family) = family.filter(|f| f.user_id == id) else {
+        return Err(Error::NotFound);
+    };
+    let now = svc.clock.now_ms();
+    let ev = audit_event(
+        req,
+        now,
+        "session_revoked",
+        Some(&admin.id),
+        Some(id),
+        Some(&family.id),
+        None,
+    );
+    svc.store
+        .revoke_family(&family.id, RevokeReason::Admin, now, Some(&ev))
+        .await?;
+    Ok(Response::empty(204))
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys
+
+async fn list_keys<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let q = query_params(req, &["owner_user_id"])?;
+    let keys = svc
+        .store
+        .list_api_keys(param_str(&q, "owner_user_id"))
+        .await?;
+    let list: Vec<Value> = keys.iter().map(key_json).collect();
+    Ok(Response::json(200, &json!({ "api_keys": list })))
+}
+
+async fn mint_key<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &User,
+) -> Result<Response, Error> {
+    let body = json_body(svc.config, req, false)?;
+    let pepper = apikey::pepper(svc)?;
+    let label = string_field(&body, "label")?.trim().to_string();
+    if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "label: 1-100 characters, no control characters".into(),
+        ));
+    }
+    let role = string_field(&body, "role")?.to_string();
+    let scopes = roles_field(&body, "scopes")?.ok_or_else(|| {
+        Error::BadRequest("scopes: required (an array of proxy route names)".into())
+    })?;
+    if let Some(bad) = scopes.iter().find(|s| !apikey::valid_scope(s)) {
+        return Err(Error::BadRequest(format!(
+            "scopes: {bad:?} is not a route name"
+        )));
+    }
+    let owner_id = optional_string(&body, "owner_user_id")?.unwrap_or(&admin.id);
+    let now = svc.clock.now_ms();
+    let expires_at = match body.get("expires_at") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64() {
+            Some(t) if t > now => Some(t),
+            _ => {
+                return Err(Error::BadRequest(
+                    "expires_at: Unix milliseconds in the future, or null".into(),
+                ))
+            }
+        },
+    };
+    let Some(owner) = svc.store.user_by_id(owner_id).await? else {
+        return Err(Error::BadRequest("owner_user_id: no such user".into()));
+    };
+    if owner.disabled {
+        return Err(Error::BadRequest(
+            "owner_user_id: the user is disabled".into(),
+        ));
+    }
+    // Never above the creator's roles, and never a role the owner does not hold.
+    if !admin.roles.contains(&role) {
+        return Err(Error::BadRequest(format!("role: you do not hold {role:?}")));
+    }
+    if !owner.roles.contains(&role) {
+        return Err(Error::BadRequest(format!(
+            "role: the owner does not hold {role:?}"
+        )));
+    }
+    let key = apikey::generate(svc.rng);
+    let record = ApiKey {
+        id: new_id(svc.rng, "key_"),
+        key_hash: apikey::hash(pepper, &key),
+        label,
+        owner_user_id: owner.id.clone(),
+        created_by: Some(admin.id.clone()),
+        role,
+        scopes,
+        created_at: now,
+        expires_at,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let ev = audit_event(
+        req,
+        now,
+        "api_key_minted",
+        Some(&admin.id),
+        Some(&owner.id),
+        None,
+        Some(json!({ "key_id": record.id, "role": record.role, "scopes": record.scopes })),
+    );
+    svc.store.create_api_key(&record, &ev).await?;
+    Ok(Response::json(
+        201,
+        &json!({ "api_key": key_json(&record), "key": key }),
+    ))
+}
+
+async fn revoke_key<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &User,
+    id: &str,
+) -> Result<Response, Error> {
+    let key = svc.store.api_key(id).await?.ok_or(Error::NotFound)?;
+    let now = svc.clock.now_ms();
+    let ev = audit_event(
+        req,
+        now,
+        "api_key_revoked",
+        Some(&admin.id),
+        Some(&key.owner_user_id),
+        None,
+        Some(json!({ "key_id": key.id })),
+    );
+    svc.store.revoke_api_key(id, now, &ev).await?;
+    Ok(Response::empty(204))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+async fn list_audit<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let q = query_params(
+        req,
+        &[
+            "kind", "actor", "subject", "user", "since", "until", "cursor", "limit",
+        ],
+    )?;
+    let limit = page_limit(&q)?;
+    let user = param_str(&q, "user");
+    if user.is_some() && (q.contains_key("subject") || q.contains_key("actor")) {
+        return Err(Error::BadRequest(
+            "user: not together with actor or subject".into(),
+        ));
+    }
+    let query = AuditQuery {
+        kind: param_str(&q, "kind").map(str::to_string),
+        actor_user_id: param_str(&q, "actor").map(str::to_string),
+        subject_user_id: param_str(&q, "subject").or(user).map(str::to_string),
+        since: param_int(&q, "since", 0, i64::MAX)?,
+        until: param_int(&q, "until", 0, i64::MAX)?,
+        before_id: param_int(&q, "cursor", 1, i64::MAX)?,
+        limit: limit + 1,
+    };
+    let mut events = svc.store.query_audit(&query).await?;
+    let more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    let next = if more {
+        events.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    let list: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let ev = &e.event;
+            json!({
+                "id": e.id,
+                "at": ev.at,
+                "kind": ev.kind,
+                "actor_user_id": ev.actor_user_id,
+                "subject_user_id": ev.subject_user_id,
+                "family_id": ev.family_id,
+                "ip": ev.ip,
+                "user_agent": ev.user_agent,
+                "detail": ev.detail,
+            })
+        })
+        .collect();
+    Ok(Response::json(
+        200,
+        &json!({ "events": list, "next_cursor": next }),
+    ))
+}

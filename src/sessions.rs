@@ -1,0 +1,98 @@
+//! Self-service sessions: `GET /auth/sessions` lists the caller's live sessions (refresh
+//! families), `DELETE /auth/sessions/{id}` revokes one of them. Another user's session id
+//! answers 404 `not_found`, exactly like an unknown one.
+
+use serde_json::{json, Value};
+
+use crate::admin::{audit_event, family_json};
+use crate::app::Services;
+use crate::caller::{authenticate, CredentialKind};
+use crate::error::{Error, TokenRejection};
+use crate::http::{Request, Response};
+use crate::platform::Pbkdf2;
+use crate::store::{RevokeReason, Store};
+
+/// Handles `/auth/sessions` and `/auth/sessions/{id}`.
+pub async fn route<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let target = match req.path.strip_prefix("/auth/sessions") {
+        Some("") => None,
+        Some(rest) => match rest.strip_prefix('/') {
+            Some(id) if !id.is_empty() && !id.contains('/') => Some(id),
+            _ => return Err(Error::NotFound),
+        },
+        None => return Err(Error::NotFound),
+    };
+    let allow = if target.is_some() {
+        "DELETE"
+    } else {
+        "GET, HEAD"
+    };
+    if !allow.split(", ").any(|m| m == req.method) {
+        return Err(Error::MethodNotAllowed(allow));
+    }
+    let (user_id, current) = caller_session(svc, req).await?;
+    let now = svc.clock.now_ms();
+    let idle_ms = svc.config.refresh_idle_secs * 1000;
+    match target {
+        None => {
+            let families = svc.store.user_families(&user_id).await?;
+            let list: Vec<Value> = families
+                .iter()
+                .filter(|f| {
+                    f.revoked_at.is_none() && f.expires_at > now && f.last_used_at + idle_ms > now
+                })
+                .map(|f| {
+                    let mut v = family_json(f, now, idle_ms);
+                    v["current"] = json!(current.as_deref() == Some(f.id.as_str()));
+                    v
+                })
+                .collect();
+            Ok(Response::json(200, &json!({ "sessions": list })))
+        }
+        Some(id) => {
+            let family = svc.store.family(id).await?;
+            let Some(family) = family.filter(|f| f.user_id == user_id) else {
+                return Err(Error::NotFound);
+            };
+            let ev = audit_event(
+                req,
+                now,
+                "session_revoked",
+                Some(&user_id),
+                Some(&user_id),
+                Some(&family.id),
+                Some(json!({ "by": "self" })),
+            );
+            svc.store
+                .revoke_family(&family.id, RevokeReason::Logout, now, Some(&ev))
+                .await?;
+            Ok(Response::empty(204))
+        }
+    }
+}
+
+/// The caller's user id and session: an access token of an enabled user whose session is
+/// still live. API keys do not manage sessions (403 `scope_violation`).
+async fn caller_session<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<(String, Option<String>), Error> {
+    let caller = authenticate(svc, req).await?.ok_or(Error::NoAuth)?;
+    if caller.kind == CredentialKind::ApiKey {
+        return Err(Error::ScopeViolation);
+    }
+    let user = svc.store.user_by_id(&caller.user_id).await?;
+    if user.is_none_or(|u| u.disabled) {
+        return Err(Error::InvalidToken(TokenRejection::Claims));
+    }
+    if let Some(sid) = caller.session_id.as_deref() {
+        let family = svc.store.family(sid).await?;
+        if family.is_none_or(|f| f.revoked_at.is_some() || f.user_id != caller.user_id) {
+            return Err(Error::InvalidToken(TokenRejection::Claims));
+        }
+    }
+    Ok((caller.user_id, caller.session_id))
+}

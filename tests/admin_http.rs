@@ -1,0 +1,677 @@
+//! Native tests of API keys, the admin API, self-service sessions, rate limits and the prune,
+//! through `gatehouse::app::handle` over the in-memory store with a clock moved by hand.
+
+use std::cell::Cell;
+
+use futures::executor::block_on;
+use serde_json::{json, Value};
+
+use gatehouse::app::{handle, Services};
+use gatehouse::caller::{authenticate, CredentialKind};
+use gatehouse::config::Config;
+use gatehouse::encoding::b64url;
+use gatehouse::http::{Request, Response};
+use gatehouse::platform::{Clock, RustPbkdf2, SystemRng};
+use gatehouse::store::memory::MemoryStore;
+use gatehouse::store::{AuditQuery, Store, User};
+
+const T0: i64 = 1_800_000_000_000;
+const SECOND: i64 = 1_000;
+const MINUTE: i64 = 60 * SECOND;
+const DAY: i64 = 86_400 * SECOND;
+const PASSWORD: &str = "correct horse battery staple";
+const PEPPER: &str = "pepper-pepper-pepper-pepper-pepper-42";
+
+struct TestClock(Cell<i64>);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+struct Gate {
+    config: Config,
+    store: MemoryStore,
+    clock: TestClock,
+}
+
+fn config(overrides: &[(&str, &str)]) -> Config {
+    let seed = b64url(&[7u8; 32]);
+    let lookup = |name: &str| -> Option<String> {
+        if let Some((_, value)) = overrides.iter().find(|(key, _)| *key == name) {
+            return Some((*value).to_string());
+        }
+        match name {
+            "JWT_SIGNING_KEY" => Some(seed.clone()),
+            "REGISTRATION" => Some("open".into()),
+            "PBKDF2_ITERATIONS" => Some("10000".into()),
+            "API_KEY_PEPPER" => Some(PEPPER.into()),
+            _ => None,
+        }
+    };
+    Config::from_lookup(&lookup).expect("test configuration is valid")
+}
+
+#[track_caller]
+fn expect_status(res: &Response, status: u16) -> Value {
+    assert_eq!(res.status, status, "{}", String::from_utf8_lossy(&res.body));
+    if res.body.is_empty() {
+        Value::Null
+    } else {
+        res.json_body()
+    }
+}
+
+#[track_caller]
+fn expect_error(res: &Response, status: u16, code: &str) {
+    let body = expect_status(res, status);
+    assert_eq!(body["error"]["code"], code, "{body}");
+}
+
+impl Gate {
+    fn new(overrides: &[(&str, &str)]) -> Self {
+        Self {
+            config: config(overrides),
+            store: MemoryStore::new(),
+            clock: TestClock(Cell::new(T0)),
+        }
+    }
+
+    fn svc(&self) -> Services<'_, MemoryStore, RustPbkdf2> {
+        Services {
+            config: &self.config,
+            store: &self.store,
+            hasher: &RustPbkdf2,
+            clock: &self.clock,
+            rng: &SystemRng,
+        }
+    }
+
+    fn send(&self, req: &Request) -> Response {
+        block_on(handle(&self.svc(), req))
+    }
+
+    fn advance(&self, ms: i64) {
+        self.clock.0.set(self.clock.0.get() + ms);
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.0.get()
+    }
+
+    fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Response {
+        let mut req =
+            Request::new(method, path).with_header("authorization", &format!("Bearer {token}"));
+        if let Some(body) = body {
+            req = req.with_json(&body);
+        }
+        self.send(&req)
+    }
+
+    /// Registers `email` and gives it `roles`; returns (user id, access token, refresh token).
+    fn user(&self, email: &str, roles: &[&str]) -> (String, String, String) {
+        let res = self.send(&Request::new("POST", "/auth/register").with_json(
+            &json!({ "email": email, "password": PASSWORD, "refresh_token_in_body": true }),
+        ));
+        let body = expect_status(&res, 201);
+        let id = body["user"]["id"].as_str().unwrap().to_string();
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        let ev = gatehouse::store::AuditEvent {
+            at: self.now(),
+            kind: "role_changed".into(),
+            actor_user_id: None,
+            subject_user_id: Some(id.clone()),
+            family_id: None,
+            ip: None,
+            user_agent: None,
+            detail: None,
+        };
+        assert!(block_on(self.store.set_roles(&id, &roles, self.now(), &ev)).unwrap());
+        // Log in again so the access token carries the roles.
+        let res = self.send(&Request::new("POST", "/auth/login").with_json(
+            &json!({ "email": email, "password": PASSWORD, "refresh_token_in_body": true }),
+        ));
+        let body = expect_status(&res, 200);
+        (
+            id,
+            body["access_token"].as_str().unwrap().into(),
+            body["refresh_token"].as_str().unwrap().into(),
+        )
+    }
+
+    fn stored(&self, id: &str) -> User {
+        block_on(self.store.user_by_id(id)).unwrap().unwrap()
+    }
+
+    fn mint(&self, admin: &str, body: Value) -> (String, Value) {
+        let res = self.call("POST", "/admin/api-keys", admin, Some(body));
+        let body = expect_status(&res, 201);
+        (
+            body["key"].as_str().unwrap().to_string(),
+            body["api_key"].clone(),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits
+
+#[test]
+fn login_per_account_trips_exactly_at_the_threshold_and_releases_after_the_window() {
+    let gate = Gate::new(&[
+        ("RATE_LIMIT_LOGIN_PER_ACCOUNT", "3"),
+        ("RATE_LIMIT_WINDOW_SECONDS", "60"),
+    ]);
+    gate.user("ada@example.com", &["user"]); // one login already counted
+                                             // Start at a window boundary so the arithmetic below is exact.
+    gate.clock.0.set((gate.now() / MINUTE + 1) * MINUTE);
+    let login = |pw: &str| {
+        gate.send(
+            &Request::new("POST", "/auth/login")
+                .with_json(&json!({ "email": "ADA@example.com", "password": pw })),
+        )
+    };
+    expect_error(&login("wrong password"), 401, "invalid_credentials");
+    expect_error(&login("wrong password"), 401, "invalid_credentials");
+    expect_status(&login(PASSWORD), 200);
+    gate.advance(20 * SECOND);
+    let res = login(PASSWORD);
+    expect_error(&res, 429, "auth_rate_limited");
+    assert_eq!(res.header("retry-after"), Some("40"));
+    gate.advance(40 * SECOND - 1);
+    expect_error(&login(PASSWORD), 429, "auth_rate_limited");
+    gate.advance(1);
+    expect_status(&login(PASSWORD), 200);
+    // Other accounts were never affected.
+    gate.user("bob@example.com", &["user"]);
+}
+
+#[test]
+fn login_and_registration_per_ip_and_refresh_per_family() {
+    let gate = Gate::new(&[
+        ("RATE_LIMIT_LOGIN_PER_IP", "2"),
+        ("RATE_LIMIT_REGISTER_PER_IP", "1"),
+        ("RATE_LIMIT_REFRESH_PER_FAMILY", "2"),
+        ("RATE_LIMIT_WINDOW_SECONDS", "600"),
+    ]);
+    gate.clock.0.set(T0 - T0 % (600 * SECOND));
+    let from = |req: Request, ip: &str| gate.send(&req.with_header("cf-connecting-ip", ip));
+    let register = |email: &str| {
+        Request::new("POST", "/auth/register").with_json(
+            &json!({ "email": email, "password": PASSWORD, "refresh_token_in_body": true }),
+        )
+    };
+    expect_status(&from(register("a@example.com"), "198.51.100.1"), 201);
+    expect_error(
+        &from(register("b@example.com"), "198.51.100.1"),
+        429,
+        "auth_rate_limited",
+    );
+    let body = expect_status(&from(register("b@example.com"), "198.51.100.2"), 201);
+    let login = || {
+        Request::new("POST", "/auth/login")
+            .with_json(&json!({ "email": "nobody@example.com", "password": "x" }))
+    };
+    expect_error(&from(login(), "198.51.100.3"), 401, "invalid_credentials");
+    expect_error(&from(login(), "198.51.100.3"), 401, "invalid_credentials");
+    let res = from(login(), "198.51.100.3");
+    expect_error(&res, 429, "auth_rate_limited");
+    assert_eq!(res.header("retry-after"), Some("600"));
+    expect_error(&from(login(), "198.51.100.4"), 401, "invalid_credentials");
+
+    let refresh = |t: &str| {
+        gate.send(&Request::new("POST", "/auth/refresh").with_json(&json!({ "refresh_token": t })))
+    };
+    let mut token = body["refresh_token"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let b = expect_status(&refresh(&token), 200);
+        token = b["refresh_token"].as_str().unwrap().to_string();
+    }
+    expect_error(&refresh(&token), 429, "auth_rate_limited");
+    gate.advance(600 * SECOND);
+    expect_status(&refresh(&token), 200);
+}
+
+#[test]
+fn a_limit_of_zero_switches_the_limit_off() {
+    let gate = Gate::new(&[("RATE_LIMIT_LOGIN_PER_ACCOUNT", "0")]);
+    gate.user("ada@example.com", &["user"]);
+    for _ in 0..15 {
+        let res = gate.send(
+            &Request::new("POST", "/auth/login")
+                .with_json(&json!({ "email": "ada@example.com", "password": "nope nope" })),
+        );
+        expect_error(&res, 401, "invalid_credentials");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys
+
+#[test]
+fn api_keys_authenticate_until_revoked_or_expired_and_touch_once_a_minute() {
+    let gate = Gate::new(&[]);
+    let (admin_id, admin, _) = gate.user("root@example.com", &["admin", "editor"]);
+    let (bob_id, _, _) = gate.user("bob@example.com", &["editor"]);
+    let (key, view) = gate.mint(
+        &admin,
+        json!({ "owner_user_id": bob_id, "label": "ci", "role": "editor", "scopes": ["cms-read"], "expires_at": T0 + DAY }),
+    );
+    assert!(gatehouse::apikey::well_formed(&key), "{key}");
+    assert!(view.get("key_hash").is_none(), "{view}");
+    let req =
+        Request::new("GET", "/anything").with_header("authorization", &format!("Bearer {key}"));
+    let caller = block_on(authenticate(&gate.svc(), &req)).unwrap().unwrap();
+    assert_eq!(caller.kind, CredentialKind::ApiKey);
+    assert_eq!(caller.user_id, bob_id);
+    assert_eq!(caller.roles, vec!["editor"]);
+    assert!(caller.may_use_route("cms-read") && !caller.may_use_route("cms-write"));
+    let id = view["id"].as_str().unwrap();
+    let last_used = || {
+        block_on(gate.store.api_key(id))
+            .unwrap()
+            .unwrap()
+            .last_used_at
+    };
+    assert_eq!(last_used(), Some(gate.now()));
+    let first = gate.now();
+    gate.advance(59 * SECOND);
+    block_on(authenticate(&gate.svc(), &req)).unwrap();
+    assert_eq!(last_used(), Some(first), "written twice within a minute");
+    gate.advance(SECOND);
+    block_on(authenticate(&gate.svc(), &req)).unwrap();
+    assert_eq!(last_used(), Some(gate.now()));
+
+    // An owner who loses the role keeps a key without roles; a disabled owner's key is refused.
+    let _ = admin_id;
+    let err = |req: &Request| block_on(authenticate(&gate.svc(), req)).unwrap_err().code();
+    expect_status(
+        &gate.call(
+            "POST",
+            &format!("/admin/users/{bob_id}/disable"),
+            &admin,
+            None,
+        ),
+        200,
+    );
+    assert_eq!(err(&req), "invalid_api_key");
+    expect_status(
+        &gate.call(
+            "POST",
+            &format!("/admin/users/{bob_id}/enable"),
+            &admin,
+            None,
+        ),
+        200,
+    );
+    expect_status(
+        &gate.call(
+            "PUT",
+            &format!("/admin/users/{bob_id}/roles"),
+            &admin,
+            Some(json!({ "roles": ["user"] })),
+        ),
+        200,
+    );
+    let caller = block_on(authenticate(&gate.svc(), &req)).unwrap().unwrap();
+    assert!(caller.roles.is_empty());
+
+    // Expiry, to the millisecond.
+    gate.clock.0.set(T0 + DAY - 1);
+    block_on(authenticate(&gate.svc(), &req)).unwrap();
+    gate.advance(1);
+    assert_eq!(err(&req), "invalid_api_key");
+
+    // Revocation: the next request is refused.
+    gate.clock.0.set(T0 + 2 * MINUTE);
+    let (key2, view2) = gate.mint(
+        &admin,
+        json!({ "label": "mine", "role": "admin", "scopes": [] }),
+    );
+    let req2 =
+        Request::new("GET", "/admin/users").with_header("authorization", &format!("Bearer {key2}"));
+    expect_status(&gate.send(&req2), 200);
+    let kid = view2["id"].as_str().unwrap();
+    expect_status(
+        &gate.call("DELETE", &format!("/admin/api-keys/{kid}"), &admin, None),
+        204,
+    );
+    expect_error(&gate.send(&req2), 401, "invalid_api_key");
+    let unknown = Request::new("GET", "/admin/users")
+        .with_header("authorization", &format!("Bearer gk_{}", "a".repeat(52)));
+    expect_error(&gate.send(&unknown), 401, "invalid_api_key");
+}
+
+#[test]
+fn keys_need_a_pepper_and_never_exceed_the_minters_or_owners_roles() {
+    let gate = Gate::new(&[]);
+    let (_, admin, _) = gate.user("root@example.com", &["admin"]);
+    let (bob_id, _, _) = gate.user("bob@example.com", &["editor"]);
+    let res = gate.call(
+        "POST",
+        "/admin/api-keys",
+        &admin,
+        Some(json!({ "owner_user_id": bob_id, "label": "x", "role": "editor", "scopes": [] })),
+    );
+    expect_error(&res, 400, "bad_request");
+    let res = gate.call(
+        "POST",
+        "/admin/api-keys",
+        &admin,
+        Some(json!({ "owner_user_id": bob_id, "label": "x", "role": "admin", "scopes": [] })),
+    );
+    expect_error(&res, 400, "bad_request");
+    for bad in [
+        json!({ "label": "", "role": "admin", "scopes": [] }),
+        json!({ "label": "x", "role": "admin" }),
+        json!({ "label": "x", "role": "admin", "scopes": ["Bad Name"] }),
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": T0 - 1 }),
+    ] {
+        expect_error(
+            &gate.call("POST", "/admin/api-keys", &admin, Some(bad)),
+            400,
+            "bad_request",
+        );
+    }
+
+    let mut off = Gate::new(&[]);
+    off.config = {
+        let seed = b64url(&[7u8; 32]);
+        Config::from_lookup(&|n: &str| match n {
+            "JWT_SIGNING_KEY" => Some(seed.clone()),
+            "REGISTRATION" => Some("open".into()),
+            "PBKDF2_ITERATIONS" => Some("10000".into()),
+            _ => None,
+        })
+        .unwrap()
+    };
+    let (_, admin, _) = off.user("root@example.com", &["admin"]);
+    let res = off.call(
+        "POST",
+        "/admin/api-keys",
+        &admin,
+        Some(json!({ "label": "x", "role": "admin", "scopes": [] })),
+    );
+    expect_error(&res, 500, "misconfigured");
+    let res = off.send(
+        &Request::new("GET", "/admin/users")
+            .with_header("authorization", &format!("Bearer gk_{}", "a".repeat(52))),
+    );
+    expect_error(&res, 401, "invalid_api_key");
+    let short = Config::from_lookup(&|n: &str| match n {
+        "JWT_SIGNING_KEY" => Some(b64url(&[7u8; 32])),
+        "API_KEY_PEPPER" => Some("too short".into()),
+        _ => None,
+    });
+    assert_eq!(short.unwrap_err().var, "API_KEY_PEPPER");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin API
+
+#[test]
+fn the_admin_api_rereads_the_admin_on_every_request() {
+    let gate = Gate::new(&[]);
+    let (root_id, root, _) = gate.user("root@example.com", &["admin"]);
+    let (ann_id, ann, _) = gate.user("ann@example.com", &["admin"]);
+    let (_, user, _) = gate.user("bob@example.com", &["user"]);
+    expect_error(
+        &gate.call("GET", "/admin/users", &user, None),
+        403,
+        "insufficient_role",
+    );
+    expect_error(
+        &gate.send(&Request::new("GET", "/admin/users")),
+        401,
+        "no_auth",
+    );
+    expect_status(&gate.call("GET", "/admin/users", &ann, None), 200);
+    // Ann's token still says admin, but storage no longer does.
+    expect_status(
+        &gate.call(
+            "PUT",
+            &format!("/admin/users/{ann_id}/roles"),
+            &root,
+            Some(json!({ "roles": ["user"] })),
+        ),
+        200,
+    );
+    expect_error(
+        &gate.call("GET", "/admin/users", &ann, None),
+        403,
+        "insufficient_role",
+    );
+    expect_status(
+        &gate.call(
+            "PUT",
+            &format!("/admin/users/{ann_id}/roles"),
+            &root,
+            Some(json!({ "roles": ["admin"] })),
+        ),
+        200,
+    );
+    expect_status(
+        &gate.call(
+            "POST",
+            &format!("/admin/users/{ann_id}/disable"),
+            &root,
+            None,
+        ),
+        200,
+    );
+    expect_error(
+        &gate.call("GET", "/admin/users", &ann, None),
+        401,
+        "invalid_token",
+    );
+    // No self-lockout.
+    expect_error(
+        &gate.call(
+            "POST",
+            &format!("/admin/users/{root_id}/disable"),
+            &root,
+            None,
+        ),
+        400,
+        "bad_request",
+    );
+    expect_error(
+        &gate.call(
+            "PUT",
+            &format!("/admin/users/{root_id}/roles"),
+            &root,
+            Some(json!({ "roles": ["user"] })),
+        ),
+        400,
+        "bad_request",
+    );
+    expect_error(
+        &gate.call("GET", "/admin/users/usr_nobody", &root, None),
+        404,
+        "not_found",
+    );
+    expect_error(
+        &gate.call("DELETE", "/admin/users", &root, None),
+        405,
+        "method_not_allowed",
+    );
+    expect_error(
+        &gate.call("GET", "/admin/nothing", &root, None),
+        404,
+        "not_found",
+    );
+    let events = block_on(gate.store.query_audit(&AuditQuery {
+        actor_user_id: Some(root_id.clone()),
+        limit: 10,
+        ..Default::default()
+    }))
+    .unwrap();
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|e| e.event.kind.as_str())
+        .take(3)
+        .collect();
+    assert_eq!(kinds, ["user_disabled", "role_changed", "role_changed"]);
+    assert_eq!(
+        events[0].event.subject_user_id.as_deref(),
+        Some(ann_id.as_str())
+    );
+}
+
+#[test]
+fn users_page_and_search_and_a_password_reset_revokes_sessions() {
+    let gate = Gate::new(&[]);
+    let (_, root, _) = gate.user("root@example.com", &["admin"]);
+    for i in 0..5 {
+        let res = gate.call("POST", "/admin/users", &root, Some(json!({ "email": format!("u{i}@example.org"), "password": PASSWORD, "roles": ["user"], "name": format!("User {i}") })));
+        expect_status(&res, 201);
+    }
+    expect_error(
+        &gate.call(
+            "POST",
+            "/admin/users",
+            &root,
+            Some(json!({ "email": "u0@example.org", "password": PASSWORD })),
+        ),
+        409,
+        "email_taken",
+    );
+    let page = expect_status(
+        &gate.call("GET", "/admin/users?limit=2&q=example.org", &root, None),
+        200,
+    );
+    let emails: Vec<_> = page["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["u0@example.org", "u1@example.org"]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let page = expect_status(
+        &gate.call(
+            "GET",
+            &format!("/admin/users?limit=2&q=example.org&cursor={cursor}"),
+            &root,
+            None,
+        ),
+        200,
+    );
+    assert_eq!(page["users"][0]["email"], "u2@example.org");
+    let page = expect_status(
+        &gate.call("GET", "/admin/users?q=user%203", &root, None),
+        200,
+    );
+    assert_eq!(page["users"].as_array().unwrap().len(), 1);
+    assert!(page["next_cursor"].is_null());
+    expect_error(
+        &gate.call("GET", "/admin/users?limit=0", &root, None),
+        400,
+        "bad_request",
+    );
+    expect_error(
+        &gate.call("GET", "/admin/users?bogus=1", &root, None),
+        400,
+        "bad_request",
+    );
+
+    let (bob_id, bob, bob_refresh) = gate.user("bob@example.com", &["user"]);
+    let res = gate.call(
+        "POST",
+        &format!("/admin/users/{bob_id}/password"),
+        &root,
+        Some(json!({ "new_password": "a brand new one" })),
+    );
+    assert_eq!(expect_status(&res, 200)["revoked_sessions"], 2);
+    let res = gate.send(
+        &Request::new("POST", "/auth/refresh").with_json(&json!({ "refresh_token": bob_refresh })),
+    );
+    expect_error(&res, 401, "invalid_refresh_token");
+    expect_error(
+        &gate.call("GET", "/auth/sessions", &bob, None),
+        401,
+        "invalid_token",
+    );
+    assert!(gate
+        .stored(&bob_id)
+        .password_hash
+        .starts_with("$pbkdf2-sha256$"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+#[test]
+fn sessions_are_listed_and_revoked_by_their_owner_only() {
+    let gate = Gate::new(&[]);
+    let (ann_id, ann, _) = gate.user("ann@example.com", &["user"]);
+    let (_, bob, _) = gate.user("bob@example.com", &["user"]);
+    let list = expect_status(&gate.call("GET", "/auth/sessions", &ann, None), 200);
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{list}"); // register + login
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    let other = sessions.iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    expect_error(
+        &gate.call("DELETE", &format!("/auth/sessions/{other}"), &bob, None),
+        404,
+        "not_found",
+    );
+    expect_error(
+        &gate.call("DELETE", "/auth/sessions/fam_nope", &ann, None),
+        404,
+        "not_found",
+    );
+    expect_status(
+        &gate.call("DELETE", &format!("/auth/sessions/{other}"), &ann, None),
+        204,
+    );
+    let list = expect_status(&gate.call("GET", "/auth/sessions", &ann, None), 200);
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
+    expect_error(
+        &gate.call("POST", "/auth/sessions", &ann, None),
+        405,
+        "method_not_allowed",
+    );
+    let ev = block_on(gate.store.audit_events(Some(&ann_id), 1)).unwrap();
+    assert_eq!(ev[0].kind, "session_revoked");
+    assert_eq!(ev[0].family_id.as_deref(), Some(other.as_str()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prune
+
+#[test]
+fn the_prune_keeps_live_sessions_and_recent_events() {
+    let gate = Gate::new(&[
+        ("SESSION_RETENTION_DAYS", "7"),
+        ("AUDIT_RETENTION_DAYS", "30"),
+    ]);
+    let (ann_id, _, ann_refresh) = gate.user("ann@example.com", &["user"]);
+    let counts = block_on(gatehouse::prune::run(&gate.store, &gate.config, gate.now())).unwrap();
+    assert_eq!((counts.families, counts.audit_events), (0, 0));
+    // 29 days on, the two families (30-day lifetime, 7-day idle) idled out 22 days ago.
+    let counts = block_on(gatehouse::prune::run(
+        &gate.store,
+        &gate.config,
+        T0 + 29 * DAY,
+    ))
+    .unwrap();
+    assert_eq!((counts.families, counts.tokens), (2, 2));
+    assert_eq!(counts.audit_events, 0);
+    let res = gate.send(
+        &Request::new("POST", "/auth/refresh").with_json(&json!({ "refresh_token": ann_refresh })),
+    );
+    expect_error(&res, 401, "invalid_refresh_token");
+    let counts = block_on(gatehouse::prune::run(
+        &gate.store,
+        &gate.config,
+        T0 + 31 * DAY,
+    ))
+    .unwrap();
+    assert!(counts.audit_events >= 3, "{counts:?}");
+    assert!(block_on(gate.store.user_by_id(&ann_id)).unwrap().is_some());
+}
