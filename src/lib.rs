@@ -12,7 +12,10 @@
 
 pub mod app;
 pub mod caller;
+pub mod client_asset;
 pub mod config;
+pub mod cors;
+pub mod csrf;
 pub mod encoding;
 pub mod error;
 pub mod http;
