@@ -2,6 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::caller::authenticate;
 use crate::client_asset;
 use crate::config::{Config, Registration};
 use crate::cors;
@@ -11,6 +12,7 @@ use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::password::{self, Verdict};
 use crate::platform::{random_array, Clock, Pbkdf2, Rng};
+use crate::proxy::{self, Route, Upstream, UpstreamFailure, UpstreamResponse};
 use crate::refresh::{self, Decision};
 use crate::store::{AuditEvent, NewFamily, RevokeReason, Rotation, Store, User};
 use crate::token::{AccessClaims, VerifiedAccess};
@@ -34,6 +36,72 @@ pub struct Services<'a, S, H> {
     pub rng: &'a dyn Rng,
 }
 
+/// What the adapter sends back: a response of Gatehouse's own, or an upstream's answer whose
+/// body it streams through unread.
+#[derive(Debug)]
+pub enum Outcome<B> {
+    /// Answered by Gatehouse.
+    Local(Response),
+    /// Answered by a proxied route's upstream (headers already filtered).
+    Proxied(UpstreamResponse<B>),
+}
+
+/// Serves one request: a proxied route goes upstream, everything else to [`handle`].
+pub async fn serve<S: Store, H: Pbkdf2, U: Upstream>(
+    svc: &Services<'_, S, H>,
+    upstream: &U,
+    req: &Request,
+) -> Outcome<U::Body> {
+    let preflight = cors::preflight(svc.config, req).is_some();
+    let mut outcome = match svc.config.routes.find(&req.path) {
+        Some(route) if !preflight => match forward(svc, upstream, route, req).await {
+            Ok(answer) => Outcome::Proxied(answer),
+            Err(err) => Outcome::Local(Response::error(&err)),
+        },
+        _ => Outcome::Local(handle(svc, req).await),
+    };
+    // The single exit of buffered and streamed answers alike.
+    match &mut outcome {
+        Outcome::Local(response) => finish(svc.config, req, &mut response.headers),
+        Outcome::Proxied(answer) => finish(svc.config, req, &mut answer.headers),
+    }
+    outcome
+}
+
+/// The proxy's phases for one request on `route`.
+async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
+    svc: &Services<'_, S, H>,
+    upstream: &U,
+    route: &Route,
+    req: &Request,
+) -> Result<UpstreamResponse<U::Body>, Error> {
+    proxy::check_path(route, req)?;
+    let caller = authenticate(svc, req).await?;
+    let rule = proxy::authorize(route, &req.method, caller.as_ref())?;
+    let secret = svc
+        .config
+        .upstream_signing_secret
+        .as_ref()
+        .ok_or_else(|| Error::Internal("ROUTES without UPSTREAM_SIGNING_SECRET".into()))?;
+    let identity = proxy::Identity {
+        secret: secret.expose().as_bytes(),
+        now_secs: svc.clock.now_ms().div_euclid(1000),
+    };
+    let request = proxy::rewrite(route, rule, caller.as_ref(), req, &identity)?;
+    let answer = upstream
+        .send(request)
+        .await
+        .map_err(|failure| match failure {
+            UpstreamFailure::Unreachable(cause) => Error::UpstreamUnavailable(cause),
+            UpstreamFailure::Timeout => Error::UpstreamTimeout(route.timeout_ms),
+        })?;
+    Ok(UpstreamResponse {
+        status: answer.status,
+        headers: proxy::filter_response(route, caller.as_ref(), answer.headers),
+        body: answer.body,
+    })
+}
+
 /// Handles one request. Never panics on input; every failure becomes an error response.
 pub async fn handle<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) -> Response {
     let mut response = match cors::preflight(svc.config, req) {
@@ -53,8 +121,9 @@ pub async fn handle<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request
 
 /// The single exit every response's head passes through, buffered or streamed, success or
 /// error: adds the CORS headers for the request's origin.
+/// Idempotent.
 pub fn finish(config: &Config, req: &Request, headers: &mut Vec<(String, String)>) {
-    cors::apply(config, req, headers);
+    cors::apply(config, req.header("origin"), headers);
 }
 
 async fn route<S: Store, H: Pbkdf2>(

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::proxy::routes::Secret;
+use crate::proxy::Routes;
 use crate::token::{decode_key32, KeySet};
 
 /// Most PBKDF2 iterations Workers' WebCrypto accepts in production (local workerd accepts
@@ -107,6 +109,11 @@ pub struct Config {
     /// Signing key (`JWT_SIGNING_KEY`, secret) and previous public keys
     /// (`JWT_PREVIOUS_PUBLIC_KEYS`).
     pub keys: KeySet,
+    /// Proxied routes (`ROUTES`, default none).
+    pub routes: Routes,
+    /// HMAC key of the identity signature on proxied requests (`UPSTREAM_SIGNING_SECRET`,
+    /// secret; required when `ROUTES` is set).
+    pub upstream_signing_secret: Option<Secret>,
 }
 
 /// Parses `ALLOWED_ORIGINS`: comma-separated origins, each `http(s)://host[:port]` with no path,
@@ -195,6 +202,13 @@ pub fn valid_role(role: &str) -> bool {
 }
 
 impl Config {
+    /// The body limit for a request to `path`: its route's, or `MAX_BODY_BYTES`.
+    pub fn body_limit(&self, path: &str) -> usize {
+        self.routes
+            .find(path)
+            .map_or(self.max_body_bytes, |r| r.max_body_bytes)
+    }
+
     /// Parses and validates every variable. `lookup` answers vars and secrets alike.
     pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
         let issuer = get(lookup, "JWT_ISSUER").unwrap_or_else(|| "gatehouse".into());
@@ -335,6 +349,27 @@ impl Config {
         let keys = KeySet::new(&seed, &previous)
             .map_err(|why| ConfigError::new("JWT_PREVIOUS_PUBLIC_KEYS", why))?;
 
+        let routes = match get(lookup, "ROUTES") {
+            Some(raw) => Routes::parse(&raw, lookup, max_body_bytes)?,
+            None => Routes::default(),
+        };
+        let upstream_signing_secret = match lookup("UPSTREAM_SIGNING_SECRET") {
+            Some(secret) if secret.len() < 32 => {
+                return Err(ConfigError::new(
+                    "UPSTREAM_SIGNING_SECRET",
+                    "must be at least 32 characters (e.g. `gatehouse keygen` output)",
+                ))
+            }
+            Some(secret) => Some(Secret::new(secret)),
+            None if !routes.is_empty() => {
+                return Err(ConfigError::new(
+                    "UPSTREAM_SIGNING_SECRET",
+                    "required when ROUTES is set: it signs the identity sent upstream",
+                ))
+            }
+            None => None,
+        };
+
         Ok(Self {
             issuer,
             audience,
@@ -351,6 +386,8 @@ impl Config {
             allowed_origins,
             csrf_key: crate::csrf::CsrfKey::derive(&seed),
             keys,
+            routes,
+            upstream_signing_secret,
         })
     }
 

@@ -25,9 +25,10 @@ fn has(headers: &[(String, String)], name: &str) -> bool {
     headers.iter().any(|(k, _)| k == name)
 }
 
-/// Adds the CORS headers for `req`'s `Origin` to a response's headers (names lower-case).
-/// Headers already set for a public resource (`access-control-allow-origin: *`) are kept.
-pub fn apply(config: &Config, req: &Request, headers: &mut Vec<(String, String)>) {
+/// Adds the CORS headers for a request's `Origin` header to a response's headers (names
+/// lower-case). Headers already set for a public resource (`access-control-allow-origin: *`) are
+/// kept; applying twice changes nothing.
+pub fn apply(config: &Config, origin: Option<&str>, headers: &mut Vec<(String, String)>) {
     if !headers
         .iter()
         .any(|(k, v)| k == "vary" && v.to_ascii_lowercase().contains("origin"))
@@ -37,7 +38,7 @@ pub fn apply(config: &Config, req: &Request, headers: &mut Vec<(String, String)>
     if has(headers, "access-control-allow-origin") {
         return;
     }
-    let Some(origin) = req.header("origin").filter(|o| config.origin_allowed(o)) else {
+    let Some(origin) = origin.filter(|o| config.origin_allowed(o)) else {
         return;
     };
     headers.push(("access-control-allow-origin".into(), origin.to_string()));
@@ -88,7 +89,7 @@ mod tests {
         let config = config();
         let req = Request::new("GET", "/auth/me").with_header("origin", "https://site.example");
         let mut headers = Vec::new();
-        apply(&config, &req, &mut headers);
+        apply(&config, req.header("origin"), &mut headers);
         assert_eq!(
             get(&headers, "access-control-allow-origin"),
             Some("https://site.example")
@@ -102,7 +103,7 @@ mod tests {
         for origin in ["https://evil.example", "null", "https://site.example.evil"] {
             let req = Request::new("GET", "/auth/me").with_header("origin", origin);
             let mut headers = Vec::new();
-            apply(&config, &req, &mut headers);
+            apply(&config, req.header("origin"), &mut headers);
             assert_eq!(get(&headers, "vary"), Some("Origin"));
             assert!(
                 !headers
@@ -119,7 +120,7 @@ mod tests {
         let req = Request::new("GET", "/client/gatehouse.js")
             .with_header("origin", "https://site.example");
         let mut headers = vec![("access-control-allow-origin".into(), "*".into())];
-        apply(&config, &req, &mut headers);
+        apply(&config, req.header("origin"), &mut headers);
         assert_eq!(get(&headers, "access-control-allow-origin"), Some("*"));
         assert_eq!(get(&headers, "access-control-allow-credentials"), None);
     }

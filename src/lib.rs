@@ -21,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod password;
 pub mod platform;
+pub mod proxy;
 pub mod refresh;
 pub mod store;
 pub mod token;

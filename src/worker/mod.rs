@@ -7,6 +7,7 @@
 
 mod crypto;
 mod d1;
+mod upstream;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,7 +15,7 @@ use std::rc::Rc;
 use futures_util::StreamExt;
 use worker::{console_error, console_log, event, Context, Date, Env, Headers};
 
-use crate::app::{self, Services};
+use crate::app::{self, Outcome, Services};
 use crate::config::{Config, ConfigError};
 use crate::error::Error;
 use crate::http::{Request, Response};
@@ -22,6 +23,7 @@ use crate::platform::{FixedClock, SystemRng};
 
 use self::crypto::WebCryptoPbkdf2;
 use self::d1::D1Store;
+use self::upstream::FetchUpstream;
 
 /// Body limit used before the configuration is known (and when it is invalid).
 const FALLBACK_BODY_LIMIT: usize = 65_536;
@@ -30,12 +32,16 @@ thread_local! {
     static CONFIG: RefCell<Option<Rc<Result<Config, ConfigError>>>> = const { RefCell::new(None) };
 }
 
-/// Reads a var or secret as a string.
+/// Reads a var or secret as a string; a var given as a TOML table (a JS object) as its JSON.
 fn lookup(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .map(|v| v.to_string())
-        .or_else(|_| env.secret(name).map(|s| s.to_string()))
-        .ok()
+    let value = js_sys::Reflect::get(env, &wasm_bindgen::JsValue::from_str(name)).ok()?;
+    if let Some(text) = value.as_string() {
+        return Some(text);
+    }
+    if value.is_object() {
+        return js_sys::JSON::stringify(&value).ok()?.as_string();
+    }
+    None
 }
 
 /// The configuration, parsed on the first request of this isolate.
@@ -92,17 +98,42 @@ async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request,
     })
 }
 
-fn to_worker(response: Response) -> worker::Result<worker::Response> {
+fn headers_of(pairs: &[(String, String)]) -> worker::Result<Headers> {
     let headers = Headers::new();
-    for (name, value) in &response.headers {
+    for (name, value) in pairs {
         headers.append(name, value)?;
     }
+    Ok(headers)
+}
+
+fn to_worker(response: Response) -> worker::Result<worker::Response> {
+    let headers = headers_of(&response.headers)?;
     let out = if response.body.is_empty() {
         worker::Response::empty()?
     } else {
         worker::Response::from_bytes(response.body)?
     };
     Ok(out.with_status(response.status).with_headers(headers))
+}
+
+/// Logs a local response's line and converts it; an upstream answer streams through.
+fn send(outcome: Outcome<worker::ResponseBody>) -> worker::Result<worker::Response> {
+    match outcome {
+        Outcome::Local(response) => {
+            if let Some(line) = &response.log {
+                if response.status >= 500 {
+                    console_error!("{line}");
+                } else {
+                    console_log!("{line}");
+                }
+            }
+            to_worker(response)
+        }
+        Outcome::Proxied(answer) => Ok(worker::ResponseBuilder::new()
+            .with_status(answer.status)
+            .with_headers(headers_of(&answer.headers)?)
+            .body(answer.body)),
+    }
 }
 
 #[event(fetch)]
@@ -112,15 +143,21 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     let limit = config
         .as_ref()
         .as_ref()
-        .map_or(FALLBACK_BODY_LIMIT, |c| c.max_body_bytes);
-    let response = match (read_request(req, limit).await, config.as_ref()) {
-        (_, Err(err)) => Response::error(&Error::Misconfigured(err.clone())),
-        (Err(err), Ok(_)) => Response::error(&err),
+        .map_or(FALLBACK_BODY_LIMIT, |c| c.body_limit(&req.path()));
+    let origin = req.headers().get("origin").ok().flatten();
+    let outcome = match (read_request(req, limit).await, config.as_ref()) {
+        (_, Err(err)) => Outcome::Local(Response::error(&Error::Misconfigured(err.clone()))),
+        (Err(err), Ok(config)) => {
+            // Refused before the core saw it (e.g. 413): still readable by allowed pages.
+            let mut response = Response::error(&err);
+            crate::cors::apply(config, origin.as_deref(), &mut response.headers);
+            Outcome::Local(response)
+        }
         (Ok(request), Ok(config)) => match env.d1("DB") {
-            Err(_) => Response::error(&Error::Misconfigured(ConfigError::new(
+            Err(_) => Outcome::Local(Response::error(&Error::Misconfigured(ConfigError::new(
                 "DB",
                 "no D1 binding named DB (see [[d1_databases]] in wrangler.toml)",
-            ))),
+            )))),
             Ok(db) => {
                 let store = D1Store::new(db);
                 let clock = FixedClock(now);
@@ -135,22 +172,15 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
             }
         },
     };
-    if let Some(line) = &response.log {
-        if response.status >= 500 {
-            console_error!("{line}");
-        } else {
-            console_log!("{line}");
-        }
-    }
-    to_worker(response)
+    send(outcome)
 }
 
 #[cfg(not(feature = "selftest"))]
 async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
     request: &Request,
-) -> Response {
-    app::handle(services, request).await
+) -> Outcome<worker::ResponseBody> {
+    app::serve(services, &FetchUpstream, request).await
 }
 
 /// The self-test build adds `/__selftest/contract` (the storage contract suite against this
@@ -159,9 +189,9 @@ async fn dispatch(
 async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
     request: &Request,
-) -> Response {
+) -> Outcome<worker::ResponseBody> {
     use serde_json::json;
-    match (request.method.as_str(), request.path.as_str()) {
+    Outcome::Local(match (request.method.as_str(), request.path.as_str()) {
         ("POST", "/__selftest/contract") => {
             let outcomes = crate::selftest::contract::run(services.store).await;
             let results: Vec<_> = outcomes
@@ -174,6 +204,6 @@ async fn dispatch(
             let (ok, cases) = crate::selftest::pbkdf2_cross_check(services.hasher).await;
             Response::json(200, &json!({ "ok": ok, "cases": cases }))
         }
-        _ => app::handle(services, request).await,
-    }
+        _ => return app::serve(services, &FetchUpstream, request).await,
+    })
 }

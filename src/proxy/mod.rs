@@ -1,0 +1,325 @@
+//! The key-holding proxy, in three phases (as in pingora):
+//!
+//! 1. **authorize** ([`authorize`]): the route, the caller, the rule that admits them;
+//! 2. **rewrite** ([`rewrite`]): the upstream URL (path checked, credentials stripped from the
+//!    query), the headers (client credentials, hop-by-hop and `X-Gatehouse-*` stripped; the
+//!    route's secret injected; identity headers and their signature added), the body (owner
+//!    field bound on writes);
+//! 3. **filter** ([`filter_response`]): the upstream's headers with cookies, server banners,
+//!    CORS, hop-by-hop and anything echoing a credential removed, and `Cache-Control` set.
+//!
+//! The upstream's body is never touched: the adapter streams it back.
+
+pub mod path;
+pub mod routes;
+pub mod sign;
+
+use serde_json::Value;
+
+use crate::caller::Caller;
+use crate::error::Error;
+use crate::http::Request;
+
+use routes::{
+    is_hop_by_hop, normalize_header_name, normalize_param_name, Injection, Placement, Rule,
+};
+pub use routes::{Route, Routes};
+
+/// A request for the upstream, fully rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    /// Method.
+    pub method: String,
+    /// Absolute URL under the route's base.
+    pub url: String,
+    /// Headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Body, if the client sent one.
+    pub body: Option<Vec<u8>>,
+    /// How long to wait for the upstream's answer.
+    pub timeout_ms: u32,
+}
+
+/// The upstream's answer; `B` is the body the adapter streams back unread.
+#[derive(Debug)]
+pub struct UpstreamResponse<B> {
+    /// Status.
+    pub status: u16,
+    /// Headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: B,
+}
+
+/// Why the upstream gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// Connection refused, DNS, TLS, reset…: the cause, for the log.
+    Unreachable(String),
+    /// No answer within the timeout.
+    Timeout,
+}
+
+/// Sends rewritten requests upstream (outbound `fetch` in the worker; a recorder in tests).
+#[allow(async_fn_in_trait)] // Workers futures are !Send; implementors never need Send here.
+pub trait Upstream {
+    /// The response body type, passed back without being read.
+    type Body;
+    /// Sends `request`, honouring its timeout and never following redirects.
+    async fn send(
+        &self,
+        request: UpstreamRequest,
+    ) -> Result<UpstreamResponse<Self::Body>, UpstreamFailure>;
+}
+
+/// Phase 0, before any credential is looked at: the path after the route's prefix must stay
+/// under the upstream base (see [`path`]).
+pub fn check_path(route: &Route, req: &Request) -> Result<(), Error> {
+    path::check_remainder(&req.path[route.prefix.len()..])
+}
+
+/// Phase 1: the rule that admits `caller` to `route` for `method`.
+pub fn authorize<'r>(
+    route: &'r Route,
+    method: &str,
+    caller: Option<&Caller>,
+) -> Result<&'r Rule, Error> {
+    let rules = route
+        .rules_for(method)
+        .ok_or(Error::MethodNotAllowed(route.allow()))?;
+    if let Some(caller) = caller {
+        if !caller.may_use_route(&route.name) {
+            return Err(Error::ScopeViolation);
+        }
+    }
+    rules
+        .iter()
+        .find(|rule| rule.admits(caller.map(|c| c.roles.as_slice())))
+        .ok_or(match caller {
+            None => Error::NoAuth,
+            Some(_) => Error::InsufficientRole,
+        })
+}
+
+/// Identity headers and their signature.
+pub struct Identity<'a> {
+    /// The HMAC key (`UPSTREAM_SIGNING_SECRET`).
+    pub secret: &'a [u8],
+    /// Unix seconds, for `created`.
+    pub now_secs: i64,
+}
+
+/// Phase 2: the upstream request for `req` on `route` under `rule`; `req`'s path has passed
+/// [`check_path`].
+pub fn rewrite(
+    route: &Route,
+    rule: &Rule,
+    caller: Option<&Caller>,
+    req: &Request,
+    identity: &Identity<'_>,
+) -> Result<UpstreamRequest, Error> {
+    let remainder = &req.path[route.prefix.len()..];
+    let injection = rule.injection.as_ref();
+
+    // The URL: base + checked remainder + the query without client credentials.
+    let scheme_end = route.upstream.find("://").map_or(0, |i| i + 3);
+    let upstream_path_start = scheme_end + route.upstream[scheme_end..].find('/').unwrap_or(0);
+    let mut url = format!("{}{remainder}", route.upstream);
+    let query = rewrite_query(route, injection, &req.query);
+    let path_end = url.len();
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query);
+    }
+
+    // The body: limited, and bound to its owner on writes.
+    let mut body = (!req.body.is_empty()).then(|| req.body.clone());
+    if req.body.len() > route.max_body_bytes {
+        return Err(Error::PayloadTooLarge(route.max_body_bytes));
+    }
+    if let (Some(field), Some(bytes)) = (&route.owner_field, body.as_mut()) {
+        if Route::is_write(&req.method) {
+            *bytes = bind_owner(field, bytes, req, caller)?;
+        }
+    }
+
+    // The headers: what the client sent minus credentials, plus ours.
+    let mut headers = forwardable_headers(route, injection, req);
+    if let Some(injection) = injection {
+        if let Placement::Header { name, template } = &injection.placement {
+            headers.push((
+                name.clone(),
+                template.replace("{secret}", injection.secret.expose()),
+            ));
+        }
+    }
+    let auth = caller.map_or("anonymous", |c| c.kind.as_str());
+    let roles = caller.map_or_else(String::new, |c| c.roles.join(","));
+    let digest = sign::content_digest(body.as_deref().unwrap_or(&[]));
+    let mut fields: Vec<(&str, &str)> = vec![
+        ("content-digest", &digest),
+        ("x-gatehouse-auth", auth),
+        ("x-gatehouse-roles", &roles),
+    ];
+    if let Some(caller) = caller {
+        fields.push(("x-gatehouse-user", &caller.user_id));
+    }
+    let (signature_input, signature) = sign::sign(
+        identity.secret,
+        &sign::Signed {
+            method: &req.method,
+            path: &url[upstream_path_start..path_end],
+            query: &query,
+            fields: &fields,
+            created: identity.now_secs,
+        },
+    );
+    for (name, value) in &fields {
+        headers.push((name.to_string(), value.to_string()));
+    }
+    headers.push(("signature-input".into(), signature_input));
+    headers.push(("signature".into(), signature));
+
+    Ok(UpstreamRequest {
+        method: req.method.clone(),
+        url,
+        headers,
+        body,
+        timeout_ms: route.timeout_ms,
+    })
+}
+
+/// The client's query without stripped parameters, plus an injected one.
+fn rewrite_query(route: &Route, injection: Option<&Injection>, query: &str) -> String {
+    let injected = injection.and_then(|i| match &i.placement {
+        Placement::Query { name } => Some((name.as_str(), i.secret.expose())),
+        Placement::Header { .. } => None,
+    });
+    let injected_slot = injected.map(|(name, _)| normalize_param_name(name));
+    let mut out: Vec<String> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| {
+            let name = normalize_param_name(pair.split('=').next().unwrap_or(""));
+            !route.strip_query.contains(&name) && injected_slot.as_deref() != Some(name.as_str())
+        })
+        .map(str::to_string)
+        .collect();
+    if let Some((name, secret)) = injected {
+        out.push(format!("{name}={}", path::encode_component(secret)));
+    }
+    out.join("&")
+}
+
+/// Client headers that may go upstream.
+fn forwardable_headers(
+    route: &Route,
+    injection: Option<&Injection>,
+    req: &Request,
+) -> Vec<(String, String)> {
+    // Headers the client names in `Connection` are hop-by-hop too.
+    let connection_listed: Vec<String> = req
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "connection")
+        .flat_map(|(_, v)| v.split(','))
+        .map(normalize_header_name)
+        .collect();
+    let injected_header = injection.and_then(|i| match &i.placement {
+        Placement::Header { name, .. } => Some(normalize_header_name(name)),
+        Placement::Query { .. } => None,
+    });
+    req.headers
+        .iter()
+        .filter(|(name, _)| {
+            let n = normalize_header_name(name);
+            !(is_hop_by_hop(&n)
+                || connection_listed.contains(&n)
+                || route.strip_headers.contains(&n)
+                || injected_header.as_deref() == Some(n.as_str())
+                || n.starts_with("x-gatehouse-")
+                || n.starts_with("cf-")
+                || matches!(
+                    n.as_str(),
+                    "host"
+                        | "content-length"
+                        | "x-csrf-token"
+                        | "content-digest"
+                        | "signature"
+                        | "signature-input"
+                ))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Sets the owner field of a JSON body to the caller's id (`null` for an anonymous caller).
+fn bind_owner(
+    field: &[String],
+    body: &[u8],
+    req: &Request,
+    caller: Option<&Caller>,
+) -> Result<Vec<u8>, Error> {
+    let is_json = req.header("content-type").is_some_and(|ct| {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        essence == "application/json" || essence.ends_with("+json")
+    });
+    if !is_json {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let mut value: Value = serde_json::from_slice(body).map_err(|_| Error::InvalidJson)?;
+    let owner = caller.map_or(Value::Null, |c| Value::String(c.user_id.clone()));
+    let dotted = field.join(".");
+    let mut node = &mut value;
+    for (i, key) in field.iter().enumerate() {
+        let Value::Object(map) = node else {
+            return Err(Error::BadRequest(format!(
+                "{dotted}: the body must be a JSON object down to this field"
+            )));
+        };
+        if i + 1 == field.len() {
+            map.insert(key.clone(), owner);
+            break;
+        }
+        node = map
+            .entry(key.clone())
+            .or_insert_with(|| Value::Object(Default::default()));
+    }
+    Ok(value.to_string().into_bytes())
+}
+
+/// Phase 3: the headers sent back to the client for an upstream answer.
+pub fn filter_response(
+    route: &Route,
+    caller: Option<&Caller>,
+    headers: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = headers
+        .into_iter()
+        .filter(|(name, value)| {
+            let n = normalize_header_name(name);
+            !(is_hop_by_hop(&n)
+                || route.strip_headers.contains(&n)
+                || n.starts_with("access-control-")
+                || n.starts_with("x-gatehouse-")
+                || matches!(
+                    n.as_str(),
+                    "set-cookie" | "set-cookie2" | "server" | "x-powered-by" | "content-length"
+                )
+                || route.secrets().any(|s| {
+                    value.contains(s.expose())
+                        || value.contains(&path::encode_component(s.expose()))
+                }))
+        })
+        .collect();
+    if caller.is_some() && !route.public {
+        out.retain(|(n, _)| n != "cache-control" && n != "expires" && n != "pragma");
+        out.push(("cache-control".into(), "private, no-store".into()));
+    }
+    out
+}
