@@ -123,7 +123,9 @@ export function createClient(options = {}) {
   }
 
   async function refreshNow(staleToken) {
-    // Another tab may have refreshed while this one waited for the lock.
+    // Another tab may have refreshed while this one waited for the lock: let its broadcast
+    // (posted before it released the lock) arrive first, then use its result.
+    if (locks && channel) await new Promise((r) => setTimeout(r, 0));
     if (session && session.accessToken !== staleToken && fresh(session)) return session;
     let csrf = session && session.csrfToken;
     if (!csrf) {
