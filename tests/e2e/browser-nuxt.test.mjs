@@ -155,7 +155,7 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     await tab2.goto(`${siteUrl}/`);
     await waitText(tab2, 'who', new RegExp(email.replace(/[.]/g, '\\.')));
     await expectNoTokenStored(tab2, 'second tab');
-    const [cookie] = (await context.cookies(gatehouse)).filter((c) => c.name === 'gatehouse_refresh');
+    const [cookie] = (await context.cookies(`${gatehouse}/auth/refresh`)).filter((c) => c.name === 'gatehouse_refresh');
     assert.ok(cookie?.httpOnly && cookie.secure && cookie.sameSite === 'Lax', JSON.stringify(cookie));
     const family = await w.db
       .prepare('SELECT family_id FROM refresh_tokens WHERE token_hash = ?')
@@ -226,7 +226,7 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     assert.equal(me1, email);
 
     // 7. Logout in one tab ends the session everywhere.
-    const [current] = (await context.cookies(gatehouse)).filter((c) => c.name === 'gatehouse_refresh');
+    const [current] = (await context.cookies(`${gatehouse}/auth/refresh`)).filter((c) => c.name === 'gatehouse_refresh');
     await tab1.click('[data-testid=logout]');
     await waitText(tab1, 'status', /Not logged in/);
     await waitText(tab2, 'status', /Not logged in/);
