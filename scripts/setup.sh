@@ -31,6 +31,16 @@ if ! { command -v pkg-config >/dev/null && pkg-config --exists openssl; }; then
   fi
 fi
 
+# The test suite runs the PHP snippet that verifies the proxy's identity signature.
+if ! command -v php >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing php-cli (Debian package; the tests run the PHP signature verifier)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends php-cli >/dev/null
+  else
+    echo "note: php is not installed; the PHP signature-verifier test will be skipped (sudo apt-get install php-cli)" >&2
+  fi
+fi
+
 # wasm-bindgen-cli must equal Cargo.lock's wasm-bindgen exactly.
 WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
 [ -n "$WB_VERSION" ] || { echo "wasm-bindgen not found in Cargo.lock" >&2; exit 1; }

@@ -190,7 +190,7 @@ export async function startWorker(opts = {}) {
   const bindings = {};
   for (const [k, v] of Object.entries({ ...(wranglerVars ? config.vars : {}), ...vars })) {
     if (v === undefined || v === null) continue;
-    bindings[k] = String(v);
+    bindings[k] = v !== null && typeof v === 'object' ? v : String(v); // objects: TOML tables
   }
 
   const persistDir = await mkdtemp(path.join(tmpdir(), 'gatehouse-e2e-'));

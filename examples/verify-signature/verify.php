@@ -1,0 +1,52 @@
+<?php
+// Verifies Gatehouse's identity signature on a proxied request (RFC 9421, hmac-sha256, with an
+// RFC 9530 Content-Digest of the body). PHP 7.4+, no extensions beyond the standard ones.
+//
+//   $id = gatehouse_verify($_SERVER['REQUEST_METHOD'], $_SERVER['REQUEST_URI'],
+//                          getallheaders(), file_get_contents('php://input'),
+//                          getenv('UPSTREAM_SIGNING_SECRET'));
+//   if ($id === null) { http_response_code(403); exit; }
+//   $id['user'];  // "usr_…" or null for an anonymous caller
+//   $id['roles']; // ["user", …]
+//   $id['auth'];  // "access_token" | "api_key" | "anonymous"
+
+function gatehouse_verify(string $method, string $requestUri, array $headers, string $body, string $secret, int $maxAge = 300): ?array
+{
+    $h = array_change_key_case($headers, CASE_LOWER);
+    $input = $h['signature-input'] ?? '';
+    $signature = $h['signature'] ?? '';
+    if (!preg_match('/^gatehouse=\(([^)]*)\)(.*)$/', $input, $m)) return null;
+    if (!preg_match('/^gatehouse=:([A-Za-z0-9+\/=]+):$/', $signature, $s)) return null;
+    $params = $m[2];
+    if (!preg_match('/;created=(\d+)/', $params, $c) || abs(time() - (int)$c[1]) > $maxAge) return null;
+    if (strpos($params, ';alg="hmac-sha256"') === false || strpos($params, ';keyid="gatehouse"') === false) return null;
+    preg_match_all('/"([^"]+)"/', $m[1], $names);
+    $components = $names[1];
+    foreach (['@method', '@path', '@query', 'content-digest', 'x-gatehouse-auth', 'x-gatehouse-roles'] as $required) {
+        if (!in_array($required, $components, true)) return null;
+    }
+
+    $digest = 'sha-256=:' . base64_encode(hash('sha256', $body, true)) . ':';
+    if (!hash_equals($digest, $h['content-digest'] ?? '')) return null;
+
+    $path = parse_url($requestUri, PHP_URL_PATH);
+    $query = parse_url($requestUri, PHP_URL_QUERY);
+    $lines = [];
+    foreach ($components as $name) {
+        if ($name === '@method') $value = strtoupper($method);
+        elseif ($name === '@path') $value = $path;
+        elseif ($name === '@query') $value = '?' . ($query ?? '');
+        elseif (isset($h[$name])) $value = trim($h[$name]);
+        else return null;
+        $lines[] = '"' . $name . '": ' . $value;
+    }
+    $lines[] = '"@signature-params": (' . $m[1] . ')' . $params;
+    $expected = base64_encode(hash_hmac('sha256', implode("\n", $lines), $secret, true));
+    if (!hash_equals($expected, $s[1])) return null;
+
+    $auth = $h['x-gatehouse-auth'];
+    $user = in_array('x-gatehouse-user', $components, true) ? $h['x-gatehouse-user'] : null;
+    if ($auth !== 'anonymous' && !$user) return null;
+    $roles = array_values(array_filter(explode(',', $h['x-gatehouse-roles'])));
+    return ['auth' => $auth, 'user' => $user, 'roles' => $roles];
+}
