@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up and runs Gatehouse locally on http://127.0.0.1:8787:
 # toolchain, build, local D1 migrations, a demo user, then `wrangler dev` (Ctrl-C stops it).
+# The Nuxt example (examples/nuxt-static) is generated against it and served on
+# http://localhost:3000 (SITE_PORT), an origin listed in ALLOWED_ORIGINS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,6 +11,7 @@ bash scripts/setup.sh
 DEMO_EMAIL=demo@example.com
 DEMO_PASSWORD=gatehouse-demo
 PORT="${PORT:-8787}"
+SITE_PORT="${SITE_PORT:-3000}"
 
 log() { printf '\033[1m[dev]\033[0m %s\n' "$*"; }
 
@@ -28,13 +31,22 @@ log "creating the demo user"
 printf '%s\n' "$DEMO_PASSWORD" |
   "$CLI" add-user --local --update --email "$DEMO_EMAIL" --name "Demo User" --roles user,editor --password-stdin
 
+log "generating the Nuxt example (nuxt generate) against http://localhost:$PORT"
+(cd examples/nuxt-static && GATEHOUSE_URL="http://localhost:$PORT" NUXT_TELEMETRY_DISABLED=1 \
+  node_modules/.bin/nuxt generate > /dev/null)
+node scripts/static-site.mjs --dir examples/nuxt-static/.output/public --port "$SITE_PORT" &
+SITE_PID=$!
+trap 'kill "$SITE_PID" 2>/dev/null || true' EXIT
+
 cat <<EOT
 
   Gatehouse is starting on http://127.0.0.1:$PORT
   demo login: $DEMO_EMAIL / $DEMO_PASSWORD
+  the Nuxt example: http://localhost:$SITE_PORT/
 
   curl -s -X POST http://127.0.0.1:$PORT/auth/login -H 'content-type: application/json' \\
        -d '{"email":"$DEMO_EMAIL","password":"$DEMO_PASSWORD","refresh_token_in_body":true}'
 
 EOT
-exec node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$PORT"
+node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$PORT" \
+  --var "ALLOWED_ORIGINS:http://localhost:$SITE_PORT"

@@ -147,19 +147,25 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 #[test]
 fn anonymous_read_gets_the_read_key_and_loses_client_credentials() {
     let gate = Gate::new();
-    let req = Request::new("GET", "/cms/content/items/posts?api_key=x&API.KEY=x&token=x&page=2")
-        .with_header("cookie", "a=b")
-        .with_header("api-key", "client")
-        .with_header("api_key", "client")
-        .with_header("cockpit-token", "client")
-        .with_header("x-gatehouse-user", "usr_evil")
-        .with_header("connection", "close, x-hop")
-        .with_header("x-hop", "1")
-        .with_header("accept", "application/json");
+    let req = Request::new(
+        "GET",
+        "/cms/content/items/posts?api_key=x&API.KEY=x&token=x&page=2",
+    )
+    .with_header("cookie", "a=b")
+    .with_header("api-key", "client")
+    .with_header("api_key", "client")
+    .with_header("cockpit-token", "client")
+    .with_header("x-gatehouse-user", "usr_evil")
+    .with_header("connection", "close, x-hop")
+    .with_header("x-hop", "1")
+    .with_header("accept", "application/json");
     let (status, headers, seen, _) = gate.send(req);
     assert_eq!(status, 200);
     let seen = seen.expect("forwarded");
-    assert_eq!(seen.url, "https://cms.example/api/content/items/posts?page=2");
+    assert_eq!(
+        seen.url,
+        "https://cms.example/api/content/items/posts?page=2"
+    );
     let names: Vec<&str> = seen.headers.iter().map(|(k, _)| k.as_str()).collect();
     for gone in ["cookie", "api_key", "cockpit-token", "connection", "x-hop"] {
         assert!(!names.contains(&gone), "{gone} forwarded");
@@ -172,7 +178,10 @@ fn anonymous_read_gets_the_read_key_and_loses_client_credentials() {
     assert_eq!(header(&headers, "set-cookie"), None);
     assert_eq!(header(&headers, "server"), None);
     assert_eq!(header(&headers, "x-key-echo"), None);
-    assert_eq!(header(&headers, "cache-control"), Some("public, max-age=60"));
+    assert_eq!(
+        header(&headers, "cache-control"),
+        Some("public, max-age=60")
+    );
 }
 
 #[test]
@@ -200,19 +209,28 @@ fn roles_pick_the_rule_and_refusals_never_go_upstream() {
     assert_eq!(header(&headers, "cache-control"), Some("private, no-store"));
 
     let (status, _, seen, body) = gate.send(post(None));
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("no_auth")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("no_auth"))
+    );
     assert!(seen.is_none());
     let delete = |t: &str| {
         Request::new("DELETE", "/cms/content/item/posts/1").with_header("authorization", &bearer(t))
     };
     let (status, _, seen, body) = gate.send(delete(&user));
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("insufficient_role")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("insufficient_role"))
+    );
     assert!(seen.is_none());
     let (status, _, seen, _) = gate.send(delete(&admin));
     assert_eq!(status, 200);
     assert_eq!(seen.unwrap().method, "DELETE");
     let (status, headers, _, body) = gate.send(Request::new("OPTIONS", "/cms/x"));
-    assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
     assert_eq!(
         header(&headers, "allow"),
         Some("GET, HEAD, POST, PUT, PATCH, DELETE")
@@ -230,18 +248,28 @@ fn failures_map_to_their_codes() {
         ("/elsewhere", 404, "not_found"),
     ] {
         let (s, _, _, body) = gate.send(Request::new("GET", path));
-        assert_eq!((s, body["error"]["code"].as_str()), (status, Some(code)), "{path}");
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{path}"
+        );
     }
     let user = gate.token("usr_a", &["user"]);
     let mut big = Request::new("POST", "/cms/content/item/posts")
         .with_header("authorization", &format!("Bearer {user}"))
         .with_json(&json!({ "data": { "title": "x".repeat(300) } }));
     let (s, _, seen, body) = gate.send(big.clone());
-    assert_eq!((s, body["error"]["code"].as_str()), (413, Some("payload_too_large")));
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
     assert!(seen.is_none());
     big.body = b"not json".to_vec();
     let (s, _, _, body) = gate.send(big);
-    assert_eq!((s, body["error"]["code"].as_str()), (400, Some("invalid_json")));
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
 }
 
 #[test]
@@ -260,7 +288,10 @@ fn the_signature_covers_method_path_query_identity_and_body() {
          \"x-gatehouse-roles\" \"x-gatehouse-user\");created=1800000000;"
     ));
     let digest = gatehouse::proxy::sign::content_digest(seen.body.as_ref().unwrap());
-    assert_eq!(header(&seen.headers, "content-digest"), Some(digest.as_str()));
+    assert_eq!(
+        header(&seen.headers, "content-digest"),
+        Some(digest.as_str())
+    );
     // Recompute with the same inputs: equal; any change: different.
     let fields = [
         ("content-digest", digest.as_str()),
@@ -282,26 +313,72 @@ fn the_signature_covers_method_path_query_identity_and_body() {
 #[test]
 fn route_config_errors_name_the_route_and_field() {
     let cases = [
-        (json!({ "cms": { "upstream": "https://x/" , "read": { "roles": ["anonymous"] } } }), "route \"cms\": prefix"),
-        (json!({ "cms": { "prefix": "/cms/", "upstream": "ftp://x/", "read": { "roles": ["anonymous"] } } }), "route \"cms\": upstream"),
-        (json!({ "cms": { "prefix": "/cms/", "upstream": "https://user@x/", "read": { "roles": ["anonymous"] } } }), "route \"cms\": upstream"),
-        (json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/api", "read": { "roles": ["anonymous"] } } }), "must end with /"),
-        (json!({ "cms": { "prefix": "/auth/", "upstream": "https://x/", "read": { "roles": ["anonymous"] } } }), "overlaps"),
-        (json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/" } }), "no rules"),
-        (json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": [] } } }), "read.roles"),
-        (json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": ["anonymous"], "secret": "NOPE" }, "inject": { "header": "api-key" } } }), "read.secret: the secret NOPE is not set"),
-        (json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": ["anonymous"], "secret": "CMS_READ_KEY" } } }), "read.inject"),
-        (json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": ["anonymous"], "secret": "CMS_READ_KEY", "inject": { "header": "host" } } } }), "cannot carry"),
-        (json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "reed": {} } }), "route \"cms\": reed: unknown field"),
-        (json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "timeout_ms": 5, "read": { "roles": ["anonymous"] } } }), "timeout_ms"),
-        (json!({ "a": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": ["anonymous"] } }, "b": { "prefix": "/cms/", "upstream": "https://y/", "read": { "roles": ["anonymous"] } } }), "same prefix"),
+        (
+            json!({ "cms": { "upstream": "https://x/" , "read": { "roles": ["anonymous"] } } }),
+            "route \"cms\": prefix",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "ftp://x/", "read": { "roles": ["anonymous"] } } }),
+            "route \"cms\": upstream",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://user@x/", "read": { "roles": ["anonymous"] } } }),
+            "route \"cms\": upstream",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/api", "read": { "roles": ["anonymous"] } } }),
+            "must end with /",
+        ),
+        (
+            json!({ "cms": { "prefix": "/auth/", "upstream": "https://x/", "read": { "roles": ["anonymous"] } } }),
+            "overlaps",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/" } }),
+            "no rules",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": [] } } }),
+            "read.roles",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": ["anonymous"], "secret": "NOPE" }, "inject": { "header": "api-key" } } }),
+            "read.secret: the secret NOPE is not set",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": ["anonymous"], "secret": "CMS_READ_KEY" } } }),
+            "read.inject",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": ["anonymous"], "secret": "CMS_READ_KEY", "inject": { "header": "host" } } } }),
+            "cannot carry",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "reed": {} } }),
+            "route \"cms\": reed: unknown field",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "timeout_ms": 5, "read": { "roles": ["anonymous"] } } }),
+            "timeout_ms",
+        ),
+        (
+            json!({ "a": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": ["anonymous"] } }, "b": { "prefix": "/cms/", "upstream": "https://y/", "read": { "roles": ["anonymous"] } } }),
+            "same prefix",
+        ),
         (json!(["not", "an", "object"]), "keyed by route name"),
     ];
     for (routes, expected) in cases {
         let err = config_with(&routes.to_string()).expect_err(&routes.to_string());
         assert_eq!(err.var, "ROUTES");
-        assert!(err.reason.contains(expected), "{expected:?} not in {:?}", err.reason);
-        assert!(!err.to_string().contains("read-key-value"), "a secret in an error");
+        assert!(
+            err.reason.contains(expected),
+            "{expected:?} not in {:?}",
+            err.reason
+        );
+        assert!(
+            !err.to_string().contains("read-key-value"),
+            "a secret in an error"
+        );
     }
     let debug = format!("{:?}", config_with(&routes()).unwrap().routes);
     assert!(!debug.contains("read-key-value") && !debug.contains("write-key-value"));

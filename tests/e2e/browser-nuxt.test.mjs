@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { demoRoutes, startDemoCms } from '../../scripts/demo-cms.mjs';
 import { expectError, request, sha256hex, sleep } from '../support/http.mjs';
-import { startStaticSite } from '../support/static-site.mjs';
+import { startStaticSite } from '../../scripts/static-site.mjs';
 import { ROOT, generateSigningKey, startWorker } from '../support/worker.mjs';
 
 const EXAMPLE = path.join(ROOT, 'examples', 'nuxt-static');
@@ -87,7 +87,7 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     gatehouse = `http://localhost:${new URL(w.url).port}`;
 
     // The real static build, pointed at this Gatehouse.
-    const gen = spawnSync('npx', ['nuxt', 'generate'], {
+    const gen = spawnSync(path.join(EXAMPLE, 'node_modules', '.bin', 'nuxt'), ['generate'], {
       cwd: EXAMPLE,
       env: { ...process.env, GATEHOUSE_URL: gatehouse, NUXT_TELEMETRY_DISABLED: '1' },
       encoding: 'utf8',

@@ -3,7 +3,7 @@
 //
 //   const site = await startStaticSite({ port: 0 });   // start first, to learn the origin
 //   site.setRoot(dir); site.addPage('/evil.html', html);
-//   CLI: node tests/support/static-site.mjs --dir examples/nuxt-static/.output/public --port 3000
+//   CLI: node scripts/static-site.mjs --dir examples/nuxt-static/.output/public --port 3000
 
 import { readFile, stat } from 'node:fs/promises';
 import http from 'node:http';
