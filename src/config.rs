@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::proxy::routes::Secret;
 use crate::proxy::Routes;
-use crate::token::{decode_key32, KeySet};
+use crate::token::{decode_key32, KeySet, VerifyCache};
 
 /// Most PBKDF2 iterations Workers' WebCrypto accepts in production (local workerd accepts
 /// more, so this limit is enforced here rather than discovered after deploying).
@@ -109,6 +109,8 @@ pub struct Config {
     /// Signing key (`JWT_SIGNING_KEY`, secret) and previous public keys
     /// (`JWT_PREVIOUS_PUBLIC_KEYS`).
     pub keys: KeySet,
+    /// Access tokens verified by this isolate (lives as long as the keys).
+    pub verify_cache: VerifyCache,
     /// Proxied routes (`ROUTES`, default none).
     pub routes: Routes,
     /// HMAC key of the identity signature on proxied requests (`UPSTREAM_SIGNING_SECRET`,
@@ -386,6 +388,7 @@ impl Config {
             allowed_origins,
             csrf_key: crate::csrf::CsrfKey::derive(&seed),
             keys,
+            verify_cache: VerifyCache::default(),
             routes,
             upstream_signing_secret,
         })

@@ -6,6 +6,8 @@
 //! The path is `UntrustedToken` (parsed, nothing trusted) → `Token` (signature verified) →
 //! [`VerifiedAccess`] (issuer, audience and times checked).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -42,6 +44,8 @@ pub struct VerifiedAccess {
     pub claims: AccessClaims,
     /// `exp`, in Unix seconds.
     pub expires_at: i64,
+    /// The later of `iat` and `nbf`, in Unix seconds.
+    pub valid_from: i64,
 }
 
 /// The header fields jwt-compact does not model that verification must look at.
@@ -223,10 +227,73 @@ impl KeySet {
             .expiration
             .map(|exp| exp.timestamp())
             .ok_or(reject(TokenRejection::Claims))?;
+        let valid_from = claims
+            .issued_at
+            .iter()
+            .chain(claims.not_before.iter())
+            .map(|t| t.timestamp())
+            .max()
+            .unwrap_or(i64::MIN);
         Ok(VerifiedAccess {
             claims: claims.custom.clone(),
             expires_at,
+            valid_from,
         })
+    }
+}
+
+/// Access tokens this isolate has verified, keyed by the SHA-256 of the token.
+///
+/// A token seen again skips the Ed25519 check (about 0.45 ms of wasm per request on the proxy's
+/// hot path) but never the time checks: a hit outside `[valid_from, expires_at]` (with leeway)
+/// is verified afresh, which answers with the right error. Only successes are kept; the cache
+/// lives with the configuration (its keys), so a key change starts an empty one.
+#[derive(Debug, Default)]
+pub struct VerifyCache {
+    entries: RefCell<HashMap<[u8; 32], VerifiedAccess>>,
+}
+
+impl VerifyCache {
+    /// Most entries kept; when full, expired entries go, and if none had expired, all.
+    pub const CAPACITY: usize = 4096;
+
+    /// [`KeySet::verify`], remembering successes.
+    pub fn verify(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        now_ms: i64,
+        leeway_secs: i64,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<VerifiedAccess, Error> {
+        let id = sha256(token.as_bytes());
+        let now = now_ms.div_euclid(1000);
+        if let Some(hit) = self.entries.borrow().get(&id) {
+            if now + leeway_secs >= hit.valid_from && now - leeway_secs <= hit.expires_at {
+                return Ok(hit.clone());
+            }
+        }
+        let verified = keys.verify(token, now_ms, leeway_secs, issuer, audience)?;
+        let mut entries = self.entries.borrow_mut();
+        if entries.len() >= Self::CAPACITY {
+            entries.retain(|_, e| now - leeway_secs <= e.expires_at);
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(id, verified.clone());
+        Ok(verified)
+    }
+
+    /// How many tokens are remembered.
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.borrow().is_empty()
     }
 }
 
@@ -272,6 +339,66 @@ mod tests {
 
     fn part(json: &str) -> String {
         b64url(json.as_bytes())
+    }
+
+    #[test]
+    fn the_verify_cache_skips_the_signature_but_not_the_clock() {
+        let keys = KeySet::new(&seed(1), &[]).unwrap();
+        let cache = VerifyCache::default();
+        let token = keys.sign(claims(), NOW, 900).unwrap();
+        let check = |now: i64| cache.verify(&keys, &token, now, 30, "gatehouse", "gatehouse");
+        assert_eq!(check(NOW).unwrap().claims, claims());
+        assert_eq!(cache.len(), 1);
+        assert!(check(NOW + 500_000).is_ok(), "a hit within the lifetime");
+        assert_eq!(cache.len(), 1);
+        // Past exp + leeway the hit is verified afresh and refused; before iat - leeway too.
+        assert_eq!(check(NOW + 931_000), Err(Error::ExpiredToken));
+        assert_eq!(rejection(check(NOW - 31_000)), TokenRejection::NotYetValid);
+        // A tampered token is a different key: verified, refused, not remembered.
+        let mut forged = token.clone();
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(cache
+            .verify(&keys, &forged, NOW, 30, "gatehouse", "gatehouse")
+            .is_err());
+        assert_eq!(cache.len(), 1);
+        // Another issuer or audience is still checked on a miss (the cache keeps successes only).
+        let other = keys
+            .sign(
+                AccessClaims {
+                    aud: "other".into(),
+                    ..claims()
+                },
+                NOW,
+                900,
+            )
+            .unwrap();
+        assert_eq!(
+            rejection(cache.verify(&keys, &other, NOW, 30, "gatehouse", "gatehouse")),
+            TokenRejection::IssuerOrAudience
+        );
+    }
+
+    #[test]
+    fn the_verify_cache_stays_bounded() {
+        let keys = KeySet::new(&seed(1), &[]).unwrap();
+        let cache = VerifyCache::default();
+        for i in 0..=VerifyCache::CAPACITY {
+            let token = keys
+                .sign(
+                    AccessClaims {
+                        jti: format!("j{i}"),
+                        ..claims()
+                    },
+                    NOW,
+                    900,
+                )
+                .unwrap();
+            cache
+                .verify(&keys, &token, NOW, 30, "gatehouse", "gatehouse")
+                .unwrap();
+        }
+        assert!(cache.len() <= VerifyCache::CAPACITY);
     }
 
     #[test]

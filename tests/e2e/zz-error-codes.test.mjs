@@ -32,6 +32,10 @@ const REQUIRED = [
   'misconfigured',
   'internal',
   'unavailable',
+  'invalid_path',
+  'insufficient_role',
+  'upstream_unavailable',
+  'upstream_timeout',
 ];
 
 /** Codes the contract names: a status followed by a `code`, and "code": "…" in examples. */
