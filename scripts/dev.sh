@@ -2,6 +2,8 @@
 # Sets everything up and runs Gatehouse locally on http://127.0.0.1:8787:
 # toolchain, build, local D1 migrations, a demo user, a demo content API (Cockpit v2-like) on
 # http://127.0.0.1:8789 proxied at /cms/, then `wrangler dev` (Ctrl-C stops both).
+# The Nuxt example (examples/nuxt-static) is generated against it and served on
+# http://localhost:3000 (SITE_PORT), an origin listed in ALLOWED_ORIGINS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,6 +12,7 @@ bash scripts/setup.sh
 DEMO_EMAIL=demo@example.com
 DEMO_PASSWORD=gatehouse-demo
 PORT="${PORT:-8787}"
+SITE_PORT="${SITE_PORT:-3000}"
 CMS_PORT="${CMS_PORT:-8789}"
 
 log() { printf '\033[1m[dev]\033[0m %s\n' "$*"; }
@@ -56,10 +59,18 @@ CMS_READ_KEY=$(dev_var CMS_READ_KEY) CMS_WRITE_KEY=$(dev_var CMS_WRITE_KEY) \
 CMS_PID=$!
 trap 'kill $CMS_PID 2>/dev/null || true' EXIT INT TERM
 
+log "generating the Nuxt example (nuxt generate) against http://localhost:$PORT"
+(cd examples/nuxt-static && GATEHOUSE_URL="http://localhost:$PORT" NUXT_TELEMETRY_DISABLED=1 \
+  node_modules/.bin/nuxt generate > /dev/null)
+node scripts/static-site.mjs --dir examples/nuxt-static/.output/public --port "$SITE_PORT" &
+SITE_PID=$!
+trap 'kill $CMS_PID $SITE_PID 2>/dev/null || true' EXIT INT TERM
+
 cat <<EOT
 
   Gatehouse is starting on http://127.0.0.1:$PORT
   demo login: $DEMO_EMAIL / $DEMO_PASSWORD
+  the Nuxt example: http://localhost:$SITE_PORT/
   demo CMS:   http://127.0.0.1:$CMS_PORT (Cockpit v2-like), proxied at http://127.0.0.1:$PORT/cms/
 
   curl -s -X POST http://127.0.0.1:$PORT/auth/login -H 'content-type: application/json' \\
@@ -67,4 +78,5 @@ cat <<EOT
   curl -s http://127.0.0.1:$PORT/cms/content/items/posts
 
 EOT
-node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$PORT"
+node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$PORT" \
+  --var "ALLOWED_ORIGINS:http://localhost:$SITE_PORT"

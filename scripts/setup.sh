@@ -65,4 +65,22 @@ if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_m
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json node_modules/.gatehouse-lock
 fi
+# The browser tests drive Debian's Chromium (never a downloaded browser).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing chromium (Debian package, for the browser tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "the browser tests need Debian's chromium: sudo apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+
+# The Nuxt example has its own lockfile.
+EX=examples/nuxt-static
+if [ -f "$EX/package-lock.json" ] &&
+   { [ ! -f "$EX/node_modules/.package-lock.json" ] || ! cmp -s "$EX/package-lock.json" "$EX/node_modules/.gatehouse-lock"; }; then
+  log "installing the Nuxt example's npm packages (npm ci in $EX)"
+  (cd "$EX" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.gatehouse-lock)
+fi
 log "toolchain ready"

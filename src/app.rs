@@ -3,7 +3,10 @@
 use serde_json::{json, Map, Value};
 
 use crate::caller::authenticate;
+use crate::client_asset;
 use crate::config::{Config, Registration};
+use crate::cors;
+use crate::csrf;
 use crate::encoding::base32_lower;
 use crate::error::Error;
 use crate::http::{Request, Response};
@@ -50,13 +53,20 @@ pub async fn serve<S: Store, H: Pbkdf2, U: Upstream>(
     upstream: &U,
     req: &Request,
 ) -> Outcome<U::Body> {
-    match svc.config.routes.find(&req.path) {
-        Some(route) => match forward(svc, upstream, route, req).await {
+    let preflight = cors::preflight(svc.config, req).is_some();
+    let mut outcome = match svc.config.routes.find(&req.path) {
+        Some(route) if !preflight => match forward(svc, upstream, route, req).await {
             Ok(answer) => Outcome::Proxied(answer),
             Err(err) => Outcome::Local(Response::error(&err)),
         },
-        None => Outcome::Local(handle(svc, req).await),
+        _ => Outcome::Local(handle(svc, req).await),
+    };
+    // The single exit of buffered and streamed answers alike.
+    match &mut outcome {
+        Outcome::Local(response) => finish(svc.config, req, &mut response.headers),
+        Outcome::Proxied(answer) => finish(svc.config, req, &mut answer.headers),
     }
+    outcome
 }
 
 /// The proxy's phases for one request on `route`.
@@ -95,15 +105,26 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
 
 /// Handles one request. Never panics on input; every failure becomes an error response.
 pub async fn handle<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) -> Response {
-    let mut response = match route(svc, req).await {
-        Ok(response) => response,
-        Err(err) => Response::error(&err),
+    let mut response = match cors::preflight(svc.config, req) {
+        Some(preflight) => preflight,
+        None => match route(svc, req).await {
+            Ok(response) => response,
+            Err(err) => Response::error(&err),
+        },
     };
     if req.method == "HEAD" {
         // Same status and headers as GET, no body (load balancers probe with HEAD).
         response.body.clear();
     }
+    finish(svc.config, req, &mut response.headers);
     response
+}
+
+/// The single exit every response's head passes through, buffered or streamed, success or
+/// error: adds the CORS headers for the request's origin.
+/// Idempotent.
+pub fn finish(config: &Config, req: &Request, headers: &mut Vec<(String, String)>) {
+    cors::apply(config, req.header("origin"), headers);
 }
 
 async fn route<S: Store, H: Pbkdf2>(
@@ -117,7 +138,10 @@ async fn route<S: Store, H: Pbkdf2>(
         return crate::admin::route(svc, req).await;
     }
     let allow = match req.path.as_str() {
-        "/healthz" | "/readyz" | "/.well-known/jwks.json" | "/auth/me" => "GET, HEAD",
+        "/healthz" | "/readyz" | "/.well-known/jwks.json" | "/auth/me" | "/auth/session" => {
+            "GET, HEAD"
+        }
+        client_asset::MODULE_PATH | client_asset::TYPES_PATH => "GET, HEAD",
         "/auth/register" | "/auth/login" | "/auth/refresh" | "/auth/logout" | "/auth/password" => {
             "POST"
         }
@@ -138,6 +162,10 @@ async fn route<S: Store, H: Pbkdf2>(
         "/.well-known/jwks.json" => Ok(Response::json(200, &svc.config.keys.jwks())
             .with_header("cache-control", "public, max-age=300")),
         "/auth/me" => me(svc, req).await,
+        "/auth/session" => session_csrf(svc, req).await,
+        path @ (client_asset::MODULE_PATH | client_asset::TYPES_PATH) => {
+            client_asset::serve(path).ok_or(Error::NotFound)
+        }
         "/auth/password" => change_password(svc, req).await,
         "/auth/register" => register(svc, req).await,
         "/auth/login" => login(svc, req).await,
@@ -304,6 +332,7 @@ fn session_response<S, H>(
         "token_type": "Bearer",
         "expires_in": config.access_ttl_secs,
         "user": user_json(user),
+        "csrf_token": config.csrf_key.token(family_id),
     });
     let response = match delivery {
         Delivery::Body => {
@@ -532,11 +561,23 @@ async fn refresh_session<S: Store, H: Pbkdf2>(
     let Some((presented, delivery)) = presented_refresh_token(&body, req)? else {
         return Err(Error::NoAuth);
     };
+    if delivery == Delivery::Cookie {
+        csrf::check_origin(svc.config, req)?;
+    }
     if !refresh::well_formed(&presented) {
         return Err(Error::InvalidRefreshToken("malformed"));
     }
-    if svc.config.rate_limits.refresh_per_family > 0 {
-        if let Some(state) = svc.store.token_state(&refresh::hash(&presented)).await? {
+    let limit_refresh = svc.config.rate_limits.refresh_per_family > 0;
+    if delivery == Delivery::Cookie || limit_refresh {
+        let state = svc.store.token_state(&refresh::hash(&presented)).await?;
+        if delivery == Delivery::Cookie {
+            // The cookie came on its own: the page must also know the session's CSRF token.
+            let Some(state) = &state else {
+                return Err(Error::InvalidRefreshToken("unknown"));
+            };
+            csrf::check(svc.config, req, &state.family.id)?;
+        }
+        if let (true, Some(state)) = (limit_refresh, &state) {
             ratelimit::check(svc, Bucket::RefreshFamily, &state.family.id).await?;
         }
     }
@@ -601,9 +642,15 @@ async fn logout<S: Store, H: Pbkdf2>(
 ) -> Result<Response, Error> {
     let body = json_body(svc.config, req, true)?;
     let now = svc.clock.now_ms();
-    if let Some((token, _)) = presented_refresh_token(&body, req)? {
+    if let Some((token, delivery)) = presented_refresh_token(&body, req)? {
+        if delivery == Delivery::Cookie {
+            csrf::check_origin(svc.config, req)?;
+        }
         if refresh::well_formed(&token) {
             if let Some(state) = svc.store.token_state(&refresh::hash(&token)).await? {
+                if delivery == Delivery::Cookie {
+                    csrf::check(svc.config, req, &state.family.id)?;
+                }
                 let family = &state.family;
                 let ev = event(
                     req,
@@ -620,6 +667,49 @@ async fn logout<S: Store, H: Pbkdf2>(
         }
     }
     Ok(Response::empty(204).append_header("set-cookie", &refresh_cookie(svc.config, "", 0)))
+}
+
+/// `GET /auth/session`: the CSRF token of the session in the refresh cookie, for a page that was
+/// reloaded and holds nothing but that HttpOnly cookie. Changes nothing. Only allowed origins
+/// (or the same origin) get an answer, and CORS lets only them read it.
+async fn session_csrf<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    csrf::check_origin(svc.config, req)?;
+    let cookies: Vec<&str> = req
+        .cookies(REFRESH_COOKIE)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let token = match cookies.as_slice() {
+        [] => return Err(Error::NoAuth),
+        [token] => *token,
+        _ => return Err(Error::InvalidRefreshToken("more than one refresh cookie")),
+    };
+    if !refresh::well_formed(token) {
+        return Err(Error::InvalidRefreshToken("malformed"));
+    }
+    let Some(state) = svc.store.token_state(&refresh::hash(token)).await? else {
+        return Err(Error::InvalidRefreshToken("unknown"));
+    };
+    let now = svc.clock.now_ms();
+    let family = &state.family;
+    let live = family.revoked_at.is_none()
+        && family.expires_at > now
+        && family.last_used_at > now - svc.config.refresh_idle_secs * 1000
+        && state
+            .rotated_at
+            .is_none_or(|at| now - at <= svc.config.refresh_grace_secs * 1000);
+    if !live {
+        return Err(Error::InvalidRefreshToken("session ended"));
+    }
+    Ok(Response::json(
+        200,
+        &json!({
+            "csrf_token": svc.config.csrf_key.token(&family.id),
+            "expires_at": family.expires_at / 1000,
+        }),
+    ))
 }
 
 /// The verified access token of a request and its (enabled) user.

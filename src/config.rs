@@ -101,6 +101,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `SameSite` of the refresh cookie (`COOKIE_SAMESITE`, default `Lax`).
     pub cookie_same_site: SameSite,
+    /// Origins of the pages that may call Gatehouse from a browser with credentials
+    /// (`ALLOWED_ORIGINS`, comma-separated `scheme://host[:port]`, default none).
+    pub allowed_origins: Vec<String>,
+    /// Key of the session-bound CSRF tokens, derived from the signing key.
+    pub csrf_key: crate::csrf::CsrfKey,
     /// Signing key (`JWT_SIGNING_KEY`, secret) and previous public keys
     /// (`JWT_PREVIOUS_PUBLIC_KEYS`).
     pub keys: KeySet,
@@ -152,6 +157,48 @@ pub struct RateLimits {
     pub register_per_ip: i64,
     /// Refreshes per session family per window (`RATE_LIMIT_REFRESH_PER_FAMILY`, default 60).
     pub refresh_per_family: i64,
+}
+
+/// Parses `ALLOWED_ORIGINS`: comma-separated origins, each `http(s)://host[:port]` with no path,
+/// no wildcard and no credentials; stored lower-case.
+fn parse_origins(raw: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    let mut origins = Vec::new();
+    for item in raw
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let bad = |why: &str| {
+            ConfigError::new(
+                "ALLOWED_ORIGINS",
+                format!("{item:?} {why} (expected e.g. https://www.example.com or http://localhost:3000)"),
+            )
+        };
+        let origin = item.trim_end_matches('/').to_ascii_lowercase();
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .ok_or_else(|| bad("is not an http(s) origin"))?;
+        if rest.is_empty()
+            || rest.contains(['/', '?', '#', '@', '*', ' '])
+            || rest.starts_with(':')
+            || rest.ends_with(':')
+        {
+            return Err(bad(
+                "is not an origin (scheme://host[:port], no path or wildcard)",
+            ));
+        }
+        if let Some((_, port)) = rest.rsplit_once(':').filter(|(h, _)| !h.ends_with(']')) {
+            if !rest.starts_with('[') && port.parse::<u16>().is_err() {
+                return Err(bad("has an invalid port"));
+            }
+        }
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
 }
 
 /// Looks up a variable by name; `None` when unset.
@@ -299,6 +346,8 @@ impl Config {
             }
         };
 
+        let allowed_origins = parse_origins(get(lookup, "ALLOWED_ORIGINS").as_deref())?;
+
         // The secret: its value must never reach an error message.
         let seed = match get(lookup, "JWT_SIGNING_KEY") {
             None => {
@@ -396,6 +445,8 @@ impl Config {
             pbkdf2_iterations,
             max_body_bytes,
             cookie_same_site,
+            allowed_origins,
+            csrf_key: crate::csrf::CsrfKey::derive(&seed),
             keys,
             verify_cache: VerifyCache::default(),
             routes,
@@ -405,6 +456,14 @@ impl Config {
             audit_retention_days,
             session_retention_days,
         })
+    }
+
+    /// Whether `origin` (an `Origin` header's value) is listed in `ALLOWED_ORIGINS`.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        let origin = origin.trim();
+        self.allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
     }
 
     /// A configuration for tests: the given vars over a fixed signing key.
@@ -482,6 +541,16 @@ mod tests {
             (&[("DEFAULT_ROLES", "user,Admin")], "DEFAULT_ROLES"),
             (&[("DEFAULT_ROLES", "anonymous")], "DEFAULT_ROLES"),
             (&[("COOKIE_SAMESITE", "sometimes")], "COOKIE_SAMESITE"),
+            (&[("ALLOWED_ORIGINS", "*")], "ALLOWED_ORIGINS"),
+            (
+                &[("ALLOWED_ORIGINS", "https://a.example/app")],
+                "ALLOWED_ORIGINS",
+            ),
+            (&[("ALLOWED_ORIGINS", "a.example")], "ALLOWED_ORIGINS"),
+            (
+                &[("ALLOWED_ORIGINS", "http://localhost:99999")],
+                "ALLOWED_ORIGINS",
+            ),
             (&[("MAX_BODY_BYTES", "-1")], "MAX_BODY_BYTES"),
             (
                 &[("JWT_PREVIOUS_PUBLIC_KEYS", "nope")],

@@ -56,11 +56,15 @@ fn config(overrides: &[(&str, &str)]) -> Config {
             "JWT_SIGNING_KEY" => Some(seed.clone()),
             "REGISTRATION" => Some("open".into()),
             "PBKDF2_ITERATIONS" => Some("10000".into()),
+            "ALLOWED_ORIGINS" => Some(SITE.into()),
             _ => None,
         }
     };
     Config::from_lookup(&lookup).expect("test configuration is valid")
 }
+
+/// The page origin the tests' browser requests come from (listed in `ALLOWED_ORIGINS`).
+const SITE: &str = "https://site.example";
 
 /// What a successful register, login or refresh in body mode hands out.
 #[derive(Debug, Clone)]
@@ -191,6 +195,12 @@ impl Gate {
         block_on(self.store.token_state(&refresh::hash(token))).expect("token_state")
     }
 
+    /// Adds the `X-CSRF-Token` of `token`'s session, as the page that logged in would.
+    fn with_csrf(&self, req: Request, token: &str) -> Request {
+        let family = self.family_of(token);
+        req.with_header("x-csrf-token", &self.config.csrf_key.token(&family.id))
+    }
+
     fn family_of(&self, token: &str) -> Family {
         self.token_state(token).expect("token is stored").family
     }
@@ -228,7 +238,9 @@ fn post_json(path: &str, body: &Value) -> Request {
 /// Adds a `Cookie` header, and the JSON content type a real client sends with a cookie-driven
 /// state change (the gateway refuses one without it).
 fn with_cookie(req: Request, cookie: &str) -> Request {
-    let req = req.with_header("cookie", cookie);
+    let req = req
+        .with_header("cookie", cookie)
+        .with_header("origin", SITE);
     if req.header("content-type").is_some() {
         req
     } else {
@@ -446,7 +458,7 @@ fn the_refresh_cookie_lives_as_long_as_what_is_left_of_the_family() {
         Request::new("POST", "/auth/refresh"),
         &format!("gatehouse_refresh={}", cookie_token(set)),
     );
-    let res = gate.send(&req);
+    let res = gate.send(&gate.with_csrf(req, cookie_token(set)));
     expect_status(&res, 200);
     let next = the_set_cookie(&res);
     assert_eq!(
@@ -800,11 +812,15 @@ fn cookie_login(gate: &Gate, email: &str) -> Response {
     )
 }
 
-fn cookie_request(path: &str, token: &str) -> Request {
-    with_cookie(
+fn cookie_request(gate: &Gate, path: &str, token: &str) -> Request {
+    let req = with_cookie(
         Request::new("POST", path),
         &format!("theme=dark; gatehouse_refresh={token}; lang=en"),
-    )
+    );
+    match gate.token_state(token) {
+        Some(_) => gate.with_csrf(req, token),
+        None => req,
+    }
 }
 
 #[test]
@@ -827,7 +843,7 @@ fn cookie_mode_login_refresh_and_logout() {
 
     // Refresh with the cookie: the new token comes back as a cookie.
     gate.advance(60 * SECOND);
-    let res = gate.send(&cookie_request("/auth/refresh", &token));
+    let res = gate.send(&cookie_request(&gate, "/auth/refresh", &token));
     let body = expect_status(&res, 200);
     assert!(body.get("refresh_token").is_none(), "{body}");
     let set = the_set_cookie(&res);
@@ -841,7 +857,7 @@ fn cookie_mode_login_refresh_and_logout() {
 
     // Logout with the cookie: cleared and the family revoked.
     gate.advance(SECOND);
-    let res = gate.send(&cookie_request("/auth/logout", &next));
+    let res = gate.send(&cookie_request(&gate, "/auth/logout", &next));
     assert_eq!(res.status, 204, "{}", describe(&res));
     assert!(res.body.is_empty());
     assert_eq!(the_set_cookie(&res), expected_cookie("", 0, "Lax"));
@@ -856,12 +872,12 @@ fn cookie_mode_login_refresh_and_logout() {
     assert_eq!(logout.family_id.as_deref(), Some(family_id.as_str()));
 
     expect_error(
-        &gate.send(&cookie_request("/auth/refresh", &next)),
+        &gate.send(&cookie_request(&gate, "/auth/refresh", &next)),
         401,
         "invalid_refresh_token",
     );
     // Idempotent; the registration's own family was never touched.
-    let res = gate.send(&cookie_request("/auth/logout", &next));
+    let res = gate.send(&cookie_request(&gate, "/auth/logout", &next));
     assert_eq!(res.status, 204);
     assert_eq!(the_set_cookie(&res), expected_cookie("", 0, "Lax"));
     assert_eq!(gate.family_of(&registered.refresh_token).revoked_at, None);
@@ -905,7 +921,7 @@ fn the_same_site_attribute_follows_the_configuration() {
             set,
             expected_cookie(cookie_token(set), DEFAULT_REFRESH_TTL_SECS, attribute)
         );
-        let res = gate.send(&cookie_request("/auth/logout", cookie_token(set)));
+        let res = gate.send(&cookie_request(&gate, "/auth/logout", cookie_token(set)));
         assert_eq!(the_set_cookie(&res), expected_cookie("", 0, attribute));
     }
 }
@@ -1702,7 +1718,7 @@ fn a_cookie_driven_refresh_needs_json_and_exactly_one_cookie() {
     assert!(gate.token_state(&cookie).unwrap().rotated_at.is_none());
 
     let ok = with_cookie(Request::new("POST", "/auth/refresh"), &pair);
-    expect_status(&gate.send(&ok), 200);
+    expect_status(&gate.send(&gate.with_csrf(ok, &cookie)), 200);
 }
 
 #[test]
@@ -1718,4 +1734,168 @@ fn a_password_change_with_a_token_of_a_revoked_session_is_refused() {
     ));
     expect_error(&res, 401, "invalid_token");
     expect_status(&gate.login_response("rev@example.com", PASSWORD), 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Browser mode: CSRF, the session's CSRF token after a reload, CORS
+
+fn header<'a>(res: &'a Response, name: &str) -> Option<&'a str> {
+    res.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn a_cookie_state_change_needs_an_allowed_origin_and_the_sessions_csrf_token() {
+    let gate = Gate::new(&[]);
+    gate.register("csrf@example.com");
+    let res = cookie_login(&gate, "csrf@example.com");
+    expect_status(&res, 200);
+    let token = cookie_token(the_set_cookie(&res)).to_string();
+    let csrf = res.json_body()["csrf_token"].as_str().unwrap().to_string();
+    let family = gate.family_of(&token);
+    assert_eq!(csrf, gate.config.csrf_key.token(&family.id));
+
+    let pair = format!("gatehouse_refresh={token}");
+    let base = |path: &str| {
+        Request::new("POST", path)
+            .with_header("cookie", &pair)
+            .with_header("content-type", "application/json")
+    };
+    for path in ["/auth/refresh", "/auth/logout"] {
+        // No origin at all, an unlisted origin, a sibling that is only same-site, no token,
+        // a wrong token, another session's token.
+        let cases = [
+            base(path).with_header("x-csrf-token", &csrf),
+            base(path)
+                .with_header("origin", "https://evil.example")
+                .with_header("x-csrf-token", &csrf),
+            base(path)
+                .with_header("sec-fetch-site", "same-site")
+                .with_header("x-csrf-token", &csrf),
+            base(path).with_header("origin", SITE),
+            base(path)
+                .with_header("origin", SITE)
+                .with_header("x-csrf-token", "ghc_wrong"),
+            base(path)
+                .with_header("origin", SITE)
+                .with_header("x-csrf-token", &gate.config.csrf_key.token("fam_other")),
+        ];
+        for req in cases {
+            expect_error(&gate.send(&req), 403, "csrf_validation_failed");
+        }
+    }
+    // Nothing changed.
+    assert!(gate.token_state(&token).unwrap().rotated_at.is_none());
+    assert!(gate.family_of(&token).revoked_at.is_none());
+
+    // The same token works from every tab, for refresh after refresh.
+    let ok = base("/auth/refresh")
+        .with_header("origin", SITE)
+        .with_header("x-csrf-token", &csrf);
+    let res = gate.send(&ok);
+    expect_status(&res, 200);
+    assert_eq!(res.json_body()["csrf_token"].as_str(), Some(csrf.as_str()));
+    let next = cookie_token(the_set_cookie(&res)).to_string();
+    let same_origin = Request::new("POST", "/auth/refresh")
+        .with_header("cookie", &format!("gatehouse_refresh={next}"))
+        .with_header("content-type", "application/json")
+        .with_header("sec-fetch-site", "same-origin")
+        .with_header("x-csrf-token", &csrf);
+    expect_status(&gate.send(&same_origin), 200);
+
+    // A Bearer request needs no CSRF token.
+    let s = gate.login("csrf@example.com");
+    let me = Request::new("GET", "/auth/me")
+        .with_header("authorization", &format!("Bearer {}", s.access_token));
+    expect_status(&gate.send(&me), 200);
+}
+
+#[test]
+fn the_session_endpoint_gives_a_reloaded_page_its_csrf_token() {
+    let gate = Gate::new(&[]);
+    gate.register("reload@example.com");
+    let res = cookie_login(&gate, "reload@example.com");
+    let token = cookie_token(the_set_cookie(&res)).to_string();
+    let csrf = res.json_body()["csrf_token"].as_str().unwrap().to_string();
+    let get = |cookie: &str, origin: Option<&str>| {
+        let mut req = Request::new("GET", "/auth/session").with_header("cookie", cookie);
+        if let Some(origin) = origin {
+            req = req.with_header("origin", origin);
+        }
+        gate.send(&req)
+    };
+    let pair = format!("gatehouse_refresh={token}");
+    let res = get(&pair, Some(SITE));
+    expect_status(&res, 200);
+    assert_eq!(res.json_body()["csrf_token"].as_str(), Some(csrf.as_str()));
+    assert_eq!(header(&res, "access-control-allow-origin"), Some(SITE));
+    // Nothing was rotated.
+    assert!(gate.token_state(&token).unwrap().rotated_at.is_none());
+
+    expect_error(
+        &get(&pair, Some("https://evil.example")),
+        403,
+        "csrf_validation_failed",
+    );
+    expect_error(&get(&pair, None), 403, "csrf_validation_failed");
+    expect_error(&get("other=1", Some(SITE)), 401, "no_auth");
+    expect_error(
+        &get("gatehouse_refresh=ghr_x", Some(SITE)),
+        401,
+        "invalid_refresh_token",
+    );
+
+    // After logout the cookie gets nothing.
+    let logout = gate.send(&cookie_request(&gate, "/auth/logout", &token));
+    expect_status(&logout, 204);
+    expect_error(&get(&pair, Some(SITE)), 401, "invalid_refresh_token");
+}
+
+#[test]
+fn cors_headers_go_on_successes_errors_and_preflights_of_listed_origins_only() {
+    let gate = Gate::new(&[]);
+    let from = |origin: &str| {
+        Request::new("GET", "/auth/me")
+            .with_header("origin", origin)
+            .with_header("authorization", "Bearer nope")
+    };
+    let res = gate.send(&from(SITE));
+    expect_error(&res, 401, "invalid_token");
+    assert_eq!(header(&res, "access-control-allow-origin"), Some(SITE));
+    assert_eq!(
+        header(&res, "access-control-allow-credentials"),
+        Some("true")
+    );
+    assert_eq!(header(&res, "vary"), Some("Origin"));
+    let res = gate.send(&from("https://evil.example"));
+    expect_error(&res, 401, "invalid_token");
+    assert!(!res
+        .headers
+        .iter()
+        .any(|(k, _)| k.starts_with("access-control-")));
+
+    let preflight = Request::new("OPTIONS", "/auth/refresh")
+        .with_header("origin", SITE)
+        .with_header("access-control-request-method", "POST")
+        .with_header(
+            "access-control-request-headers",
+            "content-type,x-csrf-token",
+        );
+    let res = gate.send(&preflight);
+    expect_status(&res, 204);
+    assert_eq!(
+        header(&res, "access-control-allow-headers"),
+        Some("Authorization, Content-Type, X-CSRF-Token")
+    );
+    assert_eq!(header(&res, "access-control-allow-origin"), Some(SITE));
+
+    let res = gate.send(&Request::new("GET", "/client/gatehouse.js").with_header("origin", SITE));
+    expect_status(&res, 200);
+    assert_eq!(header(&res, "access-control-allow-origin"), Some("*"));
+    assert!(header(&res, "content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(String::from_utf8_lossy(&res.body).contains("export function createClient"));
 }

@@ -146,9 +146,15 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         .as_ref()
         .as_ref()
         .map_or(FALLBACK_BODY_LIMIT, |c| c.body_limit(&req.path()));
+    let origin = req.headers().get("origin").ok().flatten();
     let outcome = match (read_request(req, limit).await, config.as_ref()) {
         (_, Err(err)) => Outcome::Local(Response::error(&Error::Misconfigured(err.clone()))),
-        (Err(err), Ok(_)) => Outcome::Local(Response::error(&err)),
+        (Err(err), Ok(config)) => {
+            // Refused before the core saw it (e.g. 413): still readable by allowed pages.
+            let mut response = Response::error(&err);
+            crate::cors::apply(config, origin.as_deref(), &mut response.headers);
+            Outcome::Local(response)
+        }
         (Ok(request), Ok(config)) => match env.d1("DB") {
             Err(_) => Outcome::Local(Response::error(&Error::Misconfigured(ConfigError::new(
                 "DB",

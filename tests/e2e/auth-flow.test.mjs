@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   COOKIE_NAME,
   PASSWORD,
+  SITE_ORIGIN,
   client,
   expectError,
   expectJson,
@@ -29,7 +30,7 @@ function expectLoginResponse(res, status, { email, name = null, inBody }) {
   expectStatus(res, status);
   expectJson(res);
   const b = res.body;
-  const keys = ['access_token', 'expires_in', 'token_type', 'user'];
+  const keys = ['access_token', 'csrf_token', 'expires_in', 'token_type', 'user'];
   if (inBody) keys.push('refresh_token');
   assert.deepEqual(Object.keys(b).sort(), keys.sort(), `login response members:\n${res.describe()}`);
   assert.equal(b.token_type, 'Bearer');
@@ -297,7 +298,7 @@ describe('accounts and sessions', () => {
     test('via cookie: new cookie, no token in the body, old token rotated', async () => {
       const u = await registerUser(c, { inBody: false });
       const old = u.refresh;
-      const res = await c.request('POST', '/auth/refresh', { cookie: old });
+      const res = await c.request('POST', '/auth/refresh', { cookie: old, csrf: u.csrf });
       expectLoginResponse(res, 200, { email: u.email, inBody: false });
       const next = expectRefreshCookie(res);
       assert.notEqual(next, old);
@@ -318,7 +319,7 @@ describe('accounts and sessions', () => {
 
     test('via cookie with an empty JSON body', async () => {
       const u = await registerUser(c, { inBody: false });
-      const res = await c.post('/auth/refresh', {}, { cookie: u.refresh });
+      const res = await c.post('/auth/refresh', {}, { cookie: u.refresh, csrf: u.csrf });
       expectLoginResponse(res, 200, { email: u.email, inBody: false });
       expectRefreshCookie(res);
     });
@@ -356,7 +357,12 @@ describe('accounts and sessions', () => {
     test('the refresh cookie is found among other cookies', async () => {
       const u = await registerUser(c, { inBody: false });
       const res = await c.request('POST', '/auth/refresh', {
-        headers: { cookie: `theme=dark; ${COOKIE_NAME}=${u.refresh}; other=${'x'.repeat(40)}`, 'content-type': 'application/json' },
+        headers: {
+          cookie: `theme=dark; ${COOKIE_NAME}=${u.refresh}; other=${'x'.repeat(40)}`,
+          'content-type': 'application/json',
+          origin: SITE_ORIGIN,
+          'x-csrf-token': u.csrf,
+        },
       });
       expectLoginResponse(res, 200, { email: u.email, inBody: false });
       expectRefreshCookie(res);
@@ -365,19 +371,19 @@ describe('accounts and sessions', () => {
     test('a cookie-driven refresh or logout without a JSON content type → 415, session untouched', async () => {
       const u = await registerUser(c, { inBody: false });
       for (const path of ['/auth/refresh', '/auth/logout']) {
-        const bare = await c.request('POST', path, { cookie: u.refresh, contentType: null });
+        const bare = await c.request('POST', path, { cookie: u.refresh, csrf: u.csrf, contentType: null });
         expectError(bare, 415, 'unsupported_media_type');
       }
       const row = await w.db.prepare('SELECT rotated_at FROM refresh_tokens WHERE token_hash = ?').bind(sha256hex(u.refresh)).first();
       assert.equal(row.rotated_at, null);
-      expectLoginResponse(await c.request('POST', '/auth/refresh', { cookie: u.refresh }), 200, { email: u.email, inBody: false });
+      expectLoginResponse(await c.request('POST', '/auth/refresh', { cookie: u.refresh, csrf: u.csrf }), 200, { email: u.email, inBody: false });
     });
 
     test('two refresh cookies (one planted by a sibling subdomain) → 401 invalid_refresh_token', async () => {
       const u = await registerUser(c, { inBody: false });
       const planted = `ghr_${'A'.repeat(43)}`;
       const res = await c.request('POST', '/auth/refresh', {
-        headers: { cookie: `${COOKIE_NAME}=${planted}; ${COOKIE_NAME}=${u.refresh}`, 'content-type': 'application/json' },
+        headers: { cookie: `${COOKIE_NAME}=${planted}; ${COOKIE_NAME}=${u.refresh}`, 'content-type': 'application/json', origin: SITE_ORIGIN, 'x-csrf-token': u.csrf },
       });
       expectError(res, 401, 'invalid_refresh_token');
     });
@@ -422,11 +428,11 @@ describe('accounts and sessions', () => {
   describe('logout', () => {
     test('cookie mode: 204, cookie cleared, the family is revoked', async () => {
       const u = await registerUser(c, { inBody: false });
-      const res = await c.request('POST', '/auth/logout', { cookie: u.refresh });
+      const res = await c.request('POST', '/auth/logout', { cookie: u.refresh, csrf: u.csrf });
       expectStatus(res, 204);
       assert.equal(res.text, '');
       expectClearedCookie(res);
-      expectError(await c.request('POST', '/auth/refresh', { cookie: u.refresh }), 401, 'invalid_refresh_token');
+      expectError(await c.request('POST', '/auth/refresh', { cookie: u.refresh, csrf: u.csrf }), 401, 'invalid_refresh_token');
       expectError(await refreshBody(c, u.refresh), 401, 'invalid_refresh_token');
       const fam = await w.db
         .prepare(

@@ -51,9 +51,9 @@ describe('grace window (default REFRESH_GRACE_SECONDS = 10)', () => {
 
   test('the same in cookie mode: the replay gets the same successor cookie', async () => {
     const u = await registerUser(c, { inBody: false });
-    const first = await c.request('POST', '/auth/refresh', { cookie: u.refresh });
+    const first = await c.request('POST', '/auth/refresh', { cookie: u.refresh, csrf: u.csrf });
     expectStatus(first, 200);
-    const second = await c.request('POST', '/auth/refresh', { cookie: u.refresh });
+    const second = await c.request('POST', '/auth/refresh', { cookie: u.refresh, csrf: u.csrf });
     expectStatus(second, 200);
     assert.ok(first.cookie()?.value, first.describe());
     assert.equal(second.cookie()?.value, first.cookie().value);
@@ -108,7 +108,7 @@ describe('grace window (default REFRESH_GRACE_SECONDS = 10)', () => {
   test('20 concurrent cookie-mode refreshes also agree', async () => {
     const u = await registerUser(c, { inBody: false });
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => c.request('POST', '/auth/refresh', { cookie: u.refresh })),
+      Array.from({ length: 20 }, () => c.request('POST', '/auth/refresh', { cookie: u.refresh, csrf: u.csrf })),
     );
     for (const r of results) expectStatus(r, 200);
     const successors = new Set(results.map((r) => r.cookie()?.value));
@@ -138,7 +138,7 @@ describe('reuse after the grace window (REFRESH_GRACE_SECONDS = 1)', () => {
     expectError(await refreshBody(c, u.refresh), 401, 'refresh_token_reused');
     // The newest token of that family is dead as well.
     expectError(await refreshBody(c, newest), 401, 'invalid_refresh_token');
-    expectError(await c.request('POST', '/auth/refresh', { cookie: newest }), 401, 'invalid_refresh_token');
+    expectError(await c.request('POST', '/auth/refresh', { cookie: newest, csrf: u.csrf }), 401, 'invalid_refresh_token');
 
     const fam = await familyOf(w.db, u.refresh);
     assert.notEqual(fam.revoked_at, null);

@@ -66,6 +66,7 @@ describe('storage', () => {
 
     const cookieLogin = await loginUser(c, reg.email, password, { inBody: false });
     secrets.push(['access', cookieLogin.access], ['refresh(cookie login)', cookieLogin.refresh]);
+    secrets.push(['csrf', cookieLogin.csrf]);
     held.push(cookieLogin.refresh);
 
     const r = await refreshBody(c, reg.refresh);
@@ -73,7 +74,7 @@ describe('storage', () => {
     secrets.push(['access', r.body.access_token], ['refresh(rotated)', r.body.refresh_token]);
     held.push(r.body.refresh_token);
 
-    const r2 = await c.request('POST', '/auth/refresh', { cookie: cookieLogin.refresh });
+    const r2 = await c.request('POST', '/auth/refresh', { cookie: cookieLogin.refresh, csrf: cookieLogin.csrf });
     expectStatus(r2, 200);
     const cookieToken = r2.cookie().value;
     secrets.push(['access', r2.body.access_token], ['refresh(cookie rotated)', cookieToken]);

@@ -38,6 +38,7 @@ const REQUIRED = [
   'unavailable',
   'invalid_path',
   'insufficient_role',
+  'csrf_validation_failed',
   'upstream_unavailable',
   'upstream_timeout',
 ];

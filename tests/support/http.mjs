@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 
 export const COOKIE_NAME = 'gatehouse_refresh';
+/** The page origin tests act as; `openVars` lists it in ALLOWED_ORIGINS. */
+export const SITE_ORIGIN = 'https://site.example';
 
 /** Parses one Set-Cookie header value: { name, value, attrs } with lower-cased attribute names. */
 export function parseSetCookie(header) {
@@ -29,7 +31,8 @@ function preview(text, n = 600) {
  * One request. `json` sends a JSON body with Content-Type application/json; `body` sends raw
  * data (with whatever `headers` say); `cookie` is the refresh token to send as a cookie (a POST
  * with a cookie gets Content-Type application/json unless `contentType: null`);
- * `bearer` an access token. Returns { status, headers, text, body, setCookies, cookie(), describe }.
+ * `bearer` an access token; with a cookie, `origin` (default SITE_ORIGIN, null for none) and
+ * `csrf` (the X-CSRF-Token). Returns { status, headers, text, body, setCookies, cookie(), describe }.
  */
 export async function request(base, method, path, opts = {}) {
   const headers = new Headers(opts.headers ?? {});
@@ -40,12 +43,15 @@ export async function request(base, method, path, opts = {}) {
   }
   if (opts.cookie !== undefined) {
     headers.set('cookie', `${COOKIE_NAME}=${opts.cookie}`);
+    // As a page of the site sends it: its Origin (unless `origin: null`), its CSRF token.
+    if (opts.origin !== null && !headers.has('origin')) headers.set('origin', opts.origin ?? SITE_ORIGIN);
     // A cookie-driven state change must be sent as JSON (as the browser client does); tests of
     // the refusal pass `contentType: null`.
     if (method === 'POST' && !headers.has('content-type') && opts.contentType !== null) {
       headers.set('content-type', 'application/json');
     }
   }
+  if (opts.csrf !== undefined) headers.set('x-csrf-token', opts.csrf);
   if (opts.bearer !== undefined) headers.set('authorization', `Bearer ${opts.bearer}`);
   const init = { method, headers, body, redirect: 'manual' };
   if (body && typeof body.getReader === 'function') init.duplex = 'half';
@@ -149,6 +155,7 @@ export function openVars(key, extra = {}) {
     REGISTRATION: 'open',
     JWT_SIGNING_KEY: key.d,
     PBKDF2_ITERATIONS: '10000',
+    ALLOWED_ORIGINS: SITE_ORIGIN,
     RATE_LIMIT_REGISTER_PER_IP: '100000',
     RATE_LIMIT_LOGIN_PER_IP: '100000',
     ...extra,
@@ -172,6 +179,7 @@ export async function registerUser(c, { email = uniqueEmail(), password = PASSWO
     body: res.body,
     user: res.body.user,
     access: res.body.access_token,
+    csrf: res.body.csrf_token,
     refresh: inBody ? res.body.refresh_token : res.cookie()?.value,
   };
 }
@@ -186,6 +194,7 @@ export async function loginUser(c, email, password = PASSWORD, { inBody = true }
     res,
     body: res.body,
     access: res.body.access_token,
+    csrf: res.body.csrf_token,
     refresh: inBody ? res.body.refresh_token : res.cookie()?.value,
   };
 }

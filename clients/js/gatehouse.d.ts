@@ -1,0 +1,61 @@
+/** Types of the Gatehouse browser client (`gatehouse.js`). */
+
+export interface User {
+  id: string;
+  email: string;
+  name: string | null;
+  roles: string[];
+}
+
+export interface SessionState {
+  user: User | null;
+  authenticated: boolean;
+  /** What changed it: `login`, `restore`, `refresh`, `logout`, `expired`. */
+  reason: string;
+}
+
+export interface ClientOptions {
+  /** Absolute URL of the Gatehouse, e.g. `https://example.com` or `https://auth.example.com`. */
+  baseUrl: string;
+  /** Restore the session from the refresh cookie on creation (default true). */
+  restore?: boolean;
+  /** For tests: a `fetch` implementation. */
+  fetch?: typeof fetch;
+  /** For tests: the clock in ms. */
+  now?: () => number;
+  /** For tests: a `LockManager` (default `navigator.locks`; `null` disables cross-tab locking). */
+  locks?: LockManager | null;
+  /** For tests: a `BroadcastChannel` constructor (`null` disables cross-tab sharing). */
+  BroadcastChannel?: typeof BroadcastChannel | null;
+}
+
+export declare class GatehouseError extends Error {
+  status: number;
+  /** The stable error code, e.g. `invalid_credentials`. */
+  code: string;
+}
+
+export interface GatehouseClient {
+  /** Resolves once the session of the refresh cookie is restored (the user) or known absent (null). */
+  readonly ready: Promise<User | null>;
+  readonly user: User | null;
+  readonly authenticated: boolean;
+  register(input: { email: string; password: string; name?: string }): Promise<User>;
+  login(input: { email: string; password: string }): Promise<User>;
+  /** Ends the session on the server (every tab, the cookie) and in every tab of this site. */
+  logout(): Promise<void>;
+  /** The current user from `GET /auth/me`, or null when logged out. */
+  me(): Promise<User | null>;
+  /** `fetch` with the Bearer token added; refreshes before expiry and once on a 401. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** Refreshes now (one refresh at a time across tabs); the session, or null when none. */
+  refresh(): Promise<unknown>;
+  /** A fresh access token, or null when logged out. */
+  getAccessToken(): Promise<string | null>;
+  /** Calls `listener` on every session change; returns the unsubscribe function. */
+  onChange(listener: (state: SessionState) => void): () => void;
+  /** Stops listening to other tabs. */
+  close(): void;
+}
+
+export declare function createClient(options: ClientOptions): GatehouseClient;

@@ -1,0 +1,252 @@
+// Gatehouse browser client: a dependency-free ES module.
+//
+//   import { createClient } from 'https://auth.example.com/client/gatehouse.js';
+//   const gh = createClient({ baseUrl: 'https://auth.example.com' });
+//   await gh.ready;                       // session restored from the refresh cookie, or none
+//   gh.onChange(({ user }) => render(user));
+//   const res = await gh.fetch('/cms/content/items/posts');
+//
+// Tokens live in memory only. The refresh token is an HttpOnly cookie the page never sees; the
+// access token and the session's CSRF token are kept in this module's closure and shared with
+// the other tabs of the same origin over a BroadcastChannel — never written to localStorage,
+// sessionStorage or a cookie. One refresh at a time: within a tab through a shared promise,
+// across tabs through a Web Lock (when available), after which the other tabs adopt the result.
+
+/** Error thrown for a Gatehouse error answer; `code` is the stable error code. */
+export class GatehouseError extends Error {
+  constructor(status, code, message) {
+    super(message || code);
+    this.name = 'GatehouseError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function errorOf(res) {
+  let code = 'http_' + res.status;
+  let message = res.statusText || code;
+  try {
+    const body = await res.json();
+    if (body && body.error && typeof body.error.code === 'string') {
+      code = body.error.code;
+      message = body.error.message || code;
+    }
+  } catch {
+    // Not JSON (or not readable): keep the status-based code.
+  }
+  return new GatehouseError(res.status, code, message);
+}
+
+/**
+ * Creates a client for the Gatehouse at `baseUrl`.
+ * @param {import('./gatehouse').ClientOptions} options
+ * @returns {import('./gatehouse').GatehouseClient}
+ */
+export function createClient(options = {}) {
+  const baseUrl = String(options.baseUrl || '').replace(/\/+$/, '');
+  if (!/^https?:\/\//.test(baseUrl)) throw new TypeError('createClient: baseUrl must be an absolute http(s) URL');
+  const doFetch = options.fetch || ((...a) => globalThis.fetch(...a));
+  const now = options.now || (() => Date.now());
+  const locks = options.locks !== undefined ? options.locks : globalThis.navigator && globalThis.navigator.locks;
+  const Channel = options.BroadcastChannel !== undefined ? options.BroadcastChannel : globalThis.BroadcastChannel;
+  const lockName = 'gatehouse-refresh ' + baseUrl;
+
+  // The whole session state, in memory.
+  let session = null; // { accessToken, expiresAt (ms), csrfToken, user }
+  let refreshing = null; // the in-flight refresh of this tab
+  const listeners = new Set();
+
+  const channel = Channel ? new Channel('gatehouse ' + baseUrl) : null;
+  const tabId = Math.random().toString(36).slice(2);
+
+  function emit(reason) {
+    const state = { user: session ? session.user : null, authenticated: !!session, reason };
+    for (const fn of listeners) {
+      try {
+        fn(state);
+      } catch (err) {
+        setTimeout(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  function set(next, reason, broadcast = true) {
+    const before = session;
+    session = next;
+    if (broadcast && channel) channel.postMessage({ from: tabId, reason, session: next });
+    const changed = !before !== !next || (before && next && before.user.id !== next.user.id);
+    if (changed || reason === 'logout') emit(reason);
+  }
+
+  if (channel) {
+    channel.onmessage = (event) => {
+      const msg = event.data || {};
+      if (msg.from === tabId) return;
+      if (msg.reason === 'logout' || !msg.session) {
+        if (session) set(null, 'logout', false);
+        return;
+      }
+      // Adopt a newer session from another tab (a refresh it did, a login).
+      if (!session || msg.session.expiresAt > session.expiresAt || msg.session.user.id !== session.user.id) {
+        set(msg.session, msg.reason, false);
+      }
+    };
+  }
+
+  function fromAnswer(body) {
+    return {
+      accessToken: body.access_token,
+      expiresAt: now() + body.expires_in * 1000,
+      csrfToken: body.csrf_token,
+      user: body.user,
+    };
+  }
+
+  async function post(path, body, extraHeaders = {}) {
+    return doFetch(baseUrl + path, {
+      method: 'POST',
+      credentials: 'include',
+      headers: { 'content-type': 'application/json', ...extraHeaders },
+      body: JSON.stringify(body || {}),
+    });
+  }
+
+  /** Seconds before expiry at which a token is refreshed before use. */
+  function margin(s) {
+    const lifetime = s.expiresAt - (s.issuedAt || s.expiresAt - 60_000);
+    return Math.min(60_000, Math.max(5_000, lifetime / 4));
+  }
+  function fresh(s) {
+    return !!s && s.expiresAt - now() > margin(s);
+  }
+
+  async function refreshNow(staleToken) {
+    // Another tab may have refreshed while this one waited for the lock: let its broadcast
+    // (posted before it released the lock) arrive first, then use its result.
+    if (locks && channel) await new Promise((r) => setTimeout(r, 0));
+    if (session && session.accessToken !== staleToken && fresh(session)) return session;
+    let csrf = session && session.csrfToken;
+    if (!csrf) {
+      // A reloaded page holds only the cookie: ask for its session's CSRF token.
+      const res = await doFetch(baseUrl + '/auth/session', { credentials: 'include' });
+      if (res.status === 401) return null;
+      if (!res.ok) throw await errorOf(res);
+      csrf = (await res.json()).csrf_token;
+    }
+    const res = await post('/auth/refresh', {}, { 'x-csrf-token': csrf });
+    if (res.status === 401) {
+      if (session) set(null, 'expired');
+      return null;
+    }
+    if (!res.ok) throw await errorOf(res);
+    const next = fromAnswer(await res.json());
+    next.issuedAt = now();
+    set(next, session ? 'refresh' : 'restore');
+    return next;
+  }
+
+  /** One refresh at a time: per tab (shared promise) and across tabs (Web Lock). */
+  function refresh() {
+    if (!refreshing) {
+      const stale = session && session.accessToken;
+      const run = () => refreshNow(stale);
+      refreshing = (locks ? locks.request(lockName, run) : run()).finally(() => {
+        refreshing = null;
+      });
+    }
+    return refreshing;
+  }
+
+  async function token() {
+    if (fresh(session)) return session.accessToken;
+    const s = await refresh();
+    return s ? s.accessToken : null;
+  }
+
+  async function authFetch(path, init = {}) {
+    const url = /^https?:\/\//.test(path) ? path : baseUrl + (path.startsWith('/') ? '' : '/') + path;
+    const send = (t) => {
+      const headers = new Headers(init.headers || {});
+      if (t) headers.set('authorization', 'Bearer ' + t);
+      return doFetch(url, { ...init, headers, credentials: init.credentials || 'omit' });
+    };
+    const t = await token();
+    let res = await send(t);
+    if (res.status === 401 && t) {
+      // Revoked or expired early: one refresh, one retry.
+      if (session && session.accessToken === t) {
+        const s = await refresh();
+        if (s && s.accessToken !== t) res = await send(s.accessToken);
+      } else if (session) {
+        res = await send(session.accessToken);
+      }
+    }
+    return res;
+  }
+
+  async function enter(path, body) {
+    const res = await post(path, body);
+    if (!res.ok) throw await errorOf(res);
+    const next = fromAnswer(await res.json());
+    next.issuedAt = now();
+    set(next, 'login');
+    return next.user;
+  }
+
+  const client = {
+    get user() {
+      return session ? session.user : null;
+    },
+    get authenticated() {
+      return !!session;
+    },
+    register: ({ email, password, name } = {}) => enter('/auth/register', { email, password, name }),
+    login: ({ email, password } = {}) => enter('/auth/login', { email, password }),
+    async logout() {
+      let csrf = session && session.csrfToken;
+      if (!csrf) {
+        const res = await doFetch(baseUrl + '/auth/session', { credentials: 'include' });
+        csrf = res.ok ? (await res.json()).csrf_token : null;
+      }
+      let res = null;
+      if (csrf) res = await post('/auth/logout', {}, { 'x-csrf-token': csrf });
+      set(null, 'logout');
+      if (res && !res.ok) throw await errorOf(res);
+    },
+    async me() {
+      const res = await authFetch('/auth/me');
+      if (res.status === 401) return null;
+      if (!res.ok) throw await errorOf(res);
+      const { user } = await res.json();
+      if (session) session.user = user;
+      return user;
+    },
+    fetch: authFetch,
+    refresh,
+    getAccessToken: token,
+    onChange(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    close() {
+      if (channel) channel.close();
+      listeners.clear();
+    },
+  };
+
+  // Restore the session of the refresh cookie (a reload or a new tab). A failure leaves the
+  // client logged out; `ready` never rejects.
+  client.ready = options.restore === false ? Promise.resolve(null) : refresh().then(
+    (s) => {
+      if (!s) emit('restore');
+      return s ? s.user : null;
+    },
+    () => {
+      emit('restore');
+      return null;
+    },
+  );
+  return client;
+}

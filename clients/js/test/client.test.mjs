@@ -1,0 +1,212 @@
+// Logic tests of the browser client in Node: a scripted fake Gatehouse behind `fetch`, a fake
+// clock, Node's real BroadcastChannel between "tabs", and a small in-process lock manager.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { createClient, GatehouseError } from '../gatehouse.js';
+
+const BASE = 'https://auth.example.com';
+
+/** A fake Gatehouse: one cookie jar shared by every tab, like a browser profile. */
+function fakeGatehouse({ ttl = 900 } = {}) {
+  const state = { cookie: null, families: new Map(), calls: [], n: 0, user: { id: 'usr_1', email: 'a@example.com', name: null, roles: ['user'] } };
+  const json = (status, body) => new Response(body === undefined ? null : JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+  const issue = (fam) => {
+    state.n += 1;
+    const refresh = `ghr_${fam}_${state.n}`;
+    state.families.get(fam).current = refresh;
+    state.cookie = refresh;
+    return { access_token: `at_${state.n}`, token_type: 'Bearer', expires_in: ttl, csrf_token: `csrf_${fam}`, user: state.user };
+  };
+  const famOf = (cookie) => [...state.families.entries()].find(([, f]) => f.current === cookie && !f.revoked)?.[0];
+  state.fetch = async (url, init = {}) => {
+    const u = new URL(url);
+    const headers = new Headers(init.headers || {});
+    const method = init.method || 'GET';
+    state.calls.push({ method, path: u.pathname, headers, credentials: init.credentials });
+    // Let other "tabs" interleave like real network I/O.
+    await new Promise((r) => setTimeout(r, 5));
+    const withCookie = init.credentials === 'include' ? state.cookie : null;
+    switch (`${method} ${u.pathname}`) {
+      case 'POST /auth/login':
+      case 'POST /auth/register': {
+        const fam = `fam${state.families.size + 1}`;
+        state.families.set(fam, {});
+        return json(u.pathname.endsWith('register') ? 201 : 200, issue(fam));
+      }
+      case 'GET /auth/session': {
+        const fam = withCookie && famOf(withCookie);
+        return fam ? json(200, { csrf_token: `csrf_${fam}` }) : json(401, { error: { code: 'no_auth', message: 'x' } });
+      }
+      case 'POST /auth/refresh': {
+        const fam = withCookie && famOf(withCookie);
+        if (!fam) return json(401, { error: { code: 'invalid_refresh_token', message: 'x' } });
+        if (headers.get('x-csrf-token') !== `csrf_${fam}`) return json(403, { error: { code: 'csrf_validation_failed', message: 'x' } });
+        return json(200, issue(fam));
+      }
+      case 'POST /auth/logout': {
+        const fam = withCookie && famOf(withCookie);
+        if (fam) {
+          if (headers.get('x-csrf-token') !== `csrf_${fam}`) return json(403, { error: { code: 'csrf_validation_failed', message: 'x' } });
+          state.families.get(fam).revoked = true;
+        }
+        state.cookie = null;
+        return json(204);
+      }
+      case 'GET /auth/me':
+      case 'GET /cms/content/items/posts': {
+        const auth = headers.get('authorization');
+        if (state.rejectToken && auth === `Bearer ${state.rejectToken}`) return json(401, { error: { code: 'invalid_token', message: 'x' } });
+        if (u.pathname === '/auth/me') return auth ? json(200, { user: state.user }) : json(401, { error: { code: 'no_auth', message: 'x' } });
+        return json(200, [{ _id: '1', title: 'hello', auth }]);
+      }
+      default:
+        return json(404, { error: { code: 'not_found', message: 'x' } });
+    }
+  };
+  return state;
+}
+
+/** A minimal Web Locks `request(name, fn)`: exclusive, FIFO, shared by all tabs given it. */
+function fakeLocks() {
+  const queues = new Map();
+  return {
+    request(name, fn) {
+      const prev = queues.get(name) || Promise.resolve();
+      const run = prev.then(() => fn());
+      queues.set(name, run.catch(() => {}));
+      return run;
+    },
+  };
+}
+
+function tab(gate, opts = {}) {
+  return createClient({ baseUrl: BASE, fetch: gate.fetch, locks: opts.locks ?? null, now: opts.now, restore: opts.restore, BroadcastChannel: opts.channel === false ? null : BroadcastChannel });
+}
+
+test('login, Bearer on fetch, me, and no refresh while the token is fresh', async (t) => {
+  const gate = fakeGatehouse();
+  const gh = tab(gate, { channel: false });
+  t.after(() => gh.close());
+  assert.equal(await gh.ready, null, 'no cookie yet: logged out');
+  const user = await gh.login({ email: 'a@example.com', password: 'pw' });
+  assert.equal(user.id, 'usr_1');
+  assert.equal(gh.authenticated, true);
+  const res = await gh.fetch('/cms/content/items/posts');
+  assert.equal((await res.json())[0].auth, 'Bearer at_1');
+  assert.equal((await gh.me()).email, 'a@example.com');
+  assert.equal(gate.calls.filter((c) => c.path === '/auth/refresh').length, 0);
+  const loginCall = gate.calls.find((c) => c.path === '/auth/login');
+  assert.equal(loginCall.credentials, 'include');
+  const cmsCall = gate.calls.find((c) => c.path === '/cms/content/items/posts');
+  assert.equal(cmsCall.credentials, 'omit', 'proxied calls carry no cookie');
+});
+
+test('refreshes shortly before expiry, with the CSRF token, and once after a 401', async (t) => {
+  const gate = fakeGatehouse({ ttl: 60 });
+  let clock = 1_000_000;
+  const gh = tab(gate, { channel: false, now: () => clock, restore: false });
+  t.after(() => gh.close());
+  await gh.login({ email: 'a', password: 'b' });
+  clock += 50_000; // 10 s left of 60: inside the margin.
+  await gh.fetch('/cms/content/items/posts');
+  const refreshes = gate.calls.filter((c) => c.path === '/auth/refresh');
+  assert.equal(refreshes.length, 1);
+  assert.equal(refreshes[0].headers.get('x-csrf-token'), 'csrf_fam1');
+  assert.equal(refreshes[0].headers.get('content-type'), 'application/json');
+
+  // The server refuses the current token (e.g. revoked key): one refresh, one retry.
+  gate.rejectToken = (await gh.getAccessToken());
+  const res = await gh.fetch('/cms/content/items/posts');
+  assert.equal(res.status, 200);
+  assert.equal(gate.calls.filter((c) => c.path === '/auth/refresh').length, 2);
+  // A second 401 with the new token is returned as is, without a refresh loop.
+  gate.rejectToken = await gh.getAccessToken();
+  const again = await gh.fetch('/cms/content/items/posts');
+  assert.equal(gate.calls.filter((c) => c.path === '/auth/refresh').length, 3);
+  assert.equal(again.status, 200);
+});
+
+test('concurrent calls in one tab share one refresh', async (t) => {
+  const gate = fakeGatehouse({ ttl: 60 });
+  let clock = 0;
+  const gh = tab(gate, { channel: false, now: () => clock, restore: false });
+  t.after(() => gh.close());
+  await gh.login({ email: 'a', password: 'b' });
+  clock += 59_000;
+  await Promise.all([gh.fetch('/cms/content/items/posts'), gh.fetch('/cms/content/items/posts'), gh.me()]);
+  assert.equal(gate.calls.filter((c) => c.path === '/auth/refresh').length, 1);
+});
+
+test('two tabs: one refresh between them (lock + broadcast), both stay logged in', async (t) => {
+  const gate = fakeGatehouse({ ttl: 60 });
+  let clock = 0;
+  const locks = fakeLocks();
+  const a = tab(gate, { locks, now: () => clock, restore: false });
+  const b = tab(gate, { locks, now: () => clock, restore: false });
+  t.after(() => { a.close(); b.close(); });
+  await a.login({ email: 'a', password: 'b' });
+  await new Promise((r) => setTimeout(r, 20)); // b adopts a's login
+  assert.equal(b.authenticated, true);
+  clock += 59_000;
+  const [ra, rb] = await Promise.all([a.fetch('/cms/content/items/posts'), b.fetch('/cms/content/items/posts')]);
+  assert.equal(ra.status, 200);
+  assert.equal(rb.status, 200);
+  assert.equal(gate.calls.filter((c) => c.path === '/auth/refresh').length, 1);
+  assert.equal(await a.getAccessToken(), await b.getAccessToken());
+});
+
+test('restores the session from the cookie: CSRF token from /auth/session, then a refresh', async (t) => {
+  const gate = fakeGatehouse();
+  const first = tab(gate, { channel: false, restore: false });
+  await first.login({ email: 'a', password: 'b' });
+  first.close();
+  const reloaded = tab(gate, { channel: false });
+  t.after(() => reloaded.close());
+  const seen = [];
+  reloaded.onChange((s) => seen.push(s.reason));
+  const user = await reloaded.ready;
+  assert.equal(user.id, 'usr_1');
+  assert.deepEqual(seen, ['restore']);
+  const paths = gate.calls.map((c) => `${c.method} ${c.path}`);
+  assert.deepEqual(paths.slice(-2), ['GET /auth/session', 'POST /auth/refresh']);
+});
+
+test('logout ends the session in every tab and the cookie stops working', async (t) => {
+  const gate = fakeGatehouse();
+  const a = tab(gate, { restore: false });
+  const b = tab(gate, { restore: false });
+  t.after(() => { a.close(); b.close(); });
+  await a.login({ email: 'a', password: 'b' });
+  await new Promise((r) => setTimeout(r, 20));
+  const seen = [];
+  b.onChange((s) => seen.push(s));
+  await a.logout();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(a.authenticated, false);
+  assert.equal(b.authenticated, false);
+  assert.equal(seen.at(-1).user, null);
+  assert.equal(gate.calls.find((c) => c.path === '/auth/logout').headers.get('x-csrf-token'), 'csrf_fam1');
+  assert.ok(gate.families.get('fam1').revoked);
+  const fresh = tab(gate, { channel: false });
+  t.after(() => fresh.close());
+  assert.equal(await fresh.ready, null);
+});
+
+test('errors carry the stable code; baseUrl is checked', async (t) => {
+  const gate = fakeGatehouse();
+  gate.fetch = async () => new Response(JSON.stringify({ error: { code: 'invalid_credentials', message: 'wrong' } }), { status: 401 });
+  const gh = tab(gate, { channel: false, restore: false });
+  t.after(() => gh.close());
+  await assert.rejects(gh.login({ email: 'a', password: 'b' }), (err) => err instanceof GatehouseError && err.code === 'invalid_credentials' && err.status === 401);
+  assert.throws(() => createClient({ baseUrl: 'auth.example.com' }), TypeError);
+});
+
+test('the module never touches web storage or document.cookie', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const source = await readFile(new URL('../gatehouse.js', import.meta.url), 'utf8');
+  const code = source.replace(/\/\/.*$/gm, '').replace(/\/\*[\s\S]*?\*\//g, '');
+  for (const word of ['localStorage', 'sessionStorage', 'document.cookie', 'indexedDB']) {
+    assert.ok(!code.includes(word), word);
+  }
+});

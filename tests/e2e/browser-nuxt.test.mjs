@@ -1,0 +1,254 @@
+// The Nuxt example (built with `nuxt generate`) in headless Debian Chromium, against Gatehouse
+// and the demo CMS: the site is served from http://localhost:<site>, Gatehouse from
+// http://localhost:<gatehouse> (same site, another origin), attack pages from an unlisted
+// http://localhost:<other> (same site) and from http://127.0.0.1:<other> (another site).
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { demoRoutes, startDemoCms } from '../../scripts/demo-cms.mjs';
+import { expectError, request, sha256hex, sleep } from '../support/http.mjs';
+import { startStaticSite } from '../../scripts/static-site.mjs';
+import { ROOT, generateSigningKey, startWorker } from '../support/worker.mjs';
+
+const EXAMPLE = path.join(ROOT, 'examples', 'nuxt-static');
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+const ACCESS_TTL = 60;
+const PASSWORD = 'a long browser password';
+
+/** Every token-looking value the page can reach from script must be absent. */
+async function expectNoTokenStored(page, where) {
+  const stored = await page.evaluate(() => ({
+    local: Object.entries(localStorage),
+    session: Object.entries(sessionStorage),
+    cookie: document.cookie,
+  }));
+  const text = JSON.stringify(stored);
+  for (const pattern of [/eyJ[A-Za-z0-9_-]{10,}/, /ghr_/, /ghc_/, /gatehouse_refresh/]) {
+    assert.ok(!pattern.test(text), `${where}: ${pattern} found in web storage or document.cookie: ${text}`);
+  }
+}
+
+async function waitText(page, testId, pattern, timeout = 15_000) {
+  await page.waitForFunction(
+    ([id, src, flags]) => new RegExp(src, flags).test(document.querySelector(`[data-testid="${id}"]`)?.textContent ?? ''),
+    [testId, pattern.source, pattern.flags],
+    { timeout },
+  );
+}
+
+async function itemTitles(page) {
+  return page.$$eval('[data-testid="item"]', (els) => els.map((e) => e.textContent.trim()));
+}
+
+describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
+  let cms;
+  let w;
+  let site;
+  let other;
+  let browser;
+  let outDir;
+  let gatehouse;
+  let siteUrl;
+
+  before(async () => {
+    const readKey = 'cms-read-key-0123456789';
+    const writeKey = 'cms-write-key-0123456789';
+    const signingSecret = 'upstream-signing-secret-0123456789abcdef';
+    cms = await startDemoCms({ readKey, writeKey, signingSecret });
+    site = await startStaticSite();
+    other = await startStaticSite();
+    siteUrl = `http://localhost:${site.port}`;
+    w = await startWorker({
+      vars: {
+        REGISTRATION: 'open',
+        JWT_SIGNING_KEY: generateSigningKey().d,
+        PBKDF2_ITERATIONS: '10000',
+        ACCESS_TOKEN_TTL: String(ACCESS_TTL),
+        CLOCK_LEEWAY_SECONDS: '0',
+        ALLOWED_ORIGINS: siteUrl,
+        ROUTES: JSON.stringify(demoRoutes(cms.url)),
+        CMS_READ_KEY: readKey,
+        CMS_WRITE_KEY: writeKey,
+        UPSTREAM_SIGNING_SECRET: signingSecret,
+      },
+    });
+    gatehouse = `http://localhost:${new URL(w.url).port}`;
+
+    // The real static build, pointed at this Gatehouse.
+    const gen = spawnSync(path.join(EXAMPLE, 'node_modules', '.bin', 'nuxt'), ['generate'], {
+      cwd: EXAMPLE,
+      env: { ...process.env, GATEHOUSE_URL: gatehouse, NUXT_TELEMETRY_DISABLED: '1' },
+      encoding: 'utf8',
+    });
+    assert.equal(gen.status, 0, `nuxt generate failed:\n${gen.stdout}\n${gen.stderr}`);
+    outDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-nuxt-'));
+    cpSync(path.join(EXAMPLE, '.output', 'public'), outDir, { recursive: true });
+    site.setRoot(outDir);
+
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await w?.stop();
+    await cms?.close();
+    await site?.close();
+    await other?.close();
+    if (outDir) rmSync(outDir, { recursive: true, force: true });
+  });
+
+  test('sign up, read and create items, reload, two tabs refreshing at once, attacks refused, logout everywhere', async () => {
+    const context = await browser.newContext();
+    const refreshes = [];
+    context.on('request', (r) => {
+      if (r.method() === 'POST' && r.url() === `${gatehouse}/auth/refresh`) refreshes.push(Date.now());
+    });
+    const tab1 = await context.newPage();
+    const pageErrors = [];
+    tab1.on('pageerror', (e) => pageErrors.push(e));
+
+    // 1. Sign up; the published items are listed.
+    await tab1.goto(`${siteUrl}/`);
+    await waitText(tab1, 'status', /Not logged in/);
+    await expectNoTokenStored(tab1, 'anonymous');
+    await waitText(tab1, 'items', /Welcome to the demo/);
+    const email = `chromium-${Date.now()}@example.com`;
+    await tab1.fill('input[name=email]', email);
+    await tab1.fill('input[name=password]', PASSWORD);
+    await tab1.click('[data-testid=signup]');
+    await waitText(tab1, 'who', new RegExp(email.replace(/[.]/g, '\\.')));
+    await expectNoTokenStored(tab1, 'after sign-up');
+    const titles = await itemTitles(tab1);
+    assert.ok(titles.includes('Welcome to the demo') && !titles.includes('A draft'), titles.join(', '));
+
+    // 2. Create an item through the proxy; it is owned by the user.
+    await tab1.fill('input[name=title]', 'Written in Chromium');
+    await tab1.click('[data-testid=create]');
+    await waitText(tab1, 'message', /created/);
+    await waitText(tab1, 'items', /Written in Chromium/);
+    const created = cms.items.posts.find((i) => i.title === 'Written in Chromium');
+    assert.ok(created, 'the CMS stored the item');
+    const userRow = await w.db.prepare('SELECT id FROM users WHERE email = ?').bind(email).first();
+    assert.equal(created._by, userRow.id, 'owner bound by Gatehouse');
+    await expectNoTokenStored(tab1, 'after create');
+
+    // 3. Reload: the session comes back from the HttpOnly cookie.
+    await tab1.reload();
+    await waitText(tab1, 'who', new RegExp(email.replace(/[.]/g, '\\.')));
+    await waitText(tab1, 'items', /Written in Chromium/);
+    await expectNoTokenStored(tab1, 'after reload');
+
+    // 4. A second tab restores the same session.
+    const tab2 = await context.newPage();
+    await tab2.goto(`${siteUrl}/`);
+    await waitText(tab2, 'who', new RegExp(email.replace(/[.]/g, '\\.')));
+    await expectNoTokenStored(tab2, 'second tab');
+    const [cookie] = (await context.cookies(`${gatehouse}/auth/refresh`)).filter((c) => c.name === 'gatehouse_refresh');
+    assert.ok(cookie?.httpOnly && cookie.secure && cookie.sameSite === 'Lax', JSON.stringify(cookie));
+    const family = await w.db
+      .prepare('SELECT family_id FROM refresh_tokens WHERE token_hash = ?')
+      .bind(sha256hex(cookie.value))
+      .first('family_id');
+
+    // 5. While both tabs' access tokens run out: pages of origins not in ALLOWED_ORIGINS, in
+    //    the same browser, try to read Gatehouse's answers and to log the user out.
+    const attack = async (origin) => {
+      other.addPage('/evil.html', '<!doctype html><title>evil</title><p>evil</p>');
+      const evil = await context.newPage();
+      await evil.goto(`${origin}/evil.html`);
+      const outcome = await evil.evaluate(async (g) => {
+        const tryRead = async (url, init) => {
+          try {
+            const res = await fetch(url, { credentials: 'include', ...init });
+            return `read ${res.status}`;
+          } catch {
+            return 'blocked';
+          }
+        };
+        const result = {
+          session: await tryRead(`${g}/auth/session`),
+          me: await tryRead(`${g}/auth/me`),
+          items: await tryRead(`${g}/cms/content/items/posts`),
+          refreshJson: await tryRead(`${g}/auth/refresh`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
+        };
+        // Simple requests go out without a preflight (the answer stays opaque): the cookie
+        // rides along when the attacker is same-site, so Gatehouse itself must refuse them.
+        for (const [path, type] of [['/auth/logout', 'text/plain'], ['/auth/refresh', 'text/plain'], ['/auth/logout', 'application/x-www-form-urlencoded']]) {
+          const res = await fetch(`${g}${path}`, { method: 'POST', mode: 'no-cors', credentials: 'include', headers: { 'content-type': type }, body: '{}' });
+          result[`${path} ${type}`] = res.type;
+        }
+        return result;
+      }, gatehouse);
+      await expectNoTokenStored(evil, `attack page ${origin}`);
+      await evil.close();
+      return outcome;
+    };
+    const wait = sleep((ACCESS_TTL + 2) * 1000);
+    for (const origin of [`http://localhost:${other.port}`, `http://127.0.0.1:${other.port}`]) {
+      const outcome = await attack(origin);
+      for (const key of ['session', 'me', 'items', 'refreshJson']) {
+        assert.equal(outcome[key], 'blocked', `${origin} read ${key}: ${JSON.stringify(outcome)}`);
+      }
+    }
+    const fam = await w.db.prepare('SELECT revoked_at FROM refresh_families WHERE id = ?').bind(family).first();
+    assert.equal(fam.revoked_at, null, 'the attack pages could not log the user out');
+    const stillCurrent = await w.db.prepare('SELECT rotated_at FROM refresh_tokens WHERE token_hash = ?').bind(sha256hex(cookie.value)).first();
+    assert.equal(stillCurrent.rotated_at, null, 'nor rotate the refresh token');
+    await wait;
+
+    // 6. Both tabs act at the same moment with expired access tokens: one refresh between them
+    //    (Web Lock + BroadcastChannel), both stay logged in.
+    const before = refreshes.length;
+    const started = Date.now();
+    await Promise.all([tab1.click('[data-testid=reload-items]'), tab2.click('[data-testid=reload-items]')]);
+    for (const tab of [tab1, tab2]) {
+      await waitText(tab, 'items', /Written in Chromium/);
+      await tab.waitForFunction(() => !document.querySelector('[data-testid=reload-items]').disabled);
+      await waitText(tab, 'who', new RegExp(email.replace(/[.]/g, '\\.')));
+      assert.equal(await tab.textContent('[data-testid=message]'), '');
+      await expectNoTokenStored(tab, 'after the simultaneous refresh');
+    }
+    const during = refreshes.slice(before).filter((t) => t >= started);
+    // Usually exactly one: the Web Lock serialises the tabs and the first one's broadcast lets
+    // the second adopt its token. Under load the lock can be granted to the second tab before
+    // the broadcast arrives; it then refreshes once more, after the first (never at the same
+    // time), which the server's rotation accepts.
+    assert.ok(during.length >= 1 && during.length <= 2, `refresh requests while both tabs acted: ${during.length}`);
+    const me1 = await tab1.evaluate(async () => document.querySelector('[data-testid=who]').textContent);
+    assert.equal(me1, email);
+
+    // 7. Logout in one tab ends the session everywhere.
+    const [current] = (await context.cookies(`${gatehouse}/auth/refresh`)).filter((c) => c.name === 'gatehouse_refresh');
+    await tab1.click('[data-testid=logout]');
+    await waitText(tab1, 'status', /Not logged in/);
+    await waitText(tab2, 'status', /Not logged in/);
+    await expectNoTokenStored(tab1, 'after logout');
+    await expectNoTokenStored(tab2, 'after logout');
+    expectError(await request(w.url, 'POST', '/auth/refresh', { json: { refresh_token: current.value } }), 401, 'invalid_refresh_token');
+    expectError(await request(w.url, 'POST', '/auth/refresh', { json: { refresh_token: cookie.value } }), 401, 'invalid_refresh_token');
+    await tab2.reload();
+    await waitText(tab2, 'status', /Not logged in/);
+
+    // 8. Log in again with the form.
+    await tab2.fill('input[name=email]', email);
+    await tab2.fill('input[name=password]', PASSWORD);
+    await tab2.click('[data-testid=login]');
+    await waitText(tab2, 'who', new RegExp(email.replace(/[.]/g, '\\.')));
+    await waitText(tab1, 'who', new RegExp(email.replace(/[.]/g, '\\.')));
+    await expectNoTokenStored(tab2, 'after login');
+    assert.deepEqual(pageErrors, []);
+    await context.close();
+  });
+});
