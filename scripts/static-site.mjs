@@ -23,7 +23,7 @@ const TYPES = {
 };
 
 export async function startStaticSite({ port = 0, host = '127.0.0.1', root = null } = {}) {
-  let dir = root;
+  let dir = root && path.resolve(root);
   const pages = new Map();
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -36,11 +36,17 @@ export async function startStaticSite({ port = 0, host = '127.0.0.1', root = nul
       res.writeHead(503).end('no site yet');
       return;
     }
-    let rel = decodeURIComponent(url.pathname);
+    let rel;
+    try {
+      rel = decodeURIComponent(url.pathname);
+    } catch {
+      res.writeHead(400).end('bad path');
+      return;
+    }
     if (rel.endsWith('/')) rel += 'index.html';
     const file = path.join(dir, path.normalize(rel));
-    if (!file.startsWith(path.resolve(dir))) {
-      res.writeHead(400).end();
+    if (!file.startsWith(dir + path.sep)) {
+      res.writeHead(400).end('bad path');
       return;
     }
     const send = async (f, status = 200) => {
