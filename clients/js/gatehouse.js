@@ -54,6 +54,9 @@ export function createClient(options = {}) {
   // The whole session state, in memory.
   let session = null; // { accessToken, expiresAt (ms), csrfToken, user }
   let refreshing = null; // the in-flight refresh of this tab
+  // Set when Gatehouse said this browser holds no live refresh cookie, so an anonymous visitor's
+  // calls do not each ask again; cleared by a login here or in another tab.
+  let noSession = false;
   const listeners = new Set();
 
   const channel = Channel ? new Channel('gatehouse ' + baseUrl) : null;
@@ -85,11 +88,13 @@ export function createClient(options = {}) {
       const msg = event.data || {};
       if (msg.from === tabId) return;
       if (msg.reason === 'logout' || !msg.session) {
+        noSession = true;
         if (session) set(null, 'logout', false);
         return;
       }
       // Adopt a newer session from another tab (a refresh it did, a login).
       if (!session || msg.session.expiresAt > session.expiresAt || msg.session.user.id !== session.user.id) {
+        noSession = false;
         set(msg.session, msg.reason, false);
       }
     };
@@ -122,27 +127,44 @@ export function createClient(options = {}) {
     return !!s && s.expiresAt - now() > margin(s);
   }
 
+  /** The CSRF token of the refresh cookie's session (a reloaded page holds only the cookie). */
+  async function csrfOfCookie() {
+    const res = await doFetch(baseUrl + '/auth/session', { credentials: 'include' });
+    if (res.status === 401) return null;
+    if (!res.ok) throw await errorOf(res);
+    return (await res.json()).csrf_token;
+  }
+
+  function ended() {
+    noSession = true;
+    if (session) set(null, 'expired');
+    return null;
+  }
+
   async function refreshNow(staleToken) {
     // Another tab may have refreshed while this one waited for the lock: let its broadcast
     // (posted before it released the lock) arrive first, then use its result.
     if (locks && channel) await new Promise((r) => setTimeout(r, 0));
     if (session && session.accessToken !== staleToken && fresh(session)) return session;
-    let csrf = session && session.csrfToken;
-    if (!csrf) {
-      // A reloaded page holds only the cookie: ask for its session's CSRF token.
-      const res = await doFetch(baseUrl + '/auth/session', { credentials: 'include' });
-      if (res.status === 401) return null;
-      if (!res.ok) throw await errorOf(res);
-      csrf = (await res.json()).csrf_token;
+    const cached = session && session.csrfToken;
+    const csrf = cached || (await csrfOfCookie());
+    if (!csrf) return ended();
+    let res = await post('/auth/refresh', {}, { 'x-csrf-token': csrf });
+    if (res.status === 403 && cached) {
+      // The cookie may belong to a newer session than the one this tab knows (a login in a tab
+      // whose broadcast never arrived): ask for that session's CSRF token, once.
+      const err = await errorOf(res);
+      if (err.code !== 'csrf_validation_failed') throw err;
+      const current = await csrfOfCookie();
+      if (!current) return ended();
+      if (current === cached) throw err;
+      res = await post('/auth/refresh', {}, { 'x-csrf-token': current });
     }
-    const res = await post('/auth/refresh', {}, { 'x-csrf-token': csrf });
-    if (res.status === 401) {
-      if (session) set(null, 'expired');
-      return null;
-    }
+    if (res.status === 401) return ended();
     if (!res.ok) throw await errorOf(res);
     const next = fromAnswer(await res.json());
     next.issuedAt = now();
+    noSession = false;
     set(next, session ? 'refresh' : 'restore');
     return next;
   }
@@ -161,6 +183,7 @@ export function createClient(options = {}) {
 
   async function token() {
     if (fresh(session)) return session.accessToken;
+    if (!session && noSession) return null;
     const s = await refresh();
     return s ? s.accessToken : null;
   }
@@ -191,6 +214,7 @@ export function createClient(options = {}) {
     if (!res.ok) throw await errorOf(res);
     const next = fromAnswer(await res.json());
     next.issuedAt = now();
+    noSession = false;
     set(next, 'login');
     return next.user;
   }
@@ -212,6 +236,7 @@ export function createClient(options = {}) {
       }
       let res = null;
       if (csrf) res = await post('/auth/logout', {}, { 'x-csrf-token': csrf });
+      noSession = true;
       set(null, 'logout');
       if (res && !res.ok) throw await errorOf(res);
     },

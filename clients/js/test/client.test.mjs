@@ -56,9 +56,9 @@ function fakeGatehouse({ ttl = 900 } = {}) {
       case 'GET /auth/me':
       case 'GET /cms/content/items/posts': {
         const auth = headers.get('authorization');
-        if (state.rejectToken && auth === `Bearer ${state.rejectToken}`) return json(401, { error: { code: 'invalid_token', message: 'x' } });
+        if ((state.rejectAll && auth) || (state.rejectToken && auth === `Bearer ${state.rejectToken}`)) return json(401, { error: { code: 'invalid_token', message: 'x' } });
         if (u.pathname === '/auth/me') return auth ? json(200, { user: state.user }) : json(401, { error: { code: 'no_auth', message: 'x' } });
-        return json(200, [{ _id: '1', title: 'hello', auth }]);
+        return json(200, [{ _id: '1', title: 'hello', auth: auth ?? null }]);
       }
       default:
         return json(404, { error: { code: 'not_found', message: 'x' } });
@@ -120,11 +120,51 @@ test('refreshes shortly before expiry, with the CSRF token, and once after a 401
   const res = await gh.fetch('/cms/content/items/posts');
   assert.equal(res.status, 200);
   assert.equal(gate.calls.filter((c) => c.path === '/auth/refresh').length, 2);
-  // A second 401 with the new token is returned as is, without a refresh loop.
-  gate.rejectToken = await gh.getAccessToken();
-  const again = await gh.fetch('/cms/content/items/posts');
-  assert.equal(gate.calls.filter((c) => c.path === '/auth/refresh').length, 3);
-  assert.equal(again.status, 200);
+  assert.equal(gate.calls.filter((c) => c.path === '/cms/content/items/posts').length, 3);
+});
+
+test('a 401 that survives the refresh is returned as is: one refresh, one retry, no loop', async (t) => {
+  const gate = fakeGatehouse();
+  const gh = tab(gate, { channel: false, restore: false });
+  t.after(() => gh.close());
+  await gh.login({ email: 'a', password: 'b' });
+  gate.rejectAll = true; // e.g. the route refuses this user whatever the token
+  const res = await gh.fetch('/cms/content/items/posts');
+  assert.equal(res.status, 401);
+  assert.equal(gate.calls.filter((c) => c.path === '/auth/refresh').length, 1);
+  assert.equal(gate.calls.filter((c) => c.path === '/cms/content/items/posts').length, 2);
+  assert.equal(gh.authenticated, true, 'the session itself is still live');
+});
+
+test('an anonymous visitor asks for the session once, not on every call, until a login', async (t) => {
+  const gate = fakeGatehouse();
+  const gh = tab(gate, { channel: false });
+  t.after(() => gh.close());
+  assert.equal(await gh.ready, null);
+  for (let i = 0; i < 3; i += 1) {
+    const res = await gh.fetch('/cms/content/items/posts');
+    assert.equal((await res.json())[0].auth, null, 'anonymous calls carry no token');
+  }
+  assert.equal(gate.calls.filter((c) => c.path === '/auth/session').length, 1);
+  await gh.login({ email: 'a', password: 'b' });
+  const res = await gh.fetch('/cms/content/items/posts');
+  assert.equal((await res.json())[0].auth, 'Bearer at_1');
+});
+
+test('a stale CSRF token (the cookie moved to a newer session) is replaced once', async (t) => {
+  const gate = fakeGatehouse({ ttl: 60 });
+  let clock = 0;
+  const a = tab(gate, { channel: false, now: () => clock, restore: false });
+  const b = tab(gate, { channel: false, now: () => clock, restore: false });
+  t.after(() => { a.close(); b.close(); });
+  await a.login({ email: 'a', password: 'b' });
+  await b.login({ email: 'a', password: 'b' }); // a new session; the shared cookie is now b's
+  clock += 59_000;
+  const res = await a.fetch('/cms/content/items/posts');
+  assert.equal(res.status, 200);
+  assert.equal(a.authenticated, true);
+  const refreshes = gate.calls.filter((c) => c.path === '/auth/refresh');
+  assert.deepEqual(refreshes.map((c) => c.headers.get('x-csrf-token')), ['csrf_fam1', 'csrf_fam2']);
 });
 
 test('concurrent calls in one tab share one refresh', async (t) => {
