@@ -13,7 +13,10 @@ cd "$(dirname "$0")/.."
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
-command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ and npm first" >&2; exit 1; }
+command -v npm >/dev/null || { echo "npm not found: install Node.js 20.19+ and npm first" >&2; exit 1; }
+# Wrangler needs Node 20+; the Nuxt example's toolchain (vite, nitropack) needs 20.19+ or 22.12+.
+node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)' ||
+  { echo "Node.js $(node --version) is too old: install Node.js 20.19+ (or 22.12+)" >&2; exit 1; }
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   log "adding the wasm32-unknown-unknown target"
@@ -71,8 +74,7 @@ if [ ! -x /usr/bin/chromium ]; then
     log "installing chromium (Debian package, for the browser tests)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
-    echo "the browser tests need Debian's chromium: sudo apt-get install chromium" >&2
-    exit 1
+    echo "note: the browser tests need Debian's chromium (sudo apt-get install chromium); the test command fails without it" >&2
   fi
 fi
 

@@ -156,10 +156,14 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
             Outcome::Local(response)
         }
         (Ok(request), Ok(config)) => match env.d1("DB") {
-            Err(_) => Outcome::Local(Response::error(&Error::Misconfigured(ConfigError::new(
-                "DB",
-                "no D1 binding named DB (see [[d1_databases]] in wrangler.toml)",
-            )))),
+            Err(_) => {
+                let mut response = Response::error(&Error::Misconfigured(ConfigError::new(
+                    "DB",
+                    "no D1 binding named DB (see [[d1_databases]] in wrangler.toml)",
+                )));
+                crate::cors::apply(config, origin.as_deref(), &mut response.headers);
+                Outcome::Local(response)
+            }
             Ok(db) => {
                 let store = D1Store::new(db);
                 let clock = FixedClock(now);

@@ -1,5 +1,5 @@
 // Browser mode over HTTP: CSRF on cookie-driven state changes, GET /auth/session, CORS on
-// successes, errors (401, 403, 413), preflights and proxied answers, the served JS client.
+// successes, errors (401, 403, 404, 405, 413, 429, 502), preflights and proxied answers, the served JS client.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -51,6 +51,10 @@ describe('browser mode', () => {
       res.end(JSON.stringify([{ _id: '1', title: 'streamed' }]));
     });
     await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+    const probe = http.createServer();
+    await new Promise((r) => probe.listen(0, '127.0.0.1', r));
+    const closedPort = probe.address().port;
+    await new Promise((r) => probe.close(r));
     const routes = {
       cms: {
         prefix: '/cms/',
@@ -58,6 +62,8 @@ describe('browser mode', () => {
         inject: { header: 'api-key', value: '{secret}' },
         read: { roles: ['anonymous'], secret: 'CMS_READ_KEY' },
       },
+      // An upstream nobody listens on: the 502 a page must still be able to read.
+      down: { prefix: '/down/', upstream: `http://127.0.0.1:${closedPort}/`, read: { roles: ['anonymous'] } },
     };
     w = await startWorker({
       vars: openVars(generateSigningKey(), {
@@ -164,6 +170,22 @@ describe('browser mode', () => {
       const r413 = await c.request('POST', '/auth/login', { headers: { ...h, 'content-type': 'application/json' }, body: 'x'.repeat(5000) });
       expectError(r413, 413, 'payload_too_large');
       expectCors(r413);
+    });
+
+    test('errors carry the CORS headers: 429 and 502', async () => {
+      const h = { origin: SITE_ORIGIN };
+      const email = `cors-429-${Date.now()}@example.com`;
+      let last;
+      for (let i = 0; i < 11; i += 1) {
+        last = await c.post('/auth/login', { email, password: 'wrong-password-1' }, { headers: h });
+      }
+      expectError(last, 429, 'auth_rate_limited');
+      expectCors(last);
+      assert.match(last.headers.get('access-control-expose-headers') ?? '', /Retry-After/i);
+      const r502 = await c.request('GET', '/down/anything', { headers: h });
+      expectError(r502, 502, 'upstream_unavailable');
+      expectCors(r502);
+      expectNoCors(await c.request('GET', '/down/anything', { headers: { origin: EVIL } }));
     });
 
     test('unlisted origins get no CORS headers on successes or errors', async () => {

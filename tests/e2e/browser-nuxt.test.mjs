@@ -111,10 +111,18 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
 
   test('sign up, read and create items, reload, two tabs refreshing at once, attacks refused, logout everywhere', async () => {
     const context = await browser.newContext();
+    // Every refresh request: when it left and when its answer had fully arrived.
     const refreshes = [];
+    const isRefresh = (r) => r.method() === 'POST' && r.url() === `${gatehouse}/auth/refresh`;
     context.on('request', (r) => {
-      if (r.method() === 'POST' && r.url() === `${gatehouse}/auth/refresh`) refreshes.push(Date.now());
+      if (isRefresh(r)) refreshes.push({ request: r, sent: Date.now(), done: null });
     });
+    const finished = (r) => {
+      const entry = refreshes.find((e) => e.request === r);
+      if (entry) entry.done = Date.now();
+    };
+    context.on('requestfinished', finished);
+    context.on('requestfailed', finished);
     const tab1 = await context.newPage();
     const pageErrors = [];
     tab1.on('pageerror', (e) => pageErrors.push(e));
@@ -220,12 +228,16 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
       assert.equal(await tab.textContent('[data-testid=message]'), '');
       await expectNoTokenStored(tab, 'after the simultaneous refresh');
     }
-    const during = refreshes.slice(before).filter((t) => t >= started);
+    const during = refreshes.slice(before).filter((e) => e.sent >= started);
     // Usually exactly one: the Web Lock serialises the tabs and the first one's broadcast lets
     // the second adopt its token. Under load the lock can be granted to the second tab before
-    // the broadcast arrives; it then refreshes once more, after the first (never at the same
-    // time), which the server's rotation accepts.
+    // the broadcast arrives; it then refreshes once more, after the first, which the server's
+    // rotation accepts. Never two at the same time: without the cross-tab lock both tabs
+    // would send their refresh together.
     assert.ok(during.length >= 1 && during.length <= 2, `refresh requests while both tabs acted: ${during.length}`);
+    for (let i = 1; i < during.length; i += 1) {
+      assert.ok(during[i - 1].done !== null && during[i].sent >= during[i - 1].done, `refresh ${i + 1} was sent before refresh ${i} had its answer`);
+    }
     const me1 = await tab1.evaluate(async () => document.querySelector('[data-testid=who]').textContent);
     assert.equal(me1, email);
 
@@ -248,6 +260,18 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     await waitText(tab2, 'who', new RegExp(email.replace(/[.]/g, '\\.')));
     await waitText(tab1, 'who', new RegExp(email.replace(/[.]/g, '\\.')));
     await expectNoTokenStored(tab2, 'after login');
+    // …and the logged-in page survives a reload with its items.
+    await tab2.reload();
+    await waitText(tab2, 'who', new RegExp(email.replace(/[.]/g, '\\.')));
+    await waitText(tab2, 'items', /Written in Chromium/);
+    await expectNoTokenStored(tab2, 'after login and reload');
+
+    // 9. The client module served by Gatehouse imports into a page of another origin.
+    const served = await tab1.evaluate(async (g) => {
+      const mod = await import(`${g}/client/gatehouse.js`);
+      return typeof mod.createClient;
+    }, gatehouse);
+    assert.equal(served, 'function');
     assert.deepEqual(pageErrors, []);
     await context.close();
   });
