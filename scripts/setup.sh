@@ -78,14 +78,12 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
-# The Nuxt example has its own lockfile. `npm install` (which keeps the locked versions) rather
-# than `npm ci`: npm 11's `ci` refuses this lockfile over rollup's optional per-platform
-# packages ("Missing: @rollup/rollup-android-arm-eabi@ from lock file") although a fresh
-# `npm install` writes exactly the same lockfile.
+# The Nuxt example has its own lockfile (with rollup's optional per-platform packages listed, so
+# that `npm ci` accepts it).
 EX=examples/nuxt-static
 if [ -f "$EX/package-lock.json" ] &&
    { [ ! -f "$EX/node_modules/.package-lock.json" ] || ! cmp -s "$EX/package-lock.json" "$EX/node_modules/.gatehouse-lock"; }; then
-  log "installing the Nuxt example's npm packages (npm install in $EX, versions from its lockfile)"
-  (cd "$EX" && npm install --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.gatehouse-lock)
+  log "installing the Nuxt example's npm packages (npm ci in $EX)"
+  (cd "$EX" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.gatehouse-lock)
 fi
 log "toolchain ready"
