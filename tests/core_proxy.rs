@@ -93,8 +93,12 @@ struct Gate {
 
 impl Gate {
     fn new() -> Self {
+        Self::with_routes(&routes())
+    }
+
+    fn with_routes(routes: &str) -> Self {
         Self {
-            config: config_with(&routes()).expect("valid routes"),
+            config: config_with(routes).expect("valid routes"),
             store: MemoryStore::default(),
             upstream: Recorder::default(),
         }
@@ -382,4 +386,76 @@ fn route_config_errors_name_the_route_and_field() {
     }
     let debug = format!("{:?}", config_with(&routes()).unwrap().routes);
     assert!(!debug.contains("read-key-value") && !debug.contains("write-key-value"));
+}
+
+#[test]
+fn route_strip_lists_add_to_the_defaults() {
+    let gate = Gate::with_routes(
+        &json!({
+            "cms": {
+                "prefix": "/cms/",
+                "upstream": "https://cms.example/api/",
+                "strip_headers": ["X-Foo"],
+                "strip_query": ["sid"],
+                "read": { "roles": ["anonymous"] }
+            }
+        })
+        .to_string(),
+    );
+    let mut req = Request::new(
+        "GET",
+        "/cms/items?api_key=c&token=c&access_token=c&sid=c&_method=DELETE&page=2",
+    );
+    let token = gate.token("usr_a", &["user"]);
+    req = req.with_header("authorization", &format!("Bearer {token}"));
+    for name in [
+        "cookie",
+        "api-key",
+        "cockpit-token",
+        "x-api-key",
+        "x-foo",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x_method_override",
+        "proxy",
+        "proxy-authorization",
+        "proxy-foo",
+        "x-original-url",
+        "x-rewrite-url",
+        "keep-alive",
+        "te",
+        "upgrade",
+    ] {
+        req = req.with_header(name, "client-value");
+    }
+    let (status, _, seen, _) = gate.send(req.with_header("x-kept", "1"));
+    assert_eq!(status, 200);
+    let seen = seen.expect("forwarded");
+    assert_eq!(seen.url, "https://cms.example/api/items?page=2");
+    let names: Vec<&str> = seen.headers.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(names.contains(&"x-kept"));
+    assert!(
+        !seen
+            .headers
+            .iter()
+            .any(|(_, v)| v == "client-value" || v.contains(&token)),
+        "forwarded: {names:?}"
+    );
+}
+
+#[test]
+fn a_route_body_limit_is_capped() {
+    let route = |limit: u64| {
+        json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "max_body_bytes": limit,
+            "read": { "roles": ["anonymous"] } } })
+        .to_string()
+    };
+    assert!(config_with(&route(16 * 1024 * 1024)).is_ok());
+    let err = config_with(&route(16 * 1024 * 1024 + 1)).unwrap_err();
+    assert!(
+        err.reason.contains("route \"cms\": max_body_bytes"),
+        "{}",
+        err.reason
+    );
 }
