@@ -459,3 +459,42 @@ fn a_route_body_limit_is_capped() {
         err.reason
     );
 }
+
+#[test]
+fn debug_output_shows_no_credential() {
+    let gate = Gate::new();
+    let user = gate.token("usr_a", &["user"]);
+    let req = Request::new("POST", "/cms/content/item/posts?api_key=client-query-key")
+        .with_header("authorization", &format!("Bearer {user}"))
+        .with_header("cookie", "gatehouse_refresh=client-cookie")
+        .with_json(&json!({ "data": { "title": "client-body" } }));
+    let debug = format!("{req:?}");
+    for secret in [
+        user.as_str(),
+        "client-query-key",
+        "client-cookie",
+        "client-body",
+    ] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert!(debug.contains("authorization") && debug.contains("/cms/content/item/posts"));
+    let (_, _, seen, _) = gate.send(req);
+    let seen = seen.unwrap();
+    assert_eq!(header(&seen.headers, "api-key"), Some("write-key-value"));
+    let debug = format!("{seen:?}");
+    for secret in ["write-key-value", "client-body", "usr_a", SECRET] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    // An injected query parameter is hidden with the rest of the query.
+    let gate = Gate::with_routes(
+        &json!({ "q": { "prefix": "/q/", "upstream": "https://q.example/",
+            "inject": { "query": "api_key" },
+            "read": { "roles": ["anonymous"], "secret": "CMS_READ_KEY" } } })
+        .to_string(),
+    );
+    let (_, _, seen, _) = gate.send(Request::new("GET", "/q/items?page=2"));
+    let seen = seen.unwrap();
+    assert!(seen.url.contains("read-key-value"));
+    assert!(!format!("{seen:?}").contains("read-key-value"));
+}
+

@@ -25,8 +25,9 @@ use routes::{
 };
 pub use routes::{Route, Routes};
 
-/// A request for the upstream, fully rewritten.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A request for the upstream, fully rewritten. `Debug` shows no header value, query or body:
+/// they carry the injected key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UpstreamRequest {
     /// Method.
     pub method: String,
@@ -38,6 +39,22 @@ pub struct UpstreamRequest {
     pub body: Option<Vec<u8>>,
     /// How long to wait for the upstream's answer.
     pub timeout_ms: u32,
+}
+
+impl std::fmt::Debug for UpstreamRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match self.url.split_once('?') {
+            Some((path, _)) => format!("{path}?…"),
+            None => self.url.clone(),
+        };
+        f.debug_struct("UpstreamRequest")
+            .field("method", &self.method)
+            .field("url", &url)
+            .field("headers", &crate::http::RedactedHeaders(&self.headers))
+            .field("body_len", &self.body.as_ref().map(Vec::len))
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
 }
 
 /// The upstream's answer; `B` is the body the adapter streams back unread.
