@@ -45,7 +45,14 @@ export async function startDemoCms({ port = 0, host = '127.0.0.1', readKey, writ
   if (!readKey || !writeKey) throw new Error('startDemoCms needs readKey and writeKey');
   const items = seed();
   const requests = [];
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer((req, res) => {
+    // Whatever a client sends, the answer is a status, never a crashed process.
+    handle(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'Bad request' }));
+    });
+  });
+  async function handle(req, res) {
     const chunks = [];
     for await (const chunk of req) chunks.push(chunk);
     const body = Buffer.concat(chunks);
@@ -65,13 +72,18 @@ export async function startDemoCms({ port = 0, host = '127.0.0.1', readKey, writ
       res.end(req.method === 'HEAD' ? undefined : JSON.stringify(value));
     };
     if (signingSecret) {
-      record.verified = await verifyGatehouseRequest({
-        method: req.method,
-        url: url.href,
-        headers: req.headers,
-        body,
-        secret: signingSecret,
-      });
+      try {
+        record.verified = await verifyGatehouseRequest({
+          method: req.method,
+          url: url.href,
+          headers: req.headers,
+          body,
+          secret: signingSecret,
+        });
+      } catch {
+        record.verified = { ok: false, reason: 'unreadable signature' };
+        return send(401, { error: 'signature: unreadable' });
+      }
       if (!record.verified.ok) return send(403, { error: `signature: ${record.verified.reason}` });
     }
     const key = req.headers['api-key'];
@@ -106,7 +118,7 @@ export async function startDemoCms({ port = 0, host = '127.0.0.1', readKey, writ
       return send(200, saved);
     }
     return send(404, { error: 'Not found' });
-  });
+  }
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);

@@ -51,30 +51,35 @@ pub enum Outcome<B> {
 pub async fn serve<S: Store, H: Pbkdf2, U: Upstream>(
     svc: &Services<'_, S, H>,
     upstream: &U,
-    req: &Request,
+    mut req: Request,
 ) -> Outcome<U::Body> {
-    let preflight = cors::preflight(svc.config, req).is_some();
+    let preflight = cors::preflight(svc.config, &req).is_some();
     let mut outcome = match svc.config.routes.find(&req.path) {
-        Some(route) if !preflight => match forward(svc, upstream, route, req).await {
-            Ok(answer) => Outcome::Proxied(answer),
-            Err(err) => Outcome::Local(Response::error(&err)),
-        },
-        _ => Outcome::Local(handle(svc, req).await),
+        Some(route) if !preflight => {
+            // The body moves on to the upstream request.
+            let body = std::mem::take(&mut req.body);
+            match forward(svc, upstream, route, &req, body).await {
+                Ok(answer) => Outcome::Proxied(answer),
+                Err(err) => Outcome::Local(Response::error(&err)),
+            }
+        }
+        _ => Outcome::Local(handle(svc, &req).await),
     };
     // The single exit of buffered and streamed answers alike.
     match &mut outcome {
-        Outcome::Local(response) => finish(svc.config, req, &mut response.headers),
-        Outcome::Proxied(answer) => finish(svc.config, req, &mut answer.headers),
+        Outcome::Local(response) => finish(svc.config, &req, &mut response.headers),
+        Outcome::Proxied(answer) => finish(svc.config, &req, &mut answer.headers),
     }
     outcome
 }
 
-/// The proxy's phases for one request on `route`.
+/// The proxy's phases for one request on `route`; `body` is the request's, taken out of it.
 async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
     svc: &Services<'_, S, H>,
     upstream: &U,
     route: &Route,
     req: &Request,
+    body: Vec<u8>,
 ) -> Result<UpstreamResponse<U::Body>, Error> {
     proxy::check_path(route, req)?;
     let caller = authenticate(svc, req).await?;
@@ -88,7 +93,7 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
         secret: secret.expose().as_bytes(),
         now_secs: svc.clock.now_ms().div_euclid(1000),
     };
-    let request = proxy::rewrite(route, rule, caller.as_ref(), req, &identity)?;
+    let request = proxy::rewrite(route, rule, caller.as_ref(), req, body, &identity)?;
     let answer = upstream
         .send(request)
         .await

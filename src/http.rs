@@ -2,8 +2,9 @@
 
 use crate::error::Error;
 
-/// An incoming request, already size-limited by the adapter.
-#[derive(Debug, Clone, Default)]
+/// An incoming request, already size-limited by the adapter. `Debug` shows no header value,
+/// query or body: they carry credentials.
+#[derive(Clone, Default)]
 pub struct Request {
     /// Upper-case method, e.g. `POST`.
     pub method: String,
@@ -15,6 +16,29 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body bytes (empty when there was none).
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &if self.query.is_empty() { "" } else { "…" })
+            .field("headers", &RedactedHeaders(&self.headers))
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// Formats headers as their names only, each value shown as `…`.
+pub struct RedactedHeaders<'a>(pub &'a [(String, String)]);
+
+impl std::fmt::Debug for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(name, _)| (name, "…")))
+            .finish()
+    }
 }
 
 impl Request {

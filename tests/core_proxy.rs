@@ -93,8 +93,12 @@ struct Gate {
 
 impl Gate {
     fn new() -> Self {
+        Self::with_routes(&routes())
+    }
+
+    fn with_routes(routes: &str) -> Self {
         Self {
-            config: config_with(&routes()).expect("valid routes"),
+            config: config_with(routes).expect("valid routes"),
             store: MemoryStore::default(),
             upstream: Recorder::default(),
         }
@@ -123,7 +127,7 @@ impl Gate {
             rng: &SystemRng,
         };
         let before = self.upstream.seen.borrow().len();
-        let outcome = block_on(serve(&svc, &self.upstream, &req));
+        let outcome = block_on(serve(&svc, &self.upstream, req));
         let seen = self.upstream.seen.borrow().get(before).cloned();
         match outcome {
             Outcome::Local(res) => (res.status, res.headers.clone(), seen, res.json_body()),
@@ -382,4 +386,251 @@ fn route_config_errors_name_the_route_and_field() {
     }
     let debug = format!("{:?}", config_with(&routes()).unwrap().routes);
     assert!(!debug.contains("read-key-value") && !debug.contains("write-key-value"));
+}
+
+#[test]
+fn route_strip_lists_add_to_the_defaults() {
+    let gate = Gate::with_routes(
+        &json!({
+            "cms": {
+                "prefix": "/cms/",
+                "upstream": "https://cms.example/api/",
+                "strip_headers": ["X-Foo"],
+                "strip_query": ["sid"],
+                "read": { "roles": ["anonymous"] }
+            }
+        })
+        .to_string(),
+    );
+    let mut req = Request::new(
+        "GET",
+        "/cms/items?api_key=c&token=c&access_token=c&sid=c&_method=DELETE&page=2",
+    );
+    let token = gate.token("usr_a", &["user"]);
+    req = req.with_header("authorization", &format!("Bearer {token}"));
+    for name in [
+        "cookie",
+        "api-key",
+        "cockpit-token",
+        "x-api-key",
+        "x-foo",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x_method_override",
+        "proxy",
+        "proxy-authorization",
+        "proxy-foo",
+        "x-original-url",
+        "x-rewrite-url",
+        "keep-alive",
+        "te",
+        "upgrade",
+    ] {
+        req = req.with_header(name, "client-value");
+    }
+    let (status, _, seen, _) = gate.send(req.with_header("x-kept", "1"));
+    assert_eq!(status, 200);
+    let seen = seen.expect("forwarded");
+    assert_eq!(seen.url, "https://cms.example/api/items?page=2");
+    let names: Vec<&str> = seen.headers.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(names.contains(&"x-kept"));
+    assert!(
+        !seen
+            .headers
+            .iter()
+            .any(|(_, v)| v == "client-value" || v.contains(&token)),
+        "forwarded: {names:?}"
+    );
+}
+
+#[test]
+fn owner_binding_refuses_an_empty_write_and_strips_owner_rooted_query_parameters() {
+    let gate = Gate::new();
+    let user = gate.token("usr_a", &["user"]);
+    let admin = gate.token("usr_b", &["user", "admin"]);
+    let auth = |t: &str| format!("Bearer {t}");
+    for method in ["POST", "PUT", "PATCH"] {
+        let req = Request::new(method, "/cms/content/item/posts?data[_by]=usr_evil")
+            .with_header("authorization", &auth(&user))
+            .with_header("content-type", "application/json");
+        let (status, _, seen, body) = gate.send(req);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("bad_request")),
+            "{method}"
+        );
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("data._by"));
+        assert!(seen.is_none(), "{method} went upstream");
+    }
+    // A DELETE names its item in the path; no body is needed.
+    let (status, _, seen, _) = gate.send(
+        Request::new("DELETE", "/cms/content/item/posts/1")
+            .with_header("authorization", &auth(&admin)),
+    );
+    assert_eq!(status, 200);
+    assert!(seen.unwrap().body.is_none());
+
+    let q = "data[_by]=usr_evil&data%5B_by%5D=usr_evil&data.title=x&%20data[x]=1&DATA[_by]=e&database=1&page=2";
+    let (status, _, seen, _) = gate.send(
+        Request::new("POST", &format!("/cms/content/item/posts?{q}"))
+            .with_header("authorization", &auth(&user))
+            .with_json(&json!({ "data": { "title": "t" } })),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        seen.unwrap().url,
+        "https://cms.example/api/content/item/posts?database=1&page=2"
+    );
+    // Reads keep their filters on the owner field.
+    let (_, _, seen, _) = gate.send(Request::new(
+        "GET",
+        "/cms/content/items/posts?data[_by]=usr_a",
+    ));
+    assert_eq!(
+        seen.unwrap().url,
+        "https://cms.example/api/content/items/posts?data[_by]=usr_a"
+    );
+
+    // A route whose owner field is top-level, open to anonymous writers: the field is null.
+    let gate = Gate::with_routes(
+        &json!({
+            "d": {
+                "prefix": "/d/",
+                "upstream": "https://d.example/",
+                "owner_field": "author",
+                "write": { "roles": ["anonymous"] }
+            }
+        })
+        .to_string(),
+    );
+    let (status, _, seen, _) = gate.send(
+        Request::new(
+            "POST",
+            "/d/items/articles?author=usr_evil&Author%5B%5D=x&authors=1",
+        )
+        .with_json(&json!({ "title": "t", "author": "usr_evil" })),
+    );
+    assert_eq!(status, 200);
+    let seen = seen.unwrap();
+    assert_eq!(seen.url, "https://d.example/items/articles?authors=1");
+    let body: Value = serde_json::from_slice(seen.body.as_ref().unwrap()).unwrap();
+    assert_eq!(body, json!({ "title": "t", "author": null }));
+}
+
+#[test]
+fn a_read_with_a_body_goes_upstream_without_it() {
+    let gate = Gate::new();
+    for method in ["GET", "HEAD"] {
+        let mut req = Request::new(method, "/cms/content/items/posts")
+            .with_header("content-type", "text/plain")
+            .with_header("content-length", "5")
+            .with_header("transfer-encoding", "chunked");
+        req.body = b"hello".to_vec();
+        let (status, _, seen, _) = gate.send(req);
+        assert_eq!(status, 200, "{method}");
+        let seen = seen.unwrap();
+        assert_eq!(seen.body, None);
+        assert_eq!(
+            header(&seen.headers, "content-digest"),
+            Some(gatehouse::proxy::sign::content_digest(b"").as_str())
+        );
+        for gone in ["content-length", "transfer-encoding"] {
+            assert_eq!(header(&seen.headers, gone), None, "{gone}");
+        }
+    }
+}
+
+#[test]
+fn answers_vary_on_authorization() {
+    assert_eq!(
+        gatehouse::proxy::filter_response(
+            &config_with(&routes())
+                .unwrap()
+                .routes
+                .iter()
+                .next()
+                .unwrap()
+                .clone(),
+            None,
+            vec![
+                ("vary".into(), "Accept-Encoding".into()),
+                ("vary".into(), "Accept".into())
+            ],
+        )
+        .into_iter()
+        .filter(|(n, _)| n == "vary")
+        .collect::<Vec<_>>(),
+        vec![(
+            "vary".to_string(),
+            "Accept-Encoding, Accept, Authorization".to_string()
+        )]
+    );
+    let gate = Gate::new();
+    let (_, headers, _, _) = gate.send(Request::new("GET", "/cms/content/items/posts"));
+    assert_eq!(header(&headers, "vary"), Some("Authorization"));
+    let config = config_with(&routes()).unwrap();
+    let route = config.routes.iter().next().unwrap();
+    for already in ["*", "authorization", "Origin, Authorization"] {
+        let out =
+            gatehouse::proxy::filter_response(route, None, vec![("vary".into(), already.into())]);
+        assert_eq!(out, vec![("vary".to_string(), already.to_string())]);
+    }
+}
+
+#[test]
+fn debug_output_shows_no_credential() {
+    let gate = Gate::new();
+    let user = gate.token("usr_a", &["user"]);
+    let req = Request::new("POST", "/cms/content/item/posts?api_key=client-query-key")
+        .with_header("authorization", &format!("Bearer {user}"))
+        .with_header("cookie", "gatehouse_refresh=client-cookie")
+        .with_json(&json!({ "data": { "title": "client-body" } }));
+    let debug = format!("{req:?}");
+    for secret in [
+        user.as_str(),
+        "client-query-key",
+        "client-cookie",
+        "client-body",
+    ] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert!(debug.contains("authorization") && debug.contains("/cms/content/item/posts"));
+    let (_, _, seen, _) = gate.send(req);
+    let seen = seen.unwrap();
+    assert_eq!(header(&seen.headers, "api-key"), Some("write-key-value"));
+    let debug = format!("{seen:?}");
+    for secret in ["write-key-value", "client-body", "usr_a", SECRET] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    // An injected query parameter is hidden with the rest of the query.
+    let gate = Gate::with_routes(
+        &json!({ "q": { "prefix": "/q/", "upstream": "https://q.example/",
+            "inject": { "query": "api_key" },
+            "read": { "roles": ["anonymous"], "secret": "CMS_READ_KEY" } } })
+        .to_string(),
+    );
+    let (_, _, seen, _) = gate.send(Request::new("GET", "/q/items?page=2"));
+    let seen = seen.unwrap();
+    assert!(seen.url.contains("read-key-value"));
+    assert!(!format!("{seen:?}").contains("read-key-value"));
+}
+
+#[test]
+fn a_route_body_limit_is_capped() {
+    let route = |limit: u64| {
+        json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "max_body_bytes": limit,
+            "read": { "roles": ["anonymous"] } } })
+        .to_string()
+    };
+    assert!(config_with(&route(16 * 1024 * 1024)).is_ok());
+    let err = config_with(&route(16 * 1024 * 1024 + 1)).unwrap_err();
+    assert!(
+        err.reason.contains("route \"cms\": max_body_bytes"),
+        "{}",
+        err.reason
+    );
 }

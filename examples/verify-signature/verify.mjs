@@ -8,7 +8,8 @@
 //   result.auth   // "access_token" | "api_key" | "anonymous"
 //
 // `headers` is a Headers object or a plain object with lower-case names; `body` the raw request
-// body (Uint8Array, ArrayBuffer or string); `secret` the UPSTREAM_SIGNING_SECRET.
+// body (Uint8Array, ArrayBuffer or string); `secret` the UPSTREAM_SIGNING_SECRET. It never
+// throws: missing or malformed input is a failure like a wrong signature.
 
 const enc = new TextEncoder();
 
@@ -19,8 +20,8 @@ function b64(bytes) {
 }
 
 function header(headers, name) {
-  if (typeof headers.get === 'function') return headers.get(name);
-  return headers[name] ?? null;
+  const value = typeof headers.get === 'function' ? headers.get(name) : headers[name];
+  return typeof value === 'string' ? value : null;
 }
 
 function timingSafeEqual(a, b) {
@@ -30,15 +31,27 @@ function timingSafeEqual(a, b) {
   return diff === 0;
 }
 
-export async function verifyGatehouseRequest({ method, url, headers, body, secret, maxAgeSeconds = 300, now = Date.now() }) {
-  const fail = (reason) => ({ ok: false, reason });
+const fail = (reason) => ({ ok: false, reason });
+
+export async function verifyGatehouseRequest(request) {
+  try {
+    return await verify(request ?? {});
+  } catch (err) {
+    return fail(`malformed request: ${err?.message ?? err}`);
+  }
+}
+
+async function verify({ method, url, headers, body, secret, maxAgeSeconds = 300, now = Date.now() }) {
+  if (typeof secret !== 'string' || secret.length === 0) return fail('no secret');
+  if (typeof method !== 'string' || typeof url !== 'string' || !headers || typeof headers !== 'object') return fail('malformed request');
   const input = header(headers, 'signature-input');
   const signature = header(headers, 'signature');
   if (!input || !signature) return fail('no signature');
   const m = /^gatehouse=\(([^)]*)\)(.*)$/.exec(input);
   const s = /^gatehouse=:([A-Za-z0-9+/=]+):$/.exec(signature);
   if (!m || !s) return fail('malformed signature headers');
-  const components = m[1].split(' ').filter(Boolean).map((c) => JSON.parse(c));
+  const components = m[1].split(' ').filter(Boolean).map((c) => /^"([^"\\]+)"$/.exec(c)?.[1]);
+  if (components.some((c) => c === undefined)) return fail('malformed signature-input');
   const params = m[2];
   const created = Number(/;created=(\d+)/.exec(params)?.[1]);
   if (!/;alg="hmac-sha256"/.test(params) || !/;keyid="gatehouse"/.test(params)) return fail('unexpected parameters');
@@ -52,16 +65,22 @@ export async function verifyGatehouseRequest({ method, url, headers, body, secre
   const digest = `sha-256=:${b64(await crypto.subtle.digest('SHA-256', bytes))}:`;
   if (header(headers, 'content-digest') !== digest) return fail('content-digest does not match the body');
 
-  const target = new URL(url);
-  const lines = components.map((c) => {
+  let target;
+  try {
+    target = new URL(url);
+  } catch {
+    return fail('malformed url');
+  }
+  const lines = [];
+  for (const c of components) {
     let value;
     if (c === '@method') value = method.toUpperCase();
     else if (c === '@path') value = target.pathname;
     else if (c === '@query') value = target.search || '?';
     else value = header(headers, c);
-    if (value === null || value === undefined) throw new Error(`missing ${c}`);
-    return `"${c}": ${String(value).trim()}`;
-  });
+    if (value === null) return fail(`missing ${c}`);
+    lines.push(`"${c}": ${value.trim()}`);
+  }
   lines.push(`"@signature-params": (${m[1]})${params}`);
   const key = await crypto.subtle.importKey('raw', enc.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const expected = b64(await crypto.subtle.sign('HMAC', key, enc.encode(lines.join('\n'))));

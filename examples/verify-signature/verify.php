@@ -9,10 +9,29 @@
 //   $id['user'];  // "usr_…" or null for an anonymous caller
 //   $id['roles']; // ["user", …]
 //   $id['auth'];  // "access_token" | "api_key" | "anonymous"
+//
+// It never throws: missing or malformed input (a header sent twice, getenv() giving false, …)
+// answers null like a wrong signature.
 
-function gatehouse_verify(string $method, string $requestUri, array $headers, string $body, string $secret, int $maxAge = 300): ?array
+function gatehouse_verify($method, $requestUri, $headers, $body, $secret, int $maxAge = 300): ?array
 {
-    $h = array_change_key_case($headers, CASE_LOWER);
+    try {
+        return gatehouse_verify_checked($method, $requestUri, $headers, $body, $secret, $maxAge);
+    } catch (\Throwable $e) {
+        return null;
+    }
+}
+
+function gatehouse_verify_checked($method, $requestUri, $headers, $body, $secret, int $maxAge): ?array
+{
+    if (!is_string($method) || !is_string($requestUri) || !is_array($headers) || !is_string($body)
+        || !is_string($secret) || $secret === '') return null;
+    $h = [];
+    foreach ($headers as $name => $value) {
+        // Only single string values: a repeated header is refused, not guessed at.
+        if (!is_string($value)) return null;
+        $h[strtolower((string)$name)] = $value;
+    }
     $input = $h['signature-input'] ?? '';
     $signature = $h['signature'] ?? '';
     if (!preg_match('/^gatehouse=\(([^)]*)\)(.*)$/', $input, $m)) return null;
@@ -31,6 +50,7 @@ function gatehouse_verify(string $method, string $requestUri, array $headers, st
 
     $path = parse_url($requestUri, PHP_URL_PATH);
     $query = parse_url($requestUri, PHP_URL_QUERY);
+    if (!is_string($path)) return null;
     $lines = [];
     foreach ($components as $name) {
         if ($name === '@method') $value = strtoupper($method);
@@ -47,6 +67,6 @@ function gatehouse_verify(string $method, string $requestUri, array $headers, st
     $auth = $h['x-gatehouse-auth'];
     $user = in_array('x-gatehouse-user', $components, true) ? $h['x-gatehouse-user'] : null;
     if ($auth !== 'anonymous' && !$user) return null;
-    $roles = array_values(array_filter(explode(',', $h['x-gatehouse-roles'])));
+    $roles = array_values(array_filter(explode(',', $h['x-gatehouse-roles']), 'strlen'));
     return ['auth' => $auth, 'user' => $user, 'roles' => $roles];
 }

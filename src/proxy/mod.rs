@@ -25,8 +25,9 @@ use routes::{
 };
 pub use routes::{Route, Routes};
 
-/// A request for the upstream, fully rewritten.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A request for the upstream, fully rewritten. `Debug` shows no header value, query or body:
+/// they carry the injected key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UpstreamRequest {
     /// Method.
     pub method: String,
@@ -38,6 +39,22 @@ pub struct UpstreamRequest {
     pub body: Option<Vec<u8>>,
     /// How long to wait for the upstream's answer.
     pub timeout_ms: u32,
+}
+
+impl std::fmt::Debug for UpstreamRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match self.url.split_once('?') {
+            Some((path, _)) => format!("{path}?…"),
+            None => self.url.clone(),
+        };
+        f.debug_struct("UpstreamRequest")
+            .field("method", &self.method)
+            .field("url", &url)
+            .field("headers", &crate::http::RedactedHeaders(&self.headers))
+            .field("body_len", &self.body.as_ref().map(Vec::len))
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
 }
 
 /// The upstream's answer; `B` is the body the adapter streams back unread.
@@ -110,37 +127,56 @@ pub struct Identity<'a> {
 }
 
 /// Phase 2: the upstream request for `req` on `route` under `rule`; `req`'s path has passed
-/// [`check_path`].
+/// [`check_path`]. `body` is the request's body, taken out of `req` so it is moved, not copied.
 pub fn rewrite(
     route: &Route,
     rule: &Rule,
     caller: Option<&Caller>,
     req: &Request,
+    body: Vec<u8>,
     identity: &Identity<'_>,
 ) -> Result<UpstreamRequest, Error> {
     let remainder = &req.path[route.prefix.len()..];
     let injection = rule.injection.as_ref();
+    let write = Route::is_write(&req.method);
 
-    // The URL: base + checked remainder + the query without client credentials.
+    // The body: limited; dropped on reads (fetch refuses a GET or HEAD with a body); bound to
+    // its owner on writes.
+    if body.len() > route.max_body_bytes {
+        return Err(Error::PayloadTooLarge(route.max_body_bytes));
+    }
+    let body = match (&route.owner_field, write) {
+        (Some(field), true) => {
+            if body.is_empty() && req.method != "DELETE" {
+                return Err(Error::BadRequest(format!(
+                    "this route sets {} to the caller: send a JSON object body",
+                    field.join(".")
+                )));
+            }
+            (!body.is_empty())
+                .then(|| bind_owner(field, &body, req, caller))
+                .transpose()?
+        }
+        _ if !write || body.is_empty() => None,
+        _ => Some(body),
+    };
+
+    // The URL: base + checked remainder + the query without client credentials (nor, on writes,
+    // anything a form-reading CMS could take for the owner field).
     let scheme_end = route.upstream.find("://").map_or(0, |i| i + 3);
     let upstream_path_start = scheme_end + route.upstream[scheme_end..].find('/').unwrap_or(0);
     let mut url = format!("{}{remainder}", route.upstream);
-    let query = rewrite_query(route, injection, &req.query);
+    let owner_root = route
+        .owner_field
+        .as_ref()
+        .filter(|_| write)
+        .and_then(|f| f.first())
+        .map(String::as_str);
+    let query = rewrite_query(route, injection, owner_root, &req.query);
     let path_end = url.len();
     if !query.is_empty() {
         url.push('?');
         url.push_str(&query);
-    }
-
-    // The body: limited, and bound to its owner on writes.
-    let mut body = (!req.body.is_empty()).then(|| req.body.clone());
-    if req.body.len() > route.max_body_bytes {
-        return Err(Error::PayloadTooLarge(route.max_body_bytes));
-    }
-    if let (Some(field), Some(bytes)) = (&route.owner_field, body.as_mut()) {
-        if Route::is_write(&req.method) {
-            *bytes = bind_owner(field, bytes, req, caller)?;
-        }
     }
 
     // The headers: what the client sent minus credentials, plus ours.
@@ -189,8 +225,15 @@ pub fn rewrite(
     })
 }
 
-/// The client's query without stripped parameters, plus an injected one.
-fn rewrite_query(route: &Route, injection: Option<&Injection>, query: &str) -> String {
+/// The client's query without stripped parameters, plus an injected one. `owner_root` (on
+/// writes to an owner-bound route) is the owner field's first segment: parameters rooted there
+/// (`data[_by]`, `data.title`) are stripped too.
+fn rewrite_query(
+    route: &Route,
+    injection: Option<&Injection>,
+    owner_root: Option<&str>,
+    query: &str,
+) -> String {
     let injected = injection.and_then(|i| match &i.placement {
         Placement::Query { name } => Some((name.as_str(), i.secret.expose())),
         Placement::Header { .. } => None,
@@ -200,8 +243,11 @@ fn rewrite_query(route: &Route, injection: Option<&Injection>, query: &str) -> S
         .split('&')
         .filter(|pair| !pair.is_empty())
         .filter(|pair| {
-            let name = normalize_param_name(pair.split('=').next().unwrap_or(""));
-            !route.strip_query.contains(&name) && injected_slot.as_deref() != Some(name.as_str())
+            let raw = pair.split('=').next().unwrap_or("");
+            let name = normalize_param_name(raw);
+            !(route.strip_query.contains(&name)
+                || injected_slot.as_deref() == Some(name.as_str())
+                || owner_root.is_some_and(|root| param_root(raw).eq_ignore_ascii_case(root)))
         })
         .map(str::to_string)
         .collect();
@@ -209,6 +255,13 @@ fn rewrite_query(route: &Route, injection: Option<&Injection>, query: &str) -> S
         out.push(format!("{name}={}", path::encode_component(secret)));
     }
     out.join("&")
+}
+
+/// A query parameter's decoded name up to its first `[` or `.` (`data[_by]` → `data`).
+fn param_root(raw: &str) -> String {
+    let decoded = path::decode_query_component(raw);
+    let trimmed = decoded.trim_start();
+    trimmed.split(['[', '.']).next().unwrap_or("").to_string()
 }
 
 /// Client headers that may go upstream.
@@ -321,5 +374,28 @@ pub fn filter_response(
         out.retain(|(n, _)| n != "cache-control" && n != "expires" && n != "pragma");
         out.push(("cache-control".into(), "private, no-store".into()));
     }
+    vary_on_authorization(&mut out);
     out
+}
+
+/// Merges `Authorization` into `Vary` (one header), so a cache never serves the answer given to
+/// one caller (or to nobody) to a request with another credential.
+fn vary_on_authorization(headers: &mut Vec<(String, String)>) {
+    let tokens: Vec<String> = headers
+        .iter()
+        .filter(|(n, _)| n == "vary")
+        .flat_map(|(_, v)| v.split(','))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens
+        .iter()
+        .any(|t| t == "*" || t.eq_ignore_ascii_case("authorization"))
+    {
+        return;
+    }
+    headers.retain(|(n, _)| n != "vary");
+    let mut merged = tokens;
+    merged.push("Authorization".into());
+    headers.push(("vary".into(), merged.join(", ")));
 }

@@ -26,16 +26,29 @@ use crate::config::{valid_role, ConfigError, Lookup};
 /// The pseudo-role every caller has, signed in or not.
 pub const ANONYMOUS: &str = "anonymous";
 
-/// Client headers stripped before forwarding unless a route sets its own `strip_headers`.
+/// Client headers always stripped before forwarding (a route's `strip_headers` adds to them):
+/// credentials, and headers that make a CMS or its server act on another method or URL than the
+/// one signed (`Proxy` is the httpoxy vector: CGI turns it into `HTTP_PROXY`).
 pub const DEFAULT_STRIP_HEADERS: &[&str] = &[
     "authorization",
     "cookie",
     "api-key",
     "cockpit-token",
     "x-api-key",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "proxy",
+    "x-original-url",
+    "x-rewrite-url",
 ];
-/// Query parameters stripped before forwarding unless a route sets its own `strip_query`.
-pub const DEFAULT_STRIP_QUERY: &[&str] = &["api_key", "token", "access_token"];
+/// Query parameters always stripped before forwarding (a route's `strip_query` adds to them):
+/// credentials, and `_method`, the method override of many frameworks.
+pub const DEFAULT_STRIP_QUERY: &[&str] = &["api_key", "token", "access_token", "_method"];
+
+/// The largest `max_body_bytes` a route may set: a Worker isolate has 128 MB, and the body is
+/// held in memory while it is forwarded.
+pub const MAX_ROUTE_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 const READ_METHODS: &[&str] = &["GET", "HEAD"];
@@ -138,9 +151,9 @@ pub struct Route {
     pub public: bool,
     /// JSON path of the owner field set on writes (e.g. `["data", "_by"]`).
     pub owner_field: Option<Vec<String>>,
-    /// Client headers stripped (lower-case).
+    /// Client headers stripped: the defaults plus the route's own (normalized names).
     pub strip_headers: Vec<String>,
-    /// Client query parameters stripped (lower-case).
+    /// Client query parameters stripped: the defaults plus the route's own (normalized names).
     pub strip_query: Vec<String>,
     /// Per-method rules (method, rules); methods not listed are refused.
     rules: Vec<(&'static str, Vec<Rule>)>,
@@ -299,7 +312,7 @@ fn parse_route(
         "max_body_bytes",
         default_body_limit as u64,
         0,
-        100 * 1024 * 1024,
+        MAX_ROUTE_BODY_BYTES as u64,
     )? as usize;
     let public = match spec.get("public") {
         None => false,
@@ -325,14 +338,16 @@ fn parse_route(
         .get("inject")
         .map(|v| parse_placement(name, "inject", v))
         .transpose()?;
-    let mut strip_headers = string_list(name, spec, "strip_headers", DEFAULT_STRIP_HEADERS)?;
-    for h in &mut strip_headers {
-        *h = normalize_header_name(h);
-    }
-    let strip_query = string_list(name, spec, "strip_query", DEFAULT_STRIP_QUERY)?
-        .iter()
-        .map(|q| normalize_param_name(q))
-        .collect();
+    let strip_headers = with_defaults(
+        DEFAULT_STRIP_HEADERS,
+        string_list(name, spec, "strip_headers")?,
+        normalize_header_name,
+    );
+    let strip_query = with_defaults(
+        DEFAULT_STRIP_QUERY,
+        string_list(name, spec, "strip_query")?,
+        normalize_param_name,
+    );
 
     let mut rules: Vec<(&'static str, Vec<Rule>)> = Vec::new();
     for (class, methods) in [("read", READ_METHODS), ("write", WRITE_METHODS)] {
@@ -483,14 +498,33 @@ fn uint_field(
     }
 }
 
+/// `defaults` followed by the route's `extra` names, normalized, without repeats.
+fn with_defaults(
+    defaults: &[&str],
+    extra: Vec<String>,
+    normalize: fn(&str) -> String,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in defaults
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+    {
+        let name = normalize(name);
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 fn string_list(
     name: &str,
     spec: &Map<String, Value>,
     field: &str,
-    default: &[&str],
 ) -> Result<Vec<String>, ConfigError> {
     match spec.get(field) {
-        None => Ok(default.iter().map(|s| s.to_string()).collect()),
+        None => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| match v {
@@ -699,20 +733,14 @@ fn parse_placement(route: &str, field: &str, value: &Value) -> Result<Placement,
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and every `Proxy-*` header, never forwarded in either
+/// direction.
 pub fn is_hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-    )
+    name.starts_with("proxy-")
+        || matches!(
+            name,
+            "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+        )
 }
 
 /// Header names compared the way CGI/PHP see them: lower-case, `_` as `-`.

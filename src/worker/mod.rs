@@ -74,7 +74,8 @@ async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request,
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Error::PayloadTooLarge(limit));
     }
-    let mut body = Vec::new();
+    // Sized once from a truthful Content-Length (at most the limit), so no chunk is copied twice.
+    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     if req.inner().body().is_some() {
         let mut stream = req
             .stream()
@@ -174,7 +175,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
                     clock: &clock,
                     rng: &SystemRng,
                 };
-                dispatch(&services, &request).await
+                dispatch(&services, request).await
             }
         },
     };
@@ -212,7 +213,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 #[cfg(not(feature = "selftest"))]
 async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
-    request: &Request,
+    request: Request,
 ) -> Outcome<worker::ResponseBody> {
     app::serve(services, &FetchUpstream, request).await
 }
@@ -222,7 +223,7 @@ async fn dispatch(
 #[cfg(feature = "selftest")]
 async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
-    request: &Request,
+    request: Request,
 ) -> Outcome<worker::ResponseBody> {
     use serde_json::json;
     Outcome::Local(match (request.method.as_str(), request.path.as_str()) {

@@ -28,7 +28,8 @@ impl Upstream for FetchUpstream {
         init.with_method(Method::from(request.method))
             .with_headers(headers)
             .with_redirect(RequestRedirect::Manual);
-        if let Some(body) = &request.body {
+        if let Some(body) = request.body {
+            // The one copy fetch needs (into JS memory); the Rust bytes are freed here.
             init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
         }
         let outbound = worker::Request::new_with_init(&request.url, &init).map_err(unreachable)?;

@@ -4,8 +4,9 @@
 //   /…/status/404        answers 404 with a JSON body
 //   /…/slow/<ms>         answers after <ms> milliseconds
 //   /…/echo-secret       echoes the api-key and authorization it got in response headers
-//   /…/redirect          answers 302 to another origin
+//   /…/redirect-here     answers 302 to …/followed on this server (following it would be recorded)
 //   /…/big/<bytes>       answers <bytes> bytes of text
+//   /…/drip/<ms>         sends a first chunk at once and the rest <ms> milliseconds later
 //   anything else        200 with { ok: true } and a few headers a CMS typically sends
 
 import http from 'node:http';
@@ -47,9 +48,15 @@ export async function startUpstream() {
       });
       return res.end(JSON.stringify({ ok: true }));
     }
-    if (url.pathname.endsWith('/redirect')) {
-      res.writeHead(302, { ...base, location: 'https://elsewhere.example/' });
+    if (url.pathname.endsWith('/redirect-here')) {
+      res.writeHead(302, { ...base, location: url.pathname.replace(/redirect-here$/, 'followed') });
       return res.end();
+    }
+    if ((m = /\/drip\/(\d+)$/.exec(url.pathname))) {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first chunk\n');
+      await new Promise((r) => setTimeout(r, Number(m[1])));
+      return res.end('the rest\n');
     }
     if ((m = /\/big\/(\d+)$/.exec(url.pathname))) {
       res.writeHead(200, { 'content-type': 'text/plain' });
@@ -69,8 +76,11 @@ export async function startUpstream() {
   };
 }
 
-/** Sends a request with a raw, unnormalized request target (fetch would normalize it). */
-export function rawRequest(baseUrl, method, target, headers = {}) {
+/**
+ * Sends a request with a raw, unnormalized request target and headers fetch would refuse or
+ * rewrite (a GET with a body, hop-by-hop headers); `body` is optional.
+ */
+export function rawRequest(baseUrl, method, target, headers = {}, body = undefined) {
   const { hostname, port } = new URL(baseUrl);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: hostname, port, method, path: target, headers }, (res) => {
@@ -88,6 +98,6 @@ export function rawRequest(baseUrl, method, target, headers = {}) {
       });
     });
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
