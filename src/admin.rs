@@ -23,6 +23,11 @@ use crate::store::{ApiKey, AuditEvent, AuditQuery, Family, RevokeReason, Store, 
 pub const ADMIN_ROLE: &str = "admin";
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
+/// The largest integer storage round-trips exactly: D1 passes numbers as JS doubles, so every
+/// integer taken from a request and bound into a query stays at or below 2^53 - 1.
+pub const MAX_STORED_INT: i64 = (1 << 53) - 1;
+/// How far ahead an API key's expiry may be set (ten years, as the CLI's `--expires-days 3650`).
+pub const MAX_KEY_LIFETIME_MS: i64 = 3650 * 86_400_000;
 
 /// An audit event with an actor distinct from its subject.
 pub(crate) fn audit_event(
@@ -562,17 +567,17 @@ async fn mint_key<S: Store, H>(
     }
     let owner_id = optional_string(&body, "owner_user_id")?.unwrap_or(&admin.id);
     let now = svc.clock.now_ms();
-    let expires_at = match body.get("expires_at") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_i64() {
-            Some(t) if t > now => Some(t),
-            _ => {
-                return Err(Error::BadRequest(
-                    "expires_at: Unix milliseconds in the future, or null".into(),
-                ))
-            }
-        },
-    };
+    let expires_at =
+        match body.get("expires_at") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_i64() {
+                Some(t) if t > now && t <= now + MAX_KEY_LIFETIME_MS => Some(t),
+                _ => return Err(Error::BadRequest(
+                    "expires_at: Unix milliseconds in the future, at most 10 years ahead, or null"
+                        .into(),
+                )),
+            },
+        };
     let Some(owner) = svc.store.user_by_id(owner_id).await? else {
         return Err(Error::BadRequest("owner_user_id: no such user".into()));
     };
@@ -665,9 +670,9 @@ async fn list_audit<S: Store, H>(
         kind: param_str(&q, "kind").map(str::to_string),
         actor_user_id: param_str(&q, "actor").map(str::to_string),
         subject_user_id: param_str(&q, "subject").or(user).map(str::to_string),
-        since: param_int(&q, "since", 0, i64::MAX)?,
-        until: param_int(&q, "until", 0, i64::MAX)?,
-        before_id: param_int(&q, "cursor", 1, i64::MAX)?,
+        since: param_int(&q, "since", 0, MAX_STORED_INT)?,
+        until: param_int(&q, "until", 0, MAX_STORED_INT)?,
+        before_id: param_int(&q, "cursor", 1, MAX_STORED_INT)?,
         limit: limit + 1,
     };
     let mut events = svc.store.query_audit(&query).await?;

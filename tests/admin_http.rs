@@ -367,6 +367,13 @@ fn keys_need_a_pepper_and_never_exceed_the_minters_or_owners_roles() {
         json!({ "label": "x", "role": "admin" }),
         json!({ "label": "x", "role": "admin", "scopes": ["Bad Name"] }),
         json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": T0 - 1 }),
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": T0 }),
+        // Beyond ten years ahead, beyond what D1 stores exactly, and i64::MAX.
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": T0 + 3650 * DAY + 1 }),
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": 1_i64 << 53 }),
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": i64::MAX }),
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": 1.5e18 }),
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": "soon" }),
     ] {
         expect_error(
             &gate.call("POST", "/admin/api-keys", &admin, Some(bad)),
@@ -374,6 +381,39 @@ fn keys_need_a_pepper_and_never_exceed_the_minters_or_owners_roles() {
             "bad_request",
         );
     }
+    // Nothing was stored, and exactly ten years ahead is accepted.
+    let listed = expect_status(&gate.call("GET", "/admin/api-keys", &admin, None), 200);
+    assert_eq!(listed["api_keys"].as_array().unwrap().len(), 0);
+    let (_, view) = gate.mint(
+        &admin,
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": T0 + 3650 * DAY }),
+    );
+    assert_eq!(view["expires_at"], T0 + 3650 * DAY);
+    // Audit filters and the cursor stay within what storage holds exactly.
+    for q in [
+        "since=9007199254740992",
+        "until=9223372036854775807",
+        "cursor=9007199254740992",
+        "cursor=0",
+        "since=-1",
+        "limit=201",
+        "limit=0",
+    ] {
+        expect_error(
+            &gate.call("GET", &format!("/admin/audit?{q}"), &admin, None),
+            400,
+            "bad_request",
+        );
+    }
+    expect_status(
+        &gate.call(
+            "GET",
+            "/admin/audit?since=0&until=9007199254740991&cursor=9007199254740991&limit=200",
+            &admin,
+            None,
+        ),
+        200,
+    );
 
     let mut off = Gate::new(&[]);
     off.config = {
