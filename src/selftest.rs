@@ -888,6 +888,40 @@ pub mod contract {
         Ok(())
     }
 
+    async fn rate_limit_windows_only_move_forward<S: Store>(store: &S) -> CaseResult {
+        let key = format!("contract:{}", tag());
+        const W: i64 = 60_000;
+        let start = NOW - NOW % W;
+        for want in 1..=2 {
+            let hit = ok(store.hit_rate_limit(&key, W, start + W + want).await, "hit")?;
+            check!(
+                hit.count == want && hit.window_start == start + W,
+                "hit {want}: {hit:?}"
+            );
+        }
+        // A request from the previous window that arrives late counts against the stored
+        // window instead of resetting it.
+        let late = ok(
+            store.hit_rate_limit(&key, W, start + W - 1).await,
+            "late hit",
+        )?;
+        check!(
+            late.count == 3 && late.window_start == start + W,
+            "late hit: {late:?}"
+        );
+        let hit = ok(store.hit_rate_limit(&key, W, start + W + 3).await, "hit")?;
+        check!(
+            hit.count == 4 && hit.window_start == start + W,
+            "after the late hit: {hit:?}"
+        );
+        let hit = ok(store.hit_rate_limit(&key, W, start + 2 * W).await, "hit")?;
+        check!(
+            hit.count == 1 && hit.window_start == start + 2 * W,
+            "next window: {hit:?}"
+        );
+        Ok(())
+    }
+
     async fn audit_queries_filter_and_page<S: Store>(store: &S) -> CaseResult {
         let actor = format!("usr_{}", tag());
         let subject = format!("usr_{}", tag());
@@ -1143,6 +1177,7 @@ pub mod contract {
         case!(user_families_and_revoke_all);
         case!(api_keys_round_trip);
         case!(rate_limits_count_per_fixed_window);
+        case!(rate_limit_windows_only_move_forward);
         case!(audit_queries_filter_and_page);
         // Last: it deletes what other cases left behind.
         case!(prune_removes_only_what_ended);

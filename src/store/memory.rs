@@ -482,13 +482,15 @@ impl Store for MemoryStore {
                 0,
                 window_start + window_ms,
             ));
-            if entry.0 != window_start {
+            // Windows only move forward: a late hit from an older window counts against the
+            // stored one.
+            if window_start > entry.0 {
                 *entry = (window_start, 0, window_start + window_ms);
             }
             entry.1 += 1;
             RateHit {
                 count: entry.1,
-                window_start,
+                window_start: entry.0,
             }
         }))
     }

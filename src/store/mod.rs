@@ -417,7 +417,9 @@ pub trait Store {
     // ----- rate limits, audit, pruning
 
     /// Counts one hit on `key` in the fixed window of `window_ms` that holds `now`, in one
-    /// atomic step (a new window starts the count at 1).
+    /// atomic step (a newer window starts the count at 1). Windows only move forward: a hit
+    /// whose `now` falls in an older window than the stored one (a request that arrived late)
+    /// counts against the stored window, whose start is returned.
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error>;
 
     /// Audit events matching `query`, newest first.

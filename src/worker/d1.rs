@@ -740,15 +740,18 @@ impl Store for D1Store {
 
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error> {
         let window_start = now - now.rem_euclid(window_ms.max(1));
-        // One statement: insert the counter, or bump it within the same window, or restart it
-        // in a new one; RETURNING reads the result of this very write.
+        // One statement: insert the counter, restart it in a newer window, or else bump it. A
+        // late request from an older window than the stored one counts against the stored
+        // window, never resets it: windows only move forward. RETURNING reads the result of
+        // this very write (SET expressions all see the row as it was before the update).
         let row = self
             .first::<RateRow>(
                 "INSERT INTO rate_limits (key, window_start, count, expires_at) VALUES (?1, ?2, 1, ?3) \
                  ON CONFLICT (key) DO UPDATE SET \
-                   count = CASE WHEN rate_limits.window_start = excluded.window_start \
-                                THEN rate_limits.count + 1 ELSE 1 END, \
-                   window_start = excluded.window_start, expires_at = excluded.expires_at \
+                   count = CASE WHEN excluded.window_start > rate_limits.window_start \
+                                THEN 1 ELSE rate_limits.count + 1 END, \
+                   window_start = max(rate_limits.window_start, excluded.window_start), \
+                   expires_at = max(rate_limits.expires_at, excluded.expires_at) \
                  RETURNING count, window_start",
                 &[text(key), int(window_start), int(window_start + window_ms)],
             )
