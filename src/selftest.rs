@@ -1074,6 +1074,46 @@ pub mod contract {
         let rl_now = format!("contract-now:{}", tag());
         ok(store.hit_rate_limit(&rl_old, W, t - 10 * W).await, "hit")?;
         ok(store.hit_rate_limit(&rl_now, W, t).await, "hit")?;
+        // API keys (active, revoked, expired; all created 60 days ago) and a disabled user are
+        // never the prune's business.
+        let active_key = api_key(&u.id, t - 60 * DAY);
+        let revoked_key = api_key(&u.id, t - 60 * DAY);
+        let mut expired_key = api_key(&u.id, t - 60 * DAY);
+        expired_key.expires_at = Some(t - 59 * DAY);
+        for k in [&active_key, &revoked_key, &expired_key] {
+            ok(
+                store
+                    .create_api_key(k, &event_for(&u.id, "api_key_minted"))
+                    .await,
+                "create_api_key",
+            )?;
+        }
+        ok(
+            store
+                .revoke_api_key(
+                    &revoked_key.id,
+                    t - 59 * DAY,
+                    &event_for(&u.id, "api_key_revoked"),
+                )
+                .await,
+            "revoke_api_key",
+        )?;
+        let disabled = user("prune-disabled");
+        ok(
+            store.create_user(&disabled, None, None).await,
+            "create_user",
+        )?;
+        ok(
+            store
+                .set_disabled(
+                    &disabled.id,
+                    true,
+                    t - 60 * DAY,
+                    &event_for(&disabled.id, "user_disabled"),
+                )
+                .await,
+            "set_disabled",
+        )?;
 
         let counts = ok(
             store
@@ -1144,6 +1184,20 @@ pub mod contract {
             ok(store.user_by_id(&u.id).await, "user_by_id")?.is_some(),
             "the user was pruned"
         );
+        check!(
+            ok(store.user_by_id(&disabled.id).await, "user_by_id")?.is_some_and(|d| d.disabled),
+            "the disabled user was pruned"
+        );
+        for (what, k) in [
+            ("active", &active_key),
+            ("revoked", &revoked_key),
+            ("expired", &expired_key),
+        ] {
+            check!(
+                ok(store.api_key(&k.id).await, "api_key")?.is_some(),
+                "the {what} API key was pruned"
+            );
+        }
         Ok(())
     }
 
