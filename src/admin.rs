@@ -263,12 +263,62 @@ pub async fn route<S: Store, H: Pbkdf2>(
     }
 }
 
+/// The admin making a request: the stored user and the credential they used.
+pub struct Admin {
+    /// The admin, as stored now.
+    pub user: User,
+    /// The access token's or API key's view of the caller.
+    pub caller: Caller,
+}
+
+impl Admin {
+    /// Whether this admin may hand out `role`: they hold it now and, when calling with an API
+    /// key, the key carries it too.
+    pub fn may_grant(&self, role: &str) -> bool {
+        self.user.roles.iter().any(|r| r == role)
+            && (self.caller.kind != CredentialKind::ApiKey || self.caller.has_role(role))
+    }
+
+    /// An audit event with this admin as actor; done with an API key, the detail names it
+    /// (`via_key`).
+    fn event(
+        &self,
+        req: &Request,
+        now: i64,
+        kind: &str,
+        subject: Option<&str>,
+        family_id: Option<&str>,
+        detail: Option<Value>,
+    ) -> AuditEvent {
+        let detail = match &self.caller.key_id {
+            Some(key_id) => {
+                let mut d = match detail {
+                    Some(Value::Object(map)) => map,
+                    _ => Map::new(),
+                };
+                d.insert("via_key".into(), json!(key_id));
+                Some(Value::Object(d))
+            }
+            None => detail,
+        };
+        audit_event(
+            req,
+            now,
+            kind,
+            Some(&self.user.id),
+            subject,
+            family_id,
+            detail,
+        )
+    }
+}
+
 /// The caller, re-read from storage: enabled, holding `admin` now, and (for an access token)
 /// with a live session; for an API key, the key's role must be `admin`.
 pub async fn require_admin<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
-) -> Result<User, Error> {
+) -> Result<Admin, Error> {
     let caller: Caller = authenticate(svc, req).await?.ok_or(Error::NoAuth)?;
     let user = svc.store.user_by_id(&caller.user_id).await?;
     let Some(user) = user.filter(|u| !u.disabled) else {
@@ -289,7 +339,7 @@ pub async fn require_admin<S: Store, H: Pbkdf2>(
     if !stored_admin || !caller.has_role(ADMIN_ROLE) {
         return Err(Error::InsufficientRole);
     }
-    Ok(user)
+    Ok(Admin { user, caller })
 }
 
 async fn target_user<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Result<User, Error> {
@@ -332,7 +382,7 @@ async fn list_users<S: Store, H>(
 async fn create_user<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
 ) -> Result<Response, Error> {
     let body = json_body(svc.config, req, false)?;
     let email = normalize_email(string_field(&body, "email")?)?;
@@ -352,11 +402,10 @@ async fn create_user<S: Store, H: Pbkdf2>(
         created_at: now,
         updated_at: now,
     };
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "registered",
-        Some(&admin.id),
         Some(&user.id),
         None,
         Some(json!({ "by": "admin", "roles": user.roles })),
@@ -371,11 +420,11 @@ async fn create_user<S: Store, H: Pbkdf2>(
 async fn set_disabled<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
     disabled: bool,
 ) -> Result<Response, Error> {
-    if disabled && id == admin.id {
+    if disabled && id == admin.user.id {
         return Err(Error::BadRequest(
             "an admin cannot disable their own account".into(),
         ));
@@ -387,7 +436,7 @@ async fn set_disabled<S: Store, H>(
     } else {
         "user_enabled"
     };
-    let ev = audit_event(req, now, kind, Some(&admin.id), Some(id), None, None);
+    let ev = admin.event(req, now, kind, Some(id), None, None);
     let revoked = svc
         .store
         .set_disabled(id, disabled, now, &ev)
@@ -403,24 +452,23 @@ async fn set_disabled<S: Store, H>(
 async fn set_roles<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
     let body = json_body(svc.config, req, false)?;
     let roles =
         roles_field(&body, "roles")?.ok_or_else(|| Error::BadRequest("roles: required".into()))?;
-    if id == admin.id && !roles.iter().any(|r| r == ADMIN_ROLE) {
+    if id == admin.user.id && !roles.iter().any(|r| r == ADMIN_ROLE) {
         return Err(Error::BadRequest(
             "an admin cannot remove their own admin role".into(),
         ));
     }
     let before = target_user(svc, id).await?;
     let now = svc.clock.now_ms();
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "role_changed",
-        Some(&admin.id),
         Some(id),
         None,
         Some(json!({ "from": before.roles, "to": roles })),
@@ -438,7 +486,7 @@ async fn set_roles<S: Store, H>(
 async fn reset_password<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
     let body = json_body(svc.config, req, false)?;
@@ -448,11 +496,10 @@ async fn reset_password<S: Store, H: Pbkdf2>(
     let phc = password::hash(svc.hasher, svc.rng, new, svc.config.pbkdf2_iterations).await?;
     let now = svc.clock.now_ms();
     let revoked = svc.store.change_password(id, &phc, None, now).await?;
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "password_changed",
-        Some(&admin.id),
         Some(id),
         None,
         Some(json!({ "by": "admin", "revoked_sessions": revoked })),
@@ -479,16 +526,15 @@ async fn list_sessions<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Resul
 async fn revoke_all_sessions<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
     target_user(svc, id).await?;
     let now = svc.clock.now_ms();
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "session_revoked",
-        Some(&admin.id),
         Some(id),
         None,
         Some(json!({ "all": true })),
@@ -503,7 +549,7 @@ async fn revoke_all_sessions<S: Store, H>(
 async fn revoke_session<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
     fid: &str,
 ) -> Result<Response, Error> {
@@ -512,11 +558,10 @@ async fn revoke_session<S: Store, H>(
         return Err(Error::NotFound);
     };
     let now = svc.clock.now_ms();
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "session_revoked",
-        Some(&admin.id),
         Some(id),
         Some(&family.id),
         None,
@@ -546,7 +591,7 @@ async fn list_keys<S: Store, H>(
 async fn mint_key<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
 ) -> Result<Response, Error> {
     let body = json_body(svc.config, req, false)?;
     let pepper = apikey::pepper(svc)?;
@@ -565,7 +610,7 @@ async fn mint_key<S: Store, H>(
             "scopes: {bad:?} is not a route name"
         )));
     }
-    let owner_id = optional_string(&body, "owner_user_id")?.unwrap_or(&admin.id);
+    let owner_id = optional_string(&body, "owner_user_id")?.unwrap_or(&admin.user.id);
     let now = svc.clock.now_ms();
     let expires_at =
         match body.get("expires_at") {
@@ -586,8 +631,9 @@ async fn mint_key<S: Store, H>(
             "owner_user_id: the user is disabled".into(),
         ));
     }
-    // Never above the creator's roles, and never a role the owner does not hold.
-    if !admin.roles.contains(&role) {
+    // Never above the creator's roles (for an API key, the key's own role: a key never mints
+    // above itself), and never a role the owner does not hold.
+    if !admin.may_grant(&role) {
         return Err(Error::BadRequest(format!("role: you do not hold {role:?}")));
     }
     if !owner.roles.contains(&role) {
@@ -601,7 +647,7 @@ async fn mint_key<S: Store, H>(
         key_hash: apikey::hash(pepper, &key),
         label,
         owner_user_id: owner.id.clone(),
-        created_by: Some(admin.id.clone()),
+        created_by: Some(admin.user.id.clone()),
         role,
         scopes,
         created_at: now,
@@ -609,11 +655,10 @@ async fn mint_key<S: Store, H>(
         last_used_at: None,
         revoked_at: None,
     };
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "api_key_minted",
-        Some(&admin.id),
         Some(&owner.id),
         None,
         Some(json!({ "key_id": record.id, "role": record.role, "scopes": record.scopes })),
@@ -628,16 +673,15 @@ async fn mint_key<S: Store, H>(
 async fn revoke_key<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
     let key = svc.store.api_key(id).await?.ok_or(Error::NotFound)?;
     let now = svc.clock.now_ms();
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "api_key_revoked",
-        Some(&admin.id),
         Some(&key.owner_user_id),
         None,
         Some(json!({ "key_id": key.id })),

@@ -447,6 +447,84 @@ fn keys_need_a_pepper_and_never_exceed_the_minters_or_owners_roles() {
     assert_eq!(short.unwrap_err().var, "API_KEY_PEPPER");
 }
 
+#[test]
+fn a_key_never_mints_above_its_own_role_and_its_actions_name_it() {
+    let gate = Gate::new(&[]);
+    let (admin_id, admin, _) = gate.user("root@example.com", &["admin", "editor"]);
+    let (admin_key, admin_view) = gate.mint(
+        &admin,
+        json!({ "label": "ops", "role": "admin", "scopes": [] }),
+    );
+    let admin_key_id = admin_view["id"].as_str().unwrap();
+    // The admin holds editor, but the key carries only admin: it cannot mint an editor key.
+    let res = gate.call(
+        "POST",
+        "/admin/api-keys",
+        &admin_key,
+        Some(json!({ "label": "x", "role": "editor", "scopes": [] })),
+    );
+    expect_error(&res, 400, "bad_request");
+    // Its own role it can, and the minting event names the key it was done with.
+    let (_, minted) = gate.mint(
+        &admin_key,
+        json!({ "label": "y", "role": "admin", "scopes": [] }),
+    );
+    assert_eq!(minted["created_by"], admin_id);
+    // The admin's access token is bounded by the stored roles only.
+    let (_, by_token) = gate.mint(
+        &admin,
+        json!({ "label": "z", "role": "editor", "scopes": [] }),
+    );
+    let listed = expect_status(&gate.call("GET", "/admin/api-keys", &admin, None), 200);
+    assert_eq!(listed["api_keys"].as_array().unwrap().len(), 3, "{listed}");
+    let events = block_on(gate.store.query_audit(&AuditQuery {
+        kind: Some("api_key_minted".into()),
+        limit: 10,
+        ..AuditQuery::default()
+    }))
+    .unwrap();
+    let via: Vec<(Value, Value)> = events
+        .iter()
+        .map(|e| {
+            let d = e.event.detail.clone().unwrap();
+            (d["key_id"].clone(), d["via_key"].clone())
+        })
+        .collect();
+    assert_eq!(
+        via,
+        vec![
+            (by_token["id"].clone(), Value::Null),
+            (minted["id"].clone(), json!(admin_key_id)),
+            (json!(admin_key_id), Value::Null),
+        ],
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .all(|e| e.event.actor_user_id.as_deref() == Some(admin_id.as_str())));
+    // Other admin actions done with the key name it too.
+    let (bob_id, _, _) = gate.user("bob@example.com", &["user"]);
+    expect_status(
+        &gate.call(
+            "POST",
+            &format!("/admin/users/{bob_id}/disable"),
+            &admin_key,
+            None,
+        ),
+        200,
+    );
+    let disabled = block_on(gate.store.query_audit(&AuditQuery {
+        kind: Some("user_disabled".into()),
+        limit: 10,
+        ..AuditQuery::default()
+    }))
+    .unwrap();
+    assert_eq!(
+        disabled[0].event.detail,
+        Some(json!({ "via_key": admin_key_id }))
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Admin API
 
