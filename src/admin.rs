@@ -495,16 +495,16 @@ async fn reset_password<S: Store, H: Pbkdf2>(
     target_user(svc, id).await?;
     let phc = password::hash(svc.hasher, svc.rng, new, svc.config.pbkdf2_iterations).await?;
     let now = svc.clock.now_ms();
-    let revoked = svc.store.change_password(id, &phc, None, now).await?;
+    // The store adds `revoked_sessions` to the detail, in the same atomic write.
     let ev = admin.event(
         req,
         now,
         "password_changed",
         Some(id),
         None,
-        Some(json!({ "by": "admin", "revoked_sessions": revoked })),
+        Some(json!({ "by": "admin" })),
     );
-    svc.store.record_event(&ev).await?;
+    let revoked = svc.store.change_password(id, &phc, None, now, &ev).await?;
     Ok(Response::json(200, &json!({ "revoked_sessions": revoked })))
 }
 

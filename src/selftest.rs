@@ -505,13 +505,25 @@ pub mod contract {
         let (u, _, keep) = session(store, "pw").await?;
         let (_, other) = family(&u.id, NOW);
         ok(store.create_family(&other, None).await, "create_family")?;
+        let mut changed = event_for(&u.id, "password_changed");
+        changed.at = NOW + 9;
+        changed.family_id = Some(keep.id.clone());
+        changed.detail = Some(serde_json::json!({ "by": "self" }));
         let revoked = ok(
             store
-                .change_password(&u.id, "$new-hash", Some(&keep.id), NOW + 9)
+                .change_password(&u.id, "$new-hash", Some(&keep.id), NOW + 9, &changed)
                 .await,
             "change_password",
         )?;
         check!(revoked == 1, "revoked {revoked}");
+        // The event is written with the change, carrying the count.
+        let events = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?;
+        changed.detail = Some(serde_json::json!({ "by": "self", "revoked_sessions": 1 }));
+        check!(
+            events.first() == Some(&changed),
+            "event: {:?}",
+            events.first()
+        );
         let got = ok(store.user_by_id(&u.id).await, "user_by_id")?.ok_or("user missing")?;
         check!(
             got.password_hash == "$new-hash" && got.updated_at == NOW + 9,
@@ -524,11 +536,22 @@ pub mod contract {
             gone.revoke_reason.as_deref() == Some("password_change"),
             "{gone:?}"
         );
+        let mut again = event_for(&u.id, "password_changed");
+        again.at = NOW + 10;
         let revoked = ok(
-            store.change_password(&u.id, "$newer", None, NOW + 10).await,
+            store
+                .change_password(&u.id, "$newer", None, NOW + 10, &again)
+                .await,
             "change_password",
         )?;
         check!(revoked == 1, "without keep: revoked {revoked}");
+        let events = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?;
+        again.detail = Some(serde_json::json!({ "revoked_sessions": 1 }));
+        check!(
+            events.first() == Some(&again),
+            "event: {:?}",
+            events.first()
+        );
         Ok(())
     }
 

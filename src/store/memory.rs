@@ -182,6 +182,7 @@ impl Store for MemoryStore {
         phc: &str,
         keep: Option<&str>,
         now: i64,
+        event: &AuditEvent,
     ) -> Result<u64, Error> {
         Ok(self.with(|s| {
             let Some(user) = s.users.get_mut(user_id) else {
@@ -195,9 +196,19 @@ impl Store for MemoryStore {
                 .filter(|f| f.user_id == user_id && Some(f.id.as_str()) != keep)
                 .map(|f| f.id.clone())
                 .collect();
-            ids.iter()
+            let revoked = ids
+                .iter()
                 .filter(|id| s.revoke(id, RevokeReason::PasswordChange, now))
-                .count() as u64
+                .count() as u64;
+            let mut event = event.clone();
+            let mut detail = match event.detail.take() {
+                Some(serde_json::Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            };
+            detail.insert("revoked_sessions".into(), revoked.into());
+            event.detail = Some(serde_json::Value::Object(detail));
+            s.push_event(&event);
+            revoked
         }))
     }
 

@@ -299,14 +299,16 @@ pub trait Store {
     /// Replaces a password hash without revoking anything (parameter upgrade at login).
     async fn upgrade_password_hash(&self, user_id: &str, phc: &str, now: i64) -> Result<(), Error>;
 
-    /// Sets a new password hash and revokes every live family of the user except `keep`,
-    /// atomically. Returns how many families were revoked.
+    /// Sets a new password hash, revokes every live family of the user except `keep` and
+    /// records `event` with `revoked_sessions` (how many families were revoked) added to its
+    /// detail, atomically. Returns how many families were revoked.
     async fn change_password(
         &self,
         user_id: &str,
         phc: &str,
         keep: Option<&str>,
         now: i64,
+        event: &AuditEvent,
     ) -> Result<u64, Error>;
 
     /// Inserts a family, its first token and optionally an audit event, atomically.

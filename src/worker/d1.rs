@@ -401,7 +401,10 @@ impl Store for D1Store {
         phc: &str,
         keep: Option<&str>,
         now: i64,
+        event: &AuditEvent,
     ) -> Result<u64, Error> {
+        let e = event;
+        let detail = e.detail.as_ref().map(|d| d.to_string());
         let results = self
             .batch(vec![
                 self.stmt(
@@ -412,6 +415,28 @@ impl Store for D1Store {
                     "UPDATE refresh_families SET revoked_at = ?2, revoke_reason = ?3 \
                      WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?4",
                     &[
+                        text(user_id),
+                        int(now),
+                        text(RevokeReason::PasswordChange.as_str()),
+                        opt_text(keep),
+                    ],
+                )?,
+                // The event, in the same batch, with the count of the families just revoked.
+                self.stmt(
+                    "INSERT INTO audit_events \
+                     (at, kind, actor_user_id, subject_user_id, family_id, ip, user_agent, detail) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, json_set(coalesce(?8, '{}'), '$.revoked_sessions', \
+                       (SELECT count(*) FROM refresh_families WHERE user_id = ?9 AND revoked_at = ?10 \
+                        AND revoke_reason = ?11 AND id IS NOT ?12))",
+                    &[
+                        int(e.at),
+                        text(&e.kind),
+                        opt_text(e.actor_user_id.as_deref()),
+                        opt_text(e.subject_user_id.as_deref()),
+                        opt_text(e.family_id.as_deref()),
+                        opt_text(e.ip.as_deref()),
+                        opt_text(e.user_agent.as_deref()),
+                        opt_text(detail.as_deref()),
                         text(user_id),
                         int(now),
                         text(RevokeReason::PasswordChange.as_str()),
