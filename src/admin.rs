@@ -23,6 +23,11 @@ use crate::store::{ApiKey, AuditEvent, AuditQuery, Family, RevokeReason, Store, 
 pub const ADMIN_ROLE: &str = "admin";
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
+/// The largest integer storage round-trips exactly: D1 passes numbers as JS doubles, so every
+/// integer taken from a request and bound into a query stays at or below 2^53 - 1.
+pub const MAX_STORED_INT: i64 = (1 << 53) - 1;
+/// How far ahead an API key's expiry may be set (ten years, as the CLI's `--expires-days 3650`).
+pub const MAX_KEY_LIFETIME_MS: i64 = 3650 * 86_400_000;
 
 /// An audit event with an actor distinct from its subject.
 pub(crate) fn audit_event(
@@ -258,12 +263,62 @@ pub async fn route<S: Store, H: Pbkdf2>(
     }
 }
 
+/// The admin making a request: the stored user and the credential they used.
+pub struct Admin {
+    /// The admin, as stored now.
+    pub user: User,
+    /// The access token's or API key's view of the caller.
+    pub caller: Caller,
+}
+
+impl Admin {
+    /// Whether this admin may hand out `role`: they hold it now and, when calling with an API
+    /// key, the key carries it too.
+    pub fn may_grant(&self, role: &str) -> bool {
+        self.user.roles.iter().any(|r| r == role)
+            && (self.caller.kind != CredentialKind::ApiKey || self.caller.has_role(role))
+    }
+
+    /// An audit event with this admin as actor; done with an API key, the detail names it
+    /// (`via_key`).
+    fn event(
+        &self,
+        req: &Request,
+        now: i64,
+        kind: &str,
+        subject: Option<&str>,
+        family_id: Option<&str>,
+        detail: Option<Value>,
+    ) -> AuditEvent {
+        let detail = match &self.caller.key_id {
+            Some(key_id) => {
+                let mut d = match detail {
+                    Some(Value::Object(map)) => map,
+                    _ => Map::new(),
+                };
+                d.insert("via_key".into(), json!(key_id));
+                Some(Value::Object(d))
+            }
+            None => detail,
+        };
+        audit_event(
+            req,
+            now,
+            kind,
+            Some(&self.user.id),
+            subject,
+            family_id,
+            detail,
+        )
+    }
+}
+
 /// The caller, re-read from storage: enabled, holding `admin` now, and (for an access token)
 /// with a live session; for an API key, the key's role must be `admin`.
 pub async fn require_admin<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
-) -> Result<User, Error> {
+) -> Result<Admin, Error> {
     let caller: Caller = authenticate(svc, req).await?.ok_or(Error::NoAuth)?;
     let user = svc.store.user_by_id(&caller.user_id).await?;
     let Some(user) = user.filter(|u| !u.disabled) else {
@@ -284,7 +339,7 @@ pub async fn require_admin<S: Store, H: Pbkdf2>(
     if !stored_admin || !caller.has_role(ADMIN_ROLE) {
         return Err(Error::InsufficientRole);
     }
-    Ok(user)
+    Ok(Admin { user, caller })
 }
 
 async fn target_user<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Result<User, Error> {
@@ -327,7 +382,7 @@ async fn list_users<S: Store, H>(
 async fn create_user<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
 ) -> Result<Response, Error> {
     let body = json_body(svc.config, req, false)?;
     let email = normalize_email(string_field(&body, "email")?)?;
@@ -347,11 +402,10 @@ async fn create_user<S: Store, H: Pbkdf2>(
         created_at: now,
         updated_at: now,
     };
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "registered",
-        Some(&admin.id),
         Some(&user.id),
         None,
         Some(json!({ "by": "admin", "roles": user.roles })),
@@ -366,11 +420,11 @@ async fn create_user<S: Store, H: Pbkdf2>(
 async fn set_disabled<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
     disabled: bool,
 ) -> Result<Response, Error> {
-    if disabled && id == admin.id {
+    if disabled && id == admin.user.id {
         return Err(Error::BadRequest(
             "an admin cannot disable their own account".into(),
         ));
@@ -382,7 +436,7 @@ async fn set_disabled<S: Store, H>(
     } else {
         "user_enabled"
     };
-    let ev = audit_event(req, now, kind, Some(&admin.id), Some(id), None, None);
+    let ev = admin.event(req, now, kind, Some(id), None, None);
     let revoked = svc
         .store
         .set_disabled(id, disabled, now, &ev)
@@ -398,24 +452,23 @@ async fn set_disabled<S: Store, H>(
 async fn set_roles<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
     let body = json_body(svc.config, req, false)?;
     let roles =
         roles_field(&body, "roles")?.ok_or_else(|| Error::BadRequest("roles: required".into()))?;
-    if id == admin.id && !roles.iter().any(|r| r == ADMIN_ROLE) {
+    if id == admin.user.id && !roles.iter().any(|r| r == ADMIN_ROLE) {
         return Err(Error::BadRequest(
             "an admin cannot remove their own admin role".into(),
         ));
     }
     let before = target_user(svc, id).await?;
     let now = svc.clock.now_ms();
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "role_changed",
-        Some(&admin.id),
         Some(id),
         None,
         Some(json!({ "from": before.roles, "to": roles })),
@@ -433,7 +486,7 @@ async fn set_roles<S: Store, H>(
 async fn reset_password<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
     let body = json_body(svc.config, req, false)?;
@@ -442,17 +495,16 @@ async fn reset_password<S: Store, H: Pbkdf2>(
     target_user(svc, id).await?;
     let phc = password::hash(svc.hasher, svc.rng, new, svc.config.pbkdf2_iterations).await?;
     let now = svc.clock.now_ms();
-    let revoked = svc.store.change_password(id, &phc, None, now).await?;
-    let ev = audit_event(
+    // The store adds `revoked_sessions` to the detail, in the same atomic write.
+    let ev = admin.event(
         req,
         now,
         "password_changed",
-        Some(&admin.id),
         Some(id),
         None,
-        Some(json!({ "by": "admin", "revoked_sessions": revoked })),
+        Some(json!({ "by": "admin" })),
     );
-    svc.store.record_event(&ev).await?;
+    let revoked = svc.store.change_password(id, &phc, None, now, &ev).await?;
     Ok(Response::json(200, &json!({ "revoked_sessions": revoked })))
 }
 
@@ -474,16 +526,15 @@ async fn list_sessions<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Resul
 async fn revoke_all_sessions<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
     target_user(svc, id).await?;
     let now = svc.clock.now_ms();
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "session_revoked",
-        Some(&admin.id),
         Some(id),
         None,
         Some(json!({ "all": true })),
@@ -498,7 +549,7 @@ async fn revoke_all_sessions<S: Store, H>(
 async fn revoke_session<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
     fid: &str,
 ) -> Result<Response, Error> {
@@ -507,11 +558,10 @@ async fn revoke_session<S: Store, H>(
         return Err(Error::NotFound);
     };
     let now = svc.clock.now_ms();
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "session_revoked",
-        Some(&admin.id),
         Some(id),
         Some(&family.id),
         None,
@@ -541,7 +591,7 @@ async fn list_keys<S: Store, H>(
 async fn mint_key<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
 ) -> Result<Response, Error> {
     let body = json_body(svc.config, req, false)?;
     let pepper = apikey::pepper(svc)?;
@@ -560,19 +610,19 @@ async fn mint_key<S: Store, H>(
             "scopes: {bad:?} is not a route name"
         )));
     }
-    let owner_id = optional_string(&body, "owner_user_id")?.unwrap_or(&admin.id);
+    let owner_id = optional_string(&body, "owner_user_id")?.unwrap_or(&admin.user.id);
     let now = svc.clock.now_ms();
-    let expires_at = match body.get("expires_at") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_i64() {
-            Some(t) if t > now => Some(t),
-            _ => {
-                return Err(Error::BadRequest(
-                    "expires_at: Unix milliseconds in the future, or null".into(),
-                ))
-            }
-        },
-    };
+    let expires_at =
+        match body.get("expires_at") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_i64() {
+                Some(t) if t > now && t <= now + MAX_KEY_LIFETIME_MS => Some(t),
+                _ => return Err(Error::BadRequest(
+                    "expires_at: Unix milliseconds in the future, at most 10 years ahead, or null"
+                        .into(),
+                )),
+            },
+        };
     let Some(owner) = svc.store.user_by_id(owner_id).await? else {
         return Err(Error::BadRequest("owner_user_id: no such user".into()));
     };
@@ -581,8 +631,9 @@ async fn mint_key<S: Store, H>(
             "owner_user_id: the user is disabled".into(),
         ));
     }
-    // Never above the creator's roles, and never a role the owner does not hold.
-    if !admin.roles.contains(&role) {
+    // Never above the creator's roles (for an API key, the key's own role: a key never mints
+    // above itself), and never a role the owner does not hold.
+    if !admin.may_grant(&role) {
         return Err(Error::BadRequest(format!("role: you do not hold {role:?}")));
     }
     if !owner.roles.contains(&role) {
@@ -596,7 +647,7 @@ async fn mint_key<S: Store, H>(
         key_hash: apikey::hash(pepper, &key),
         label,
         owner_user_id: owner.id.clone(),
-        created_by: Some(admin.id.clone()),
+        created_by: Some(admin.user.id.clone()),
         role,
         scopes,
         created_at: now,
@@ -604,11 +655,10 @@ async fn mint_key<S: Store, H>(
         last_used_at: None,
         revoked_at: None,
     };
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "api_key_minted",
-        Some(&admin.id),
         Some(&owner.id),
         None,
         Some(json!({ "key_id": record.id, "role": record.role, "scopes": record.scopes })),
@@ -623,16 +673,15 @@ async fn mint_key<S: Store, H>(
 async fn revoke_key<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    admin: &User,
+    admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
     let key = svc.store.api_key(id).await?.ok_or(Error::NotFound)?;
     let now = svc.clock.now_ms();
-    let ev = audit_event(
+    let ev = admin.event(
         req,
         now,
         "api_key_revoked",
-        Some(&admin.id),
         Some(&key.owner_user_id),
         None,
         Some(json!({ "key_id": key.id })),
@@ -665,9 +714,9 @@ async fn list_audit<S: Store, H>(
         kind: param_str(&q, "kind").map(str::to_string),
         actor_user_id: param_str(&q, "actor").map(str::to_string),
         subject_user_id: param_str(&q, "subject").or(user).map(str::to_string),
-        since: param_int(&q, "since", 0, i64::MAX)?,
-        until: param_int(&q, "until", 0, i64::MAX)?,
-        before_id: param_int(&q, "cursor", 1, i64::MAX)?,
+        since: param_int(&q, "since", 0, MAX_STORED_INT)?,
+        until: param_int(&q, "until", 0, MAX_STORED_INT)?,
+        before_id: param_int(&q, "cursor", 1, MAX_STORED_INT)?,
         limit: limit + 1,
     };
     let mut events = svc.store.query_audit(&query).await?;

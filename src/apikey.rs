@@ -102,6 +102,7 @@ pub async fn authenticate<S: Store, H: Pbkdf2>(
         session_id: None,
         scopes: Some(k.scopes.clone()),
         kind: CredentialKind::ApiKey,
+        key_id: Some(k.id.clone()),
     })
 }
 

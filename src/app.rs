@@ -783,16 +783,11 @@ async fn change_password<S: Store, H: Pbkdf2>(
     }
     let phc = password::hash(svc.hasher, svc.rng, new, iterations).await?;
     let keep = verified.claims.sid.as_deref();
-    let revoked = svc.store.change_password(&user.id, &phc, keep, now).await?;
-    let detail = json!({ "revoked_sessions": revoked });
-    let ev = event(
-        req,
-        now,
-        "password_changed",
-        Some(&user.id),
-        keep,
-        Some(detail),
-    );
-    svc.store.record_event(&ev).await?;
+    // The store records the event with `revoked_sessions` in the same atomic write.
+    let ev = event(req, now, "password_changed", Some(&user.id), keep, None);
+    let revoked = svc
+        .store
+        .change_password(&user.id, &phc, keep, now, &ev)
+        .await?;
     Ok(Response::json(200, &json!({ "revoked_sessions": revoked })))
 }

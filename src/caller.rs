@@ -42,6 +42,8 @@ pub struct Caller {
     pub scopes: Option<Vec<String>>,
     /// How the caller authenticated.
     pub kind: CredentialKind,
+    /// The API key's id (`key_…`) when the credential is a key.
+    pub key_id: Option<String>,
 }
 
 impl Caller {
@@ -86,5 +88,6 @@ pub async fn authenticate<S: Store, H: Pbkdf2>(
         session_id: claims.sid,
         scopes: None,
         kind: CredentialKind::AccessToken,
+        key_id: None,
     }))
 }

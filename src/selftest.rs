@@ -505,13 +505,25 @@ pub mod contract {
         let (u, _, keep) = session(store, "pw").await?;
         let (_, other) = family(&u.id, NOW);
         ok(store.create_family(&other, None).await, "create_family")?;
+        let mut changed = event_for(&u.id, "password_changed");
+        changed.at = NOW + 9;
+        changed.family_id = Some(keep.id.clone());
+        changed.detail = Some(serde_json::json!({ "by": "self" }));
         let revoked = ok(
             store
-                .change_password(&u.id, "$new-hash", Some(&keep.id), NOW + 9)
+                .change_password(&u.id, "$new-hash", Some(&keep.id), NOW + 9, &changed)
                 .await,
             "change_password",
         )?;
         check!(revoked == 1, "revoked {revoked}");
+        // The event is written with the change, carrying the count.
+        let events = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?;
+        changed.detail = Some(serde_json::json!({ "by": "self", "revoked_sessions": 1 }));
+        check!(
+            events.first() == Some(&changed),
+            "event: {:?}",
+            events.first()
+        );
         let got = ok(store.user_by_id(&u.id).await, "user_by_id")?.ok_or("user missing")?;
         check!(
             got.password_hash == "$new-hash" && got.updated_at == NOW + 9,
@@ -524,11 +536,22 @@ pub mod contract {
             gone.revoke_reason.as_deref() == Some("password_change"),
             "{gone:?}"
         );
+        let mut again = event_for(&u.id, "password_changed");
+        again.at = NOW + 10;
         let revoked = ok(
-            store.change_password(&u.id, "$newer", None, NOW + 10).await,
+            store
+                .change_password(&u.id, "$newer", None, NOW + 10, &again)
+                .await,
             "change_password",
         )?;
         check!(revoked == 1, "without keep: revoked {revoked}");
+        let events = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?;
+        again.detail = Some(serde_json::json!({ "revoked_sessions": 1 }));
+        check!(
+            events.first() == Some(&again),
+            "event: {:?}",
+            events.first()
+        );
         Ok(())
     }
 
@@ -888,6 +911,40 @@ pub mod contract {
         Ok(())
     }
 
+    async fn rate_limit_windows_only_move_forward<S: Store>(store: &S) -> CaseResult {
+        let key = format!("contract:{}", tag());
+        const W: i64 = 60_000;
+        let start = NOW - NOW % W;
+        for want in 1..=2 {
+            let hit = ok(store.hit_rate_limit(&key, W, start + W + want).await, "hit")?;
+            check!(
+                hit.count == want && hit.window_start == start + W,
+                "hit {want}: {hit:?}"
+            );
+        }
+        // A request from the previous window that arrives late counts against the stored
+        // window instead of resetting it.
+        let late = ok(
+            store.hit_rate_limit(&key, W, start + W - 1).await,
+            "late hit",
+        )?;
+        check!(
+            late.count == 3 && late.window_start == start + W,
+            "late hit: {late:?}"
+        );
+        let hit = ok(store.hit_rate_limit(&key, W, start + W + 3).await, "hit")?;
+        check!(
+            hit.count == 4 && hit.window_start == start + W,
+            "after the late hit: {hit:?}"
+        );
+        let hit = ok(store.hit_rate_limit(&key, W, start + 2 * W).await, "hit")?;
+        check!(
+            hit.count == 1 && hit.window_start == start + 2 * W,
+            "next window: {hit:?}"
+        );
+        Ok(())
+    }
+
     async fn audit_queries_filter_and_page<S: Store>(store: &S) -> CaseResult {
         let actor = format!("usr_{}", tag());
         let subject = format!("usr_{}", tag());
@@ -1040,6 +1097,46 @@ pub mod contract {
         let rl_now = format!("contract-now:{}", tag());
         ok(store.hit_rate_limit(&rl_old, W, t - 10 * W).await, "hit")?;
         ok(store.hit_rate_limit(&rl_now, W, t).await, "hit")?;
+        // API keys (active, revoked, expired; all created 60 days ago) and a disabled user are
+        // never the prune's business.
+        let active_key = api_key(&u.id, t - 60 * DAY);
+        let revoked_key = api_key(&u.id, t - 60 * DAY);
+        let mut expired_key = api_key(&u.id, t - 60 * DAY);
+        expired_key.expires_at = Some(t - 59 * DAY);
+        for k in [&active_key, &revoked_key, &expired_key] {
+            ok(
+                store
+                    .create_api_key(k, &event_for(&u.id, "api_key_minted"))
+                    .await,
+                "create_api_key",
+            )?;
+        }
+        ok(
+            store
+                .revoke_api_key(
+                    &revoked_key.id,
+                    t - 59 * DAY,
+                    &event_for(&u.id, "api_key_revoked"),
+                )
+                .await,
+            "revoke_api_key",
+        )?;
+        let disabled = user("prune-disabled");
+        ok(
+            store.create_user(&disabled, None, None).await,
+            "create_user",
+        )?;
+        ok(
+            store
+                .set_disabled(
+                    &disabled.id,
+                    true,
+                    t - 60 * DAY,
+                    &event_for(&disabled.id, "user_disabled"),
+                )
+                .await,
+            "set_disabled",
+        )?;
 
         let counts = ok(
             store
@@ -1110,6 +1207,20 @@ pub mod contract {
             ok(store.user_by_id(&u.id).await, "user_by_id")?.is_some(),
             "the user was pruned"
         );
+        check!(
+            ok(store.user_by_id(&disabled.id).await, "user_by_id")?.is_some_and(|d| d.disabled),
+            "the disabled user was pruned"
+        );
+        for (what, k) in [
+            ("active", &active_key),
+            ("revoked", &revoked_key),
+            ("expired", &expired_key),
+        ] {
+            check!(
+                ok(store.api_key(&k.id).await, "api_key")?.is_some(),
+                "the {what} API key was pruned"
+            );
+        }
         Ok(())
     }
 
@@ -1143,6 +1254,7 @@ pub mod contract {
         case!(user_families_and_revoke_all);
         case!(api_keys_round_trip);
         case!(rate_limits_count_per_fixed_window);
+        case!(rate_limit_windows_only_move_forward);
         case!(audit_queries_filter_and_page);
         // Last: it deletes what other cases left behind.
         case!(prune_removes_only_what_ended);

@@ -367,6 +367,13 @@ fn keys_need_a_pepper_and_never_exceed_the_minters_or_owners_roles() {
         json!({ "label": "x", "role": "admin" }),
         json!({ "label": "x", "role": "admin", "scopes": ["Bad Name"] }),
         json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": T0 - 1 }),
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": T0 }),
+        // Beyond ten years ahead, beyond what D1 stores exactly, and i64::MAX.
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": T0 + 3650 * DAY + 1 }),
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": 1_i64 << 53 }),
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": i64::MAX }),
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": 1.5e18 }),
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": "soon" }),
     ] {
         expect_error(
             &gate.call("POST", "/admin/api-keys", &admin, Some(bad)),
@@ -374,6 +381,39 @@ fn keys_need_a_pepper_and_never_exceed_the_minters_or_owners_roles() {
             "bad_request",
         );
     }
+    // Nothing was stored, and exactly ten years ahead is accepted.
+    let listed = expect_status(&gate.call("GET", "/admin/api-keys", &admin, None), 200);
+    assert_eq!(listed["api_keys"].as_array().unwrap().len(), 0);
+    let (_, view) = gate.mint(
+        &admin,
+        json!({ "label": "x", "role": "admin", "scopes": [], "expires_at": T0 + 3650 * DAY }),
+    );
+    assert_eq!(view["expires_at"], T0 + 3650 * DAY);
+    // Audit filters and the cursor stay within what storage holds exactly.
+    for q in [
+        "since=9007199254740992",
+        "until=9223372036854775807",
+        "cursor=9007199254740992",
+        "cursor=0",
+        "since=-1",
+        "limit=201",
+        "limit=0",
+    ] {
+        expect_error(
+            &gate.call("GET", &format!("/admin/audit?{q}"), &admin, None),
+            400,
+            "bad_request",
+        );
+    }
+    expect_status(
+        &gate.call(
+            "GET",
+            "/admin/audit?since=0&until=9007199254740991&cursor=9007199254740991&limit=200",
+            &admin,
+            None,
+        ),
+        200,
+    );
 
     let mut off = Gate::new(&[]);
     off.config = {
@@ -405,6 +445,84 @@ fn keys_need_a_pepper_and_never_exceed_the_minters_or_owners_roles() {
         _ => None,
     });
     assert_eq!(short.unwrap_err().var, "API_KEY_PEPPER");
+}
+
+#[test]
+fn a_key_never_mints_above_its_own_role_and_its_actions_name_it() {
+    let gate = Gate::new(&[]);
+    let (admin_id, admin, _) = gate.user("root@example.com", &["admin", "editor"]);
+    let (admin_key, admin_view) = gate.mint(
+        &admin,
+        json!({ "label": "ops", "role": "admin", "scopes": [] }),
+    );
+    let admin_key_id = admin_view["id"].as_str().unwrap();
+    // The admin holds editor, but the key carries only admin: it cannot mint an editor key.
+    let res = gate.call(
+        "POST",
+        "/admin/api-keys",
+        &admin_key,
+        Some(json!({ "label": "x", "role": "editor", "scopes": [] })),
+    );
+    expect_error(&res, 400, "bad_request");
+    // Its own role it can, and the minting event names the key it was done with.
+    let (_, minted) = gate.mint(
+        &admin_key,
+        json!({ "label": "y", "role": "admin", "scopes": [] }),
+    );
+    assert_eq!(minted["created_by"], admin_id);
+    // The admin's access token is bounded by the stored roles only.
+    let (_, by_token) = gate.mint(
+        &admin,
+        json!({ "label": "z", "role": "editor", "scopes": [] }),
+    );
+    let listed = expect_status(&gate.call("GET", "/admin/api-keys", &admin, None), 200);
+    assert_eq!(listed["api_keys"].as_array().unwrap().len(), 3, "{listed}");
+    let events = block_on(gate.store.query_audit(&AuditQuery {
+        kind: Some("api_key_minted".into()),
+        limit: 10,
+        ..AuditQuery::default()
+    }))
+    .unwrap();
+    let via: Vec<(Value, Value)> = events
+        .iter()
+        .map(|e| {
+            let d = e.event.detail.clone().unwrap();
+            (d["key_id"].clone(), d["via_key"].clone())
+        })
+        .collect();
+    assert_eq!(
+        via,
+        vec![
+            (by_token["id"].clone(), Value::Null),
+            (minted["id"].clone(), json!(admin_key_id)),
+            (json!(admin_key_id), Value::Null),
+        ],
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .all(|e| e.event.actor_user_id.as_deref() == Some(admin_id.as_str())));
+    // Other admin actions done with the key name it too.
+    let (bob_id, _, _) = gate.user("bob@example.com", &["user"]);
+    expect_status(
+        &gate.call(
+            "POST",
+            &format!("/admin/users/{bob_id}/disable"),
+            &admin_key,
+            None,
+        ),
+        200,
+    );
+    let disabled = block_on(gate.store.query_audit(&AuditQuery {
+        kind: Some("user_disabled".into()),
+        limit: 10,
+        ..AuditQuery::default()
+    }))
+    .unwrap();
+    assert_eq!(
+        disabled[0].event.detail,
+        Some(json!({ "via_key": admin_key_id }))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

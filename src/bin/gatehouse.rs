@@ -1,16 +1,30 @@
 //! `gatehouse`: the operator's command line.
 //!
 //! ```text
-//! gatehouse keygen [--env]
+//! gatehouse keygen [--env | --pepper]
 //! gatehouse add-user --email EMAIL [--name NAME] [--roles a,b] [--password-stdin]
 //!                    [--local | --remote] [--update] [--iterations N]
 //!                    [--database NAME] [--persist-to DIR] [--config wrangler.toml] [--print-sql]
+//! gatehouse mint-key --owner EMAIL --label LABEL --role ROLE [--scopes a,b] [--expires-days N]
+//! gatehouse list-keys [--owner EMAIL] [--json]
+//! gatehouse revoke-key KEY_ID
+//! gatehouse set-roles --email EMAIL --roles a,b
+//! gatehouse disable-user --email EMAIL
+//! gatehouse enable-user --email EMAIL
+//! gatehouse list-users [--search TEXT] [--limit N] [--json]
 //! ```
+//!
+//! `keygen` and `add-user` are here; the commands on keys and users after them are in
+//! `gatehouse/ops.rs`. Every command that touches D1 takes `--local | --remote`, `--database`,
+//! `--persist-to`, `--config` and `--print-sql`.
 //!
 //! `add-user` hashes the password here (the same PBKDF2 as the worker) and writes the row with
 //! `wrangler d1 execute`, so it works against local D1 (`--local`, the default) and the
 //! deployed database (`--remote`) alike. The password is read from a prompt without echo, or
-//! from the first line of standard input with `--password-stdin`; it is never an argument.
+//! from the first line of standard input with `--password-stdin`; it is never an argument. Like
+//! every command that changes something, it writes the admin API's audit events (actor NULL,
+//! `"by": "cli"`): `registered` for a new user; with `--update` on an existing one,
+//! `password_changed` (with how many sessions it revoked) and `role_changed` if the roles differ.
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli {
@@ -41,7 +55,8 @@ usage:
       Creates a user in D1 through `wrangler d1 execute` (local by default). The password is
       prompted for, or read from the first line of stdin with --password-stdin. --update
       replaces the password and roles of an existing user and revokes all their sessions.
-      --print-sql prints the SQL instead of running it.
+      --print-sql prints the SQL instead of running it. Writes the audit events the admin API
+      does (registered; with --update password_changed, and role_changed if roles differ).
   gatehouse keygen --pepper
       Makes an API_KEY_PEPPER secret (for `wrangler secret put API_KEY_PEPPER`).
   gatehouse mint-key --owner EMAIL --label LABEL --role ROLE [--scopes a,b] [--expires-days N]
@@ -249,24 +264,40 @@ usage:
             .as_millis() as i64;
         let roles = serde_json::to_string(&opts.roles).map_err(|e| e.to_string())?;
         let id = new_id(&SystemRng, "usr_");
+        let id_q = quote(&id);
+        let email_q = quote(&email);
+        let roles_q = quote(&roles);
         let name_sql = name.as_deref().map_or("NULL".to_string(), quote);
-        let mut sql = format!(
-            "INSERT INTO users (id, email, name, password_hash, roles, disabled, created_at, updated_at)\n  VALUES ({}, {}, {}, {}, {}, 0, {now}, {now})",
-            quote(&id),
-            quote(&email),
-            name_sql,
+        // The same audit events as the admin API (actor NULL: the CLI; "by": "cli").
+        const EVENT: &str =
+            "INSERT INTO audit_events (at, kind, actor_user_id, subject_user_id, detail)";
+        let mut sql = String::new();
+        if opts.update {
+            // Read before the upsert: an existing user whose roles change.
+            sql.push_str(&format!(
+                "{EVENT}\n  SELECT {now}, 'role_changed', NULL, id, json_object('from', json(roles), 'to', json({roles_q}), 'by', 'cli')\n  \
+                 FROM users WHERE email = {email_q} AND json(roles) <> json({roles_q});\n"
+            ));
+        }
+        sql.push_str(&format!(
+            "INSERT INTO users (id, email, name, password_hash, roles, disabled, created_at, updated_at)\n  VALUES ({id_q}, {email_q}, {name_sql}, {}, {roles_q}, 0, {now}, {now})",
             quote(&phc),
-            quote(&roles),
-        );
+        ));
         if opts.update {
             sql.push_str(&format!(
                 "\n  ON CONFLICT(email) DO UPDATE SET password_hash = excluded.password_hash, roles = excluded.roles,\n    name = COALESCE(excluded.name, users.name), updated_at = excluded.updated_at;\n\
-                 UPDATE refresh_families SET revoked_at = {now}, revoke_reason = 'password_change'\n  WHERE revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE email = {});\n",
-                quote(&email)
+                 UPDATE refresh_families SET revoked_at = {now}, revoke_reason = 'password_change'\n  WHERE revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE email = {email_q});\n\
+                 {EVENT}\n  SELECT {now}, 'password_changed', NULL, id, json_object('by', 'cli', 'revoked_sessions',\n    \
+                 (SELECT count(*) FROM refresh_families f WHERE f.user_id = users.id AND f.revoked_at = {now} AND f.revoke_reason = 'password_change'))\n  \
+                 FROM users WHERE email = {email_q} AND id <> {id_q};\n"
             ));
         } else {
             sql.push_str(";\n");
         }
+        // A new user (only this run's id, so nothing when --update found an existing one).
+        sql.push_str(&format!(
+            "{EVENT}\n  SELECT {now}, 'registered', NULL, id, json_object('by', 'cli', 'roles', json(roles))\n  FROM users WHERE id = {id_q};\n"
+        ));
         if opts.print_sql {
             print!("{sql}");
             return Ok(());

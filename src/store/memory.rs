@@ -182,6 +182,7 @@ impl Store for MemoryStore {
         phc: &str,
         keep: Option<&str>,
         now: i64,
+        event: &AuditEvent,
     ) -> Result<u64, Error> {
         Ok(self.with(|s| {
             let Some(user) = s.users.get_mut(user_id) else {
@@ -195,9 +196,19 @@ impl Store for MemoryStore {
                 .filter(|f| f.user_id == user_id && Some(f.id.as_str()) != keep)
                 .map(|f| f.id.clone())
                 .collect();
-            ids.iter()
+            let revoked = ids
+                .iter()
                 .filter(|id| s.revoke(id, RevokeReason::PasswordChange, now))
-                .count() as u64
+                .count() as u64;
+            let mut event = event.clone();
+            let mut detail = match event.detail.take() {
+                Some(serde_json::Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            };
+            detail.insert("revoked_sessions".into(), revoked.into());
+            event.detail = Some(serde_json::Value::Object(detail));
+            s.push_event(&event);
+            revoked
         }))
     }
 
@@ -482,13 +493,15 @@ impl Store for MemoryStore {
                 0,
                 window_start + window_ms,
             ));
-            if entry.0 != window_start {
+            // Windows only move forward: a late hit from an older window counts against the
+            // stored one.
+            if window_start > entry.0 {
                 *entry = (window_start, 0, window_start + window_ms);
             }
             entry.1 += 1;
             RateHit {
                 count: entry.1,
-                window_start,
+                window_start: entry.0,
             }
         }))
     }

@@ -299,14 +299,16 @@ pub trait Store {
     /// Replaces a password hash without revoking anything (parameter upgrade at login).
     async fn upgrade_password_hash(&self, user_id: &str, phc: &str, now: i64) -> Result<(), Error>;
 
-    /// Sets a new password hash and revokes every live family of the user except `keep`,
-    /// atomically. Returns how many families were revoked.
+    /// Sets a new password hash, revokes every live family of the user except `keep` and
+    /// records `event` with `revoked_sessions` (how many families were revoked) added to its
+    /// detail, atomically. Returns how many families were revoked.
     async fn change_password(
         &self,
         user_id: &str,
         phc: &str,
         keep: Option<&str>,
         now: i64,
+        event: &AuditEvent,
     ) -> Result<u64, Error>;
 
     /// Inserts a family, its first token and optionally an audit event, atomically.
@@ -417,7 +419,9 @@ pub trait Store {
     // ----- rate limits, audit, pruning
 
     /// Counts one hit on `key` in the fixed window of `window_ms` that holds `now`, in one
-    /// atomic step (a new window starts the count at 1).
+    /// atomic step (a newer window starts the count at 1). Windows only move forward: a hit
+    /// whose `now` falls in an older window than the stored one (a request that arrived late)
+    /// counts against the stored window, whose start is returned.
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error>;
 
     /// Audit events matching `query`, newest first.

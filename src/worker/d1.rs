@@ -401,7 +401,10 @@ impl Store for D1Store {
         phc: &str,
         keep: Option<&str>,
         now: i64,
+        event: &AuditEvent,
     ) -> Result<u64, Error> {
+        let e = event;
+        let detail = e.detail.as_ref().map(|d| d.to_string());
         let results = self
             .batch(vec![
                 self.stmt(
@@ -412,6 +415,28 @@ impl Store for D1Store {
                     "UPDATE refresh_families SET revoked_at = ?2, revoke_reason = ?3 \
                      WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?4",
                     &[
+                        text(user_id),
+                        int(now),
+                        text(RevokeReason::PasswordChange.as_str()),
+                        opt_text(keep),
+                    ],
+                )?,
+                // The event, in the same batch, with the count of the families just revoked.
+                self.stmt(
+                    "INSERT INTO audit_events \
+                     (at, kind, actor_user_id, subject_user_id, family_id, ip, user_agent, detail) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, json_set(coalesce(?8, '{}'), '$.revoked_sessions', \
+                       (SELECT count(*) FROM refresh_families WHERE user_id = ?9 AND revoked_at = ?10 \
+                        AND revoke_reason = ?11 AND id IS NOT ?12))",
+                    &[
+                        int(e.at),
+                        text(&e.kind),
+                        opt_text(e.actor_user_id.as_deref()),
+                        opt_text(e.subject_user_id.as_deref()),
+                        opt_text(e.family_id.as_deref()),
+                        opt_text(e.ip.as_deref()),
+                        opt_text(e.user_agent.as_deref()),
+                        opt_text(detail.as_deref()),
                         text(user_id),
                         int(now),
                         text(RevokeReason::PasswordChange.as_str()),
@@ -740,15 +765,18 @@ impl Store for D1Store {
 
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error> {
         let window_start = now - now.rem_euclid(window_ms.max(1));
-        // One statement: insert the counter, or bump it within the same window, or restart it
-        // in a new one; RETURNING reads the result of this very write.
+        // One statement: insert the counter, restart it in a newer window, or else bump it. A
+        // late request from an older window than the stored one counts against the stored
+        // window, never resets it: windows only move forward. RETURNING reads the result of
+        // this very write (SET expressions all see the row as it was before the update).
         let row = self
             .first::<RateRow>(
                 "INSERT INTO rate_limits (key, window_start, count, expires_at) VALUES (?1, ?2, 1, ?3) \
                  ON CONFLICT (key) DO UPDATE SET \
-                   count = CASE WHEN rate_limits.window_start = excluded.window_start \
-                                THEN rate_limits.count + 1 ELSE 1 END, \
-                   window_start = excluded.window_start, expires_at = excluded.expires_at \
+                   count = CASE WHEN excluded.window_start > rate_limits.window_start \
+                                THEN 1 ELSE rate_limits.count + 1 END, \
+                   window_start = max(rate_limits.window_start, excluded.window_start), \
+                   expires_at = max(rate_limits.expires_at, excluded.expires_at) \
                  RETURNING count, window_start",
                 &[text(key), int(window_start), int(window_start + window_ms)],
             )

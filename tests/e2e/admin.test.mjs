@@ -38,10 +38,18 @@ describe('admin API', () => {
       ['DELETE', '/admin/api-keys/key_x'],
       ['GET', '/admin/audit'],
     ];
+    const count = async (table) => (await w.db.prepare(`SELECT count(*) AS n FROM ${table}`).first()).n;
+    const before = { users: await count('users'), keys: await count('api_keys'), hash: (await w.db.prepare('SELECT password_hash FROM users WHERE id = ?1').bind(u).first()).password_hash };
     for (const [method, path, json] of calls) {
       expectError(await c.request(method, path, { json, bearer: plain.access }), 403, 'insufficient_role');
       expectError(await c.request(method, path, { json }), 401, 'no_auth');
     }
+    // The refused POSTs created no user and no key, and changed no password.
+    const createdEmail = calls[1][2].email;
+    assert.equal(await w.db.prepare('SELECT id FROM users WHERE email = ?1').bind(createdEmail).first(), null);
+    assert.equal(await count('users'), before.users);
+    assert.equal(await count('api_keys'), before.keys);
+    assert.equal((await w.db.prepare('SELECT password_hash FROM users WHERE id = ?1').bind(u).first()).password_hash, before.hash);
     const row = await w.db.prepare('SELECT roles, disabled FROM users WHERE id = ?1').bind(u).first();
     assert.deepEqual(JSON.parse(row.roles), ['user']);
     assert.equal(row.disabled, 0);

@@ -83,6 +83,35 @@ describe('API keys', () => {
     expectError(await c.get('/admin/users', { bearer: 'gk_tooshort' }), 401, 'invalid_api_key');
   });
 
+  test('an expiry past ten years ahead is refused and stores nothing, so listing keys still works', async () => {
+    const before = await w.db.prepare('SELECT COUNT(*) AS n FROM api_keys').first();
+    const now = Date.now();
+    const raw = (expires) => c.request('POST', '/admin/api-keys', {
+      bearer: admin.access,
+      headers: { 'content-type': 'application/json' },
+      body: `{"label":"far","role":"admin","scopes":[],"expires_at":${expires}}`,
+    });
+    // Above 2^53 (would not round-trip through D1), i64::MAX, and just past the ten-year cap.
+    for (const expires of ['18014398509481984', '9223372036854775807', String(now + 3651 * 86_400_000)]) {
+      const res = await raw(expires);
+      expectError(res, 400, 'bad_request');
+      assert.match(res.body.error.message, /expires_at/);
+    }
+    const after = await w.db.prepare('SELECT COUNT(*) AS n FROM api_keys').first();
+    assert.equal(after.n, before.n);
+    expectStatus(await c.get('/admin/api-keys', { bearer: admin.access }), 200);
+    // Nine years ahead is fine.
+    const { api_key: view } = await mintKey(c, admin.access, { label: 'long', role: 'admin', scopes: [], expires_at: now + 9 * 365 * 86_400_000 });
+    const listed = await c.get('/admin/api-keys', { bearer: admin.access });
+    expectStatus(listed, 200);
+    assert.ok(listed.body.api_keys.some((k) => k.id === view.id));
+    // The audit filters and cursor are bounded the same way.
+    for (const q of ['since=9007199254740992', 'until=9223372036854775807', 'cursor=9007199254740992']) {
+      expectError(await c.get(`/admin/audit?${q}`, { bearer: admin.access }), 400, 'bad_request');
+    }
+    expectStatus(await c.get('/admin/audit?since=0&until=9007199254740991&cursor=9007199254740991', { bearer: admin.access }), 200);
+  });
+
   test('a key never carries a role its minter or owner lacks; a disabled owner stops it', async () => {
     const plain = await userWithRoles(w, c, ['user']);
     expectError(await c.post('/admin/api-keys', { owner_user_id: plain.id, label: 'x', role: 'editor', scopes: [] }, { bearer: admin.access }), 400, 'bad_request');

@@ -92,6 +92,7 @@ describe('scheduled prune', () => {
     const u = await registerUser(c); // a live session, created now
     const now = Date.now();
     const uid = u.user.id;
+    const liveId = (await w.db.prepare('SELECT id FROM refresh_families WHERE user_id = ?1').bind(uid).first()).id;
     // Rows that ended long ago, written straight into D1.
     const fam = async (id, { created, expires, revoked = null }) => {
       await w.db.prepare('INSERT INTO refresh_families (id, user_id, created_at, last_used_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?3, ?4, ?5)').bind(id, uid, created, expires, revoked).run();
@@ -103,6 +104,20 @@ describe('scheduled prune', () => {
     await fam('fam_idle_long_ago', { created: now - 20 * DAY, expires: now + 10 * DAY });
     await w.db.prepare("INSERT INTO audit_events (at, kind) VALUES (?1, 'old_event'), (?2, 'recent_event')").bind(now - 31 * DAY, now - 29 * DAY).run();
     await w.db.prepare("INSERT INTO rate_limits (key, window_start, count, expires_at) VALUES ('old', ?1, 3, ?2), ('current', ?3, 1, ?4)").bind(now - 10_000, now - 5_000, now, now + 600_000).run();
+    // API keys (active, revoked, expired; all made 60 days ago) and a disabled user: never pruned.
+    const key = (id, { expires = null, revoked = null }) => w.db
+      .prepare("INSERT INTO api_keys (id, key_hash, label, owner_user_id, role, scopes, created_at, expires_at, last_used_at, revoked_at) VALUES (?1, ?2, 'k', ?3, 'user', '[]', ?4, ?5, ?4, ?6)")
+      .bind(id, `hash-${id}`, uid, now - 60 * DAY, expires, revoked).run();
+    await key('key_active', {});
+    await key('key_revoked', { revoked: now - 59 * DAY });
+    await key('key_expired', { expires: now - 59 * DAY });
+    await w.db.prepare("INSERT INTO users (id, email, password_hash, roles, disabled, created_at, updated_at) VALUES ('usr_disabled', 'disabled@example.test', 'x', '[\"user\"]', 1, ?1, ?1)").bind(now - 60 * DAY).run();
+    const keysAndUsersSurvive = async () => {
+      const kept = (await w.db.prepare('SELECT id FROM api_keys ORDER BY id').all()).results.map((r) => r.id);
+      assert.deepEqual(kept, ['key_active', 'key_expired', 'key_revoked']);
+      const users = (await w.db.prepare('SELECT id, disabled FROM users ORDER BY disabled').all()).results;
+      assert.deepEqual(users, [{ id: uid, disabled: 0 }, { id: 'usr_disabled', disabled: 1 }], 'users are never pruned');
+    };
     const liveFamilies = await count('SELECT count(*) AS n FROM refresh_families WHERE user_id = ?1', uid);
     assert.equal(liveFamilies, 5);
 
@@ -114,6 +129,11 @@ describe('scheduled prune', () => {
     const ids = (await w.db.prepare('SELECT id FROM refresh_families ORDER BY id').all()).results.map((r) => r.id);
     assert.ok(ids.includes('fam_revoked_yesterday') && !ids.includes('fam_expired_long_ago') && !ids.includes('fam_revoked_long_ago') && !ids.includes('fam_idle_long_ago'), ids.join(','));
     assert.equal(await count("SELECT count(*) AS n FROM refresh_tokens WHERE token_hash LIKE 'hash-fam_%'"), 1);
+    // The live family keeps its own token row, and no other token went.
+    assert.ok(ids.includes(liveId), ids.join(','));
+    assert.equal(await count('SELECT count(*) AS n FROM refresh_tokens WHERE family_id = ?1', liveId), 1);
+    assert.equal(await count('SELECT count(*) AS n FROM refresh_tokens'), 2);
+    await keysAndUsersSurvive();
     assert.deepEqual((await w.db.prepare('SELECT kind FROM audit_events WHERE kind LIKE ?1').bind('%_event').all()).results.map((r) => r.kind), ['recent_event']);
     const keys = (await w.db.prepare('SELECT key FROM rate_limits').all()).results.map((r) => r.key);
     assert.ok(keys.includes('current') && !keys.includes('old'), keys.join(','));
@@ -127,6 +147,6 @@ describe('scheduled prune', () => {
     assert.equal(await count('SELECT count(*) AS n FROM refresh_families'), 0);
     assert.equal(await count('SELECT count(*) AS n FROM refresh_tokens'), 0);
     assert.equal(await count('SELECT count(*) AS n FROM audit_events'), 0);
-    assert.equal(await count('SELECT count(*) AS n FROM users'), 1, 'users are never pruned');
+    await keysAndUsersSurvive();
   });
 });

@@ -134,6 +134,34 @@ describe('gatehouse CLI: keys and users', () => {
     assert.equal(enable.code, 0, enable.stderr);
     await loginUser(c, 'bob@example.com', 'bob password');
     const kinds = (await w.db.prepare("SELECT kind FROM audit_events WHERE json_extract(detail, '$.by') = 'cli' ORDER BY id").all()).results.map((e) => e.kind);
-    assert.deepEqual(kinds, ['api_key_minted', 'api_key_minted', 'role_changed', 'api_key_revoked', 'user_disabled', 'user_enabled']);
+    assert.deepEqual(kinds, ['registered', 'registered', 'api_key_minted', 'api_key_minted', 'role_changed', 'api_key_revoked', 'user_disabled', 'user_enabled']);
+  });
+
+  test('add-user writes registered; --update writes password_changed and role_changed when roles differ', async () => {
+    const pw = ['--iterations', '10000', '--password-stdin'];
+    const events = async (email) => (await w.db
+      .prepare('SELECT e.kind, e.actor_user_id, e.detail FROM audit_events e JOIN users u ON u.id = e.subject_user_id WHERE u.email = ?1 ORDER BY e.id')
+      .bind(email).all()).results.map((e) => ({ kind: e.kind, actor: e.actor_user_id, detail: JSON.parse(e.detail) }));
+    // The bootstrapped admin's row.
+    assert.deepEqual((await events('root@example.com'))[0], { kind: 'registered', actor: null, detail: { by: 'cli', roles: ['admin', 'user'] } });
+
+    const made = await cli(['add-user', '--email', 'carol@example.com', '--roles', 'user', ...pw, ...local], { input: 'carol password\n' });
+    assert.equal(made.code, 0, made.stderr);
+    assert.deepEqual(await events('carol@example.com'), [{ kind: 'registered', actor: null, detail: { by: 'cli', roles: ['user'] } }]);
+    const session = await loginUser(c, 'carol@example.com', 'carol password');
+    const updated = await cli(['add-user', '--update', '--email', 'carol@example.com', '--roles', 'user,editor', ...pw, ...local], { input: 'carol new password\n' });
+    assert.equal(updated.code, 0, updated.stderr);
+    expectError(await c.post('/auth/refresh', { refresh_token: session.refresh }), 401, 'invalid_refresh_token');
+    const again = await cli(['add-user', '--update', '--email', 'carol@example.com', '--roles', 'user,editor', ...pw, ...local], { input: 'carol third password\n' });
+    assert.equal(again.code, 0, again.stderr);
+    const kinds = (await events('carol@example.com')).filter((e) => e.kind !== 'login_succeeded');
+    assert.deepEqual(kinds, [
+      { kind: 'registered', actor: null, detail: { by: 'cli', roles: ['user'] } },
+      { kind: 'role_changed', actor: null, detail: { from: ['user'], to: ['user', 'editor'], by: 'cli' } },
+      { kind: 'password_changed', actor: null, detail: { by: 'cli', revoked_sessions: 1 } },
+      // The same roles again: no role_changed; no session was left to revoke.
+      { kind: 'password_changed', actor: null, detail: { by: 'cli', revoked_sessions: 0 } },
+    ]);
+    await loginUser(c, 'carol@example.com', 'carol third password');
   });
 });
