@@ -355,6 +355,7 @@ fn session_response<S, H>(
     Ok(response)
 }
 
+/// An audit event about the caller's own account (actor and subject alike).
 fn event(
     req: &Request,
     now: i64,
@@ -363,16 +364,7 @@ fn event(
     family_id: Option<&str>,
     detail: Option<Value>,
 ) -> AuditEvent {
-    AuditEvent {
-        at: now,
-        kind: kind.to_string(),
-        actor_user_id: user_id.map(str::to_string),
-        subject_user_id: user_id.map(str::to_string),
-        family_id: family_id.map(str::to_string),
-        ip: req.client_ip().map(str::to_string),
-        user_agent: req.user_agent(),
-        detail,
-    }
+    crate::admin::audit_event(req, now, kind, user_id, user_id, family_id, detail)
 }
 
 /// Starts a refresh family for `user`: its first token and the family record.

@@ -300,21 +300,23 @@ impl D1Store {
         e: &AuditEvent,
         condition: &str,
     ) -> Result<D1PreparedStatement, Error> {
-        let detail = e.detail.as_ref().map(|d| d.to_string());
-        self.stmt(
-            &format!("{INSERT_EVENT_SQL} {condition}"),
-            &[
-                int(e.at),
-                text(&e.kind),
-                opt_text(e.actor_user_id.as_deref()),
-                opt_text(e.subject_user_id.as_deref()),
-                opt_text(e.family_id.as_deref()),
-                opt_text(e.ip.as_deref()),
-                opt_text(e.user_agent.as_deref()),
-                opt_text(detail.as_deref()),
-            ],
-        )
+        self.stmt(&format!("{INSERT_EVENT_SQL} {condition}"), &event_params(e))
     }
+}
+
+/// The eight parameters of [`INSERT_EVENT_SQL`] (`?1`…`?8`), in its column order.
+fn event_params(e: &AuditEvent) -> Vec<JsValue> {
+    let detail = e.detail.as_ref().map(|d| d.to_string());
+    vec![
+        int(e.at),
+        text(&e.kind),
+        opt_text(e.actor_user_id.as_deref()),
+        opt_text(e.subject_user_id.as_deref()),
+        opt_text(e.family_id.as_deref()),
+        opt_text(e.ip.as_deref()),
+        opt_text(e.user_agent.as_deref()),
+        opt_text(detail.as_deref()),
+    ]
 }
 
 impl Store for D1Store {
@@ -403,8 +405,6 @@ impl Store for D1Store {
         now: i64,
         event: &AuditEvent,
     ) -> Result<u64, Error> {
-        let e = event;
-        let detail = e.detail.as_ref().map(|d| d.to_string());
         let results = self
             .batch(vec![
                 self.stmt(
@@ -429,19 +429,15 @@ impl Store for D1Store {
                        (SELECT count(*) FROM refresh_families WHERE user_id = ?9 AND revoked_at = ?10 \
                         AND revoke_reason = ?11 AND id IS NOT ?12))",
                     &[
-                        int(e.at),
-                        text(&e.kind),
-                        opt_text(e.actor_user_id.as_deref()),
-                        opt_text(e.subject_user_id.as_deref()),
-                        opt_text(e.family_id.as_deref()),
-                        opt_text(e.ip.as_deref()),
-                        opt_text(e.user_agent.as_deref()),
-                        opt_text(detail.as_deref()),
-                        text(user_id),
-                        int(now),
-                        text(RevokeReason::PasswordChange.as_str()),
-                        opt_text(keep),
-                    ],
+                        event_params(event),
+                        vec![
+                            text(user_id),
+                            int(now),
+                            text(RevokeReason::PasswordChange.as_str()),
+                            opt_text(keep),
+                        ],
+                    ]
+                    .concat(),
                 )?,
             ])
             .await?;
