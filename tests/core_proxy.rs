@@ -634,3 +634,66 @@ fn a_route_body_limit_is_capped() {
         err.reason
     );
 }
+
+#[test]
+fn a_method_override_in_a_write_body_is_refused() {
+    // No owner field: bodies of any media type go upstream, but never with a `_method`.
+    let gate = Gate::with_routes(
+        &json!({
+            "w": {
+                "prefix": "/w/",
+                "upstream": "https://w.example/",
+                "write": { "roles": ["anonymous"] }
+            }
+        })
+        .to_string(),
+    );
+    let refused: &[(&str, &[u8])] = &[
+        ("application/json", br#"{"_method":"DELETE","title":"t"}"#),
+        ("application/json", br#"{"\u005fmethod":"DELETE"}"#),
+        ("application/vnd.api+json", br#"{"_METHOD":"DELETE"}"#),
+        (
+            "application/x-www-form-urlencoded",
+            b"title=t&_method=DELETE",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"title=t&%5Fmethod=DELETE",
+        ),
+        (
+            "multipart/form-data; boundary=b",
+            b"--b\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n",
+        ),
+    ];
+    for (media, body) in refused {
+        let mut req = Request::new("POST", "/w/items").with_header("content-type", media);
+        req.body = body.to_vec();
+        let (status, _, seen, answer) = gate.send(req);
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("bad_request")),
+            "{media}: {}",
+            String::from_utf8_lossy(body)
+        );
+        assert!(seen.is_none(), "{media} went upstream");
+    }
+    let allowed: &[(&str, &[u8])] = &[
+        (
+            "application/json",
+            br#"{"data":{"_method":"nested is data"}}"#,
+        ),
+        ("application/json", b"not json at all"),
+        (
+            "application/x-www-form-urlencoded",
+            b"title=_method&method=x",
+        ),
+        ("text/plain", b"_method=DELETE"),
+    ];
+    for (media, body) in allowed {
+        let mut req = Request::new("POST", "/w/items").with_header("content-type", media);
+        req.body = body.to_vec();
+        let (status, _, seen, _) = gate.send(req);
+        assert_eq!(status, 200, "{media}: {}", String::from_utf8_lossy(body));
+        assert_eq!(seen.unwrap().body.as_deref(), Some(*body));
+    }
+}

@@ -145,6 +145,9 @@ pub fn rewrite(
     if body.len() > route.max_body_bytes {
         return Err(Error::PayloadTooLarge(route.max_body_bytes));
     }
+    if write && !body.is_empty() {
+        refuse_method_override(req, &body)?;
+    }
     let body = match (&route.owner_field, write) {
         (Some(field), true) => {
             if body.is_empty() && req.method != "DELETE" {
@@ -313,16 +316,7 @@ fn bind_owner(
     req: &Request,
     caller: Option<&Caller>,
 ) -> Result<Vec<u8>, Error> {
-    let is_json = req.header("content-type").is_some_and(|ct| {
-        let essence = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        essence == "application/json" || essence.ends_with("+json")
-    });
-    if !is_json {
+    if !is_json(&media_type(req)) {
         return Err(Error::UnsupportedMediaType);
     }
     let mut value: Value = serde_json::from_slice(body).map_err(|_| Error::InvalidJson)?;
@@ -344,6 +338,51 @@ fn bind_owner(
             .or_insert_with(|| Value::Object(Default::default()));
     }
     Ok(value.to_string().into_bytes())
+}
+
+/// The request's media type, lower-case, without parameters (`""` when absent).
+fn media_type(req: &Request) -> String {
+    req.header("content-type")
+        .and_then(|ct| ct.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn is_json(media_type: &str) -> bool {
+    media_type == "application/json" || media_type.ends_with("+json")
+}
+
+/// Refuses a write whose body carries a `_method` field (a form field, a multipart part or a
+/// top-level JSON member): Laravel, Symfony and Rails take it for the HTTP method, which would
+/// let a caller admitted for `POST` run the `DELETE` the route keeps for other roles.
+fn refuse_method_override(req: &Request, body: &[u8]) -> Result<(), Error> {
+    let is_override = |name: &str| name.trim().eq_ignore_ascii_case("_method");
+    let media = media_type(req);
+    let found = if is_json(&media) {
+        // Unparseable JSON goes on as it is: no framework reads a field out of it either.
+        matches!(
+            serde_json::from_slice::<Value>(body),
+            Ok(Value::Object(map)) if map.keys().any(|k| is_override(k))
+        )
+    } else if media == "application/x-www-form-urlencoded" {
+        String::from_utf8_lossy(body).split('&').any(|pair| {
+            is_override(&path::decode_query_component(
+                pair.split('=').next().unwrap_or(""),
+            ))
+        })
+    } else if media.starts_with("multipart/") {
+        let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+        text.contains("name=\"_method\"") || text.contains("name=_method")
+    } else {
+        false
+    };
+    if found {
+        return Err(Error::BadRequest(
+            "_method: method overrides are refused; send the request with its real method".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Phase 3: the headers sent back to the client for an upstream answer.
