@@ -74,8 +74,9 @@ async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request,
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Error::PayloadTooLarge(limit));
     }
-    // Sized once from a truthful Content-Length (at most the limit), so no chunk is copied twice.
-    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    // Sized from Content-Length (at most the limit) up to 64 KiB, so a small body is copied once;
+    // no more is reserved before the bytes arrive: wasm memory never shrinks.
+    let mut body = Vec::with_capacity(declared.map_or(0, |n| n.min(65_536) as usize));
     if req.inner().body().is_some() {
         let mut stream = req
             .stream()
