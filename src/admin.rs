@@ -272,11 +272,11 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Whether this admin may hand out `role`: they hold it now and, when calling with an API
-    /// key, the key carries it too.
+    /// Whether this admin may hand out `role`: they hold it now. (An admin API key acts for its
+    /// owner, as the owner's access token would: it can only be an `admin` key, and bounding
+    /// it by its own role would leave automation unable to mint least-privilege keys.)
     pub fn may_grant(&self, role: &str) -> bool {
         self.user.roles.iter().any(|r| r == role)
-            && (self.caller.kind != CredentialKind::ApiKey || self.caller.has_role(role))
     }
 
     /// An audit event with this admin as actor; done with an API key, the detail names it
@@ -631,8 +631,7 @@ async fn mint_key<S: Store, H>(
             "owner_user_id: the user is disabled".into(),
         ));
     }
-    // Never above the creator's roles (for an API key, the key's own role: a key never mints
-    // above itself), and never a role the owner does not hold.
+    // Never above the creator's roles, and never a role the owner does not hold.
     if !admin.may_grant(&role) {
         return Err(Error::BadRequest(format!("role: you do not hold {role:?}")));
     }
