@@ -552,6 +552,22 @@ pub mod contract {
             "event: {:?}",
             events.first()
         );
+        // No such user: nothing changes and no event is written.
+        let ghost = event_for("usr_pw_ghost", "password_changed");
+        let revoked = ok(
+            store
+                .change_password("usr_pw_ghost", "$x", None, NOW + 11, &ghost)
+                .await,
+            "change_password",
+        )?;
+        let events = ok(
+            store.audit_events(Some("usr_pw_ghost"), 10).await,
+            "audit_events",
+        )?;
+        check!(
+            revoked == 0 && events.is_empty(),
+            "unknown user: revoked {revoked}, events {events:?}"
+        );
         Ok(())
     }
 

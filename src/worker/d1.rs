@@ -421,23 +421,15 @@ impl Store for D1Store {
                         opt_text(keep),
                     ],
                 )?,
-                // The event, in the same batch, with the count of the families just revoked.
+                // The event, in the same batch, for a user that exists, with the count of the
+                // families the statement before revoked (`changes()`).
                 self.stmt(
                     "INSERT INTO audit_events \
                      (at, kind, actor_user_id, subject_user_id, family_id, ip, user_agent, detail) \
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, json_set(coalesce(?8, '{}'), '$.revoked_sessions', \
-                       (SELECT count(*) FROM refresh_families WHERE user_id = ?9 AND revoked_at = ?10 \
-                        AND revoke_reason = ?11 AND id IS NOT ?12))",
-                    &[
-                        event_params(event),
-                        vec![
-                            text(user_id),
-                            int(now),
-                            text(RevokeReason::PasswordChange.as_str()),
-                            opt_text(keep),
-                        ],
-                    ]
-                    .concat(),
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+                       json_set(coalesce(?8, '{}'), '$.revoked_sessions', changes()) \
+                     WHERE EXISTS (SELECT 1 FROM users WHERE id = ?9)",
+                    &[event_params(event), vec![text(user_id)]].concat(),
                 )?,
             ])
             .await?;
