@@ -12,6 +12,12 @@
 // sessionStorage or a cookie. One refresh at a time: within a tab through a shared promise,
 // across tabs through a Web Lock (when available), after which the other tabs adopt the result.
 
+/** How long a tab without a session trusts that answer before asking Gatehouse again. */
+const NO_SESSION_RECHECK_MS = 30_000;
+
+/** How long a tab that refreshed keeps the cross-tab lock for its broadcast to arrive. */
+const BROADCAST_GRACE_MS = 50;
+
 /** Error thrown for a Gatehouse error answer; `code` is the stable error code. */
 export class GatehouseError extends Error {
   constructor(status, code, message) {
@@ -54,9 +60,10 @@ export function createClient(options = {}) {
   // The whole session state, in memory.
   let session = null; // { accessToken, expiresAt (ms), csrfToken, user }
   let refreshing = null; // the in-flight refresh of this tab
-  // Set when Gatehouse said this browser holds no live refresh cookie, so an anonymous visitor's
-  // calls do not each ask again; cleared by a login here or in another tab.
-  let noSession = false;
+  // Until when Gatehouse's word that this browser holds no live refresh cookie is trusted, so
+  // an anonymous visitor's calls do not each ask again (a login here or in another tab, or
+  // NO_SESSION_RECHECK_MS, ends it: a login in a tab this one hears nothing from is seen then).
+  let noSessionUntil = 0;
   const listeners = new Set();
 
   const channel = Channel ? new Channel('gatehouse ' + baseUrl) : null;
@@ -88,13 +95,13 @@ export function createClient(options = {}) {
       const msg = event.data || {};
       if (msg.from === tabId) return;
       if (msg.reason === 'logout' || !msg.session) {
-        noSession = true;
+        noSessionUntil = now() + NO_SESSION_RECHECK_MS;
         if (session) set(null, 'logout', false);
         return;
       }
       // Adopt a newer session from another tab (a refresh it did, a login).
       if (!session || msg.session.expiresAt > session.expiresAt || msg.session.user.id !== session.user.id) {
-        noSession = false;
+        noSessionUntil = 0;
         set(msg.session, msg.reason, false);
       }
     };
@@ -135,17 +142,19 @@ export function createClient(options = {}) {
     return (await res.json()).csrf_token;
   }
 
-  function ended() {
-    noSession = true;
-    if (session) set(null, 'expired');
-    return null;
-  }
-
   async function refreshNow(staleToken) {
-    // Another tab may have refreshed while this one waited for the lock: let its broadcast
-    // (posted before it released the lock) arrive first, then use its result.
-    if (locks && channel) await new Promise((r) => setTimeout(r, 0));
+    // Another tab may have refreshed while this one waited for the lock: its broadcast arrived
+    // while it still held the lock (see refresh()), so use its result.
     if (session && session.accessToken !== staleToken && fresh(session)) return session;
+    const startedWith = session;
+    // Gatehouse knows no session for the cookie sent. A login that finished meanwhile (here or
+    // in another tab) set a newer one: keep it.
+    const ended = () => {
+      if (session !== startedWith) return session;
+      noSessionUntil = now() + NO_SESSION_RECHECK_MS;
+      if (session) set(null, 'expired');
+      return null;
+    };
     const cached = session && session.csrfToken;
     const csrf = cached || (await csrfOfCookie());
     if (!csrf) return ended();
@@ -164,7 +173,7 @@ export function createClient(options = {}) {
     if (!res.ok) throw await errorOf(res);
     const next = fromAnswer(await res.json());
     next.issuedAt = now();
-    noSession = false;
+    noSessionUntil = 0;
     set(next, session ? 'refresh' : 'restore');
     return next;
   }
@@ -173,8 +182,24 @@ export function createClient(options = {}) {
   function refresh() {
     if (!refreshing) {
       const stale = session && session.accessToken;
-      const run = () => refreshNow(stale);
-      refreshing = (locks ? locks.request(lockName, run) : run()).finally(() => {
+      let run;
+      if (locks && channel) {
+        // This tab gets the result at once; the lock is kept a moment longer, so that the
+        // broadcast of a new session reaches the tabs waiting for it before they take the lock
+        // and find their token still stale.
+        run = new Promise((resolve, reject) => {
+          locks
+            .request(lockName, async () => {
+              const before = session;
+              await refreshNow(stale).then(resolve, reject);
+              if (session !== before) await new Promise((r) => setTimeout(r, BROADCAST_GRACE_MS));
+            })
+            .catch(reject);
+        });
+      } else {
+        run = locks ? locks.request(lockName, () => refreshNow(stale)) : refreshNow(stale);
+      }
+      refreshing = run.finally(() => {
         refreshing = null;
       });
     }
@@ -183,7 +208,7 @@ export function createClient(options = {}) {
 
   async function token() {
     if (fresh(session)) return session.accessToken;
-    if (!session && noSession) return null;
+    if (!session && now() < noSessionUntil) return null;
     const s = await refresh();
     return s ? s.accessToken : null;
   }
@@ -214,7 +239,7 @@ export function createClient(options = {}) {
     if (!res.ok) throw await errorOf(res);
     const next = fromAnswer(await res.json());
     next.issuedAt = now();
-    noSession = false;
+    noSessionUntil = 0;
     set(next, 'login');
     return next.user;
   }
@@ -236,7 +261,7 @@ export function createClient(options = {}) {
       }
       let res = null;
       if (csrf) res = await post('/auth/logout', {}, { 'x-csrf-token': csrf });
-      noSession = true;
+      noSessionUntil = now() + NO_SESSION_RECHECK_MS;
       set(null, 'logout');
       if (res && !res.ok) throw await errorOf(res);
     },

@@ -24,9 +24,10 @@ function fakeGatehouse({ ttl = 900 } = {}) {
     const headers = new Headers(init.headers || {});
     const method = init.method || 'GET';
     state.calls.push({ method, path: u.pathname, headers, credentials: init.credentials });
-    // Let other "tabs" interleave like real network I/O.
-    await new Promise((r) => setTimeout(r, 5));
+    // The cookie goes out with the request, as a browser sends it; then other "tabs"
+    // interleave like real network I/O.
     const withCookie = init.credentials === 'include' ? state.cookie : null;
+    await new Promise((r) => setTimeout(r, state.delays?.[u.pathname] ?? 5));
     switch (`${method} ${u.pathname}`) {
       case 'POST /auth/login':
       case 'POST /auth/register': {
@@ -149,6 +150,36 @@ test('an anonymous visitor asks for the session once, not on every call, until a
   await gh.login({ email: 'a', password: 'b' });
   const res = await gh.fetch('/cms/content/items/posts');
   assert.equal((await res.json())[0].auth, 'Bearer at_1');
+});
+
+test('without a broadcast, an anonymous tab sees a login made elsewhere after the recheck delay', async (t) => {
+  const gate = fakeGatehouse();
+  let clock = 0;
+  const anon = tab(gate, { channel: false, now: () => clock });
+  const other = tab(gate, { channel: false, now: () => clock, restore: false });
+  t.after(() => { anon.close(); other.close(); });
+  assert.equal(await anon.ready, null);
+  await other.login({ email: 'a', password: 'b' });
+  clock += 10_000;
+  assert.equal((await (await anon.fetch('/cms/content/items/posts')).json())[0].auth, null, 'still trusted: no session');
+  clock += 25_000;
+  assert.match((await (await anon.fetch('/cms/content/items/posts')).json())[0].auth, /^Bearer at_/);
+  assert.equal(anon.authenticated, true);
+});
+
+test('a restore answered "no session" after a login finished keeps the login', async (t) => {
+  const gate = fakeGatehouse();
+  gate.delays = { '/auth/session': 40 }; // the restore's question is slow to come back
+  const gh = tab(gate, { channel: false });
+  t.after(() => gh.close());
+  const seen = [];
+  gh.onChange((s) => seen.push(s.reason));
+  const user = await gh.login({ email: 'a', password: 'b' });
+  assert.equal(user.id, 'usr_1');
+  await gh.ready;
+  assert.equal(gh.authenticated, true);
+  assert.deepEqual(seen, ['login']);
+  assert.equal((await (await gh.fetch('/cms/content/items/posts')).json())[0].auth, 'Bearer at_1');
 });
 
 test('a stale CSRF token (the cookie moved to a newer session) is replaced once', async (t) => {
