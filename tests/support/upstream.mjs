@@ -6,13 +6,15 @@
 //   /…/echo-secret       echoes the api-key and authorization it got in response headers
 //   /…/redirect-here     answers 302 to …/followed on this server (following it would be recorded)
 //   /…/big/<bytes>       answers <bytes> bytes of text
-//   /…/drip/<ms>         sends a first chunk at once and the rest <ms> milliseconds later
+//   /…/drip/<name>       sends a first chunk at once and the rest only once the test calls
+//                        release(name) (or after 60 s)
 //   anything else        200 with { ok: true } and a few headers a CMS typically sends
 
 import http from 'node:http';
 
 export async function startUpstream() {
   const requests = [];
+  const held = new Map(); // drip name → its release function
   const server = http.createServer(async (req, res) => {
     const chunks = [];
     for await (const chunk of req) chunks.push(chunk);
@@ -52,10 +54,17 @@ export async function startUpstream() {
       res.writeHead(302, { ...base, location: url.pathname.replace(/redirect-here$/, 'followed') });
       return res.end();
     }
-    if ((m = /\/drip\/(\d+)$/.exec(url.pathname))) {
+    if ((m = /\/drip\/([\w-]+)$/.exec(url.pathname))) {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('first chunk\n');
-      await new Promise((r) => setTimeout(r, Number(m[1])));
+      await new Promise((r) => {
+        const timer = setTimeout(r, 60_000);
+        held.set(m[1], () => {
+          clearTimeout(timer);
+          r();
+        });
+      });
+      held.delete(m[1]);
       return res.end('the rest\n');
     }
     if ((m = /\/big\/(\d+)$/.exec(url.pathname))) {
@@ -72,6 +81,12 @@ export async function startUpstream() {
     port,
     requests,
     last: () => requests[requests.length - 1],
+    /** Lets the held `/drip/<name>` answer finish; false when no such answer is held. */
+    release: (name) => {
+      const r = held.get(name);
+      r?.();
+      return !!r;
+    },
     close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(resolve); }),
   };
 }
