@@ -23,6 +23,18 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   rustup target add wasm32-unknown-unknown
 fi
 
+# Cargo links native programs (wasm-bindgen-cli, worker-build, the gatehouse CLI) with the
+# system's C toolchain, which rustup does not bring.
+if ! command -v cc >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing gcc and libc6-dev (Debian packages: the linker cargo needs for native builds)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null
+  else
+    echo "cargo needs a C compiler and linker (cc): sudo apt-get install gcc libc6-dev" >&2
+    exit 1
+  fi
+fi
+
 # worker-build links OpenSSL (native-tls): it needs pkg-config and the OpenSSL headers.
 if ! { command -v pkg-config >/dev/null && pkg-config --exists openssl; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
