@@ -145,8 +145,12 @@ pub fn rewrite(
     if body.len() > route.max_body_bytes {
         return Err(Error::PayloadTooLarge(route.max_body_bytes));
     }
+    // A JSON write body is parsed once, for both the override check and the owner binding.
+    let media = media_type(req);
+    let json = (write && !body.is_empty() && is_json(&media))
+        .then(|| serde_json::from_slice::<Value>(&body).map_err(|_| Error::InvalidJson));
     if write && !body.is_empty() {
-        refuse_method_override(req, &body)?;
+        refuse_method_override(&media, json.as_ref(), &body)?;
     }
     let body = match (&route.owner_field, write) {
         (Some(field), true) => {
@@ -157,7 +161,7 @@ pub fn rewrite(
                 )));
             }
             (!body.is_empty())
-                .then(|| bind_owner(field, &body, req, caller))
+                .then(|| bind_owner(field, json, caller))
                 .transpose()?
         }
         _ if !write || body.is_empty() => None,
@@ -309,17 +313,14 @@ fn forwardable_headers(
         .collect()
 }
 
-/// Sets the owner field of a JSON body to the caller's id (`null` for an anonymous caller).
+/// Sets the owner field of the JSON body to the caller's id (`null` for an anonymous caller);
+/// `json` is the parsed body, `None` when it was not sent as JSON.
 fn bind_owner(
     field: &[String],
-    body: &[u8],
-    req: &Request,
+    json: Option<Result<Value, Error>>,
     caller: Option<&Caller>,
 ) -> Result<Vec<u8>, Error> {
-    if !is_json(&media_type(req)) {
-        return Err(Error::UnsupportedMediaType);
-    }
-    let mut value: Value = serde_json::from_slice(body).map_err(|_| Error::InvalidJson)?;
+    let mut value = json.ok_or(Error::UnsupportedMediaType)??;
     let owner = caller.map_or(Value::Null, |c| Value::String(c.user_id.clone()));
     let dotted = field.join(".");
     let mut node = &mut value;
@@ -356,15 +357,16 @@ fn is_json(media_type: &str) -> bool {
 /// Refuses a write whose body carries a `_method` field (a form field, a multipart part or a
 /// top-level JSON member): Laravel, Symfony and Rails take it for the HTTP method, which would
 /// let a caller admitted for `POST` run the `DELETE` the route keeps for other roles.
-fn refuse_method_override(req: &Request, body: &[u8]) -> Result<(), Error> {
+/// `json` is the body parsed, when it was sent as JSON.
+fn refuse_method_override(
+    media: &str,
+    json: Option<&Result<Value, Error>>,
+    body: &[u8],
+) -> Result<(), Error> {
     let is_override = |name: &str| name.trim().eq_ignore_ascii_case("_method");
-    let media = media_type(req);
-    let found = if is_json(&media) {
+    let found = if let Some(parsed) = json {
         // Unparseable JSON goes on as it is: no framework reads a field out of it either.
-        matches!(
-            serde_json::from_slice::<Value>(body),
-            Ok(Value::Object(map)) if map.keys().any(|k| is_override(k))
-        )
+        matches!(parsed, Ok(Value::Object(map)) if map.keys().any(|k| is_override(k)))
     } else if media == "application/x-www-form-urlencoded" {
         String::from_utf8_lossy(body).split('&').any(|pair| {
             is_override(&path::decode_query_component(
