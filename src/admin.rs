@@ -272,13 +272,6 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Whether this admin may hand out `role`: they hold it now. (An admin API key acts for its
-    /// owner, as the owner's access token would: it can only be an `admin` key, and bounding
-    /// it by its own role would leave automation unable to mint least-privilege keys.)
-    pub fn may_grant(&self, role: &str) -> bool {
-        self.user.roles.iter().any(|r| r == role)
-    }
-
     /// An audit event with this admin as actor; done with an API key, the detail names it
     /// (`via_key`).
     fn event(
@@ -631,8 +624,9 @@ async fn mint_key<S: Store, H>(
             "owner_user_id: the user is disabled".into(),
         ));
     }
-    // Never above the creator's roles, and never a role the owner does not hold.
-    if !admin.may_grant(&role) {
+    // Never above the creator's roles (an admin API key acts for its owner, so a job's key can
+    // be minted with less), and never a role the owner does not hold.
+    if !admin.user.roles.contains(&role) {
         return Err(Error::BadRequest(format!("role: you do not hold {role:?}")));
     }
     if !owner.roles.contains(&role) {
