@@ -149,23 +149,24 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         .as_ref()
         .map_or(FALLBACK_BODY_LIMIT, |c| c.body_limit(&req.path()));
     let origin = req.headers().get("origin").ok().flatten();
+    // An answer given before the core sees the request (a 413, no D1): with a valid
+    // configuration, still readable by allowed pages.
+    let refused = |config: &Config, err: &Error| {
+        let mut response = Response::error(err);
+        crate::cors::apply(config, origin.as_deref(), &mut response.headers);
+        Outcome::Local(response)
+    };
     let outcome = match (read_request(req, limit).await, config.as_ref()) {
         (_, Err(err)) => Outcome::Local(Response::error(&Error::Misconfigured(err.clone()))),
-        (Err(err), Ok(config)) => {
-            // Refused before the core saw it (e.g. 413): still readable by allowed pages.
-            let mut response = Response::error(&err);
-            crate::cors::apply(config, origin.as_deref(), &mut response.headers);
-            Outcome::Local(response)
-        }
+        (Err(err), Ok(config)) => refused(config, &err),
         (Ok(request), Ok(config)) => match env.d1("DB") {
-            Err(_) => {
-                let mut response = Response::error(&Error::Misconfigured(ConfigError::new(
+            Err(_) => refused(
+                config,
+                &Error::Misconfigured(ConfigError::new(
                     "DB",
                     "no D1 binding named DB (see [[d1_databases]] in wrangler.toml)",
-                )));
-                crate::cors::apply(config, origin.as_deref(), &mut response.headers);
-                Outcome::Local(response)
-            }
+                )),
+            ),
             Ok(db) => {
                 let store = D1Store::new(db);
                 let clock = FixedClock(now);
