@@ -284,11 +284,11 @@ usage:
             quote(&phc),
         ));
         if opts.update {
+            // `changes()` in the event is the count of the UPDATE just before it.
             sql.push_str(&format!(
                 "\n  ON CONFLICT(email) DO UPDATE SET password_hash = excluded.password_hash, roles = excluded.roles,\n    name = COALESCE(excluded.name, users.name), updated_at = excluded.updated_at;\n\
                  UPDATE refresh_families SET revoked_at = {now}, revoke_reason = 'password_change'\n  WHERE revoked_at IS NULL AND user_id = (SELECT id FROM users WHERE email = {email_q});\n\
-                 {EVENT}\n  SELECT {now}, 'password_changed', NULL, id, json_object('by', 'cli', 'revoked_sessions',\n    \
-                 (SELECT count(*) FROM refresh_families f WHERE f.user_id = users.id AND f.revoked_at = {now} AND f.revoke_reason = 'password_change'))\n  \
+                 {EVENT}\n  SELECT {now}, 'password_changed', NULL, id, json_object('by', 'cli', 'revoked_sessions', changes())\n  \
                  FROM users WHERE email = {email_q} AND id <> {id_q};\n"
             ));
         } else {
