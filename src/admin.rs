@@ -235,7 +235,7 @@ pub async fn route<S: Store, H: Pbkdf2>(
 ) -> Result<Response, Error> {
     let (route, allow) = parse(&req.path).ok_or(Error::NotFound)?;
     if !allow.split(", ").any(|m| m == req.method) {
-        return Err(Error::MethodNotAllowed(allow));
+        return Err(Error::MethodNotAllowed(allow.into()));
     }
     let admin = require_admin(svc, req).await?;
     let get = req.method == "GET" || req.method == "HEAD";

@@ -74,6 +74,7 @@ pub async fn serve<S: Store, H: Pbkdf2, U: Upstream>(
 }
 
 /// The proxy's phases for one request on `route`; `body` is the request's, taken out of it.
+/// Nothing reaches the upstream before every check has passed.
 async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
     svc: &Services<'_, S, H>,
     upstream: &U,
@@ -82,8 +83,11 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
     body: Vec<u8>,
 ) -> Result<UpstreamResponse<U::Body>, Error> {
     proxy::check_path(route, req)?;
+    let incoming = proxy::Incoming::new(route, req, body)?;
+    let targets = proxy::select(route, req, incoming.json())?;
     let caller = authenticate(svc, req).await?;
-    let rule = proxy::authorize(route, &req.method, caller.as_ref())?;
+    let (target, rule) = proxy::authorize(route, targets, &req.method, caller.as_ref())?;
+    let prepared = proxy::prepare(route, &target, caller.as_ref(), req, incoming)?;
     let secret = svc
         .config
         .upstream_signing_secret
@@ -93,14 +97,25 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
         secret: secret.expose().as_bytes(),
         now_secs: svc.clock.now_ms().div_euclid(1000),
     };
-    let request = proxy::rewrite(route, rule, caller.as_ref(), req, body, &identity)?;
-    let answer = upstream
-        .send(request)
-        .await
-        .map_err(|failure| match failure {
-            UpstreamFailure::Unreachable(cause) => Error::UpstreamUnavailable(cause),
-            UpstreamFailure::Timeout => Error::UpstreamTimeout(route.timeout_ms),
-        })?;
+    let upstream_failure = |failure| match failure {
+        UpstreamFailure::Unreachable(cause) => Error::UpstreamUnavailable(cause),
+        UpstreamFailure::Timeout => Error::UpstreamTimeout(route.timeout_ms),
+    };
+    if let Some((lookup_request, lookup)) =
+        proxy::owner_lookup(route, &target, caller.as_ref(), req, &prepared, &identity)
+    {
+        let answer = upstream
+            .send(lookup_request)
+            .await
+            .map_err(upstream_failure)?;
+        let bytes = upstream
+            .read_body(answer.body, proxy::policy::LOOKUP_BODY_LIMIT)
+            .await
+            .map_err(upstream_failure)?;
+        proxy::check_owner(lookup, answer.status, &bytes, caller.as_ref())?;
+    }
+    let request = proxy::rewrite(route, rule, caller.as_ref(), req, prepared.body, &identity);
+    let answer = upstream.send(request).await.map_err(upstream_failure)?;
     Ok(UpstreamResponse {
         status: answer.status,
         headers: proxy::filter_response(route, caller.as_ref(), answer.headers),
@@ -153,7 +168,7 @@ async fn route<S: Store, H: Pbkdf2>(
         _ => return Err(Error::NotFound),
     };
     if !allow.split(", ").any(|m| m == req.method) {
-        return Err(Error::MethodNotAllowed(allow));
+        return Err(Error::MethodNotAllowed(allow.into()));
     }
     match req.path.as_str() {
         "/healthz" => Ok(Response::json(200, &json!({ "status": "ok" }))),

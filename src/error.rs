@@ -6,6 +6,7 @@
 //! Neither ever contains a secret: causes are built from error descriptions, never from values
 //! of secret variables, passwords or tokens.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::config::ConfigError;
@@ -57,7 +58,15 @@ pub enum Error {
     /// 404: no such route.
     NotFound,
     /// 405: the route exists but not for this method; carries the `Allow` header value.
-    MethodNotAllowed(&'static str),
+    MethodNotAllowed(Cow<'static, str>),
+    /// 400: a proxied request's query holds a parameter (or value) its endpoint does not list;
+    /// the message names it.
+    QueryNotAllowed(String),
+    /// 400: a proxied write's body holds a member its endpoint does not accept; the message
+    /// names it.
+    BodyNotAllowed(String),
+    /// 403: an owner-checked update or delete of an item the caller does not own.
+    NotOwner,
     /// 401: no credentials were presented.
     NoAuth,
     /// 401: an access token that is not valid.
@@ -107,7 +116,9 @@ impl Error {
             Self::BadRequest(_)
             | Self::InvalidJson
             | Self::WeakPassword(_)
-            | Self::InvalidPath(_) => 400,
+            | Self::InvalidPath(_)
+            | Self::QueryNotAllowed(_)
+            | Self::BodyNotAllowed(_) => 400,
             Self::NoAuth
             | Self::InvalidToken(_)
             | Self::ExpiredToken
@@ -118,7 +129,8 @@ impl Error {
             Self::RegistrationClosed
             | Self::InsufficientRole
             | Self::CsrfValidationFailed(_)
-            | Self::ScopeViolation => 403,
+            | Self::ScopeViolation
+            | Self::NotOwner => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed(_) => 405,
             Self::EmailTaken => 409,
@@ -141,6 +153,9 @@ impl Error {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::QueryNotAllowed(_) => "query_not_allowed",
+            Self::BodyNotAllowed(_) => "body_not_allowed",
+            Self::NotOwner => "not_owner",
             Self::NoAuth => "no_auth",
             Self::InvalidToken(_) => "invalid_token",
             Self::ExpiredToken => "expired_token",
@@ -173,6 +188,8 @@ impl Error {
             Self::PayloadTooLarge(limit) => format!("the request body exceeds {limit} bytes"),
             Self::NotFound => "no such endpoint".into(),
             Self::MethodNotAllowed(allow) => format!("method not allowed here; use {allow}"),
+            Self::QueryNotAllowed(why) | Self::BodyNotAllowed(why) => why.clone(),
+            Self::NotOwner => "you can only change items you own".into(),
             Self::NoAuth => "authentication required".into(),
             Self::InvalidToken(_) => "the access token is not valid".into(),
             Self::ExpiredToken => "the access token has expired".into(),
@@ -215,6 +232,9 @@ impl Error {
             | Self::PayloadTooLarge(_)
             | Self::NotFound
             | Self::MethodNotAllowed(_)
+            | Self::QueryNotAllowed(_)
+            | Self::BodyNotAllowed(_)
+            | Self::NotOwner
             | Self::NoAuth
             | Self::ExpiredToken
             | Self::InvalidCredentials
@@ -270,7 +290,10 @@ mod tests {
             Error::UnsupportedMediaType,
             Error::PayloadTooLarge(65536),
             Error::NotFound,
-            Error::MethodNotAllowed("POST"),
+            Error::MethodNotAllowed("POST".into()),
+            Error::QueryNotAllowed("query parameter \"pipeline\" is not allowed here".into()),
+            Error::BodyNotAllowed("data._id: not a field this endpoint accepts".into()),
+            Error::NotOwner,
             Error::NoAuth,
             Error::InvalidToken(TokenRejection::Signature),
             Error::ExpiredToken,
@@ -321,6 +344,9 @@ mod tests {
                 | Error::PayloadTooLarge(_)
                 | Error::NotFound
                 | Error::MethodNotAllowed(_)
+                | Error::QueryNotAllowed(_)
+                | Error::BodyNotAllowed(_)
+                | Error::NotOwner
                 | Error::NoAuth
                 | Error::InvalidToken(_)
                 | Error::ExpiredToken
@@ -343,7 +369,7 @@ mod tests {
                 | Error::Internal(_) => {}
             }
         }
-        assert_eq!(all_variants().len(), 26);
+        assert_eq!(all_variants().len(), 29);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub struct Request {
     pub path: String,
     /// The raw query string without its `?` (empty when there is none).
     pub query: String,
+    /// The URL's scheme (`https`, or `http` in local development); empty: `https`.
+    pub scheme: String,
     /// Header names lower-case, in arrival order.
     pub headers: Vec<(String, String)>,
     /// The body bytes (empty when there was none).
@@ -103,6 +105,15 @@ impl Request {
                 Ok(Some(token.trim()))
             }
             _ => Err(Error::InvalidToken(crate::error::TokenRejection::Malformed)),
+        }
+    }
+
+    /// The scheme the request came in with (`https` unless the adapter said otherwise).
+    pub fn scheme(&self) -> &str {
+        if self.scheme.is_empty() {
+            "https"
+        } else {
+            &self.scheme
         }
     }
 

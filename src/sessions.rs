@@ -31,7 +31,7 @@ pub async fn route<S: Store, H: Pbkdf2>(
         "GET, HEAD"
     };
     if !allow.split(", ").any(|m| m == req.method) {
-        return Err(Error::MethodNotAllowed(allow));
+        return Err(Error::MethodNotAllowed(allow.into()));
     }
     let (user_id, current) = caller_session(svc, req).await?;
     let now = svc.clock.now_ms();

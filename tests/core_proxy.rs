@@ -18,10 +18,18 @@ use gatehouse::token::AccessClaims;
 const NOW: i64 = 1_800_000_000_000;
 const SECRET: &str = "an upstream signing secret of 32+ chars";
 
-/// Records what it is sent; answers by path like a tiny CMS.
+/// Records what it is sent; answers by path like a tiny CMS, and a lookup of a stored item
+/// (a URL in `stored`) with its status and JSON.
 #[derive(Default)]
 struct Recorder {
     seen: RefCell<Vec<UpstreamRequest>>,
+    stored: RefCell<Vec<(String, u16, Value)>>,
+}
+
+impl Recorder {
+    fn borrow_stored(&self) -> std::cell::RefMut<'_, Vec<(String, u16, Value)>> {
+        self.stored.borrow_mut()
+    }
 }
 
 impl Upstream for Recorder {
@@ -39,6 +47,13 @@ impl Upstream for Recorder {
         if url.contains("/slow") {
             return Err(UpstreamFailure::Timeout);
         }
+        if let Some((_, status, item)) = self.stored.borrow().iter().find(|(u, _, _)| *u == url) {
+            return Ok(UpstreamResponse {
+                status: *status,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: item.to_string().into_bytes(),
+            });
+        }
         Ok(UpstreamResponse {
             status: 200,
             headers: vec![
@@ -51,6 +66,13 @@ impl Upstream for Recorder {
             body: b"{\"ok\":true}".to_vec(),
         })
     }
+
+    async fn read_body(&self, body: Vec<u8>, limit: usize) -> Result<Vec<u8>, UpstreamFailure> {
+        if body.len() > limit {
+            return Err(UpstreamFailure::Unreachable("too large".into()));
+        }
+        Ok(body)
+    }
 }
 
 fn routes() -> String {
@@ -59,7 +81,7 @@ fn routes() -> String {
             "prefix": "/cms/",
             "upstream": "https://cms.example/api/",
             "inject": { "header": "api-key", "value": "{secret}" },
-            "owner_field": "data._by",
+            "forward_all": true,
             "max_body_bytes": 200,
             "read": { "roles": ["anonymous"], "secret": "CMS_READ_KEY" },
             "write": { "roles": ["user"], "secret": "CMS_WRITE_KEY" },
@@ -79,6 +101,9 @@ fn config_with(routes: &str) -> Result<Config, gatehouse::config::ConfigError> {
             "UPSTREAM_SIGNING_SECRET" => Some(SECRET.into()),
             "CMS_READ_KEY" => Some("read-key-value".into()),
             "CMS_WRITE_KEY" => Some("write-key-value".into()),
+            "CMS_EDITOR_KEY" => Some("editor-key-value".into()),
+            "DIRECTUS_READ_TOKEN" => Some("directus-read-value".into()),
+            "DIRECTUS_WRITE_TOKEN" => Some("directus-write-value".into()),
             _ => None,
         }
     };
@@ -209,7 +234,11 @@ fn roles_pick_the_rule_and_refusals_never_go_upstream() {
     assert_eq!(header(&seen.headers, "authorization"), None);
     assert_eq!(header(&seen.headers, "x-gatehouse-user"), Some("usr_a"));
     let body: Value = serde_json::from_slice(seen.body.as_ref().unwrap()).unwrap();
-    assert_eq!(body["data"]["_by"], "usr_a");
+    assert_eq!(
+        body,
+        json!({ "data": { "title": "t", "_by": "usr_evil" } }),
+        "forward_all: as sent"
+    );
     assert_eq!(header(&headers, "cache-control"), Some("private, no-store"));
 
     let (status, _, seen, body) = gate.send(post(None));
@@ -268,12 +297,11 @@ fn failures_map_to_their_codes() {
         (413, Some("payload_too_large"))
     );
     assert!(seen.is_none());
+    // A forward_all route forwards a body it cannot read as it came.
     big.body = b"not json".to_vec();
-    let (s, _, _, body) = gate.send(big);
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (400, Some("invalid_json"))
-    );
+    let (s, _, seen, _) = gate.send(big);
+    assert_eq!(s, 200);
+    assert_eq!(seen.unwrap().body.as_deref(), Some(&b"not json"[..]));
 }
 
 #[test]
@@ -283,13 +311,20 @@ fn the_signature_covers_method_path_query_identity_and_body() {
     let (_, _, seen, _) = gate.send(
         Request::new("POST", "/cms/content/item/posts?x=1")
             .with_header("authorization", &format!("Bearer {user}"))
+            .with_header("host", "gate.example")
+            .with_header("cf-connecting-ip", "203.0.113.9")
+            .with_header("x-forwarded-for", "10.0.0.1")
+            .with_header("x-forwarded-host", "evil.example")
+            .with_header("forwarded", "for=10.0.0.1;host=evil.example")
+            .with_header("x-real-ip", "10.0.0.1")
             .with_json(&json!({ "data": { "title": "t" } })),
     );
     let seen = seen.unwrap();
     let input = header(&seen.headers, "signature-input").unwrap();
     assert!(input.starts_with(
-        "gatehouse=(\"@method\" \"@path\" \"@query\" \"content-digest\" \"x-gatehouse-auth\" \
-         \"x-gatehouse-roles\" \"x-gatehouse-user\");created=1800000000;"
+        "gatehouse=(\"@method\" \"@path\" \"@query\" \"content-digest\" \"x-forwarded-for\" \
+         \"x-forwarded-host\" \"x-forwarded-proto\" \"x-gatehouse-auth\" \"x-gatehouse-roles\" \
+         \"x-gatehouse-user\");created=1800000000;"
     ));
     let digest = gatehouse::proxy::sign::content_digest(seen.body.as_ref().unwrap());
     assert_eq!(
@@ -297,8 +332,31 @@ fn the_signature_covers_method_path_query_identity_and_body() {
         Some(digest.as_str())
     );
     // Recompute with the same inputs: equal; any change: different.
+    // The client's forwarding headers are gone; Gatehouse's own are signed.
+    assert_eq!(
+        header(&seen.headers, "x-forwarded-for"),
+        Some("203.0.113.9")
+    );
+    assert_eq!(
+        header(&seen.headers, "x-forwarded-host"),
+        Some("gate.example")
+    );
+    assert_eq!(header(&seen.headers, "x-forwarded-proto"), Some("https"));
+    for gone in ["forwarded", "x-real-ip"] {
+        assert_eq!(header(&seen.headers, gone), None, "{gone}");
+    }
+    assert_eq!(
+        seen.headers
+            .iter()
+            .filter(|(k, _)| k.starts_with("x-forwarded-"))
+            .count(),
+        3
+    );
     let fields = [
         ("content-digest", digest.as_str()),
+        ("x-forwarded-for", "203.0.113.9"),
+        ("x-forwarded-host", "gate.example"),
+        ("x-forwarded-proto", "https"),
         ("x-gatehouse-auth", "access_token"),
         ("x-gatehouse-roles", "user"),
         ("x-gatehouse-user", "usr_a"),
@@ -338,8 +396,16 @@ fn route_config_errors_name_the_route_and_field() {
             "overlaps",
         ),
         (
-            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/" } }),
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "forward_all": true } }),
             "no rules",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": ["anonymous"] } } }),
+            "route \"cms\": endpoints: required",
+        ),
+        (
+            json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "forward_all": true, "owner_field": "data._by", "write": { "roles": ["user"] } } }),
+            "route \"cms\": owner_field",
         ),
         (
             json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": [] } } }),
@@ -366,7 +432,7 @@ fn route_config_errors_name_the_route_and_field() {
             "timeout_ms",
         ),
         (
-            json!({ "a": { "prefix": "/cms/", "upstream": "https://x/", "read": { "roles": ["anonymous"] } }, "b": { "prefix": "/cms/", "upstream": "https://y/", "read": { "roles": ["anonymous"] } } }),
+            json!({ "a": { "prefix": "/cms/", "upstream": "https://x/", "forward_all": true, "read": { "roles": ["anonymous"] } }, "b": { "prefix": "/cms/", "upstream": "https://y/", "forward_all": true, "read": { "roles": ["anonymous"] } } }),
             "same prefix",
         ),
         (json!(["not", "an", "object"]), "keyed by route name"),
@@ -397,6 +463,7 @@ fn route_strip_lists_add_to_the_defaults() {
                 "upstream": "https://cms.example/api/",
                 "strip_headers": ["X-Foo"],
                 "strip_query": ["sid"],
+                "forward_all": true,
                 "read": { "roles": ["anonymous"] }
             }
         })
@@ -442,83 +509,6 @@ fn route_strip_lists_add_to_the_defaults() {
             .any(|(_, v)| v == "client-value" || v.contains(&token)),
         "forwarded: {names:?}"
     );
-}
-
-#[test]
-fn owner_binding_refuses_an_empty_write_and_strips_owner_rooted_query_parameters() {
-    let gate = Gate::new();
-    let user = gate.token("usr_a", &["user"]);
-    let admin = gate.token("usr_b", &["user", "admin"]);
-    let auth = |t: &str| format!("Bearer {t}");
-    for method in ["POST", "PUT", "PATCH"] {
-        let req = Request::new(method, "/cms/content/item/posts?data[_by]=usr_evil")
-            .with_header("authorization", &auth(&user))
-            .with_header("content-type", "application/json");
-        let (status, _, seen, body) = gate.send(req);
-        assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (400, Some("bad_request")),
-            "{method}"
-        );
-        assert!(body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("data._by"));
-        assert!(seen.is_none(), "{method} went upstream");
-    }
-    // A DELETE names its item in the path; no body is needed.
-    let (status, _, seen, _) = gate.send(
-        Request::new("DELETE", "/cms/content/item/posts/1")
-            .with_header("authorization", &auth(&admin)),
-    );
-    assert_eq!(status, 200);
-    assert!(seen.unwrap().body.is_none());
-
-    let q = "data[_by]=usr_evil&data%5B_by%5D=usr_evil&data.title=x&%20data[x]=1&DATA[_by]=e&database=1&page=2";
-    let (status, _, seen, _) = gate.send(
-        Request::new("POST", &format!("/cms/content/item/posts?{q}"))
-            .with_header("authorization", &auth(&user))
-            .with_json(&json!({ "data": { "title": "t" } })),
-    );
-    assert_eq!(status, 200);
-    assert_eq!(
-        seen.unwrap().url,
-        "https://cms.example/api/content/item/posts?database=1&page=2"
-    );
-    // Reads keep their filters on the owner field.
-    let (_, _, seen, _) = gate.send(Request::new(
-        "GET",
-        "/cms/content/items/posts?data[_by]=usr_a",
-    ));
-    assert_eq!(
-        seen.unwrap().url,
-        "https://cms.example/api/content/items/posts?data[_by]=usr_a"
-    );
-
-    // A route whose owner field is top-level, open to anonymous writers: the field is null.
-    let gate = Gate::with_routes(
-        &json!({
-            "d": {
-                "prefix": "/d/",
-                "upstream": "https://d.example/",
-                "owner_field": "author",
-                "write": { "roles": ["anonymous"] }
-            }
-        })
-        .to_string(),
-    );
-    let (status, _, seen, _) = gate.send(
-        Request::new(
-            "POST",
-            "/d/items/articles?author=usr_evil&Author%5B%5D=x&authors=1",
-        )
-        .with_json(&json!({ "title": "t", "author": "usr_evil" })),
-    );
-    assert_eq!(status, 200);
-    let seen = seen.unwrap();
-    assert_eq!(seen.url, "https://d.example/items/articles?authors=1");
-    let body: Value = serde_json::from_slice(seen.body.as_ref().unwrap()).unwrap();
-    assert_eq!(body, json!({ "title": "t", "author": null }));
 }
 
 #[test]
@@ -609,7 +599,7 @@ fn debug_output_shows_no_credential() {
     // An injected query parameter is hidden with the rest of the query.
     let gate = Gate::with_routes(
         &json!({ "q": { "prefix": "/q/", "upstream": "https://q.example/",
-            "inject": { "query": "api_key" },
+            "inject": { "query": "api_key" }, "forward_all": true,
             "read": { "roles": ["anonymous"], "secret": "CMS_READ_KEY" } } })
         .to_string(),
     );
@@ -623,7 +613,7 @@ fn debug_output_shows_no_credential() {
 fn a_route_body_limit_is_capped() {
     let route = |limit: u64| {
         json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "max_body_bytes": limit,
-            "read": { "roles": ["anonymous"] } } })
+            "forward_all": true, "read": { "roles": ["anonymous"] } } })
         .to_string()
     };
     assert!(config_with(&route(16 * 1024 * 1024)).is_ok());
@@ -643,6 +633,7 @@ fn a_method_override_in_a_write_body_is_refused() {
             "w": {
                 "prefix": "/w/",
                 "upstream": "https://w.example/",
+                "forward_all": true,
                 "write": { "roles": ["anonymous"] }
             }
         })
@@ -695,5 +686,599 @@ fn a_method_override_in_a_write_body_is_refused() {
         let (status, _, seen, _) = gate.send(req);
         assert_eq!(status, 200, "{media}: {}", String::from_utf8_lossy(body));
         assert_eq!(seen.unwrap().body.as_deref(), Some(*body));
+    }
+}
+
+/// The `ROUTES` value of a recipe in docs/proxy.md (the TOML block after `<!-- recipe: name -->`),
+/// as wrangler would bind it.
+fn recipe(name: &str) -> String {
+    let doc = include_str!("../docs/proxy.md");
+    let marker = format!("<!-- recipe: {name} -->\n```toml\n");
+    let start = doc.find(&marker).expect("recipe in docs/proxy.md") + marker.len();
+    let end = start + doc[start..].find("```").unwrap();
+    let parsed: toml::Table = toml::from_str(&doc[start..end]).expect("recipe is TOML");
+    let routes = &parsed["vars"]["ROUTES"];
+    serde_json::to_value(routes).unwrap().to_string()
+}
+
+fn code(body: &Value) -> Option<&str> {
+    body["error"]["code"].as_str()
+}
+
+/// Sends `req` and asserts it was refused with `status`/`code` and reached nothing upstream.
+fn refused(gate: &Gate, req: Request, status: u16, expected: &str) -> String {
+    let before = gate.upstream.seen.borrow().len();
+    let (s, _, _, body) = gate.send(req);
+    assert_eq!((s, code(&body)), (status, Some(expected)), "{body}");
+    assert_eq!(
+        gate.upstream.seen.borrow().len(),
+        before,
+        "a refused request went upstream"
+    );
+    body["error"]["message"].as_str().unwrap_or("").to_string()
+}
+
+fn bearer(req: Request, token: &str) -> Request {
+    req.with_header("authorization", &format!("Bearer {token}"))
+}
+
+#[test]
+fn cockpit_recipe_reads_only_listed_endpoints_and_harmless_queries() {
+    let gate = Gate::with_routes(&recipe("cockpit"));
+    let (status, _, seen, _) = gate.send(Request::new(
+        "GET",
+        "/cms/content/items/posts?limit=5&skip=0&sort=%7B%22_created%22%3A-1%7D&filter=%7B%22author%22%3A%22usr_a%22%7D",
+    ));
+    assert_eq!(status, 200);
+    let seen = seen.unwrap();
+    assert!(seen
+        .url
+        .starts_with("https://cms.example.com/api/content/items/posts?limit=5&skip=0"));
+    assert_eq!(header(&seen.headers, "api-key"), Some("read-key-value"));
+    let (status, _, _, _) = gate.send(Request::new("HEAD", "/cms/content/item/comments/65f1c2"));
+    assert_eq!(status, 200);
+
+    for path in [
+        "/cms/content/aggregate/posts?pipeline=%5B%7B%22%24out%22%3A%22collections_posts%22%7D%5D",
+        "/cms/content/items/secrets",
+        "/cms/content/items/posts/extra",
+        "/cms/gql",
+        "/cms/system/users",
+        "/cms/",
+    ] {
+        refused(&gate, Request::new("GET", path), 404, "not_found");
+    }
+    for query in [
+        "pipeline=%5B%5D",
+        "populate=1",
+        "filter=%7B%22%24where%22%3A%22sleep(1)%22%7D",
+        "filter=%7B%22title%22%3A%7B%22%24func%22%3A%22x%22%7D%7D",
+        "filter=%7B%22a%22%3A1%2C%22a%22%3A2%7D",
+        "filter=%7Bnot+json",
+        "filter[%24where]=x",
+        "filter[title]=x",
+        "limit=ten",
+        "limit[]=1",
+        "api_key=x",
+        "api_key%00x=1",
+        "api[key=1",
+        "access[token=1",
+        "API.KEY=1",
+        "%20api_key=1",
+        "token=1",
+        "limit%00=1",
+        "li%0Amit=1",
+        "=1",
+    ] {
+        let msg = refused(
+            &gate,
+            Request::new("GET", &format!("/cms/content/items/posts?{query}")),
+            400,
+            "query_not_allowed",
+        );
+        assert!(msg.contains("query parameter"), "{query}: {msg}");
+    }
+    let msg = refused(
+        &gate,
+        Request::new("GET", "/cms/content/items/posts?pipeline=%5B%5D"),
+        400,
+        "query_not_allowed",
+    );
+    assert!(
+        msg.contains("\"pipeline\"") && msg.contains("allowed: fields, filter, limit, skip, sort"),
+        "{msg}"
+    );
+
+    // Methods are compared as sent: nothing unlisted becomes a GET.
+    for method in ["SEARCH", "PROPFIND", "OPTIONS", "PUT", "DELETE", "PATCH"] {
+        let before = gate.upstream.seen.borrow().len();
+        let (status, headers, _, body) =
+            gate.send(Request::new(method, "/cms/content/items/posts"));
+        assert_eq!(
+            (status, code(&body)),
+            (405, Some("method_not_allowed")),
+            "{method}"
+        );
+        assert_eq!(header(&headers, "allow"), Some("GET, HEAD"), "{method}");
+        assert_eq!(gate.upstream.seen.borrow().len(), before);
+    }
+    let (_, headers, _, _) = gate.send(Request::new("PUT", "/cms/content/item/posts"));
+    assert_eq!(header(&headers, "allow"), Some("POST"));
+}
+
+#[test]
+fn cockpit_recipe_creates_owned_items_and_refuses_everything_else_in_the_body() {
+    let gate = Gate::with_routes(&recipe("cockpit"));
+    let user = gate.token("usr_a", &["user"]);
+    let post = |body: Value| {
+        bearer(Request::new("POST", "/cms/content/item/posts"), &user).with_json(&body)
+    };
+    let (status, _, seen, _) = gate.send(post(json!({
+        "data": { "title": "t", "body": "b", "tags": ["x", {"deep": 1}], "author": "usr_evil" }
+    })));
+    assert_eq!(status, 200);
+    let seen = seen.unwrap();
+    assert_eq!(header(&seen.headers, "api-key"), Some("write-key-value"));
+    let sent: Value = serde_json::from_slice(seen.body.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        json!({ "data": { "title": "t", "body": "b", "tags": ["x", {"deep": 1}], "author": "usr_a" } })
+    );
+    // The owner is set even when the client leaves it out.
+    let (_, _, seen, _) = gate.send(post(json!({ "data": { "title": "t" } })));
+    let sent: Value = serde_json::from_slice(seen.unwrap().body.as_ref().unwrap()).unwrap();
+    assert_eq!(sent["data"]["author"], "usr_a");
+
+    for (body, named) in [
+        (
+            json!({ "data": { "title": "t", "_state": 0 } }),
+            "data._state",
+        ),
+        (
+            json!({ "data": { "title": "t", "_by": "usr_evil" } }),
+            "data._by",
+        ),
+        (
+            json!({ "data": { "title": "t" }, "data._by": "usr_evil" }),
+            "data._by",
+        ),
+        (
+            json!({ "data.author": "usr_evil", "data": { "title": "t" } }),
+            "data.author",
+        ),
+        (
+            json!({ "data": { "title": "t" }, "api_key": "k" }),
+            "api_key",
+        ),
+        (
+            json!({ "data": { "title": "t", "tags": [{ "access_token": "k" }] } }),
+            "access_token",
+        ),
+        (
+            json!({ "data": { "title": "t", "Api.Key": "k" } }),
+            "Api.Key",
+        ),
+        (
+            json!({ "data": { "title": "t" }, "_method": "DELETE" }),
+            "_method",
+        ),
+        (
+            json!({ "data": { "title": "t", "_cby": "usr_evil" } }),
+            "data._cby",
+        ),
+        (json!({ "data": "a string" }), "data"),
+        (
+            json!({ "data": { "title": "t" }, "model": "pages" }),
+            "model",
+        ),
+        (json!(["data"]), "JSON object"),
+    ] {
+        let msg = refused(&gate, post(body.clone()), 400, "body_not_allowed");
+        assert!(msg.contains(named), "{body}: {msg}");
+    }
+    let mut dup = post(json!({}));
+    dup.body = br#"{"data":{"title":"a","author":"usr_a","author":"usr_evil"}}"#.to_vec();
+    let msg = refused(&gate, dup, 400, "body_not_allowed");
+    assert!(msg.contains("author"), "{msg}");
+    let mut text = bearer(Request::new("POST", "/cms/content/item/posts"), &user)
+        .with_header("content-type", "text/plain");
+    text.body = b"{\"data\":{\"title\":\"t\"}}".to_vec();
+    refused(&gate, text, 415, "unsupported_media_type");
+    let mut bad = post(json!({}));
+    bad.body = b"{\"data\":".to_vec();
+    refused(&gate, bad, 400, "invalid_json");
+    refused(
+        &gate,
+        Request::new("POST", "/cms/content/item/posts")
+            .with_json(&json!({ "data": { "title": "t" } })),
+        401,
+        "no_auth",
+    );
+    refused(
+        &gate,
+        bearer(Request::new("POST", "/cms/content/item/pages"), &user)
+            .with_json(&json!({ "data": { "title": "t" } })),
+        404,
+        "not_found",
+    );
+    refused(
+        &gate,
+        bearer(Request::new("POST", "/cms/gql"), &user)
+            .with_json(&json!({ "query": "mutation { saveContentItem(model: \"posts\", data: {_state: 0}) { _id } }" })),
+        404,
+        "not_found",
+    );
+}
+
+#[test]
+fn cockpit_recipe_updates_only_the_callers_own_items() {
+    let gate = Gate::with_routes(&recipe("cockpit"));
+    let alice = gate.token("usr_a", &["user"]);
+    let lookup = |id: &str| format!("https://cms.example.com/api/content/item/posts/{id}");
+    gate.upstream.borrow_stored().push((
+        lookup("mine1"),
+        200,
+        json!({ "_id": "mine1", "author": "usr_a", "title": "old" }),
+    ));
+    gate.upstream.borrow_stored().push((
+        lookup("theirs1"),
+        200,
+        json!({ "_id": "theirs1", "author": "usr_b" }),
+    ));
+    gate.upstream.borrow_stored().push((
+        lookup("orphan1"),
+        200,
+        json!({ "_id": "orphan1", "author": null }),
+    ));
+    gate.upstream.borrow_stored().push((
+        lookup("gone1"),
+        404,
+        json!({ "error": "Item not found" }),
+    ));
+    let save = |body: Value| {
+        bearer(Request::new("POST", "/cms/content/item/posts"), &alice).with_json(&body)
+    };
+
+    // Someone else's item: only the lookup reached the CMS, with the write key.
+    let before = gate.upstream.seen.borrow().len();
+    let (status, _, _, body) = gate.send(save(
+        json!({ "data": { "_id": "theirs1", "title": "mine now" } }),
+    ));
+    assert_eq!((status, code(&body)), (403, Some("not_owner")));
+    let seen = gate.upstream.seen.borrow()[before..].to_vec();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].url.as_str()),
+        ("GET", lookup("theirs1").as_str())
+    );
+    assert_eq!(header(&seen[0].headers, "api-key"), Some("read-key-value"));
+    assert_eq!(header(&seen[0].headers, "x-gatehouse-user"), Some("usr_a"));
+    assert!(seen[0].body.is_none());
+
+    for (id, status, expected) in [("orphan1", 403, "not_owner"), ("gone1", 404, "not_found")] {
+        let (s, _, _, body) = gate.send(save(json!({ "data": { "_id": id, "title": "x" } })));
+        assert_eq!((s, code(&body)), (status, Some(expected)), "{id}");
+    }
+    for bad_id in [
+        json!("../x"),
+        json!({ "$ne": null }),
+        json!(true),
+        json!("a b"),
+    ] {
+        let (s, _, _, body) = gate.send(save(json!({ "data": { "_id": bad_id, "title": "x" } })));
+        assert_eq!(
+            (s, code(&body)),
+            (400, Some("body_not_allowed")),
+            "{bad_id}"
+        );
+    }
+
+    // Her own item: looked up, then saved with the owner kept.
+    let before = gate.upstream.seen.borrow().len();
+    let (status, _, _, _) = gate.send(save(
+        json!({ "data": { "_id": "mine1", "title": "new", "author": "usr_b" } }),
+    ));
+    assert_eq!(status, 200);
+    let seen = gate.upstream.seen.borrow()[before..].to_vec();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].method, "POST");
+    let sent: Value = serde_json::from_slice(seen[1].body.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        json!({ "data": { "_id": "mine1", "title": "new", "author": "usr_a" } })
+    );
+    // Unpublishing is not a field, even on one's own item.
+    refused(
+        &gate,
+        save(json!({ "data": { "_id": "mine1", "_state": 0 } })),
+        400,
+        "body_not_allowed",
+    );
+}
+
+#[test]
+fn moderated_recipe_lands_drafts_and_lets_editors_publish() {
+    let gate = Gate::with_routes(&recipe("cockpit-moderated"));
+    let user = gate.token("usr_a", &["user"]);
+    let editor = gate.token("usr_e", &["user", "editor"]);
+    let save = |t: &str, body: Value| {
+        bearer(Request::new("POST", "/cms/content/item/posts"), t).with_json(&body)
+    };
+    let (_, _, seen, _) = gate.send(save(&user, json!({ "data": { "title": "t" } })));
+    let sent: Value = serde_json::from_slice(seen.unwrap().body.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        json!({ "data": { "title": "t", "_state": 0, "author": "usr_a" } })
+    );
+    // Naming an item is for the editors' update only.
+    refused(
+        &gate,
+        save(&user, json!({ "data": { "_id": "x1", "_state": 1 } })),
+        403,
+        "insufficient_role",
+    );
+    // An editor publishes any post with the editor key; only _state goes through.
+    let (status, _, seen, _) = gate.send(save(
+        &editor,
+        json!({ "data": { "_id": "x1", "_state": 1 } }),
+    ));
+    assert_eq!(status, 200);
+    let seen = seen.unwrap();
+    assert_eq!(header(&seen.headers, "api-key"), Some("editor-key-value"));
+    refused(
+        &gate,
+        save(
+            &editor,
+            json!({ "data": { "_id": "x1", "title": "rewritten" } }),
+        ),
+        400,
+        "body_not_allowed",
+    );
+    // Sending the forced _state is refused, not silently overwritten.
+    refused(
+        &gate,
+        save(&user, json!({ "data": { "title": "t", "_state": 1 } })),
+        400,
+        "body_not_allowed",
+    );
+}
+
+#[test]
+fn directus_recipe_checks_the_stored_owner_before_a_patch() {
+    let gate = Gate::with_routes(&recipe("directus"));
+    let alice = gate.token("usr_a", &["user"]);
+    let lookup =
+        |id: &str| format!("https://directus.example.com/items/articles/{id}?fields=author");
+    gate.upstream.borrow_stored().push((
+        lookup("1"),
+        200,
+        json!({ "data": { "author": "usr_a" } }),
+    ));
+    gate.upstream.borrow_stored().push((
+        lookup("2"),
+        200,
+        json!({ "data": { "author": "usr_b" } }),
+    ));
+    gate.upstream.borrow_stored().push((
+        lookup("3"),
+        403,
+        json!({ "errors": [{ "message": "forbidden" }] }),
+    ));
+    gate.upstream
+        .borrow_stored()
+        .push((lookup("4"), 401, json!({ "errors": [] })));
+    let patch = |id: &str, body: Value| {
+        bearer(
+            Request::new("PATCH", &format!("/directus/items/articles/{id}")),
+            &alice,
+        )
+        .with_json(&body)
+    };
+    let (status, _, _, body) = gate.send(patch("2", json!({ "title": "x" })));
+    assert_eq!((status, code(&body)), (403, Some("not_owner")));
+    let (status, _, _, body) = gate.send(patch("3", json!({ "title": "x" })));
+    assert_eq!((status, code(&body)), (404, Some("not_found")));
+    let (status, _, _, body) = gate.send(patch("4", json!({ "title": "x" })));
+    assert_eq!((status, code(&body)), (502, Some("upstream_unavailable")));
+    refused(
+        &gate,
+        patch("1", json!({ "title": "x", "status": "draft" })),
+        400,
+        "body_not_allowed",
+    );
+    refused(
+        &gate,
+        patch("1", json!({ "title": "x", "id": 2 })),
+        400,
+        "body_not_allowed",
+    );
+    let (status, _, seen, _) = gate.send(patch("1", json!({ "title": "x", "author": "usr_b" })));
+    assert_eq!(status, 200);
+    let lookup_seen = seen.unwrap();
+    assert_eq!(lookup_seen.url, lookup("1"));
+    assert_eq!(lookup_seen.method, "GET");
+    let forwarded = gate.upstream.seen.borrow().last().cloned().unwrap();
+    assert_eq!(
+        forwarded.url,
+        "https://directus.example.com/items/articles/1"
+    );
+    assert_eq!(
+        header(&forwarded.headers, "authorization"),
+        Some("Bearer directus-write-value")
+    );
+    let sent: Value = serde_json::from_slice(forwarded.body.as_ref().unwrap()).unwrap();
+    assert_eq!(sent, json!({ "title": "x", "author": "usr_a" }));
+
+    let (_, _, seen, _) = gate.send(
+        bearer(Request::new("POST", "/directus/items/articles"), &alice)
+            .with_json(&json!({ "title": "t", "author": "usr_b" })),
+    );
+    let sent: Value = serde_json::from_slice(seen.unwrap().body.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        json!({ "title": "t", "status": "published", "author": "usr_a" })
+    );
+    for (method, path) in [
+        ("POST", "/directus/graphql"),
+        ("GET", "/directus/users/me"),
+        ("GET", "/directus/server/info"),
+        ("GET", "/directus/items/directus_users"),
+    ] {
+        refused(
+            &gate,
+            bearer(Request::new(method, path), &alice).with_json(&json!({})),
+            404,
+            "not_found",
+        );
+    }
+    // Bulk updates and deletes are not endpoints of the recipe.
+    for (method, path) in [
+        ("PATCH", "/directus/items/articles"),
+        ("DELETE", "/directus/items/articles/1"),
+    ] {
+        refused(
+            &gate,
+            bearer(Request::new(method, path), &alice),
+            405,
+            "method_not_allowed",
+        );
+    }
+    for query in [
+        "access_token=x",
+        "deep=%7B%7D",
+        "aggregate[count]=*",
+        "filter=%7B%22a%22%3A1%2C%22a%22%3A2%7D",
+    ] {
+        refused(
+            &gate,
+            Request::new("GET", &format!("/directus/items/articles?{query}")),
+            400,
+            "query_not_allowed",
+        );
+    }
+    let (status, _, seen, _) = gate.send(Request::new(
+        "GET",
+        "/directus/items/articles?filter[status][_eq]=published&fields=*&sort=-id",
+    ));
+    assert_eq!(
+        status, 400,
+        "a json filter must be sent as JSON, not in bracket form"
+    );
+    assert!(seen.is_none());
+    let (status, _, seen, _) = gate.send(Request::new(
+        "GET",
+        "/directus/items/articles?filter=%7B%22status%22%3A%7B%22_eq%22%3A%22published%22%7D%7D&fields=*&sort=-id",
+    ));
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&seen.unwrap().headers, "authorization"),
+        Some("Bearer directus-read-value")
+    );
+}
+
+#[test]
+fn endpoint_config_errors_name_the_route_and_endpoint() {
+    let base = |endpoint: Value| {
+        json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/",
+            "inject": { "header": "api-key" },
+            "read": { "roles": ["anonymous"], "secret": "CMS_READ_KEY" },
+            "endpoints": [endpoint] } })
+    };
+    let cases = [
+        (
+            json!({ "method": "POST", "path": "gql", "action": "forward", "owner": "data.author", "roles": ["user"] }),
+            "endpoints[0] (POST gql).owner",
+        ),
+        (
+            json!({ "method": "POST", "path": "api/graphql", "action": "create", "fields": ["query"], "roles": ["user"] }),
+            "GraphQL",
+        ),
+        (
+            json!({ "method": "PATCH", "path": "items/{c}/{id}", "action": "update", "id": "{id}", "fields": ["title"], "owner": "author", "roles": ["user"] }),
+            "must check the stored owner",
+        ),
+        (
+            json!({ "method": "PATCH", "path": "items/{c}/{id}", "action": "update", "id": "{id}", "fields": ["title"], "lookup": { "path": "items/{c}/{id}", "owner": "data.author" }, "roles": ["user"] }),
+            "must also set the owner",
+        ),
+        (
+            json!({ "method": "PATCH", "path": "items/{c}/{id}", "action": "update", "id": "{id}", "fields": ["title"], "owner": "author", "lookup": { "path": "items/{c}/{id}", "owner": "data.author" }, "roles": ["anonymous"] }),
+            "cannot admit anonymous",
+        ),
+        (
+            json!({ "method": "POST", "path": "items/{c}", "action": "create", "fields": ["title", "_id"], "roles": ["user"] }),
+            "never takes an item id",
+        ),
+        (
+            json!({ "method": "POST", "path": "items/{c}", "action": "create", "fields": ["title", "api_key"], "roles": ["user"] }),
+            "credential",
+        ),
+        (
+            json!({ "method": "GET", "path": "items", "query": ["access_token"] }),
+            "never forwarded",
+        ),
+        (
+            json!({ "method": "POST", "path": "items", "roles": ["user"] }),
+            "action: required",
+        ),
+        (
+            json!({ "method": ["GET", "POST"], "path": "items", "roles": ["user"] }),
+            "separate endpoints",
+        ),
+        (
+            json!({ "method": "SEARCH", "path": "items" }),
+            "\"SEARCH\": one of",
+        ),
+        (json!({ "method": "GET", "path": "/items" }), "leading /"),
+        (
+            json!({ "method": "GET", "path": "items/{a b}" }),
+            "named segment",
+        ),
+        (
+            json!({ "method": "GET", "path": "items/{c}", "values": { "d": ["x"] } }),
+            "values.d: no such",
+        ),
+        (
+            json!({ "method": "POST", "path": "items", "action": "create", "roles": ["user"] }),
+            "fields: required",
+        ),
+        (
+            json!({ "method": "DELETE", "path": "items/{id}", "action": "delete", "id": "{id}", "lookup": { "path": "elsewhere", "owner": "a" }, "roles": ["user"] }),
+            "holding {id}",
+        ),
+        (
+            json!({ "method": "POST", "path": "items", "action": "create", "fields": ["a"], "deny": ["a"], "roles": ["user"] }),
+            "also allowed",
+        ),
+        (
+            json!({ "method": "GET", "path": "items", "query": { "filter": "regex" } }),
+            "expected \"any\"",
+        ),
+        (
+            json!({ "method": "GET", "path": "items", "color": 1 }),
+            "endpoints[0].color: unknown field",
+        ),
+        (
+            json!({ "method": "PUT", "path": "items" , "action": "create", "fields": ["a"] }),
+            "no rule for PUT",
+        ),
+    ];
+    for (endpoint, expected) in cases {
+        let routes = base(endpoint.clone()).to_string();
+        let err = config_with(&routes).expect_err(&routes);
+        assert!(
+            err.reason.contains("route \"cms\": endpoints[0]") && err.reason.contains(expected),
+            "{expected:?} not in {:?}",
+            err.reason
+        );
+    }
+    let both = json!({ "cms": { "prefix": "/cms/", "upstream": "https://x/", "forward_all": true,
+        "read": { "roles": ["anonymous"] }, "endpoints": [{ "method": "GET", "path": "x" }] } });
+    let err = config_with(&both.to_string()).unwrap_err();
+    assert!(err.reason.contains("forward_all"), "{}", err.reason);
+    for name in ["cockpit", "cockpit-moderated", "directus"] {
+        let config = config_with(&recipe(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let debug = format!("{:?}", config.routes);
+        assert!(!debug.contains("-value"), "a secret in Debug");
     }
 }

@@ -1,16 +1,25 @@
-//! The key-holding proxy, in three phases (as in pingora):
+//! The key-holding proxy, in phases (as in pingora), each refusing before the next runs:
 //!
-//! 1. **authorize** ([`authorize`]): the route, the caller, the rule that admits them;
-//! 2. **rewrite** ([`rewrite`]): the upstream URL (path checked, credentials stripped from the
-//!    query), the headers (client credentials, hop-by-hop and `X-Gatehouse-*` stripped; the
-//!    route's secret injected; identity headers and their signature added), the body (owner
-//!    field bound on writes);
-//! 3. **filter** ([`filter_response`]): the upstream's headers with cookies, server banners,
+//! 1. **select** ([`check_path`], [`Incoming::new`], [`select`]): the path stays under the base,
+//!    the body is within the limit, and endpoints of the route match the method and path
+//!    (else `404`/`405`), before any credential is looked at;
+//! 2. **authorize** ([`authorize`]): the first of those endpoints with a rule that admits the
+//!    caller (authenticated by the caller module in between);
+//! 3. **policy** ([`prepare`]): the endpoint's query list and body policy; then, for an
+//!    owner-checked update or delete, the stored item's owner ([`owner_lookup`],
+//!    [`check_owner`]);
+//! 4. **rewrite** ([`rewrite`]): the upstream URL, the headers (client credentials, forwarding
+//!    and hop-by-hop headers stripped; the rule's secret injected; identity, forwarding headers
+//!    and their signature added) and the body;
+//! 5. **filter** ([`filter_response`]): the upstream's headers with cookies, server banners,
 //!    CORS, hop-by-hop and anything echoing a credential removed, and `Cache-Control` set.
 //!
 //! The upstream's body is never touched: the adapter streams it back.
 
+pub mod json;
+pub mod names;
 pub mod path;
+pub mod policy;
 pub mod routes;
 pub mod sign;
 
@@ -20,6 +29,8 @@ use crate::caller::Caller;
 use crate::error::Error;
 use crate::http::Request;
 
+pub use policy::Target;
+use policy::{Action, OwnerLookup};
 use routes::{
     is_hop_by_hop, normalize_header_name, normalize_param_name, Injection, Placement, Rule,
 };
@@ -87,35 +98,231 @@ pub trait Upstream {
         &self,
         request: UpstreamRequest,
     ) -> Result<UpstreamResponse<Self::Body>, UpstreamFailure>;
+    /// Reads an answer's body (an owner lookup's), refusing more than `limit` bytes.
+    async fn read_body(&self, body: Self::Body, limit: usize) -> Result<Vec<u8>, UpstreamFailure>;
 }
 
-/// Phase 0, before any credential is looked at: the path after the route's prefix must stay
+/// Phase 1, before any credential is looked at: the path after the route's prefix must stay
 /// under the upstream base (see [`path`]).
 pub fn check_path(route: &Route, req: &Request) -> Result<(), Error> {
     path::check_remainder(&req.path[route.prefix.len()..])
 }
 
-/// Phase 1: the rule that admits `caller` to `route` for `method`.
+/// A proxied request's body, size-checked, with its JSON parsed once (strictly) when it is a
+/// write sent as JSON.
+pub struct Incoming {
+    body: Vec<u8>,
+    media: String,
+    json: Option<Result<Value, Error>>,
+}
+
+impl Incoming {
+    /// Checks the size of `body` (taken out of `req`, so it is moved, not copied) and parses it.
+    pub fn new(route: &Route, req: &Request, body: Vec<u8>) -> Result<Self, Error> {
+        if body.len() > route.max_body_bytes {
+            return Err(Error::PayloadTooLarge(route.max_body_bytes));
+        }
+        let media = media_type(req);
+        let json = (is_write(&req.method) && !body.is_empty() && is_json(&media)).then(|| {
+            json::parse(&body).map_err(|e| match e {
+                json::StrictError::Syntax => Error::InvalidJson,
+                json::StrictError::Duplicate(name) => {
+                    Error::BodyNotAllowed(format!("{name}: a member may appear only once"))
+                }
+            })
+        });
+        Ok(Self { body, media, json })
+    }
+
+    /// The body parsed, when it is valid JSON.
+    pub fn json(&self) -> Option<&Value> {
+        self.json.as_ref().and_then(|r| r.as_ref().ok())
+    }
+}
+
+/// Whether `method` may carry a body to change something (anything but GET and HEAD).
+fn is_write(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD")
+}
+
+/// Phase 1: what on `route` the request may be aimed at, in the order tried (the endpoints
+/// matching its method and path, or the whole base of a `forward_all` route). `body` is the
+/// parsed write body (see [`policy::select`]).
+pub fn select<'r>(
+    route: &'r Route,
+    req: &Request,
+    body: Option<&Value>,
+) -> Result<Vec<Target<'r>>, Error> {
+    if route.forward_all {
+        if route.rules_for(&req.method).is_none() {
+            return Err(Error::MethodNotAllowed(route.allow().into()));
+        }
+        return Ok(vec![Target::Base]);
+    }
+    policy::select(
+        &route.endpoints,
+        &req.method,
+        &req.path[route.prefix.len()..],
+        body,
+    )
+}
+
+/// Phase 2: the first of `targets` with a rule that admits `caller`, and that rule. When none
+/// does: `no_auth` for an anonymous caller, `insufficient_role` for a signed-in one.
 pub fn authorize<'r>(
     route: &'r Route,
+    targets: Vec<Target<'r>>,
     method: &str,
     caller: Option<&Caller>,
-) -> Result<&'r Rule, Error> {
-    let rules = route
-        .rules_for(method)
-        .ok_or(Error::MethodNotAllowed(route.allow()))?;
+) -> Result<(Target<'r>, &'r Rule), Error> {
     if let Some(caller) = caller {
         if !caller.may_use_route(&route.name) {
             return Err(Error::ScopeViolation);
         }
     }
-    rules
-        .iter()
-        .find(|rule| rule.admits(caller.map(|c| c.roles.as_slice())))
-        .ok_or(match caller {
-            None => Error::NoAuth,
-            Some(_) => Error::InsufficientRole,
-        })
+    let route_rules = route.rules_for(method);
+    for target in targets {
+        let rules = match &target {
+            Target::Base => route_rules,
+            Target::Endpoint(endpoint, _) => endpoint.rules(route_rules),
+        };
+        let admitted = rules
+            .into_iter()
+            .flatten()
+            .find(|rule| rule.admits(caller.map(|c| c.roles.as_slice())));
+        if let Some(rule) = admitted {
+            return Ok((target, rule));
+        }
+    }
+    Err(match caller {
+        None => Error::NoAuth,
+        Some(_) => Error::InsufficientRole,
+    })
+}
+
+/// What the policy lets through: the body to forward and, for an owner-checked update or
+/// delete, the item's id.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The body forwarded upstream.
+    pub body: Option<Vec<u8>>,
+    /// The item whose owner is checked first.
+    pub item_id: Option<String>,
+}
+
+/// Phase 3: the endpoint's query list and body policy applied to the request.
+pub fn prepare(
+    route: &Route,
+    target: &Target<'_>,
+    caller: Option<&Caller>,
+    req: &Request,
+    incoming: Incoming,
+) -> Result<Prepared, Error> {
+    let Incoming { body, media, json } = incoming;
+    let write = is_write(&req.method);
+    let forward_unseen = |body: Vec<u8>| -> Result<Option<Vec<u8>>, Error> {
+        if !write || body.is_empty() {
+            // fetch refuses a GET or HEAD with a body; there is nothing to forward.
+            return Ok(None);
+        }
+        if let Some(Err(err @ Error::BodyNotAllowed(_))) = &json {
+            // A repeated member: readers disagree on which copy (of `_method`, say) wins.
+            return Err(err.clone());
+        }
+        refuse_method_override(&media, json.as_ref(), &body)?;
+        Ok(Some(body))
+    };
+    let Target::Endpoint(endpoint, params) = target else {
+        return Ok(Prepared {
+            body: forward_unseen(body)?,
+            item_id: None,
+        });
+    };
+    endpoint.check_query(&req.query)?;
+    let (body, value) = match &endpoint.action {
+        Action::Read => (None, None),
+        Action::Forward => (forward_unseen(body)?, None),
+        Action::Delete(_) => {
+            if !body.is_empty() {
+                return Err(Error::BodyNotAllowed("a delete here takes no body".into()));
+            }
+            (None, None)
+        }
+        Action::Create | Action::Update(_) => {
+            if body.is_empty() {
+                return Err(Error::BodyNotAllowed(
+                    "the body must be a JSON object".into(),
+                ));
+            }
+            let value = json.ok_or(Error::UnsupportedMediaType)??;
+            let value = endpoint.apply_body(value, caller, route.credential_names())?;
+            (Some(value.to_string().into_bytes()), Some(value))
+        }
+    };
+    let item_id = match endpoint.owner_lookup() {
+        Some((source, _)) => Some(endpoint.item_id(source, params, value.as_ref())?),
+        None => None,
+    };
+    Ok(Prepared { body, item_id })
+}
+
+/// The request that reads the stored item of an owner-checked update or delete, and how to
+/// read its owner; `None` when the target has no owner check.
+pub fn owner_lookup<'r>(
+    route: &Route,
+    target: &Target<'r>,
+    caller: Option<&Caller>,
+    req: &Request,
+    prepared: &Prepared,
+    identity: &Identity<'_>,
+) -> Option<(UpstreamRequest, &'r OwnerLookup)> {
+    let Target::Endpoint(endpoint, params) = target else {
+        return None;
+    };
+    let (_, lookup) = endpoint.owner_lookup()?;
+    let id = prepared.item_id.as_deref()?;
+    let target_path = policy::lookup_target(lookup, params, id);
+    let (path, query) = target_path.split_once('?').unwrap_or((&target_path, ""));
+    let mut query = query.to_string();
+    let mut headers = vec![("accept".to_string(), "application/json".to_string())];
+    inject(lookup.injection.as_ref(), &mut headers, &mut query);
+    let url = format!("{}{path}", route.upstream);
+    Some((
+        signed_request(
+            route, "GET", url, query, headers, None, caller, req, identity,
+        ),
+        lookup,
+    ))
+}
+
+/// Phase 3, last step: the stored owner in the lookup's answer must be the caller.
+pub fn check_owner(
+    lookup: &OwnerLookup,
+    status: u16,
+    answer: &[u8],
+    caller: Option<&Caller>,
+) -> Result<(), Error> {
+    match status {
+        200..=299 => {}
+        // Directus answers 403 for an item that does not exist (or cannot be read).
+        403 | 404 | 410 => return Err(Error::NotFound),
+        401 => {
+            return Err(Error::UpstreamUnavailable(
+                "the owner lookup was refused (401): check the lookup's secret".into(),
+            ))
+        }
+        other => {
+            return Err(Error::UpstreamUnavailable(format!(
+                "the owner lookup answered {other}"
+            )))
+        }
+    }
+    let value: Value = serde_json::from_slice(answer)
+        .map_err(|_| Error::UpstreamUnavailable("the owner lookup's answer is not JSON".into()))?;
+    match (policy::stored_owner(lookup, &value), caller) {
+        (Some(owner), Some(caller)) if owner == caller.user_id => Ok(()),
+        _ => Err(Error::NotOwner),
+    }
 }
 
 /// Identity headers and their signature.
@@ -126,91 +333,97 @@ pub struct Identity<'a> {
     pub now_secs: i64,
 }
 
-/// Phase 2: the upstream request for `req` on `route` under `rule`; `req`'s path has passed
-/// [`check_path`]. `body` is the request's body, taken out of `req` so it is moved, not copied.
+/// Phase 4: the upstream request for `req` on `route` under `rule`; `req`'s path has passed
+/// [`check_path`] and `body` is what [`prepare`] let through.
 pub fn rewrite(
     route: &Route,
     rule: &Rule,
     caller: Option<&Caller>,
     req: &Request,
-    body: Vec<u8>,
+    body: Option<Vec<u8>>,
     identity: &Identity<'_>,
-) -> Result<UpstreamRequest, Error> {
+) -> UpstreamRequest {
     let remainder = &req.path[route.prefix.len()..];
     let injection = rule.injection.as_ref();
-    let write = Route::is_write(&req.method);
+    let mut query = rewrite_query(route, injection, &req.query);
+    let mut headers = forwardable_headers(route, injection, req);
+    inject(injection, &mut headers, &mut query);
+    let url = format!("{}{remainder}", route.upstream);
+    signed_request(
+        route,
+        &req.method,
+        url,
+        query,
+        headers,
+        body,
+        caller,
+        req,
+        identity,
+    )
+}
 
-    // The body: limited; dropped on reads (fetch refuses a GET or HEAD with a body); bound to
-    // its owner on writes.
-    if body.len() > route.max_body_bytes {
-        return Err(Error::PayloadTooLarge(route.max_body_bytes));
-    }
-    // A JSON write body is parsed once, for both the override check and the owner binding.
-    let media = media_type(req);
-    let json = (write && !body.is_empty() && is_json(&media))
-        .then(|| serde_json::from_slice::<Value>(&body).map_err(|_| Error::InvalidJson));
-    if write && !body.is_empty() {
-        refuse_method_override(&media, json.as_ref(), &body)?;
-    }
-    let body = match (&route.owner_field, write) {
-        (Some(field), true) => {
-            if body.is_empty() && req.method != "DELETE" {
-                return Err(Error::BadRequest(format!(
-                    "this route sets {} to the caller: send a JSON object body",
-                    field.join(".")
-                )));
-            }
-            (!body.is_empty())
-                .then(|| bind_owner(field, json, caller))
-                .transpose()?
-        }
-        _ if !write || body.is_empty() => None,
-        _ => Some(body),
+/// Adds an injected credential to the headers or the query.
+fn inject(injection: Option<&Injection>, headers: &mut Vec<(String, String)>, query: &mut String) {
+    let Some(injection) = injection else {
+        return;
     };
+    match &injection.placement {
+        Placement::Header { name, template } => headers.push((
+            name.clone(),
+            template.replace("{secret}", injection.secret.expose()),
+        )),
+        Placement::Query { name } => {
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str(name);
+            query.push('=');
+            query.push_str(&path::encode_component(injection.secret.expose()));
+        }
+    }
+}
 
-    // The URL: base + checked remainder + the query without client credentials (nor, on writes,
-    // anything a form-reading CMS could take for the owner field).
+/// Finishes an upstream request: the forwarding headers Gatehouse vouches for, the identity
+/// headers, the body's digest and the signature over them.
+#[allow(clippy::too_many_arguments)]
+fn signed_request(
+    route: &Route,
+    method: &str,
+    mut url: String,
+    query: String,
+    mut headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    caller: Option<&Caller>,
+    req: &Request,
+    identity: &Identity<'_>,
+) -> UpstreamRequest {
     let scheme_end = route.upstream.find("://").map_or(0, |i| i + 3);
     let upstream_path_start = scheme_end + route.upstream[scheme_end..].find('/').unwrap_or(0);
-    let mut url = format!("{}{remainder}", route.upstream);
-    let owner_root = route
-        .owner_field
-        .as_ref()
-        .filter(|_| write)
-        .and_then(|f| f.first())
-        .map(String::as_str);
-    let query = rewrite_query(route, injection, owner_root, &req.query);
     let path_end = url.len();
     if !query.is_empty() {
         url.push('?');
         url.push_str(&query);
     }
-
-    // The headers: what the client sent minus credentials, plus ours.
-    let mut headers = forwardable_headers(route, injection, req);
-    if let Some(injection) = injection {
-        if let Placement::Header { name, template } = &injection.placement {
-            headers.push((
-                name.clone(),
-                template.replace("{secret}", injection.secret.expose()),
-            ));
-        }
-    }
     let auth = caller.map_or("anonymous", |c| c.kind.as_str());
     let roles = caller.map_or_else(String::new, |c| c.roles.join(","));
     let digest = sign::content_digest(body.as_deref().unwrap_or(&[]));
-    let mut fields: Vec<(&str, &str)> = vec![
-        ("content-digest", &digest),
-        ("x-gatehouse-auth", auth),
-        ("x-gatehouse-roles", &roles),
-    ];
+    let mut fields: Vec<(&str, &str)> = vec![("content-digest", &digest)];
+    if let Some(ip) = req.client_ip() {
+        fields.push(("x-forwarded-for", ip));
+    }
+    if let Some(host) = req.header("host") {
+        fields.push(("x-forwarded-host", host));
+    }
+    fields.push(("x-forwarded-proto", req.scheme()));
+    fields.push(("x-gatehouse-auth", auth));
+    fields.push(("x-gatehouse-roles", &roles));
     if let Some(caller) = caller {
         fields.push(("x-gatehouse-user", &caller.user_id));
     }
     let (signature_input, signature) = sign::sign(
         identity.secret,
         &sign::Signed {
-            method: &req.method,
+            method,
             path: &url[upstream_path_start..path_end],
             query: &query,
             fields: &fields,
@@ -222,53 +435,51 @@ pub fn rewrite(
     }
     headers.push(("signature-input".into(), signature_input));
     headers.push(("signature".into(), signature));
-
-    Ok(UpstreamRequest {
-        method: req.method.clone(),
+    UpstreamRequest {
+        method: method.to_string(),
         url,
         headers,
         body,
         timeout_ms: route.timeout_ms,
-    })
+    }
 }
 
-/// The client's query without stripped parameters, plus an injected one. `owner_root` (on
-/// writes to an owner-bound route) is the owner field's first segment: parameters rooted there
-/// (`data[_by]`, `data.title`) are stripped too.
-fn rewrite_query(
-    route: &Route,
-    injection: Option<&Injection>,
-    owner_root: Option<&str>,
-    query: &str,
-) -> String {
-    let injected = injection.and_then(|i| match &i.placement {
-        Placement::Query { name } => Some((name.as_str(), i.secret.expose())),
+/// The client's query without stripped parameters (on an endpoint, every parameter left has
+/// passed its list).
+fn rewrite_query(route: &Route, injection: Option<&Injection>, query: &str) -> String {
+    let injected_slot = injection.and_then(|i| match &i.placement {
+        Placement::Query { name } => Some(normalize_param_name(name)),
         Placement::Header { .. } => None,
     });
-    let injected_slot = injected.map(|(name, _)| normalize_param_name(name));
-    let mut out: Vec<String> = query
+    query
         .split('&')
         .filter(|pair| !pair.is_empty())
         .filter(|pair| {
-            let raw = pair.split('=').next().unwrap_or("");
-            let name = normalize_param_name(raw);
-            !(route.strip_query.contains(&name)
-                || injected_slot.as_deref() == Some(name.as_str())
-                || owner_root.is_some_and(|root| param_root(raw).eq_ignore_ascii_case(root)))
+            let name = normalize_param_name(pair.split('=').next().unwrap_or(""));
+            !(route.strip_query.contains(&name) || injected_slot.as_deref() == Some(name.as_str()))
         })
-        .map(str::to_string)
-        .collect();
-    if let Some((name, secret)) = injected {
-        out.push(format!("{name}={}", path::encode_component(secret)));
-    }
-    out.join("&")
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
-/// A query parameter's decoded name up to its first `[` or `.` (`data[_by]` → `data`).
-fn param_root(raw: &str) -> String {
-    let decoded = path::decode_query_component(raw);
-    let trimmed = decoded.trim_start();
-    trimmed.split(['[', '.']).next().unwrap_or("").to_string()
+/// Client headers that say where the request came from or which host it was for: only the
+/// values Gatehouse sets itself may reach the CMS.
+fn is_forwarding_header(name: &str) -> bool {
+    name.starts_with("x-forwarded-")
+        || matches!(
+            name,
+            "forwarded"
+                | "x-real-ip"
+                | "true-client-ip"
+                | "x-client-ip"
+                | "client-ip"
+                | "x-cluster-client-ip"
+                | "fastly-client-ip"
+                | "x-original-forwarded-for"
+                | "x-host"
+                | "x-original-host"
+                | "via"
+        )
 }
 
 /// Client headers that may go upstream.
@@ -299,6 +510,7 @@ fn forwardable_headers(
                 || injected_header.as_deref() == Some(n.as_str())
                 || n.starts_with("x-gatehouse-")
                 || n.starts_with("cf-")
+                || is_forwarding_header(&n)
                 || matches!(
                     n.as_str(),
                     "host"
@@ -311,34 +523,6 @@ fn forwardable_headers(
         })
         .cloned()
         .collect()
-}
-
-/// Sets the owner field of the JSON body to the caller's id (`null` for an anonymous caller);
-/// `json` is the parsed body, `None` when it was not sent as JSON.
-fn bind_owner(
-    field: &[String],
-    json: Option<Result<Value, Error>>,
-    caller: Option<&Caller>,
-) -> Result<Vec<u8>, Error> {
-    let mut value = json.ok_or(Error::UnsupportedMediaType)??;
-    let owner = caller.map_or(Value::Null, |c| Value::String(c.user_id.clone()));
-    let dotted = field.join(".");
-    let mut node = &mut value;
-    for (i, key) in field.iter().enumerate() {
-        let Value::Object(map) = node else {
-            return Err(Error::BadRequest(format!(
-                "{dotted}: the body must be a JSON object down to this field"
-            )));
-        };
-        if i + 1 == field.len() {
-            map.insert(key.clone(), owner);
-            break;
-        }
-        node = map
-            .entry(key.clone())
-            .or_insert_with(|| Value::Object(Default::default()));
-    }
-    Ok(value.to_string().into_bytes())
 }
 
 /// The request's media type, lower-case, without parameters (`""` when absent).

@@ -22,6 +22,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::config::{valid_role, ConfigError, Lookup};
+use crate::proxy::policy::{parse_endpoint, Endpoint, RouteContext};
 
 /// The pseudo-role every caller has, signed in or not.
 pub const ANONYMOUS: &str = "anonymous";
@@ -149,8 +150,10 @@ pub struct Route {
     pub max_body_bytes: usize,
     /// Whether authenticated answers may be cached (otherwise `private, no-store`).
     pub public: bool,
-    /// JSON path of the owner field set on writes (e.g. `["data", "_by"]`).
-    pub owner_field: Option<Vec<String>>,
+    /// The endpoints this route forwards; empty on a `forward_all` route.
+    pub endpoints: Vec<Endpoint>,
+    /// Whether the whole base is forwarded (no endpoints; see docs/proxy.md for why it is unsafe).
+    pub forward_all: bool,
     /// Client headers stripped: the defaults plus the route's own (normalized names).
     pub strip_headers: Vec<String>,
     /// Client query parameters stripped: the defaults plus the route's own (normalized names).
@@ -185,7 +188,15 @@ impl Route {
         self.rules
             .iter()
             .flat_map(|(_, rules)| rules.iter())
-            .filter_map(|r| r.injection.as_ref().map(|i| &i.secret))
+            .filter_map(|r| r.injection.as_ref())
+            .chain(self.endpoints.iter().flat_map(Endpoint::secrets))
+            .map(|i| &i.secret)
+    }
+
+    /// Normalized names never forwarded from a client's query or body: the strip list (the
+    /// credential and method-override names) and the query parameter a rule injects into.
+    pub fn credential_names(&self) -> &[String] {
+        &self.strip_query
     }
 }
 
@@ -246,7 +257,8 @@ fn err(reason: impl Into<String>) -> ConfigError {
     ConfigError::new("ROUTES", reason)
 }
 
-fn route_err(route: &str, field: &str, reason: impl fmt::Display) -> ConfigError {
+/// A configuration error naming the route and field.
+pub(crate) fn route_err(route: &str, field: &str, reason: impl fmt::Display) -> ConfigError {
     err(format!("route {route:?}: {field}: {reason}"))
 }
 
@@ -256,7 +268,8 @@ const ROUTE_KEYS: &[&str] = &[
     "timeout_ms",
     "max_body_bytes",
     "public",
-    "owner_field",
+    "endpoints",
+    "forward_all",
     "inject",
     "strip_headers",
     "strip_query",
@@ -289,6 +302,13 @@ fn parse_route(
     let Value::Object(spec) = spec else {
         return Err(route_err(name, "route", "expected an object"));
     };
+    if spec.contains_key("owner_field") {
+        return Err(route_err(
+            name,
+            "owner_field",
+            "owners are set per endpoint now: give the create/update endpoints `owner = \"data.author\"` (a route that forwards its whole base cannot bind owners)",
+        ));
+    }
     if let Some(key) = spec.keys().find(|k| !ROUTE_KEYS.contains(&k.as_str())) {
         return Err(route_err(
             name,
@@ -318,21 +338,6 @@ fn parse_route(
         None => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(route_err(name, "public", "expected true or false")),
-    };
-    let owner_field = match spec.get("owner_field") {
-        None => None,
-        Some(Value::String(path)) => {
-            let parts: Vec<String> = path.split('.').map(str::to_string).collect();
-            if parts.iter().any(|p| p.is_empty()) || parts.len() > 8 {
-                return Err(route_err(
-                    name,
-                    "owner_field",
-                    "expected a dotted path such as data._by",
-                ));
-            }
-            Some(parts)
-        }
-        Some(_) => return Err(route_err(name, "owner_field", "expected a string")),
     };
     let default_inject = spec
         .get("inject")
@@ -377,12 +382,80 @@ fn parse_route(
             }
         }
     }
-    if rules.is_empty() {
-        return Err(route_err(
-            name,
-            "read/write",
-            "no rules: add `read`, `write` or a method",
-        ));
+    let forward_all = match spec.get("forward_all") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(route_err(name, "forward_all", "expected true or false")),
+    };
+    // Names a client may never send in a query or body: the strip list and injected slots.
+    let mut strip_query = strip_query;
+    for rule in rules.iter().flat_map(|(_, r)| r) {
+        if let Some(Injection {
+            placement: Placement::Query { name: slot },
+            ..
+        }) = &rule.injection
+        {
+            let slot = normalize_param_name(slot);
+            if !strip_query.contains(&slot) {
+                strip_query.push(slot);
+            }
+        }
+    }
+    let endpoints = match (spec.get("endpoints"), forward_all) {
+        (Some(_), true) => {
+            return Err(route_err(
+                name,
+                "forward_all",
+                "a route either lists endpoints or forwards its whole base, not both",
+            ))
+        }
+        (Some(Value::Array(items)), false) if !items.is_empty() => {
+            let ctx = RouteContext {
+                route: name,
+                default_inject: default_inject.as_ref(),
+                lookup,
+                route_rules: &rules,
+                credentials: &strip_query,
+            };
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| parse_endpoint(&ctx, i, item))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        (Some(_), false) => {
+            return Err(route_err(
+                name,
+                "endpoints",
+                "expected a non-empty list of endpoint tables ([[vars.ROUTES.<name>.endpoints]])",
+            ))
+        }
+        (None, true) => {
+            if rules.is_empty() {
+                return Err(route_err(
+                    name,
+                    "read/write",
+                    "no rules: add `read`, `write` or a method",
+                ));
+            }
+            Vec::new()
+        }
+        (None, false) => {
+            return Err(route_err(
+                name,
+                "endpoints",
+                "required: list the endpoints this route forwards (method, path, who may call); `forward_all = true` forwards the whole base instead, which hands callers every power of the injected key (see docs/proxy.md)",
+            ))
+        }
+    };
+    // Query-slot names injected by endpoint rules and lookups join the list too.
+    for injection in endpoints.iter().flat_map(Endpoint::secrets) {
+        if let Placement::Query { name: slot } = &injection.placement {
+            let slot = normalize_param_name(slot);
+            if !strip_query.contains(&slot) {
+                strip_query.push(slot);
+            }
+        }
     }
     let allow: String = rules.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", ");
     Ok(Route {
@@ -392,7 +465,8 @@ fn parse_route(
         timeout_ms,
         max_body_bytes,
         public,
-        owner_field,
+        endpoints,
+        forward_all,
         strip_headers,
         strip_query,
         rules,
@@ -536,7 +610,7 @@ fn string_list(
     }
 }
 
-fn parse_rules(
+pub(crate) fn parse_rules(
     route: &str,
     field: &str,
     value: &Value,
@@ -667,7 +741,11 @@ fn parse_rule(
     Ok(Rule { roles, injection })
 }
 
-fn parse_placement(route: &str, field: &str, value: &Value) -> Result<Placement, ConfigError> {
+pub(crate) fn parse_placement(
+    route: &str,
+    field: &str,
+    value: &Value,
+) -> Result<Placement, ConfigError> {
     let bad = |why: &str| route_err(route, field, why);
     let Value::Object(spec) = value else {
         return Err(bad(
@@ -748,12 +826,13 @@ pub fn normalize_header_name(name: &str) -> String {
     name.trim().to_ascii_lowercase().replace('_', "-")
 }
 
-/// Query parameter names compared the way PHP reads them: decoded, lower-case, cut at `[`,
-/// with spaces and dots as `_` (`api.key`, `api key` and `api_key[]` all reach `$_GET['api_key']`).
+/// Query parameter names compared the way PHP reads them (see [`crate::proxy::names`]): decoded,
+/// lower-case, cut at NUL and at an array `[`, with spaces, dots and an unclosed `[` as `_`
+/// (`api.key`, `api key`, `api[key`, `api_key%00x` and `api_key[]` all reach
+/// `$_GET['api_key']`).
 pub fn normalize_param_name(name: &str) -> String {
     let decoded = crate::proxy::path::decode_query_component(name);
-    let base = decoded.split('[').next().unwrap_or("");
-    base.trim_start()
-        .to_ascii_lowercase()
-        .replace([' ', '.'], "_")
+    // PHP's built-in server drops a `?` that starts the query.
+    let decoded = decoded.strip_prefix('?').unwrap_or(&decoded);
+    crate::proxy::names::php_name(decoded).to_lowercase()
 }

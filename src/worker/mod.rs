@@ -94,9 +94,12 @@ async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request,
         .url()
         .map_err(|e| Error::BadRequest(format!("the request URL could not be parsed: {e}")))?;
     Ok(Request {
-        method: req.method().to_string().to_ascii_uppercase(),
+        // The method as sent: the runtime's `Method` type reads every method it does not know
+        // (SEARCH, PROPFIND…) as GET, which would route it as a read.
+        method: req.inner().method().to_ascii_uppercase(),
         path: url.path().to_string(),
         query: url.query().unwrap_or("").to_string(),
+        scheme: url.scheme().to_string(),
         headers,
         body,
     })

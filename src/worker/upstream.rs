@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
+use futures_util::StreamExt;
 use worker::{AbortController, Delay, Fetch, Headers, Method, RequestInit, RequestRedirect};
 
 use crate::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
@@ -59,5 +60,22 @@ impl Upstream for FetchUpstream {
                 Err(UpstreamFailure::Timeout)
             }
         }
+    }
+
+    async fn read_body(&self, body: Self::Body, limit: usize) -> Result<Vec<u8>, UpstreamFailure> {
+        let unreadable = |e: worker::Error| UpstreamFailure::Unreachable(e.to_string());
+        let mut response = worker::Response::from_body(body).map_err(unreadable)?;
+        let mut stream = response.stream().map_err(unreadable)?;
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(unreadable)?;
+            if out.len() + chunk.len() > limit {
+                return Err(UpstreamFailure::Unreachable(format!(
+                    "the answer is larger than {limit} bytes"
+                )));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
     }
 }
