@@ -84,8 +84,8 @@ const w = await startWorker({
     UPSTREAM_SIGNING_SECRET: randomBytes(32).toString('base64url'),
     CMS_READ_KEY: 'read-key',
     ROUTES: {
-      cms: { prefix: '/cms/', upstream: `${UP}/`, inject: { header: 'api-key', value: '{secret}' }, read: { roles: ['anonymous'], secret: 'CMS_READ_KEY' } },
-      members: { prefix: '/members/', upstream: `${UP}/`, read: { roles: ['user'], secret: 'CMS_READ_KEY' }, inject: { header: 'api-key' } },
+      cms: { prefix: '/cms/', upstream: `${UP}/`, forward_all: true, inject: { header: 'api-key', value: '{secret}' }, read: { roles: ['anonymous'], secret: 'CMS_READ_KEY' } },
+      members: { prefix: '/members/', upstream: `${UP}/`, forward_all: true, read: { roles: ['user'], secret: 'CMS_READ_KEY' }, inject: { header: 'api-key' } },
     },
   },
 });

@@ -60,10 +60,11 @@ describe('browser mode', () => {
         prefix: '/cms/',
         upstream: `http://127.0.0.1:${upstream.address().port}/api/`,
         inject: { header: 'api-key', value: '{secret}' },
+        forward_all: true,
         read: { roles: ['anonymous'], secret: 'CMS_READ_KEY' },
       },
       // An upstream nobody listens on: the 502 a page must still be able to read.
-      down: { prefix: '/down/', upstream: `http://127.0.0.1:${closedPort}/`, read: { roles: ['anonymous'] } },
+      down: { prefix: '/down/', upstream: `http://127.0.0.1:${closedPort}/`, forward_all: true, read: { roles: ['anonymous'] } },
     };
     w = await startWorker({
       vars: openVars(generateSigningKey(), {

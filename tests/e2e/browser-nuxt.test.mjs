@@ -153,7 +153,8 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     const created = cms.items.posts.find((i) => i.title === 'Written in Chromium');
     assert.ok(created, 'the CMS stored the item');
     const userRow = await w.db.prepare('SELECT id FROM users WHERE email = ?').bind(email).first();
-    assert.equal(created._by, userRow.id, 'owner bound by Gatehouse');
+    assert.equal(created.author, userRow.id, 'owner set by Gatehouse');
+    assert.equal(created._state, 1, 'published (Cockpit\'s default)');
     await expectNoTokenStored(tab1, 'after create');
 
     // 3. Reload: the session comes back from the HttpOnly cookie.

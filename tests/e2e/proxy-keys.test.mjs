@@ -24,8 +24,8 @@ describe('API keys on the proxy', () => {
     await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${upstream.address().port}`;
     const routes = {
-      cms: { prefix: '/cms/', upstream: `${base}/cms/`, read: { roles: ['user'] }, write: { roles: ['editor'] } },
-      files: { prefix: '/files/', upstream: `${base}/files/`, read: { roles: ['user'] } },
+      cms: { prefix: '/cms/', upstream: `${base}/cms/`, forward_all: true, read: { roles: ['user'] }, write: { roles: ['editor'] } },
+      files: { prefix: '/files/', upstream: `${base}/files/`, forward_all: true, read: { roles: ['user'] } },
     };
     w = await startWorker({
       vars: openVars(generateSigningKey(), {

@@ -29,7 +29,7 @@ function routes(up) {
       prefix: '/rec/',
       upstream: `${up.url}/base/`,
       inject: { header: 'api-key', value: '{secret}' },
-      owner_field: 'data._by',
+      forward_all: true,
       timeout_ms: 1000,
       max_body_bytes: 1024,
       read: [
@@ -40,23 +40,27 @@ function routes(up) {
       DELETE: { roles: ['admin'], secret: 'ADMIN_KEY' },
     },
     q: {
+      forward_all: true,
       prefix: '/q/',
       upstream: `${up.url}/qbase/`,
       inject: { query: 'api_key' },
       read: { roles: ['anonymous'], secret: 'READ_KEY' },
     },
     members: {
+      forward_all: true,
       prefix: '/members/',
       upstream: `${up.url}/members/`,
       read: { roles: ['user'] },
     },
     pub: {
+      forward_all: true,
       prefix: '/pub/',
       upstream: `${up.url}/pub/`,
       public: true,
       read: { roles: ['anonymous'], secret: 'READ_KEY', inject: { header: 'authorization', value: 'Bearer {secret}' } },
     },
     down: {
+      forward_all: true,
       prefix: '/down/',
       upstream: 'http://127.0.0.1:9/',
       read: { roles: ['anonymous'] },
@@ -266,32 +270,58 @@ describe('proxy', () => {
     expectError(res, 401, 'expired_token', { bearer: true });
   });
 
-  test('owner binding sets the field to the caller and cannot be overridden', async () => {
-    for (const data of [{ title: 'x', _by: 'usr_mallory' }, { title: 'x', _by: { $ne: null } }, { title: 'x' }]) {
-      const [res, seen] = await via('POST', '/rec/content/item/posts', { bearer: user, json: { data } });
-      expectStatus(res, 200);
-      const body = JSON.parse(seen.body.toString('utf8'));
-      assert.equal(body.data._by, 'usr_alice');
-      assert.equal(body.data.title, 'x');
+  test('methods are compared as sent: SEARCH, PROPFIND and unknown methods answer 405 and never become a GET', async () => {
+    for (const method of ['SEARCH', 'PROPFIND', 'PURGE', 'REPORT', 'LINK']) {
+      const before = up.requests.length;
+      const res = await rawRequest(w.url, method, '/rec/content/items/posts', { authorization: `Bearer ${admin}` });
+      if (method === 'LINK') {
+        // workerd itself answers 501 to a method it does not implement; the worker never runs.
+        assert.equal(res.status, 501, method);
+      } else {
+        assert.equal(res.status, 405, method);
+        assert.equal(res.body.error.code, 'method_not_allowed');
+        assert.equal(res.headers.allow, 'GET, HEAD, POST, PUT, PATCH, DELETE');
+      }
+      assert.equal(up.requests.length, before, `${method} reached the upstream`);
     }
-    const [created, seenCreated] = await via('POST', '/rec/content/item/posts', { bearer: user, json: { other: 1 } });
-    expectStatus(created, 200);
-    assert.deepEqual(JSON.parse(seenCreated.body.toString('utf8')), { other: 1, data: { _by: 'usr_alice' } });
-    const [notJson, s1] = await via('POST', '/rec/content/item/posts', { bearer: user, body: 'data[_by]=usr_mallory', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    expectError(notJson, 415, 'unsupported_media_type');
-    const [broken, s2] = await via('POST', '/rec/content/item/posts', { bearer: user, body: '{"data":', headers: { 'content-type': 'application/json' } });
-    expectError(broken, 400, 'invalid_json');
-    const [wrongShape, s3] = await via('POST', '/rec/content/item/posts', { bearer: user, json: { data: 'usr_mallory' } });
-    expectError(wrongShape, 400, 'bad_request');
-    const [empty, s4] = await via('POST', '/rec/content/item/posts', { bearer: user, headers: { 'content-type': 'application/json' } });
-    expectError(empty, 400, 'bad_request');
-    assert.match(empty.body.error.message, /data\._by/);
-    assert.deepEqual([s1, s2, s3, s4], [undefined, undefined, undefined, undefined]);
-    // Form-style parameters rooted at the owner field never reach the upstream on a write.
-    const [viaQuery, seenQuery] = await via('POST', '/rec/content/item/posts?data[_by]=usr_mallory&data%5B_by%5D=usr_mallory&data.title=x&keep=1', { bearer: user, json: { data: { title: 'q' } } });
-    expectStatus(viaQuery, 200);
-    assert.equal(seenQuery.query, '?keep=1');
-    assert.ok(!seenQuery.url.includes('usr_mallory'));
+  });
+
+  test('client forwarding headers never reach the upstream; Gatehouse sets its own and signs them', async () => {
+    const before = up.requests.length;
+    const res = await rawRequest(w.url, 'GET', '/rec/content/items/posts', {
+      'x-forwarded-host': 'evil.example',
+      'x-forwarded-for': '10.6.6.6',
+      'x-forwarded-proto': 'gopher',
+      'x-forwarded-port': '1',
+      forwarded: 'for=10.6.6.6;host=evil.example;proto=http',
+      'x-real-ip': '10.6.6.6',
+      'true-client-ip': '10.6.6.6',
+      'x-client-ip': '10.6.6.6',
+      'x-original-host': 'evil.example',
+      via: '1.1 evil',
+      'cf-connecting-ip': '198.51.100.7',
+    });
+    assert.equal(res.status, 200);
+    const seen = up.requests[before];
+    const text = JSON.stringify(seen.headers);
+    for (const forged of ['evil.example', '10.6.6.6', 'gopher', '1.1 evil']) assert.ok(!text.includes(forged), `${forged}: ${text}`);
+    for (const gone of ['forwarded', 'x-real-ip', 'true-client-ip', 'x-client-ip', 'x-original-host', 'via', 'x-forwarded-port']) {
+      assert.equal(seen.headers[gone], undefined, gone);
+    }
+    assert.equal(seen.headers['x-forwarded-for'], '198.51.100.7');
+    assert.equal(seen.headers['x-forwarded-host'], new URL(w.url).host);
+    assert.equal(seen.headers['x-forwarded-proto'], 'http');
+    assert.match(seen.headers['signature-input'], /"x-forwarded-for" "x-forwarded-host" "x-forwarded-proto"/);
+    const verified = await verifyGatehouseRequest({ method: seen.method, url: `http://upstream.invalid${seen.url}`, headers: seen.headers, body: seen.body, secret: SIGNING_SECRET });
+    assert.equal(verified.ok, true, verified.reason);
+    const tampered = await verifyGatehouseRequest({ method: seen.method, url: `http://upstream.invalid${seen.url}`, headers: { ...seen.headers, 'x-forwarded-host': 'evil.example' }, body: seen.body, secret: SIGNING_SECRET });
+    assert.equal(tampered.ok, false);
+  });
+
+  test('a forward_all route forwards a write body as sent (no owner binding is possible there)', async () => {
+    const [res, seen] = await via('POST', '/rec/content/item/posts', { bearer: user, json: { data: { title: 'x', _by: 'usr_alice' } } });
+    expectStatus(res, 200);
+    assert.deepEqual(JSON.parse(seen.body.toString('utf8')), { data: { title: 'x', _by: 'usr_alice' } });
   });
 
   test('the identity signature verifies independently and fails after any change', async () => {
@@ -489,7 +519,7 @@ describe('proxy', () => {
     const [res, seen] = await via('POST', '/rec/content/item/posts', { bearer: u.access, json: { data: { title: 'mine' } } });
     expectStatus(res, 200);
     assert.match(seen.headers['x-gatehouse-user'], /^usr_/);
-    assert.equal(JSON.parse(seen.body.toString('utf8')).data._by, seen.headers['x-gatehouse-user']);
+    assert.equal(seen.headers['x-gatehouse-user'], u.user.id);
   });
 });
 
@@ -498,7 +528,7 @@ describe('proxy configuration', () => {
     const key = generateSigningKey();
     const w = await startWorker({
       vars: openVars(key, {
-        ROUTES: { cms: { prefix: '/cms/', upstream: 'https://cms.example/api/', read: { roles: ['anonymous'], secret: 'MISSING_KEY' }, inject: { header: 'api-key' } } },
+        ROUTES: { cms: { prefix: '/cms/', upstream: 'https://cms.example/api/', forward_all: true, read: { roles: ['anonymous'], secret: 'MISSING_KEY' }, inject: { header: 'api-key' } } },
         UPSTREAM_SIGNING_SECRET: SIGNING_SECRET,
       }),
     });
@@ -515,7 +545,7 @@ describe('proxy configuration', () => {
   test('routes without UPSTREAM_SIGNING_SECRET are refused at start', async () => {
     const key = generateSigningKey();
     const w = await startWorker({
-      vars: openVars(key, { ROUTES: JSON.stringify({ cms: { prefix: '/cms/', upstream: 'https://cms.example/', read: { roles: ['anonymous'] } } }) }),
+      vars: openVars(key, { ROUTES: JSON.stringify({ cms: { prefix: '/cms/', upstream: 'https://cms.example/', forward_all: true, read: { roles: ['anonymous'] } } }) }),
     });
     try {
       expectError(await client(w.url).request('GET', '/healthz'), 500, 'misconfigured');

@@ -41,6 +41,9 @@ const REQUIRED = [
   'csrf_validation_failed',
   'upstream_unavailable',
   'upstream_timeout',
+  'query_not_allowed',
+  'body_not_allowed',
+  'not_owner',
 ];
 
 /** Codes the contract names: a status followed by a `code`, and "code": "…" in examples. */
