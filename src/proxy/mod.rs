@@ -180,11 +180,10 @@ pub fn authorize<'r>(
             return Err(Error::ScopeViolation);
         }
     }
-    let route_rules = route.rules_for(method);
     for target in targets {
         let rules = match &target {
-            Target::Base => route_rules,
-            Target::Endpoint(endpoint, _) => endpoint.rules(route_rules),
+            Target::Base => route.rules_for(method),
+            Target::Endpoint(endpoint, _) => endpoint.rules(route.endpoint_rules_for(method)),
         };
         let admitted = rules
             .into_iter()

@@ -211,8 +211,10 @@ impl Endpoint {
     }
 
     /// Checks the query against the endpoint's list. The query is then forwarded as it came.
+    /// `;` separates pairs here too, as some servers read it (older Go, Rack), so `a=1;token=x`
+    /// is checked as two pairs; a value that needs a `;` sends it as `%3B`.
     pub fn check_query(&self, query: &str) -> Result<(), Error> {
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
+        for pair in query.split(['&', ';']).filter(|p| !p.is_empty()) {
             let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = names::readings(raw_name);
             let shown = format!("{:?}", name.decoded);
@@ -705,7 +707,7 @@ pub fn parse_endpoint(
         }
     };
     for method in &methods {
-        let route_rules = ctx.route_rules.iter().find(|(m, _)| m == method);
+        let route_rules = route_rules_for(ctx.route_rules, method);
         if rules.is_none() && route_rules.is_none() {
             return Err(route_err(
                 route,
@@ -716,11 +718,10 @@ pub fn parse_endpoint(
     }
     let effective: Vec<&Rule> = match &rules {
         Some(own) => own.iter().collect(),
-        None => ctx
-            .route_rules
+        None => methods
             .iter()
-            .filter(|(m, _)| methods.contains(m))
-            .flat_map(|(_, r)| r)
+            .filter_map(|m| route_rules_for(ctx.route_rules, m))
+            .flatten()
             .collect(),
     };
 
@@ -994,6 +995,21 @@ pub fn parse_endpoint(
         query,
         body,
     })
+}
+
+/// The route's rules for `method` as an endpoint uses them: a HEAD without its own takes GET's
+/// (an endpoint listing GET answers HEAD too).
+pub fn route_rules_for<'a>(
+    route_rules: &'a [(&'static str, Vec<Rule>)],
+    method: &str,
+) -> Option<&'a [Rule]> {
+    let find = |m: &str| {
+        route_rules
+            .iter()
+            .find(|(x, _)| *x == m)
+            .map(|(_, r)| r.as_slice())
+    };
+    find(method).or_else(|| (method == "HEAD").then(|| find("GET")).flatten())
 }
 
 fn parse_methods(
@@ -1388,4 +1404,207 @@ fn parse_query(
         }
     }
     Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caller::CredentialKind;
+    use serde_json::json;
+
+    fn endpoint(spec: Value) -> Endpoint {
+        let lookup = |name: &str| (name == "KEY").then(|| "key-value".to_string());
+        let route_rules = vec![(
+            "GET",
+            vec![Rule {
+                roles: vec![ANONYMOUS.into()],
+                injection: None,
+            }],
+        )];
+        let credentials: Vec<String> = ["api_key", "token", "access_token", "_method"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let ctx = RouteContext {
+            route: "r",
+            default_inject: Some(&Placement::Header {
+                name: "api-key".into(),
+                template: "{secret}".into(),
+            }),
+            lookup: &lookup,
+            route_rules: &route_rules,
+            credentials: &credentials,
+        };
+        parse_endpoint(&ctx, 0, &spec).expect("valid endpoint")
+    }
+
+    fn caller(id: &str) -> Caller {
+        Caller {
+            user_id: id.into(),
+            roles: vec!["user".into()],
+            session_id: None,
+            scopes: None,
+            kind: CredentialKind::AccessToken,
+            key_id: None,
+        }
+    }
+
+    #[test]
+    fn patterns_match_whole_plain_segments_with_allowed_values() {
+        let e = endpoint(
+            json!({ "method": "GET", "path": "items/{collection}/{id}", "values": { "collection": ["articles"] } }),
+        );
+        assert_eq!(
+            e.match_path("items/articles/42"),
+            Some(vec![
+                ("collection".into(), "articles".into()),
+                ("id".into(), "42".into())
+            ])
+        );
+        for miss in [
+            "items/articles",
+            "items/articles/42/x",
+            "items/articles/42/",
+            "items/users/42",
+            "Items/articles/42",
+            "items/articles/a%20b",
+            "items/articles/..",
+            "items/articles/",
+            "",
+        ] {
+            assert_eq!(e.match_path(miss), None, "{miss:?}");
+        }
+        assert!(e.allows("HEAD"), "GET admits HEAD");
+        assert!(!e.allows("get") && !e.allows("SEARCH"));
+        let root = endpoint(json!({ "method": "GET", "path": "" }));
+        assert_eq!(root.match_path(""), Some(vec![]));
+        assert_eq!(root.match_path("x"), None);
+    }
+
+    #[test]
+    fn selection_gives_404_405_and_prefers_updates_named_in_the_body() {
+        let create = endpoint(
+            json!({ "method": "POST", "path": "item/{m}", "action": "create", "fields": ["data.title"], "roles": ["user"] }),
+        );
+        let update = endpoint(
+            json!({ "method": "POST", "path": "item/{m}", "action": "update", "id": "data._id", "fields": ["data.title"], "roles": ["user"] }),
+        );
+        let read = endpoint(json!({ "method": "GET", "path": "item/{m}/{id}" }));
+        let all = [create.clone(), update.clone(), read];
+        let pick = |body: Value| match select(&all, "POST", "item/posts", Some(&body))
+            .unwrap()
+            .remove(0)
+        {
+            Target::Endpoint(e, _) => e.action.clone(),
+            Target::Base => unreachable!(),
+        };
+        assert_eq!(pick(json!({ "data": { "title": "t" } })), Action::Create);
+        assert_eq!(pick(json!({ "data": { "_id": "x" } })), update.action);
+        assert_eq!(
+            select(
+                &all,
+                "POST",
+                "item/posts",
+                Some(&json!({ "data": { "_id": "x" } }))
+            )
+            .unwrap()
+            .len(),
+            1
+        );
+        assert_eq!(
+            select(&all, "POST", "nothing", None).unwrap_err(),
+            Error::NotFound
+        );
+        assert_eq!(
+            select(&all, "DELETE", "item/posts/1", None).unwrap_err(),
+            Error::MethodNotAllowed("GET, HEAD".into())
+        );
+    }
+
+    #[test]
+    fn body_policy_walks_nested_members_and_sets_forced_ones() {
+        let e = endpoint(json!({
+            "method": "POST", "path": "item", "action": "create",
+            "fields": ["data.title", "data.meta.tags"],
+            "force": { "data._state": 0, "data.by": "{user}" },
+            "deny": ["data._state"],
+            "owner": "data.author",
+            "roles": ["user"]
+        }));
+        let apply =
+            |body: Value| e.apply_body(body, Some(&caller("usr_a")), &["api_key".to_string()]);
+        assert_eq!(
+            apply(json!({ "data": { "title": "t", "meta": { "tags": [1, { "x": 2 }] }, "author": "usr_b" } })).unwrap(),
+            json!({ "data": { "title": "t", "meta": { "tags": [1, { "x": 2 }] }, "author": "usr_a", "_state": 0, "by": "usr_a" } })
+        );
+        assert_eq!(
+            e.apply_body(json!({ "data": { "title": "t" } }), None, &[])
+                .unwrap()["data"]["author"],
+            Value::Null
+        );
+        for (body, named) in [
+            (
+                json!({ "data": { "meta": { "other": 1 } } }),
+                "data.meta.other",
+            ),
+            (
+                json!({ "data": { "meta": "flat" } }),
+                "data.meta: must be an object",
+            ),
+            (
+                json!({ "data": { "_state": 1 } }),
+                "data._state: may not be sent",
+            ),
+            (
+                json!({ "data": { "meta": { "tags": { "API_KEY": 1 } } } }),
+                "API_KEY",
+            ),
+            (json!({ "data": { "title": "t" }, "extra": 1 }), "extra"),
+            (json!({ "data.title": "t" }), "data.title"),
+            (json!({ "data": { "ti[tle": "t" } }), "ti[tle"),
+            (json!("data"), "JSON object"),
+        ] {
+            match apply(body.clone()) {
+                Err(Error::BodyNotAllowed(msg)) => assert!(msg.contains(named), "{body}: {msg}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn query_kinds_hold_their_values() {
+        let e = endpoint(json!({ "method": "GET", "path": "x", "query": {
+            "limit": "uint", "order": ["asc", "desc"], "filter": { "operators": ["$in"] }, "q": "any" } }));
+        for ok in [
+            "",
+            "limit=10",
+            "order=desc&q=anything%20at%20all",
+            "filter=%7B%22a%22%3A%7B%22%24in%22%3A%5B1%5D%7D%7D",
+            "q[x][y]=1",
+            "q=a%3Bb",
+            "LIMIT=1",
+            "&&limit=1&",
+        ] {
+            assert_eq!(e.check_query(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "limit=-1",
+            "limit=12345678901",
+            "limit=",
+            "order=up",
+            "filter=%7B%22%24nin%22%3A%5B%5D%7D",
+            "filter=%7B%22a%22%3A1%2C%22a%22%3A1%7D",
+            "filter[a]=1",
+            "limit.x=1",
+            "other=1",
+            "q%00=1",
+            "q=1;token=x",
+            "limit=1;2",
+        ] {
+            assert!(
+                matches!(e.check_query(bad), Err(Error::QueryNotAllowed(_))),
+                "{bad}"
+            );
+        }
+    }
 }

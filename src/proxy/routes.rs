@@ -173,6 +173,12 @@ impl Route {
             .map(|(_, rules)| rules.as_slice())
     }
 
+    /// The route's default rules for `method` on an endpoint without its own (HEAD falls back
+    /// to GET's).
+    pub fn endpoint_rules_for(&self, method: &str) -> Option<&[Rule]> {
+        crate::proxy::policy::route_rules_for(&self.rules, method)
+    }
+
     /// The methods this route allows, for `Allow`.
     pub fn allow(&self) -> &'static str {
         self.allow
