@@ -16,6 +16,8 @@
 //!
 //! A route without endpoints forwards its whole base only with `forward_all = true`.
 
+use std::fmt;
+
 use serde_json::{Map, Value};
 
 use crate::caller::Caller;
@@ -595,397 +597,47 @@ pub fn parse_endpoint(
     index: usize,
     spec: &Value,
 ) -> Result<Endpoint, ConfigError> {
-    let route = ctx.route;
-    let at = |field: &str| format!("endpoints[{index}].{field}");
     let Value::Object(spec) = spec else {
         return Err(route_err(
-            route,
+            ctx.route,
             &format!("endpoints[{index}]"),
             "expected a table",
         ));
     };
     if let Some(key) = spec.keys().find(|k| !ENDPOINT_KEYS.contains(&k.as_str())) {
         return Err(route_err(
-            route,
-            &at(key),
+            ctx.route,
+            &format!("endpoints[{index}].{key}"),
             format!("unknown field (known: {})", ENDPOINT_KEYS.join(", ")),
         ));
     }
-    let methods = parse_methods(route, &at("method"), spec.get("method"))?;
-    let write = methods.iter().any(|m| !matches!(*m, "GET" | "HEAD"));
-    if write && methods.iter().any(|m| matches!(*m, "GET" | "HEAD")) {
-        return Err(route_err(
-            route,
-            &at("method"),
-            "list reads (GET, HEAD) and writes in separate endpoints",
-        ));
-    }
+    let first = EndpointSpec {
+        ctx,
+        spec,
+        at: format!("endpoints[{index}]"),
+    };
+    let methods = first.methods()?;
     let Some(Value::String(path)) = spec.get("path") else {
-        return Err(route_err(
-            route,
-            &at("path"),
-            "required, a pattern such as content/items/{model}",
-        ));
+        return Err(first.err("path", "required, a pattern such as content/items/{model}"));
     };
-    let mut segments = parse_pattern(route, &at("path"), path)?;
+    let segments = first.segments(path)?;
     let label = format!("{} {path}", methods.join(","));
-    let at = |field: &str| format!("endpoints[{index}] ({label}).{field}");
-    if let Some(values) = spec.get("values") {
-        let Value::Object(values) = values else {
-            return Err(route_err(
-                route,
-                &at("values"),
-                "expected a table of segment = [values]",
-            ));
-        };
-        for (name, allowed) in values {
-            let list = token_list(route, &at(&format!("values.{name}")), allowed)?;
-            let slot = segments.iter_mut().find_map(|s| match s {
-                Segment::Param { name: n, values } if n == name => Some(values),
-                _ => None,
-            });
-            match slot {
-                Some(slot) => *slot = Some(list),
-                None => {
-                    return Err(route_err(
-                        route,
-                        &at(&format!("values.{name}")),
-                        "no such {segment} in the path",
-                    ))
-                }
-            }
-        }
-    }
-    let param_names: Vec<&str> = segments
-        .iter()
-        .filter_map(|s| match s {
-            Segment::Param { name, .. } => Some(name.as_str()),
-            Segment::Literal(_) => None,
-        })
-        .collect();
-
-    // Who may call.
-    let rules = match (spec.get("rules"), spec.contains_key("roles")) {
-        (Some(_), true) => {
-            return Err(route_err(
-                route,
-                &at("rules"),
-                "give either rules = [...] or roles/secret/inject, not both",
-            ))
-        }
-        (Some(list), false) => Some(parse_rules(
-            route,
-            &at("rules"),
-            list,
-            ctx.default_inject,
-            ctx.lookup,
-        )?),
-        (None, true) => {
-            let mut rule = Map::new();
-            for key in ["roles", "secret", "inject"] {
-                if let Some(v) = spec.get(key) {
-                    rule.insert(key.to_string(), v.clone());
-                }
-            }
-            Some(parse_rules(
-                route,
-                &at("roles"),
-                &Value::Object(rule),
-                ctx.default_inject,
-                ctx.lookup,
-            )?)
-        }
-        (None, false) => {
-            if spec.contains_key("secret") || spec.contains_key("inject") {
-                return Err(route_err(
-                    route,
-                    &at("roles"),
-                    "secret/inject need roles on the same endpoint",
-                ));
-            }
-            None
-        }
+    // From here on errors name the endpoint by its methods and path too.
+    let e = EndpointSpec {
+        at: format!("endpoints[{index}] ({label})"),
+        ..first
     };
-    for method in &methods {
-        let route_rules = route_rules_for(ctx.route_rules, method);
-        if rules.is_none() && route_rules.is_none() {
-            return Err(route_err(
-                route,
-                &at("roles"),
-                format!("no rule for {method}: give the endpoint roles, or the route a rule for {method}"),
-            ));
-        }
-    }
-    let effective: Vec<&Rule> = match &rules {
-        Some(own) => own.iter().collect(),
-        None => methods
-            .iter()
-            .filter_map(|m| route_rules_for(ctx.route_rules, m))
-            .flatten()
-            .collect(),
-    };
-
-    // What it does.
-    let action_name = match spec.get("action") {
-        None if !write => "read",
-        None => {
-            return Err(route_err(
-                route,
-                &at("action"),
-                "required for writes: create, update, delete or forward",
-            ))
-        }
-        Some(Value::String(a)) => a.as_str(),
-        Some(_) => return Err(route_err(route, &at("action"), "expected a string")),
-    };
-    let graphql = segments.iter().any(|s| {
-        matches!(s, Segment::Literal(t) if t.eq_ignore_ascii_case("graphql") || t.eq_ignore_ascii_case("gql"))
-    });
-    let has = |k: &str| spec.contains_key(k);
-    let body_keys = ["fields", "force", "deny", "owner"];
-    let action = match action_name {
-        "read" if !write => Action::Read,
-        "create" | "update" | "delete" | "forward" if write => match action_name {
-            "create" => Action::Create,
-            "forward" => Action::Forward,
-            _ => {
-                let id = match spec.get("id") {
-                    None => None,
-                    Some(Value::String(id)) => Some(parse_id_source(
-                        route,
-                        &at("id"),
-                        id,
-                        &param_names,
-                        action_name,
-                    )?),
-                    Some(_) => {
-                        return Err(route_err(
-                            route,
-                            &at("id"),
-                            "expected \"{segment}\" or a dotted body path",
-                        ))
-                    }
-                };
-                let lookup = spec
-                    .get("lookup")
-                    .map(|v| parse_lookup(ctx, &at("lookup"), v, &param_names))
-                    .transpose()?;
-                if lookup.is_some() && id.is_none() {
-                    return Err(route_err(
-                        route,
-                        &at("id"),
-                        "an owner lookup needs the item id: \"{segment}\" or a body path",
-                    ));
-                }
-                let item = ItemRef { id, lookup };
-                if action_name == "update" {
-                    Action::Update(item)
-                } else {
-                    Action::Delete(item)
-                }
-            }
-        },
-        "read" => {
-            return Err(route_err(
-                route,
-                &at("action"),
-                "read is for GET/HEAD endpoints",
-            ))
-        }
-        "create" | "update" | "delete" | "forward" => {
-            return Err(route_err(
-                route,
-                &at("action"),
-                format!("{action_name} is for write methods"),
-            ))
-        }
-        other => {
-            return Err(route_err(
-                route,
-                &at("action"),
-                format!("unknown action {other:?} (read, create, update, delete, forward)"),
-            ))
-        }
-    };
-    if graphql && action != Action::Forward && action != Action::Read {
-        return Err(route_err(
-            route,
-            &at("action"),
-            "a GraphQL endpoint's body cannot be checked: use action = \"forward\", without owner or body policy, and give it only to trusted roles",
-        ));
-    }
-    match &action {
-        Action::Read | Action::Forward | Action::Delete(_) => {
-            if let Some(k) = body_keys.iter().find(|k| has(k)) {
-                let why = if action == Action::Forward {
-                    "this endpoint's body is forwarded unseen, so no owner or body policy can hold on it (route refused)"
-                } else {
-                    "only create and update endpoints have a body policy"
-                };
-                return Err(route_err(route, &at(k), why));
-            }
-        }
-        Action::Create | Action::Update(_) => {}
-    }
-    if !matches!(action, Action::Update(_) | Action::Delete(_)) {
-        for k in ["id", "lookup"] {
-            if has(k) {
-                return Err(route_err(
-                    route,
-                    &at(k),
-                    "only update and delete endpoints name an item",
-                ));
-            }
-        }
-    }
-
-    // Query.
+    let rules = e.rules(&methods)?;
+    let action = e.action(&methods, &segments)?;
     let query = match spec.get("query") {
         None => Vec::new(),
-        Some(v) => parse_query(ctx, &at("query"), v)?,
+        Some(v) => parse_query(ctx, &e.field("query"), v)?,
     };
-
-    // Body.
-    let mut body = BodyPolicy::default();
-    if matches!(action, Action::Create | Action::Update(_)) {
-        body.fields = match spec.get("fields") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| match v {
-                    Value::String(s) => parse_member_path(ctx, &at("fields"), s),
-                    _ => Err(route_err(
-                        route,
-                        &at("fields"),
-                        "expected dotted paths such as data.title",
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
-            _ => {
-                return Err(route_err(
-                    route,
-                    &at("fields"),
-                    "required: the body members the client may send, e.g. [\"data.title\"]",
-                ))
-            }
-        };
-        if let Some(v) = spec.get("force") {
-            let Value::Object(force) = v else {
-                return Err(route_err(
-                    route,
-                    &at("force"),
-                    "expected a table of path = value",
-                ));
-            };
-            for (path, value) in force {
-                let parsed = parse_member_path(ctx, &at("force"), path)?;
-                let forced = match value {
-                    Value::String(s) if s == "{user}" => Forced::User,
-                    v => Forced::Value(v.clone()),
-                };
-                body.force.push((parsed, forced));
-            }
-        }
-        if let Some(v) = spec.get("deny") {
-            let Value::Array(items) = v else {
-                return Err(route_err(
-                    route,
-                    &at("deny"),
-                    "expected a list of dotted paths",
-                ));
-            };
-            for item in items {
-                let Value::String(s) = item else {
-                    return Err(route_err(
-                        route,
-                        &at("deny"),
-                        "expected a list of dotted paths",
-                    ));
-                };
-                body.deny.push(parse_member_path(ctx, &at("deny"), s)?);
-            }
-        }
-        body.owner = match spec.get("owner") {
-            None => None,
-            Some(Value::String(s)) => Some(parse_member_path(ctx, &at("owner"), s)?),
-            Some(_) => {
-                return Err(route_err(
-                    route,
-                    &at("owner"),
-                    "expected a dotted path such as data.author",
-                ))
-            }
-        };
-        let id_field = match &action {
-            Action::Update(ItemRef {
-                id: Some(IdSource::Field(p)),
-                ..
-            }) => Some(p),
-            _ => None,
-        };
-        // A denied member may also be forced (the client may not send it; Gatehouse sets it),
-        // but not allowed, nor be the item's id.
-        for denied in &body.deny {
-            if body.fields.contains(denied) || id_field == Some(denied) {
-                return Err(route_err(
-                    route,
-                    &at("deny"),
-                    format!("{} is also allowed", denied.join(".")),
-                ));
-            }
-        }
-        if action == Action::Create {
-            let names_id = |p: &Vec<String>| p.last().is_some_and(|l| l == "id" || l == "_id");
-            if let Some(p) = body.fields.iter().find(|p| names_id(p)) {
-                return Err(route_err(
-                    route,
-                    &at("fields"),
-                    format!(
-                        "{}: a create endpoint never takes an item id (use an update endpoint)",
-                        p.join(".")
-                    ),
-                ));
-            }
-            if param_names.iter().any(|n| *n == "id" || *n == "_id") {
-                return Err(route_err(
-                    route,
-                    &at("path"),
-                    "a create endpoint never takes an item id in its path",
-                ));
-            }
-        }
-    }
-    if let Action::Update(item) = &action {
-        match (&item.lookup, &body.owner) {
-            (None, Some(_)) => {
-                return Err(route_err(
-                    route,
-                    &at("lookup"),
-                    "an update that sets the owner must check the stored owner first (lookup), or it hands other users' items to the caller",
-                ))
-            }
-            (Some(_), None) => {
-                return Err(route_err(
-                    route,
-                    &at("owner"),
-                    "an owner-checked update must also set the owner (owner = \"…\"), so ownership never changes through Gatehouse",
-                ))
-            }
-            _ => {}
-        }
-    }
-    let owner_checked =
-        matches!(&action, Action::Update(i) | Action::Delete(i) if i.lookup.is_some());
-    if owner_checked
-        && effective
-            .iter()
-            .any(|r| r.roles.iter().any(|x| x == ANONYMOUS))
-    {
-        return Err(route_err(
-            route,
-            &at("roles"),
-            "an owner-checked endpoint cannot admit anonymous callers (they own nothing)",
-        ));
-    }
+    let body = match action {
+        Action::Create | Action::Update(_) => e.body_policy(&action, &segments)?,
+        _ => BodyPolicy::default(),
+    };
+    e.check_owner_rules(&action, &body, rules.as_deref(), &methods)?;
     Ok(Endpoint {
         label,
         methods,
@@ -995,6 +647,369 @@ pub fn parse_endpoint(
         query,
         body,
     })
+}
+
+/// One endpoint's table while it is parsed; errors name the route, endpoint and field.
+struct EndpointSpec<'a> {
+    ctx: &'a RouteContext<'a>,
+    spec: &'a Map<String, Value>,
+    at: String,
+}
+
+impl EndpointSpec<'_> {
+    fn field(&self, field: &str) -> String {
+        format!("{}.{field}", self.at)
+    }
+
+    fn err(&self, field: &str, why: impl fmt::Display) -> ConfigError {
+        route_err(self.ctx.route, &self.field(field), why)
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.spec.contains_key(key)
+    }
+
+    /// `method`: reads and writes never share an endpoint.
+    fn methods(&self) -> Result<Vec<&'static str>, ConfigError> {
+        let methods = parse_methods(
+            self.ctx.route,
+            &self.field("method"),
+            self.spec.get("method"),
+        )?;
+        let reads = methods.iter().filter(|m| is_read(m)).count();
+        if reads != 0 && reads != methods.len() {
+            return Err(self.err(
+                "method",
+                "list reads (GET, HEAD) and writes in separate endpoints",
+            ));
+        }
+        Ok(methods)
+    }
+
+    /// `path` with the allowed `values` of its named segments.
+    fn segments(&self, path: &str) -> Result<Vec<Segment>, ConfigError> {
+        let mut segments = parse_pattern(self.ctx.route, &self.field("path"), path)?;
+        let Some(values) = self.spec.get("values") else {
+            return Ok(segments);
+        };
+        let Value::Object(values) = values else {
+            return Err(self.err("values", "expected a table of segment = [values]"));
+        };
+        for (name, allowed) in values {
+            let field = self.field(&format!("values.{name}"));
+            let list = token_list(self.ctx.route, &field, allowed)?;
+            let slot = segments.iter_mut().find_map(|s| match s {
+                Segment::Param { name: n, values } if n == name => Some(values),
+                _ => None,
+            });
+            let Some(slot) = slot else {
+                return Err(route_err(
+                    self.ctx.route,
+                    &field,
+                    "no such {segment} in the path",
+                ));
+            };
+            *slot = Some(list);
+        }
+        Ok(segments)
+    }
+
+    /// The endpoint's own rules (`rules = [...]`, or `roles`/`secret`/`inject`); `None` when it
+    /// uses the route's, which must then exist for each of its methods.
+    fn rules(&self, methods: &[&'static str]) -> Result<Option<Vec<Rule>>, ConfigError> {
+        let ctx = self.ctx;
+        let rules = match (self.spec.get("rules"), self.has("roles")) {
+            (Some(_), true) => {
+                return Err(self.err(
+                    "rules",
+                    "give either rules = [...] or roles/secret/inject, not both",
+                ))
+            }
+            (Some(list), false) => Some(parse_rules(
+                ctx.route,
+                &self.field("rules"),
+                list,
+                ctx.default_inject,
+                ctx.lookup,
+            )?),
+            (None, true) => {
+                let rule: Map<String, Value> = ["roles", "secret", "inject"]
+                    .iter()
+                    .filter_map(|k| self.spec.get(*k).map(|v| (k.to_string(), v.clone())))
+                    .collect();
+                Some(parse_rules(
+                    ctx.route,
+                    &self.field("roles"),
+                    &Value::Object(rule),
+                    ctx.default_inject,
+                    ctx.lookup,
+                )?)
+            }
+            (None, false) if self.has("secret") || self.has("inject") => {
+                return Err(self.err("roles", "secret/inject need roles on the same endpoint"))
+            }
+            (None, false) => None,
+        };
+        if rules.is_none() {
+            if let Some(method) = methods
+                .iter()
+                .find(|m| route_rules_for(ctx.route_rules, m).is_none())
+            {
+                return Err(self.err(
+                    "roles",
+                    format!("no rule for {method}: give the endpoint roles, or the route a rule for {method}"),
+                ));
+            }
+        }
+        Ok(rules)
+    }
+
+    /// `action` (with `id` and `lookup` for updates and deletes).
+    fn action(
+        &self,
+        methods: &[&'static str],
+        segments: &[Segment],
+    ) -> Result<Action, ConfigError> {
+        let write = !methods.iter().all(|m| is_read(m));
+        let name = match self.spec.get("action") {
+            None if !write => "read",
+            None => {
+                return Err(self.err(
+                    "action",
+                    "required for writes: create, update, delete or forward",
+                ))
+            }
+            Some(Value::String(a)) => a.as_str(),
+            Some(_) => return Err(self.err("action", "expected a string")),
+        };
+        let action = match (name, write) {
+            ("read", false) => Action::Read,
+            ("create", true) => Action::Create,
+            ("forward", true) => Action::Forward,
+            ("update", true) => Action::Update(self.item_ref(name, segments)?),
+            ("delete", true) => Action::Delete(self.item_ref(name, segments)?),
+            ("read", true) => return Err(self.err("action", "read is for GET/HEAD endpoints")),
+            ("create" | "update" | "delete" | "forward", false) => {
+                return Err(self.err("action", format!("{name} is for write methods")))
+            }
+            (other, _) => {
+                return Err(self.err(
+                    "action",
+                    format!("unknown action {other:?} (read, create, update, delete, forward)"),
+                ))
+            }
+        };
+        let graphql = segments.iter().any(|s| {
+            matches!(s, Segment::Literal(t) if t.eq_ignore_ascii_case("graphql") || t.eq_ignore_ascii_case("gql"))
+        });
+        if graphql && write && action != Action::Forward {
+            return Err(self.err(
+                "action",
+                "a GraphQL endpoint's body cannot be checked: use action = \"forward\", without owner or body policy, and give it only to trusted roles",
+            ));
+        }
+        if !matches!(action, Action::Create | Action::Update(_)) {
+            if let Some(k) = ["fields", "force", "deny", "owner"]
+                .iter()
+                .find(|k| self.has(k))
+            {
+                return Err(self.err(
+                    k,
+                    if action == Action::Forward {
+                        "this endpoint's body is forwarded unseen, so no owner or body policy can hold on it (route refused)"
+                    } else {
+                        "only create and update endpoints have a body policy"
+                    },
+                ));
+            }
+        }
+        if !matches!(action, Action::Update(_) | Action::Delete(_)) {
+            if let Some(k) = ["id", "lookup"].iter().find(|k| self.has(k)) {
+                return Err(self.err(k, "only update and delete endpoints name an item"));
+            }
+        }
+        Ok(action)
+    }
+
+    /// An update's or delete's `id` and owner `lookup`.
+    fn item_ref(&self, action: &str, segments: &[Segment]) -> Result<ItemRef, ConfigError> {
+        let params = param_names(segments);
+        let id = match self.spec.get("id") {
+            None => None,
+            Some(Value::String(id)) => Some(parse_id_source(
+                self.ctx.route,
+                &self.field("id"),
+                id,
+                &params,
+                action,
+            )?),
+            Some(_) => return Err(self.err("id", "expected \"{segment}\" or a dotted body path")),
+        };
+        let lookup = self
+            .spec
+            .get("lookup")
+            .map(|v| parse_lookup(self.ctx, &self.field("lookup"), v, &params))
+            .transpose()?;
+        if lookup.is_some() && id.is_none() {
+            return Err(self.err(
+                "id",
+                "an owner lookup needs the item id: \"{segment}\" or a body path",
+            ));
+        }
+        Ok(ItemRef { id, lookup })
+    }
+
+    /// A create's or update's `fields`, `force`, `deny` and `owner`.
+    fn body_policy(
+        &self,
+        action: &Action,
+        segments: &[Segment],
+    ) -> Result<BodyPolicy, ConfigError> {
+        let paths = |field: &str, value: &Value| -> Result<Vec<Vec<String>>, ConfigError> {
+            let Value::Array(items) = value else {
+                return Err(self.err(field, "expected a list of dotted paths such as data.title"));
+            };
+            items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => parse_member_path(self.ctx, &self.field(field), s),
+                    _ => Err(self.err(field, "expected a list of dotted paths such as data.title")),
+                })
+                .collect()
+        };
+        let mut body = BodyPolicy {
+            fields: match self.spec.get("fields") {
+                Some(v) => paths("fields", v)?,
+                None => {
+                    return Err(self.err(
+                        "fields",
+                        "required: the body members the client may send, e.g. [\"data.title\"]",
+                    ))
+                }
+            },
+            deny: self
+                .spec
+                .get("deny")
+                .map(|v| paths("deny", v))
+                .transpose()?
+                .unwrap_or_default(),
+            ..BodyPolicy::default()
+        };
+        if let Some(v) = self.spec.get("force") {
+            let Value::Object(force) = v else {
+                return Err(self.err("force", "expected a table of path = value"));
+            };
+            for (path, value) in force {
+                let forced = match value {
+                    Value::String(s) if s == "{user}" => Forced::User,
+                    v => Forced::Value(v.clone()),
+                };
+                body.force.push((
+                    parse_member_path(self.ctx, &self.field("force"), path)?,
+                    forced,
+                ));
+            }
+        }
+        body.owner = match self.spec.get("owner") {
+            None => None,
+            Some(Value::String(s)) => Some(parse_member_path(self.ctx, &self.field("owner"), s)?),
+            Some(_) => return Err(self.err("owner", "expected a dotted path such as data.author")),
+        };
+        let id_field = match action {
+            Action::Update(ItemRef {
+                id: Some(IdSource::Field(p)),
+                ..
+            }) => Some(p),
+            _ => None,
+        };
+        // A denied member may also be forced (the client may not send it; Gatehouse sets it),
+        // but not allowed, nor be the item's id.
+        if let Some(denied) = body
+            .deny
+            .iter()
+            .find(|d| body.fields.contains(d) || id_field == Some(*d))
+        {
+            return Err(self.err("deny", format!("{} is also allowed", denied.join("."))));
+        }
+        if *action == Action::Create {
+            let names_id = |p: &Vec<String>| p.last().is_some_and(|l| l == "id" || l == "_id");
+            if let Some(p) = body.fields.iter().find(|p| names_id(p)) {
+                return Err(self.err(
+                    "fields",
+                    format!(
+                        "{}: a create endpoint never takes an item id (use an update endpoint)",
+                        p.join(".")
+                    ),
+                ));
+            }
+            if param_names(segments)
+                .iter()
+                .any(|n| *n == "id" || *n == "_id")
+            {
+                return Err(self.err(
+                    "path",
+                    "a create endpoint never takes an item id in its path",
+                ));
+            }
+        }
+        Ok(body)
+    }
+
+    /// Owner rules that only hold together: an update that sets the owner checks it first and
+    /// the other way round; an owner check never admits anonymous callers.
+    fn check_owner_rules(
+        &self,
+        action: &Action,
+        body: &BodyPolicy,
+        own_rules: Option<&[Rule]>,
+        methods: &[&'static str],
+    ) -> Result<(), ConfigError> {
+        if let Action::Update(item) = action {
+            match (&item.lookup, &body.owner) {
+                (None, Some(_)) => return Err(self.err(
+                    "lookup",
+                    "an update that sets the owner must check the stored owner first (lookup), or it hands other users' items to the caller",
+                )),
+                (Some(_), None) => return Err(self.err(
+                    "owner",
+                    "an owner-checked update must also set the owner (owner = \"…\"), so ownership never changes through Gatehouse",
+                )),
+                _ => {}
+            }
+        }
+        let owner_checked =
+            matches!(action, Action::Update(i) | Action::Delete(i) if i.lookup.is_some());
+        let mut effective = match own_rules {
+            Some(own) => own.iter().collect::<Vec<_>>(),
+            None => methods
+                .iter()
+                .filter_map(|m| route_rules_for(self.ctx.route_rules, m))
+                .flatten()
+                .collect(),
+        }
+        .into_iter();
+        if owner_checked && effective.any(|r| r.roles.iter().any(|x| x == ANONYMOUS)) {
+            return Err(self.err(
+                "roles",
+                "an owner-checked endpoint cannot admit anonymous callers (they own nothing)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_read(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
+}
+
+fn param_names(segments: &[Segment]) -> Vec<&str> {
+    segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Param { name, .. } => Some(name.as_str()),
+            Segment::Literal(_) => None,
+        })
+        .collect()
 }
 
 /// The route's rules for `method` as an endpoint uses them: a HEAD without its own takes GET's
