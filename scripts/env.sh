@@ -11,3 +11,7 @@ export WRANGLER_SEND_METRICS=false
 export CLOUDFLARE_CF_FETCH_ENABLED=false
 export WRANGLER_LOG="${WRANGLER_LOG:-warn}"
 unset _wb_version
+# The real Directus of the end-to-end tests (scripts/setup.sh installs it), keyed by its lockfile.
+_dx_hash=$(sha256sum "$GATEHOUSE_ROOT/tests/directus/package-lock.json" 2>/dev/null | cut -c1-12 || true)
+export GATEHOUSE_DIRECTUS="$GATEHOUSE_TOOLS/directus-${_dx_hash:-missing}"
+unset _dx_hash

@@ -98,4 +98,57 @@ if [ -f "$EX/package-lock.json" ] &&
   log "installing the Nuxt example's npm packages (npm ci in $EX)"
   (cd "$EX" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.gatehouse-lock)
 fi
+# A real Directus 11 (SQLite) for the end-to-end tests, from tests/directus's lockfile: installed
+# once per machine into $GATEHOUSE_DIRECTUS ($GATEHOUSE_TOOLS/directus-<lockfile hash>) and reused.
+# sqlite3 and isolated-vm compile from source with node-gyp (about 4 minutes on 2 busy cores), so the
+# install is done in a temporary directory and renamed into place once complete: an interrupted
+# install is never taken for a good one. A failed install fails setup.
+if ! { command -v python3 && command -v make && command -v g++; } >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing python3, make and g++ (Debian packages; node-gyp builds Directus's sqlite3 and isolated-vm)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 make g++ >/dev/null
+  else
+    echo "Directus's sqlite3 and isolated-vm build with node-gyp, which needs python3, make and g++: sudo apt-get install python3 make g++" >&2
+    exit 1
+  fi
+fi
+DX_LOCK=tests/directus/package-lock.json
+# What the marker records: the lockfile and the Node ABI the native modules were built for.
+DX_STAMP="$(sha256sum "$DX_LOCK" | cut -d' ' -f1) node-abi-$(node -p 'process.versions.modules') $(node -p 'process.platform + "-" + process.arch')"
+if [ "$(cat "$GATEHOUSE_DIRECTUS/.gatehouse-installed" 2>/dev/null)" != "$DX_STAMP" ]; then
+  log "installing Directus for the end-to-end tests into $GATEHOUSE_DIRECTUS (npm ci; compiles sqlite3 and isolated-vm, a few minutes)"
+  mkdir -p "$GATEHOUSE_TOOLS"
+  DX_TMP=$(mktemp -d "$GATEHOUSE_TOOLS/.directus-install.XXXXXX")
+  trap 'rm -rf "$DX_TMP"' EXIT
+  cp tests/directus/package.json "$DX_LOCK" "$DX_TMP/"
+  # Native modules build from source: prebuild-install would otherwise fetch binaries from GitHub
+  # (rc reads `prebuild-install_*` from the environment; the variable affects prebuild-install
+  # only, so sharp and argon2 keep the prebuilt binaries that come in their npm packages).
+  # node-gyp uses this Node's own headers when they are installed next to it, not a download.
+  DX_NODEDIR=$(node -p 'require("path").resolve(process.execPath, "../..")')
+  if [ -z "${npm_config_nodedir:-}" ] && [ -z "$(npm config get nodedir 2>/dev/null | grep -v '^undefined$' || true)" ] &&
+     [ -f "$DX_NODEDIR/include/node/common.gypi" ]; then
+    export npm_config_nodedir="$DX_NODEDIR"
+  fi
+  DX_START=$SECONDS
+  if ! (cd "$DX_TMP" && env 'prebuild-install_buildFromSource=true' JOBS=max \
+          npm ci --no-audit --no-fund --loglevel=error --foreground-scripts >"$DX_TMP/.npm-ci.log" 2>&1); then
+    echo "error: installing Directus (npm ci of tests/directus/package-lock.json) failed:" >&2
+    { grep -m 10 '^npm error' "$DX_TMP/.npm-ci.log" || true; echo '[…] the last lines:'; tail -n 25 "$DX_TMP/.npm-ci.log"; } >&2
+    echo "The end-to-end tests need it. Building sqlite3 and isolated-vm needs python3, make and g++." >&2
+    exit 1
+  fi
+  [ -x "$DX_TMP/node_modules/.bin/directus" ] || { echo "error: the Directus install has no node_modules/.bin/directus" >&2; exit 1; }
+  (cd "$DX_TMP" && node --no-node-snapshot -e 'require("sqlite3"); require("isolated-vm")') ||
+    { echo "error: the Directus install's sqlite3 or isolated-vm native module does not load" >&2; exit 1; }
+  chmod 755 "$DX_TMP"
+  printf '%s\n' "$DX_STAMP" >"$DX_TMP/.gatehouse-installed"
+  rm -rf "$GATEHOUSE_DIRECTUS"
+  mv -T "$DX_TMP" "$GATEHOUSE_DIRECTUS" 2>/dev/null ||
+    [ "$(cat "$GATEHOUSE_DIRECTUS/.gatehouse-installed" 2>/dev/null)" = "$DX_STAMP" ] || # a concurrent setup won
+    { echo "error: could not move the Directus install into $GATEHOUSE_DIRECTUS" >&2; exit 1; }
+  rm -rf "$DX_TMP"
+  trap - EXIT
+  log "Directus installed in $((SECONDS - DX_START)) s"
+fi
 log "toolchain ready"
