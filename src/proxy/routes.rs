@@ -7,15 +7,20 @@
 //!     "prefix": "/cms/",
 //!     "upstream": "https://cms.example.com/api/",
 //!     "inject": { "header": "api-key", "value": "{secret}" },
-//!     "owner_field": "data._by",
-//!     "read":  { "roles": ["anonymous"], "secret": "CMS_READ_KEY" },
-//!     "write": { "roles": ["user"], "secret": "CMS_WRITE_KEY" } } }
+//!     "endpoints": [
+//!       { "method": "GET", "path": "content/items/{model}", "values": { "model": ["posts"] },
+//!         "query": { "limit": "uint" }, "roles": ["anonymous"], "secret": "CMS_READ_KEY" },
+//!       { "method": "POST", "path": "content/item/{model}", "values": { "model": ["posts"] },
+//!         "action": "create", "fields": ["data.title"], "owner": "data.author",
+//!         "roles": ["user"], "secret": "CMS_WRITE_KEY" } ] } }
 //! ```
 //!
-//! `read` covers GET and HEAD, `write` covers POST, PUT, PATCH and DELETE; a method name as key
-//! (`"DELETE": {...}`) overrides its class. A rule may also be a list of rules, tried in order
-//! (e.g. editors get a preview key, everyone else the public key). Secrets are named, never
-//! written in the route: their values come from Worker secrets looked up at start.
+//! A route forwards only its endpoints ([`crate::proxy::policy`]), or, with `forward_all`, its
+//! whole base. Route-level rules are defaults: `read` covers GET and HEAD, `write` covers POST,
+//! PUT, PATCH and DELETE; a method name as key (`"DELETE": {...}`) overrides its class. A rule
+//! may also be a list of rules, tried in order (e.g. editors get a preview key, everyone else
+//! the public key). Secrets are named, never written in the route: their values come from
+//! Worker secrets looked up at start.
 
 use std::fmt;
 
@@ -182,11 +187,6 @@ impl Route {
     /// The methods this route allows, for `Allow`.
     pub fn allow(&self) -> &'static str {
         self.allow
-    }
-
-    /// Whether `method` writes (owner binding applies).
-    pub fn is_write(method: &str) -> bool {
-        WRITE_METHODS.contains(&method)
     }
 
     /// Every secret this route can inject (to keep them out of responses).
