@@ -30,19 +30,24 @@ if ! grep -q '^API_KEY_PEPPER=' .dev.vars; then
   echo "API_KEY_PEPPER=$("$CLI" keygen --pepper)" >> .dev.vars
 fi
 
-if ! grep -q '^ROUTES=' .dev.vars; then
-  log "adding the demo CMS proxy settings to .dev.vars (keys are random, local only)"
-  CMS_PORT="$CMS_PORT" node --input-type=module -e '
+if ! grep -q '^CMS_READ_KEY=' .dev.vars; then
+  log "adding the demo CMS keys to .dev.vars (random, local only)"
+  node --input-type=module -e '
     import { randomBytes } from "node:crypto";
-    import { demoRoutes } from "./scripts/demo-cms.mjs";
     const secret = () => randomBytes(32).toString("base64url");
-    const routes = demoRoutes(`http://127.0.0.1:${process.env.CMS_PORT}`);
     console.log(`UPSTREAM_SIGNING_SECRET=${secret()}`);
     console.log(`CMS_READ_KEY=read-${secret()}`);
     console.log(`CMS_WRITE_KEY=write-${secret()}`);
-    console.log(`ROUTES=\x27${JSON.stringify(routes)}\x27`);
   ' >> .dev.vars
 fi
+# The route is the Cockpit recipe of docs/proxy.md, written afresh on every start so that it
+# follows the document.
+log "writing the demo CMS route (the Cockpit recipe of docs/proxy.md) to .dev.vars"
+sed -i '/^ROUTES=/d' .dev.vars
+CMS_PORT="$CMS_PORT" node --input-type=module -e '
+  import { demoRoutes } from "./scripts/demo-cms.mjs";
+  console.log(`ROUTES=\x27${JSON.stringify(demoRoutes(`http://127.0.0.1:${process.env.CMS_PORT}`))}\x27`);
+' >> .dev.vars
 
 log "applying D1 migrations to the local database"
 node_modules/.bin/wrangler d1 migrations apply DB --local < /dev/null
