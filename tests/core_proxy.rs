@@ -1244,7 +1244,15 @@ fn endpoint_config_errors_name_the_route_and_endpoint() {
         ),
         (
             json!({ "method": "DELETE", "path": "items/{id}", "action": "delete", "id": "{id}", "lookup": { "path": "elsewhere", "owner": "a" }, "roles": ["user"] }),
+            "uses no {id}",
+        ),
+        (
+            json!({ "method": "DELETE", "path": "items/{c}", "action": "delete", "id": "{c}", "lookup": { "path": "items/{c}/..", "owner": "a" }, "roles": ["user"] }),
             "holding {id}",
+        ),
+        (
+            json!({ "method": "POST", "path": "items", "action": "create", "fields": ["data"], "owner": "data.author", "roles": ["user"] }),
+            "inside the allowed data",
         ),
         (
             json!({ "method": "POST", "path": "items", "action": "create", "fields": ["a"], "deny": ["a"], "roles": ["user"] }),
@@ -1281,4 +1289,267 @@ fn endpoint_config_errors_name_the_route_and_endpoint() {
         let debug = format!("{:?}", config.routes);
         assert!(!debug.contains("-value"), "a secret in Debug");
     }
+}
+
+// Regression tests from an independent review of the endpoint policy: each was a way around
+// it before its fix.
+
+fn sent_json(req: &UpstreamRequest) -> Value {
+    serde_json::from_slice(req.body.as_ref().expect("a body")).expect("JSON")
+}
+
+fn route_with(endpoints: Value) -> String {
+    json!({ "cms": { "prefix": "/cms/", "upstream": "https://cms.example.com/api/",
+        "inject": { "header": "api-key", "value": "{secret}" },
+        "endpoints": endpoints } })
+    .to_string()
+}
+
+// Review finding 1 (medium, documented recipe `cockpit-moderated`): an update endpoint without an owner
+// lookup never validates its `id`, so `data._id` reaches Cockpit as any JSON value. Cockpit
+// takes `_id` as a MongoLite criterion: `{"$ne": ""}` or `true` matches every item, so one
+// editor request unpublishes (or publishes) every post, and `$regex`/other operators reach
+// MongoLite. The docs say the id "must be a plain string" for exactly this reason, but that
+// check only runs when there is a lookup.
+// Fix: validate the id (plain token, string) for every update/delete that names an `id`, not
+// only owner-checked ones (call `Endpoint::item_id` whenever `ItemRef::id` is set), and forward
+// the validated string.
+#[test]
+fn an_update_without_owner_check_still_refuses_an_operator_as_its_item_id() {
+    let gate = Gate::with_routes(&recipe("cockpit-moderated"));
+    let editor = gate.token("usr_e", &["editor"]);
+    for id in [
+        json!({ "$ne": "" }),
+        json!(true),
+        json!({ "$regex": ".*" }),
+        json!([1, 2]),
+    ] {
+        let req = bearer(Request::new("POST", "/cms/content/item/posts"), &editor)
+            .with_json(&json!({ "data": { "_id": id, "_state": 0 } }));
+        refused(&gate, req, 400, "body_not_allowed");
+    }
+}
+
+// Review finding 2 (medium, documented recipes `cockpit` / `cockpit-moderated`): client header names
+// are normalized only for `_` (`api_key` = `api-key`), but PHP (its built-in server, and
+// FPM/CGI via php_register_variable) also turns `.` into `_` in `$_SERVER` names. Verified
+// with PHP 8.2 `php -S`: `Api.Key: smuggled` arrives as `$_SERVER['HTTP_API_KEY']`, and when
+// both `api-key` and `api.key` are sent the later one wins. Gatehouse forwards `api.key`,
+// `cockpit.token`, `x.forwarded.for`, `x.forwarded.host`, `x.http.method.override`,
+// `x.original.url`, `x.gatehouse.user` untouched: a credential that competes with the injected
+// key (wire order decides), spoofed forwarding headers, and method/URL overrides for PHP apps.
+// Fix: drop every client header whose name has a character outside [A-Za-z0-9-] (as nginx and
+// Apache do before CGI), or normalize `.`/`_` both to `-` before every strip-list comparison.
+#[test]
+fn header_names_php_would_read_as_stripped_ones_never_go_upstream() {
+    let gate = Gate::with_routes(&recipe("cockpit"));
+    let (status, _, seen, _) = gate.send(
+        Request::new("GET", "/cms/content/items/posts")
+            .with_header("api.key", "smuggled")
+            .with_header("cockpit.token", "smuggled")
+            .with_header("x.forwarded.for", "10.0.0.1")
+            .with_header("x.forwarded.host", "evil.example")
+            .with_header("x.http.method.override", "DELETE")
+            .with_header("x.original.url", "/api/content/aggregate/posts")
+            .with_header("x.gatehouse.user", "usr_victim"),
+    );
+    assert_eq!(status, 200);
+    let seen = seen.unwrap();
+    let leaked: Vec<&str> = seen
+        .headers
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.contains('.'))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "forwarded to a PHP CMS as HTTP_*: {leaked:?}"
+    );
+}
+
+// Review finding 3 (medium, config validation): "an update that sets the owner must check the stored
+// owner first" is enforced for `owner = …` only. The same binding written as
+// `force = { author = "{user}" }` is accepted on an update with no lookup, so any signed-in user
+// re-owns anyone's item: `PATCH /cms/items/articles/victim {"title":"x"}` is forwarded with
+// `author = usr_a`.
+// Fix: treat a forced `"{user}"` like `owner` in `check_owner_rules` (or refuse `{user}` in
+// `force` and require `owner`).
+#[test]
+fn forced_user_on_an_update_without_lookup_is_refused() {
+    let routes = route_with(
+        json!([{ "method": "PATCH", "path": "items/{c}/{id}", "action": "update",
+        "id": "{id}", "fields": ["title"], "force": { "author": "{user}" },
+        "roles": ["user"], "secret": "CMS_WRITE_KEY" }]),
+    );
+    let accepted = config_with(&routes).is_ok();
+    if accepted {
+        let gate = Gate::with_routes(&routes);
+        let alice = gate.token("usr_a", &["user"]);
+        let (_, _, seen, _) = gate.send(
+            bearer(Request::new("PATCH", "/cms/items/articles/victim"), &alice)
+                .with_json(&json!({ "title": "x" })),
+        );
+        eprintln!("forwarded: {:?}", seen.as_ref().map(sent_json));
+    }
+    assert!(
+        !accepted,
+        "the config is accepted and hands other users' items to the caller"
+    );
+}
+
+// Review finding 4 (medium, config validation + body policy): `deny`, the create-never-names-an-item
+// rule and the owner path are only checked down to the first member listed in `fields`; below
+// an allowed member any value goes through. With `fields = ["data"]`, `deny = ["data._state",
+// "data._id"]` (accepted: deny is only compared for equality with fields), a create forwards
+// `{"data":{"_id":"victim","_state":0,…}}`: on Cockpit that is an update (takeover, since the
+// owner is forced) and an unpublish. The docs promise "a denied member refuses the request" and
+// "a create never names an item".
+// Fix: refuse at config time a `deny`/`owner`/`force`/id path that lies below a `fields` entry
+// (or apply deny at any depth at run time), and on a create refuse `_id`/`id` members under an
+// allowed object.
+#[test]
+fn deny_and_create_id_rules_hold_below_an_allowed_parent() {
+    let routes = route_with(
+        json!([{ "method": "POST", "path": "content/item/posts", "action": "create",
+        "fields": ["data"], "deny": ["data._state", "data._id"], "owner": "data.author",
+        "roles": ["user"], "secret": "CMS_WRITE_KEY" }]),
+    );
+    let Ok(_) = config_with(&routes) else {
+        return; // refusing the config is a fix too
+    };
+    let gate = Gate::with_routes(&routes);
+    let alice = gate.token("usr_a", &["user"]);
+    refused(
+        &gate,
+        bearer(Request::new("POST", "/cms/content/item/posts"), &alice)
+            .with_json(&json!({ "data": { "_id": "victim", "_state": 0, "title": "x" } })),
+        400,
+        "body_not_allowed",
+    );
+}
+
+// Review finding 5 (medium, config validation): an owner-checked update may take its id from the body
+// while its path has an `{id}` segment (a one-character slip: `id = "id"` for `id = "{id}"`).
+// The lookup's `{id}` is then the body's id and the write goes to the path's: Gatehouse checks
+// the caller's own item and PATCHes the victim's (`PATCH /cms/items/articles/victim` with
+// `{"id":"mine"}`: lookup `items/articles/mine`, write `items/articles/victim`).
+// Similarly a lookup path need not use the endpoint's other segments: with
+// `path = "items/{collection}/{id}"`, `collection = ["articles","comments"]` and
+// `lookup.path = "items/articles/{id}"`, owning article 5 lets a user patch comment 5.
+// Fix: refuse a body-path `id` when the endpoint path has a segment named `id`, and require the
+// lookup path to use every named segment of the endpoint path.
+#[test]
+fn owner_lookup_must_read_the_item_that_is_written() {
+    let body_id = route_with(
+        json!([{ "method": "PATCH", "path": "items/{collection}/{id}",
+        "values": { "collection": ["articles"] }, "action": "update", "id": "id",
+        "fields": ["title"], "owner": "author",
+        "lookup": { "path": "items/{collection}/{id}?fields=author", "owner": "data.author", "secret": "CMS_READ_KEY" },
+        "roles": ["user"], "secret": "CMS_WRITE_KEY" }]),
+    );
+    if config_with(&body_id).is_ok() {
+        let gate = Gate::with_routes(&body_id);
+        let alice = gate.token("usr_a", &["user"]);
+        let base = "https://cms.example.com/api/items/articles";
+        gate.upstream.borrow_stored().push((
+            format!("{base}/mine?fields=author"),
+            200,
+            json!({ "data": { "author": "usr_a" } }),
+        ));
+        gate.upstream.borrow_stored().push((
+            format!("{base}/victim?fields=author"),
+            200,
+            json!({ "data": { "author": "usr_b" } }),
+        ));
+        let (status, _, _, _) = gate.send(
+            bearer(Request::new("PATCH", "/cms/items/articles/victim"), &alice)
+                .with_json(&json!({ "id": "mine", "title": "pwned" })),
+        );
+        let last = gate.upstream.seen.borrow().last().cloned().unwrap();
+        assert!(
+            !(status == 200 && last.method == "PATCH" && last.url == format!("{base}/victim")),
+            "checked `mine`, wrote `victim`"
+        );
+    }
+    let other_collection = route_with(
+        json!([{ "method": "PATCH", "path": "items/{collection}/{id}",
+        "values": { "collection": ["articles", "comments"] }, "action": "update", "id": "{id}",
+        "fields": ["title"], "owner": "author",
+        "lookup": { "path": "items/articles/{id}", "owner": "data.author", "secret": "CMS_READ_KEY" },
+        "roles": ["user"], "secret": "CMS_WRITE_KEY" }]),
+    );
+    assert!(
+        config_with(&other_collection).is_err(),
+        "a lookup that ignores {{collection}} checks another item than the one written"
+    );
+}
+
+// Review finding 6 (low, config validation): two checks meant to stop unsafe configs only look at
+// literal text. (a) The GraphQL guard checks literal segments, so `path = "{ep}"` with
+// `values = { ep = ["graphql"] }` takes a body policy and owner (which GraphQL bypasses).
+// (b) A lookup path is checked with `check_remainder`, which allows `#`: `items/x#/{id}` is
+// accepted, and fetch drops everything after `#`, so the lookup reads `items/x`, not the item.
+// Fix: apply the GraphQL check to allowed segment values too; refuse `#` (and anything outside
+// unreserved characters and `/`) in a lookup path.
+#[test]
+fn config_guards_see_through_segment_values_and_lookup_fragments() {
+    let graphql = route_with(
+        json!([{ "method": "POST", "path": "{ep}", "values": { "ep": ["graphql"] },
+        "action": "create", "fields": ["query", "variables"], "owner": "variables.author",
+        "roles": ["user"], "secret": "CMS_WRITE_KEY" }]),
+    );
+    let hash = route_with(
+        json!([{ "method": "PATCH", "path": "items/{collection}/{id}",
+        "values": { "collection": ["articles"] }, "action": "update", "id": "{id}",
+        "fields": ["title"], "owner": "author",
+        "lookup": { "path": "items/x#/{id}", "owner": "data.author", "secret": "CMS_READ_KEY" },
+        "roles": ["user"], "secret": "CMS_WRITE_KEY" }]),
+    );
+    assert!(
+        config_with(&graphql).is_err(),
+        "GraphQL behind a named segment takes an owner"
+    );
+    assert!(
+        config_with(&hash).is_err(),
+        "a lookup path with # is accepted"
+    );
+}
+
+#[test]
+fn a_create_with_a_whole_object_allowed_still_never_names_an_item() {
+    let routes = route_with(
+        json!([{ "method": "POST", "path": "content/item/posts", "action": "create",
+        "fields": ["data"], "roles": ["user"], "secret": "CMS_WRITE_KEY" },
+        { "method": "GET", "path": "content/items/posts", "query": { "filter": "json" },
+          "roles": ["anonymous"], "secret": "CMS_READ_KEY" }]),
+    );
+    let gate = Gate::with_routes(&routes);
+    let alice = gate.token("usr_a", &["user"]);
+    let post = |body: Value| {
+        bearer(Request::new("POST", "/cms/content/item/posts"), &alice).with_json(&body)
+    };
+    for id in ["_id", "id"] {
+        let msg = refused(
+            &gate,
+            post(json!({ "data": { id: "victim", "title": "x" } })),
+            400,
+            "body_not_allowed",
+        );
+        assert!(msg.contains(&format!("data.{id}")), "{msg}");
+    }
+    let (status, _, _, _) = gate.send(post(
+        json!({ "data": { "title": "x", "meta": { "id": 1 } } }),
+    ));
+    assert_eq!(status, 200, "an id deeper inside the item is data");
+    // A rewritten body cannot keep the encoding it came with.
+    let encoded = post(json!({ "data": { "title": "x" } })).with_header("content-encoding", "br");
+    refused(&gate, encoded, 415, "unsupported_media_type");
+    // A JSON value that is not UTF-8 is refused (PHP's strict decoder would fail and Cockpit fall
+    // back to a laxer parser Gatehouse never checked).
+    refused(
+        &gate,
+        Request::new("GET", "/cms/content/items/posts?filter=%7B%22%FF%22%3A1%7D"),
+        400,
+        "query_not_allowed",
+    );
 }

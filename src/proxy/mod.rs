@@ -248,6 +248,13 @@ pub fn prepare(
             (None, None)
         }
         Action::Create | Action::Update(_) => {
+            // The body is forwarded re-serialized: an encoding it came with would no longer hold.
+            if req
+                .header("content-encoding")
+                .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
+            {
+                return Err(Error::UnsupportedMediaType);
+            }
             if body.is_empty() {
                 return Err(Error::BodyNotAllowed(
                     "the body must be a JSON object".into(),
@@ -502,23 +509,27 @@ fn forwardable_headers(
     req.headers
         .iter()
         .filter(|(name, _)| {
+            // Only plain names go on: CGI and PHP read `.` and `_` as `-` (`Api.Key` reaches
+            // PHP as HTTP_API_KEY), as nginx and Apache refuse to pass such names to CGI.
+            let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             let n = normalize_header_name(name);
-            !(is_hop_by_hop(&n)
-                || connection_listed.contains(&n)
-                || route.strip_headers.contains(&n)
-                || injected_header.as_deref() == Some(n.as_str())
-                || n.starts_with("x-gatehouse-")
-                || n.starts_with("cf-")
-                || is_forwarding_header(&n)
-                || matches!(
-                    n.as_str(),
-                    "host"
-                        | "content-length"
-                        | "x-csrf-token"
-                        | "content-digest"
-                        | "signature"
-                        | "signature-input"
-                ))
+            plain
+                && !(is_hop_by_hop(&n)
+                    || connection_listed.contains(&n)
+                    || route.strip_headers.contains(&n)
+                    || injected_header.as_deref() == Some(n.as_str())
+                    || n.starts_with("x-gatehouse-")
+                    || n.starts_with("cf-")
+                    || is_forwarding_header(&n)
+                    || matches!(
+                        n.as_str(),
+                        "host"
+                            | "content-length"
+                            | "x-csrf-token"
+                            | "content-digest"
+                            | "signature"
+                            | "signature-input"
+                    ))
         })
         .cloned()
         .collect()

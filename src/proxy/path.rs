@@ -78,8 +78,15 @@ fn hex_pair(hex: &[u8]) -> Option<u8> {
     Some((digit(hex[0])? * 16 + digit(hex[1])?) as u8)
 }
 
-/// Percent-decodes a query-string component (`+` is a space); invalid escapes stay as they are.
+/// Percent-decodes a query-string component (`+` is a space); invalid escapes stay as they are;
+/// bytes that are not UTF-8 become U+FFFD.
 pub fn decode_query_component(raw: &str) -> String {
+    String::from_utf8_lossy(&decode_query_bytes(raw)).into_owned()
+}
+
+/// Percent-decodes a query-string component to its bytes (`+` is a space); invalid escapes stay
+/// as they are.
+pub fn decode_query_bytes(raw: &str) -> Vec<u8> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -98,7 +105,7 @@ pub fn decode_query_component(raw: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.

@@ -168,6 +168,11 @@ impl Endpoint {
                     }
                 }
                 Segment::Param { name, values } => {
+                    // A body policy never applies to GraphQL, even behind an open segment.
+                    let policed = matches!(self.action, Action::Create | Action::Update(_));
+                    if policed && is_graphql(part) {
+                        return None;
+                    }
                     if !plain_token(part)
                         || values
                             .as_ref()
@@ -238,8 +243,15 @@ impl Endpoint {
                     }
                 }
             }
-            let value = crate::proxy::path::decode_query_component(raw_value);
+            let bytes = crate::proxy::path::decode_query_bytes(raw_value);
+            let value = String::from_utf8_lossy(&bytes);
+            let utf8 = std::str::from_utf8(&bytes).is_ok();
             for kind in kinds {
+                if !utf8 && *kind != QueryKind::Any {
+                    return Err(refuse(format!(
+                        "query parameter {shown}: the value is not UTF-8"
+                    )));
+                }
                 if name.structured && *kind != QueryKind::Any {
                     return Err(refuse(format!(
                         "query parameter {shown}: send it as a plain name=value pair"
@@ -290,12 +302,12 @@ impl Endpoint {
         };
         check_members(root, &mut Vec::new(), &known, &policy.deny, credentials)?;
         if let Some(path) = id_field {
-            if lookup_path(&body, path).is_none_or(Value::is_null) {
-                return Err(Error::BodyNotAllowed(format!(
-                    "{}: required (the id of the item to update)",
-                    path.join(".")
-                )));
-            }
+            // Whether or not the owner is checked: an id that is not a plain token (Cockpit
+            // takes `{"$ne": ""}` or `true` as a filter matching every item) never goes on.
+            body_id(&body, path)?;
+        }
+        if self.action == Action::Create {
+            refuse_item_ids(&body, &policy.fields)?;
         }
         let user = caller.map_or(Value::Null, |c| Value::String(c.user_id.clone()));
         for (path, forced) in &policy.force {
@@ -324,26 +336,45 @@ impl Endpoint {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.clone())
                 .ok_or(Error::NotFound),
-            IdSource::Field(path) => {
-                let shown = path.join(".");
-                let id = match body.and_then(|b| lookup_path(b, path)) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Number(n)) if n.is_u64() => n.to_string(),
-                    _ => {
-                        return Err(Error::BodyNotAllowed(format!(
-                            "{shown}: required, a string or whole number"
-                        )))
-                    }
-                };
-                if !plain_token(&id) || id.len() > 128 {
-                    return Err(Error::BodyNotAllowed(format!(
-                        "{shown}: an item id is at most 128 of A-Z a-z 0-9 - _ . ~"
-                    )));
-                }
-                Ok(id)
+            IdSource::Field(path) => body_id(body.unwrap_or(&Value::Null), path),
+        }
+    }
+}
+
+/// The item id a body names at `path`: a string or whole number of plain characters.
+fn body_id(body: &Value, path: &[String]) -> Result<String, Error> {
+    let shown = path.join(".");
+    let id = match lookup_path(body, path) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        _ => {
+            return Err(Error::BodyNotAllowed(format!(
+                "{shown}: required, the id of the item to update (a string or whole number)"
+            )))
+        }
+    };
+    if !plain_token(&id) || id.len() > 128 {
+        return Err(Error::BodyNotAllowed(format!(
+            "{shown}: an item id is at most 128 of A-Z a-z 0-9 - _ . ~"
+        )));
+    }
+    Ok(id)
+}
+
+/// A create never names an item: no `_id` or `id` member directly inside an allowed field
+/// that is an object (`fields = ["data"]` would otherwise let `data._id` turn it into an update).
+fn refuse_item_ids(body: &Value, fields: &[Vec<String>]) -> Result<(), Error> {
+    for field in fields {
+        if let Some(Value::Object(map)) = lookup_path(body, field) {
+            if let Some(k) = ["_id", "id"].into_iter().find(|k| map.contains_key(*k)) {
+                return Err(Error::BodyNotAllowed(format!(
+                    "{}.{k}: a create never names an item",
+                    field.join(".")
+                )));
             }
         }
     }
+    Ok(())
 }
 
 /// The lookup's path and query under the route's base for the item `id`.
@@ -799,8 +830,9 @@ impl EndpointSpec<'_> {
                 ))
             }
         };
-        let graphql = segments.iter().any(|s| {
-            matches!(s, Segment::Literal(t) if t.eq_ignore_ascii_case("graphql") || t.eq_ignore_ascii_case("gql"))
+        let graphql = segments.iter().any(|s| match s {
+            Segment::Literal(t) => is_graphql(t),
+            Segment::Param { values, .. } => values.iter().flatten().any(|v| is_graphql(v)),
         });
         if graphql && write && action != Action::Forward {
             return Err(self.err(
@@ -845,6 +877,13 @@ impl EndpointSpec<'_> {
             )?),
             Some(_) => return Err(self.err("id", "expected \"{segment}\" or a dotted body path")),
         };
+        let path_names_item = params.iter().any(|p| *p == "id" || *p == "_id");
+        if matches!(id, Some(IdSource::Field(_))) && path_names_item {
+            return Err(self.err(
+                "id",
+                "the path names the item ({id}): take the id from there (id = \"{id}\"), or the owner check could read another item than the one written",
+            ));
+        }
         let lookup = self
             .spec
             .get("lookup")
@@ -922,6 +961,30 @@ impl EndpointSpec<'_> {
             }) => Some(p),
             _ => None,
         };
+        // Every member Gatehouse sets, refuses or reads the id from must lie outside the values
+        // the client may send freely: below an allowed `data`, `data._state` could not be refused.
+        let set_or_read = body
+            .deny
+            .iter()
+            .chain(body.force.iter().map(|(p, _)| p))
+            .chain(body.owner.iter())
+            .chain(id_field);
+        for path in set_or_read {
+            let inside = body
+                .fields
+                .iter()
+                .find(|f| f.len() < path.len() && path.starts_with(f));
+            if let Some(field) = inside {
+                let field = field.join(".");
+                return Err(self.err(
+                    "fields",
+                    format!(
+                        "{} lies inside the allowed {field}: list the fields of {field} one by one",
+                        path.join(".")
+                    ),
+                ));
+            }
+        }
         // A denied member may also be forced (the client may not send it; Gatehouse sets it),
         // but not allowed, nor be the item's id.
         if let Some(denied) = body
@@ -964,13 +1027,14 @@ impl EndpointSpec<'_> {
         own_rules: Option<&[Rule]>,
         methods: &[&'static str],
     ) -> Result<(), ConfigError> {
+        let sets_owner = body.owner.is_some() || body.force.iter().any(|(_, f)| *f == Forced::User);
         if let Action::Update(item) = action {
-            match (&item.lookup, &body.owner) {
-                (None, Some(_)) => return Err(self.err(
+            match (&item.lookup, sets_owner) {
+                (None, true) => return Err(self.err(
                     "lookup",
-                    "an update that sets the owner must check the stored owner first (lookup), or it hands other users' items to the caller",
+                    "an update that sets the owner (owner, or a force of \"{user}\") must check the stored owner first (lookup), or it hands other users' items to the caller",
                 )),
-                (Some(_), None) => return Err(self.err(
+                (Some(_), false) => return Err(self.err(
                     "owner",
                     "an owner-checked update must also set the owner (owner = \"…\"), so ownership never changes through Gatehouse",
                 )),
@@ -996,6 +1060,10 @@ impl EndpointSpec<'_> {
         }
         Ok(())
     }
+}
+
+fn is_graphql(segment: &str) -> bool {
+    segment.eq_ignore_ascii_case("graphql") || segment.eq_ignore_ascii_case("gql")
 }
 
 fn is_read(method: &str) -> bool {
@@ -1256,7 +1324,21 @@ fn parse_lookup(
         probe = probe.replace(&format!("{{{name}}}"), "x");
         rest = &rest[end + 1..];
     }
+    let plain_path = probe
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b));
+    let missing = params
+        .iter()
+        .find(|name| !template.contains(&format!("{{{name}}}")));
+    if let Some(name) = missing {
+        return Err(route_err(
+            route,
+            &format!("{field}.path"),
+            format!("uses no {{{name}}}: the lookup must read the very item the request writes"),
+        ));
+    }
     if !template.contains("{id}")
+        || !plain_path
         || probe.starts_with('/')
         || check_remainder(&probe).is_err()
         || probe.contains(['{', '}'])
