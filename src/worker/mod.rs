@@ -1,9 +1,9 @@
 //! The Workers adapter: the only code that touches the Workers runtime.
 //!
-//! Per request it reads the time once (`Date.now()`), reads the body up to the limit, and calls
-//! the portable core with a D1 store and WebCrypto PBKDF2. Configuration is parsed once per
-//! isolate; an invalid configuration answers every request with `misconfigured` and logs the
-//! variable's name.
+//! Per request it reads the time once (`Date.now()`), reads the body up to the limit (a refused
+//! one on to its end, up to 1 MiB, so that the connection stays usable), and calls the portable
+//! core with a D1 store and WebCrypto PBKDF2. Configuration is parsed once per isolate; an
+//! invalid configuration answers every request with `misconfigured` and logs the variable's name.
 
 mod crypto;
 mod d1;
@@ -14,7 +14,8 @@ use std::rc::Rc;
 
 use futures_util::StreamExt;
 use worker::{
-    console_error, console_log, event, Context, Date, Env, Headers, ScheduleContext, ScheduledEvent,
+    console_error, console_log, event, ByteStream, Context, Date, Env, Headers, ScheduleContext,
+    ScheduledEvent,
 };
 
 use crate::app::{self, Outcome, Services};
@@ -61,7 +62,20 @@ fn config(env: &Env) -> Rc<Result<Config, ConfigError>> {
     })
 }
 
-/// Converts the runtime's request, reading at most `limit` bytes of body.
+/// How much of a refused body is still read, and dropped, before the 413 is sent.
+///
+/// A keep-alive HTTP/1.1 client sends its next request on the same connection as soon as it has
+/// an answer. If the worker answers while part of the body is unread, the runtime closes the
+/// connection after the answer (workerd when more than 64 KiB are left, which it reads on by
+/// itself; Miniflare, so `wrangler dev` and the tests, whatever is left) without a
+/// `Connection: close` header (one that a worker sets is dropped). The client's next request on
+/// that connection then fails (ECONNRESET, EPIPE) whenever it was sent before the close arrived.
+/// Reading the body to its end keeps the connection usable; a larger body than this is refused
+/// at once, and its connection is closed.
+const DRAIN_LIMIT: u64 = 1 << 20;
+
+/// Converts the runtime's request, reading at most `limit` bytes of body. A body over the limit
+/// is read on to its end (see [`DRAIN_LIMIT`]) before the refusal.
 async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request, Error> {
     let mut headers = Vec::new();
     for (name, value) in req.headers().entries() {
@@ -71,20 +85,35 @@ async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request,
         .iter()
         .find(|(k, _)| k == "content-length")
         .and_then(|(_, v)| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    let mut stream = match req.inner().body() {
+        Some(_) => Some(
+            req.stream()
+                .map_err(|e| Error::Internal(format!("reading the body: {e}")))?,
+        ),
+        None => None,
+    };
+    if let Some(declared) = declared.filter(|&n| n > limit as u64) {
+        // A client that waits for `100 Continue` sends no body after a refusal: nothing to read.
+        let waits = headers
+            .iter()
+            .any(|(k, v)| k == "expect" && v.trim().eq_ignore_ascii_case("100-continue"));
+        if let Some(stream) = stream
+            .as_mut()
+            .filter(|_| !waits && declared <= DRAIN_LIMIT)
+        {
+            discard(stream, DRAIN_LIMIT).await;
+        }
         return Err(Error::PayloadTooLarge(limit));
     }
     // Sized from Content-Length (at most the limit) up to 64 KiB, so a small body is copied once;
     // no more is reserved before the bytes arrive: wasm memory never shrinks.
     let mut body = Vec::with_capacity(declared.map_or(0, |n| n.min(65_536) as usize));
-    if req.inner().body().is_some() {
-        let mut stream = req
-            .stream()
-            .map_err(|e| Error::Internal(format!("reading the body: {e}")))?;
+    if let Some(stream) = stream.as_mut() {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk
                 .map_err(|_| Error::BadRequest("the request body could not be read".into()))?;
             if body.len() + chunk.len() > limit {
+                discard(stream, DRAIN_LIMIT).await;
                 return Err(Error::PayloadTooLarge(limit));
             }
             body.extend_from_slice(&chunk);
@@ -103,6 +132,18 @@ async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request,
         headers,
         body,
     })
+}
+
+/// Reads the rest of a refused body and drops it, stopping after `budget` bytes or at an error
+/// (where the connection is lost anyway).
+async fn discard(stream: &mut ByteStream, budget: u64) {
+    let mut read = 0u64;
+    while read <= budget {
+        match stream.next().await {
+            Some(Ok(chunk)) => read += chunk.len() as u64,
+            Some(Err(_)) | None => return,
+        }
+    }
 }
 
 fn headers_of(pairs: &[(String, String)]) -> worker::Result<Headers> {
