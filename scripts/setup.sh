@@ -91,12 +91,19 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 # The Nuxt example has its own lockfile (with rollup's optional per-platform packages listed, so
-# that `npm ci` accepts it).
+# that `npm ci` accepts it). It installs this repository's clients/js and clients/nuxt as copies
+# (its .npmrc sets install-links), so a change to their files reinstalls it too.
 EX=examples/nuxt-static
+ex_stamp() {
+  cat "$EX/package-lock.json"
+  find clients/js clients/nuxt -type f -not -path '*/node_modules/*' -not -path '*/test/*' -print0 |
+    LC_ALL=C sort -z | xargs -0 sha256sum
+}
 if [ -f "$EX/package-lock.json" ] &&
-   { [ ! -f "$EX/node_modules/.package-lock.json" ] || ! cmp -s "$EX/package-lock.json" "$EX/node_modules/.gatehouse-lock"; }; then
+   { [ ! -f "$EX/node_modules/.package-lock.json" ] || ! ex_stamp | cmp -s - "$EX/node_modules/.gatehouse-lock"; }; then
   log "installing the Nuxt example's npm packages (npm ci in $EX)"
-  (cd "$EX" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.gatehouse-lock)
+  (cd "$EX" && npm ci --no-audit --no-fund --loglevel=error)
+  ex_stamp >"$EX/node_modules/.gatehouse-lock"
 fi
 # A real Directus 11 (SQLite) for the end-to-end tests, from tests/directus's lockfile: installed
 # once per machine into $GATEHOUSE_DIRECTUS ($GATEHOUSE_TOOLS/directus-<lockfile hash>) and reused.

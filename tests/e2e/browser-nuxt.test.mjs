@@ -2,10 +2,12 @@
 // and the demo CMS: the site is served from http://localhost:<site>, Gatehouse from
 // http://localhost:<gatehouse> (same site, another origin), attack pages from an unlisted
 // http://localhost:<other> (same site) and from http://127.0.0.1:<other> (another site).
+// The example is built on the @gatehouse/nuxt module (clients/nuxt), installed with
+// @gatehouse/client (clients/js) into its node_modules as copies, as a site installs them.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -48,6 +50,28 @@ async function waitText(page, testId, pattern, timeout = 15_000) {
   );
 }
 
+/** The files of a directory, recursively, as paths relative to it. */
+function filesIn(dir, prefix = '') {
+  return readdirSync(path.join(dir, prefix), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? filesIn(dir, path.join(prefix, e.name)) : [path.join(prefix, e.name)],
+  );
+}
+
+/** The example's copy of a package of this repository differs from what `npm pack` makes of it. */
+function staleCopy(source, name) {
+  const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--loglevel=error'], { cwd: source, encoding: 'utf8' }));
+  const installed = path.join(EXAMPLE, 'node_modules', ...name.split('/'));
+  const want = packed.files.map((f) => f.path).sort();
+  let have;
+  try {
+    have = filesIn(installed).sort();
+  } catch {
+    return ['(not installed)'];
+  }
+  const differing = want.filter((f) => !have.includes(f) || !readFileSync(path.join(installed, f)).equals(readFileSync(path.join(source, f))));
+  return [...differing, ...have.filter((f) => !want.includes(f))];
+}
+
 async function itemTitles(page) {
   return page.$$eval('[data-testid="item"]', (els) => els.map((e) => e.textContent.trim()));
 }
@@ -85,6 +109,12 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
       },
     });
     gatehouse = `http://localhost:${new URL(w.url).port}`;
+
+    // The example must build on the current packages: it holds copies of them (install-links).
+    for (const [dir, name] of [['js', '@gatehouse/client'], ['nuxt', '@gatehouse/nuxt']]) {
+      const stale = staleCopy(path.join(ROOT, 'clients', dir), name);
+      assert.deepEqual(stale, [], `examples/nuxt-static/node_modules/${name} is not the current clients/${dir} (${stale.join(', ')}): run bash scripts/setup.sh`);
+    }
 
     // The real static build, pointed at this Gatehouse.
     const gen = spawnSync(path.join(EXAMPLE, 'node_modules', '.bin', 'nuxt'), ['generate'], {
@@ -131,6 +161,13 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     const pageErrors = [];
     tab1.on('pageerror', (e) => pageErrors.push(e));
 
+    // 0. The guarded page (/account, middleware gatehouse-auth) sends a visitor who is not
+    //    signed in to the home page, without showing itself.
+    await tab1.goto(`${siteUrl}/account`);
+    await tab1.waitForURL(`${siteUrl}/`);
+    await waitText(tab1, 'status', /Not logged in/);
+    assert.equal(await tab1.$('[data-testid=account]'), null, 'the account page is not shown');
+
     // 1. Sign up; the published items are listed.
     await tab1.goto(`${siteUrl}/`);
     await waitText(tab1, 'status', /Not logged in/);
@@ -163,8 +200,23 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     await waitText(tab1, 'items', /Written in Chromium/);
     await expectNoTokenStored(tab1, 'after reload');
 
+    // 3b. Signed in, the guarded page shows: reached by a link, and loaded directly (it waits for
+    //     the session restored from the cookie); then back home by a link.
+    const emailRe = new RegExp(email.replace(/[.]/g, '\\.'));
+    await tab1.click('[data-testid=nav-account]');
+    await waitText(tab1, 'account-email', emailRe);
+    assert.equal(tab1.url(), `${siteUrl}/account`);
+    await tab1.goto(`${siteUrl}/account`);
+    await waitText(tab1, 'account-email', emailRe);
+    assert.equal(tab1.url(), `${siteUrl}/account`);
+    await waitText(tab1, 'account-roles', /user/);
+    await tab1.click('[data-testid=nav-home]');
+    await waitText(tab1, 'who', emailRe);
+    await waitText(tab1, 'items', /Written in Chromium/);
+
     // 4. A second tab restores the same session.
     const tab2 = await context.newPage();
+    tab2.on('pageerror', (e) => pageErrors.push(e));
     await tab2.goto(`${siteUrl}/`);
     await waitText(tab2, 'who', new RegExp(email.replace(/[.]/g, '\\.')));
     await expectNoTokenStored(tab2, 'second tab');
@@ -249,10 +301,14 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     const me1 = await tab1.evaluate(async () => document.querySelector('[data-testid=who]').textContent);
     assert.equal(me1, email);
 
-    // 7. Logout in one tab ends the session everywhere.
+    // 7. Logout in one tab ends the session everywhere; the other tab, on the guarded page,
+    //    is sent home.
     const [current] = (await context.cookies(`${gatehouse}/auth/refresh`)).filter((c) => c.name === 'gatehouse_refresh');
+    await tab2.click('[data-testid=nav-account]');
+    await waitText(tab2, 'account-email', emailRe);
     await tab1.click('[data-testid=logout]');
     await waitText(tab1, 'status', /Not logged in/);
+    await tab2.waitForURL(`${siteUrl}/`);
     await waitText(tab2, 'status', /Not logged in/);
     await expectNoTokenStored(tab1, 'after logout');
     await expectNoTokenStored(tab2, 'after logout');
@@ -274,12 +330,15 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     await waitText(tab2, 'items', /Written in Chromium/);
     await expectNoTokenStored(tab2, 'after login and reload');
 
-    // 9. The client module served by Gatehouse imports into a page of another origin.
+    // 9. The client module served by Gatehouse imports into a page of another origin, and is
+    //    the file of the @gatehouse/client package the site was built with.
     const served = await tab1.evaluate(async (g) => {
       const mod = await import(`${g}/client/gatehouse.js`);
       return typeof mod.createClient;
     }, gatehouse);
     assert.equal(served, 'function');
+    const servedText = await (await fetch(`${w.url}/client/gatehouse.js`)).text();
+    assert.equal(servedText, readFileSync(path.join(EXAMPLE, 'node_modules', '@gatehouse', 'client', 'gatehouse.js'), 'utf8'));
     assert.deepEqual(pageErrors, []);
     await context.close();
   });

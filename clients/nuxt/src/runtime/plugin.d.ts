@@ -1,0 +1,5 @@
+import type { Plugin } from '#app';
+import type { Gatehouse } from './state';
+
+declare const plugin: Plugin<{ gatehouse: Gatehouse }>;
+export default plugin;
