@@ -13,10 +13,11 @@ use crate::app::{
 };
 use crate::caller::{authenticate, Caller, CredentialKind};
 use crate::config::valid_role;
-use crate::error::{Error, TokenRejection};
-use crate::http::{Request, Response};
 use crate::password;
-use crate::platform::Pbkdf2;
+use crate::primitives::encoding::{decode_query_component_strict, QueryDecodeError};
+use crate::primitives::error::{Error, TokenRejection};
+use crate::primitives::http::{Request, Response};
+use crate::primitives::platform::Pbkdf2;
 use crate::store::{ApiKey, AuditEvent, AuditQuery, Family, RevokeReason, Store, User, UserQuery};
 
 /// The role the admin API requires.
@@ -87,26 +88,15 @@ pub(crate) fn family_json(f: &Family, now: i64, idle_ms: i64) -> Value {
 // Query strings
 
 fn percent_decode(s: &str) -> Result<String, Error> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hexpair = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| Error::BadRequest("the query string is malformed".into()))?;
-                out.push(hexpair);
-                i += 2;
+    decode_query_component_strict(s).map_err(|err| {
+        Error::BadRequest(
+            match err {
+                QueryDecodeError::MalformedEscape => "the query string is malformed",
+                QueryDecodeError::NotUtf8 => "the query string is not UTF-8",
             }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| Error::BadRequest("the query string is not UTF-8".into()))
+            .into(),
+        )
+    })
 }
 
 /// The query parameters; a repeated or unknown name is refused.

@@ -11,10 +11,10 @@ use sha2::Sha256;
 
 use crate::app::Services;
 use crate::caller::{Caller, CredentialKind};
-use crate::config::Pepper;
-use crate::encoding::{base32_lower, hex};
-use crate::error::Error;
-use crate::platform::{random_array, Pbkdf2, Rng};
+use crate::primitives::encoding::{base32_lower, hex};
+use crate::primitives::error::Error;
+use crate::primitives::platform::{random_array, Pbkdf2, Rng};
+use crate::primitives::secrets::Pepper;
 use crate::store::{ApiKey, Store};
 
 /// Every key starts with this.
@@ -50,7 +50,7 @@ pub fn hash(pepper: &Pepper, key: &str) -> String {
 /// The pepper, or `misconfigured` naming it (for minting).
 pub fn pepper<'a, S, H>(svc: &'a Services<'_, S, H>) -> Result<&'a Pepper, Error> {
     svc.config.api_key_pepper.as_ref().ok_or_else(|| {
-        Error::Misconfigured(crate::config::ConfigError::new(
+        Error::Misconfigured(crate::primitives::error::ConfigError::new(
             "API_KEY_PEPPER",
             "missing: API keys need it (`wrangler secret put API_KEY_PEPPER`)",
         ))
@@ -130,7 +130,7 @@ pub fn valid_scope(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::SystemRng;
+    use crate::primitives::platform::SystemRng;
 
     #[test]
     fn keys_have_the_documented_shape_and_differ() {

@@ -5,13 +5,14 @@ use serde_json::{json, Map, Value};
 use crate::caller::authenticate;
 use crate::client_asset;
 use crate::config::{Config, Registration};
-use crate::cors;
 use crate::csrf;
-use crate::encoding::base32_lower;
-use crate::error::Error;
-use crate::http::{Request, Response};
 use crate::password::{self, Verdict};
-use crate::platform::{random_array, Clock, Pbkdf2, Rng};
+use crate::primitives::cookies;
+use crate::primitives::cors;
+use crate::primitives::encoding::base32_lower;
+use crate::primitives::error::Error;
+use crate::primitives::http::{Request, Response};
+use crate::primitives::platform::{random_array, Clock, Pbkdf2, Rng};
 use crate::proxy::{self, Route, Upstream, UpstreamFailure, UpstreamResponse};
 use crate::ratelimit::{self, Bucket};
 use crate::refresh::{self, Decision};
@@ -53,7 +54,7 @@ pub async fn serve<S: Store, H: Pbkdf2, U: Upstream>(
     upstream: &U,
     mut req: Request,
 ) -> Outcome<U::Body> {
-    let preflight = cors::preflight(svc.config, &req).is_some();
+    let preflight = cors::preflight(&svc.config.allowed_origins, &req).is_some();
     let mut outcome = match svc.config.routes.find(&req.path) {
         Some(route) if !preflight => {
             // The body moves on to the upstream request.
@@ -125,7 +126,7 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
 
 /// Handles one request. Never panics on input; every failure becomes an error response.
 pub async fn handle<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) -> Response {
-    let mut response = match cors::preflight(svc.config, req) {
+    let mut response = match cors::preflight(&svc.config.allowed_origins, req) {
         Some(preflight) => preflight,
         None => match route(svc, req).await {
             Ok(response) => response,
@@ -144,7 +145,7 @@ pub async fn handle<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request
 /// error: adds the CORS headers for the request's origin.
 /// Idempotent.
 pub fn finish(config: &Config, req: &Request, headers: &mut Vec<(String, String)>) {
-    cors::apply(config, req.header("origin"), headers);
+    cors::apply(&config.allowed_origins, req.header("origin"), headers);
 }
 
 async fn route<S: Store, H: Pbkdf2>(
@@ -207,12 +208,12 @@ pub(crate) fn json_body(
     if req.body.len() > config.max_body_bytes {
         return Err(Error::PayloadTooLarge(config.max_body_bytes));
     }
-    let content_type = req.header("content-type");
-    if let Some(ct) = content_type {
-        let essence = ct.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/json") {
-            return Err(Error::UnsupportedMediaType);
-        }
+    let content_type = req.media_type();
+    if content_type
+        .as_deref()
+        .is_some_and(|media| media != "application/json")
+    {
+        return Err(Error::UnsupportedMediaType);
     }
     if req.body.iter().all(u8::is_ascii_whitespace) {
         if allow_empty {
@@ -314,9 +315,12 @@ pub(crate) fn user_json(user: &User) -> Value {
 }
 
 fn refresh_cookie(config: &Config, value: &str, max_age_secs: i64) -> String {
-    format!(
-        "{REFRESH_COOKIE}={value}; Path={REFRESH_COOKIE_PATH}; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite={}",
-        config.cookie_same_site.as_str()
+    cookies::set_cookie(
+        REFRESH_COOKIE,
+        value,
+        REFRESH_COOKIE_PATH,
+        max_age_secs,
+        config.cookie_same_site,
     )
 }
 
@@ -740,7 +744,9 @@ async fn authenticated<S: Store, H: Pbkdf2>(
     )?;
     let user = svc.store.user_by_id(&verified.claims.sub).await?;
     let Some(user) = user.filter(|u| !u.disabled) else {
-        return Err(Error::InvalidToken(crate::error::TokenRejection::Claims));
+        return Err(Error::InvalidToken(
+            crate::primitives::error::TokenRejection::Claims,
+        ));
     };
     Ok((verified, user))
 }
@@ -764,7 +770,9 @@ async fn change_password<S: Store, H: Pbkdf2>(
     if let Some(sid) = verified.claims.sid.as_deref() {
         let family = svc.store.family(sid).await?;
         if family.is_none_or(|f| f.revoked_at.is_some() || f.user_id != user.id) {
-            return Err(Error::InvalidToken(crate::error::TokenRejection::Claims));
+            return Err(Error::InvalidToken(
+                crate::primitives::error::TokenRejection::Claims,
+            ));
         }
     }
     let body = json_body(svc.config, req, false)?;

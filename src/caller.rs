@@ -5,9 +5,9 @@
 //! read) through the isolate's verify cache, so a token costs one Ed25519 check per isolate.
 
 use crate::app::Services;
-use crate::error::Error;
-use crate::http::Request;
-use crate::platform::Pbkdf2;
+use crate::primitives::error::Error;
+use crate::primitives::http::Request;
+use crate::primitives::platform::Pbkdf2;
 use crate::store::Store;
 
 /// How the caller proved who they are.

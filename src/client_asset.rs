@@ -1,7 +1,7 @@
 //! The JavaScript client (`clients/js`), compiled into the worker and served at a stable path so
 //! a static site can `import { createClient } from 'https://<gatehouse>/client/gatehouse.js'`.
 
-use crate::http::Response;
+use crate::primitives::http::Response;
 
 /// Path of the ES module.
 pub const MODULE_PATH: &str = "/client/gatehouse.js";

@@ -5,7 +5,10 @@
 
 use std::fmt;
 
-use crate::proxy::routes::Secret;
+use crate::primitives::cookies::SameSite;
+use crate::primitives::cors::AllowedOrigins;
+use crate::primitives::error::ConfigError;
+use crate::primitives::secrets::{Pepper, Secret};
 use crate::proxy::Routes;
 use crate::token::{decode_key32, KeySet, VerifyCache};
 
@@ -15,33 +18,6 @@ pub const MAX_PBKDF2_ITERATIONS: u32 = 100_000;
 /// Fewest PBKDF2 iterations accepted.
 pub const MIN_PBKDF2_ITERATIONS: u32 = 10_000;
 
-/// A configuration variable that is missing or invalid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The variable's name, e.g. `ACCESS_TOKEN_TTL`.
-    pub var: &'static str,
-    /// What is wrong with it (never the value of a secret).
-    pub reason: String,
-}
-
-impl ConfigError {
-    /// A new error about `var`.
-    pub fn new(var: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            var,
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: {}: {}", self.var, self.reason)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 /// Whether anyone may create an account through `POST /auth/register`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Registration {
@@ -49,28 +25,6 @@ pub enum Registration {
     Open,
     /// Accounts are created by operators only (the default).
     Closed,
-}
-
-/// The refresh cookie's `SameSite` attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
-    /// Sent on top-level navigations and same-site requests (the default).
-    Lax,
-    /// Same-site requests only.
-    Strict,
-    /// Sent cross-site too (needs `Secure`; blocked by browsers that block third-party cookies).
-    None,
-}
-
-impl SameSite {
-    /// The attribute value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Lax => "Lax",
-            Self::Strict => "Strict",
-            Self::None => "None",
-        }
-    }
 }
 
 /// The whole, validated configuration.
@@ -103,7 +57,7 @@ pub struct Config {
     pub cookie_same_site: SameSite,
     /// Origins of the pages that may call Gatehouse from a browser with credentials
     /// (`ALLOWED_ORIGINS`, comma-separated `scheme://host[:port]`, default none).
-    pub allowed_origins: Vec<String>,
+    pub allowed_origins: AllowedOrigins,
     /// Key of the session-bound CSRF tokens, derived from the signing key.
     pub csrf_key: crate::csrf::CsrfKey,
     /// Signing key (`JWT_SIGNING_KEY`, secret) and previous public keys
@@ -127,23 +81,6 @@ pub struct Config {
     pub session_retention_days: i64,
 }
 
-/// The API-key pepper. Its `Debug` never shows the value.
-#[derive(Clone)]
-pub struct Pepper(Vec<u8>);
-
-impl Pepper {
-    /// The secret bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Pepper {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Pepper(<redacted>)")
-    }
-}
-
 /// Attempts allowed per fixed window; 0 switches a limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
@@ -157,48 +94,6 @@ pub struct RateLimits {
     pub register_per_ip: i64,
     /// Refreshes per session family per window (`RATE_LIMIT_REFRESH_PER_FAMILY`, default 60).
     pub refresh_per_family: i64,
-}
-
-/// Parses `ALLOWED_ORIGINS`: comma-separated origins, each `http(s)://host[:port]` with no path,
-/// no wildcard and no credentials; stored lower-case.
-fn parse_origins(raw: Option<&str>) -> Result<Vec<String>, ConfigError> {
-    let mut origins = Vec::new();
-    for item in raw
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let bad = |why: &str| {
-            ConfigError::new(
-                "ALLOWED_ORIGINS",
-                format!("{item:?} {why} (expected e.g. https://www.example.com or http://localhost:3000)"),
-            )
-        };
-        let origin = item.trim_end_matches('/').to_ascii_lowercase();
-        let rest = origin
-            .strip_prefix("https://")
-            .or_else(|| origin.strip_prefix("http://"))
-            .ok_or_else(|| bad("is not an http(s) origin"))?;
-        if rest.is_empty()
-            || rest.contains(['/', '?', '#', '@', '*', ' '])
-            || rest.starts_with(':')
-            || rest.ends_with(':')
-        {
-            return Err(bad(
-                "is not an origin (scheme://host[:port], no path or wildcard)",
-            ));
-        }
-        if let Some((_, port)) = rest.rsplit_once(':').filter(|(h, _)| !h.ends_with(']')) {
-            if !rest.starts_with('[') && port.parse::<u16>().is_err() {
-                return Err(bad("has an invalid port"));
-            }
-        }
-        if !origins.contains(&origin) {
-            origins.push(origin);
-        }
-    }
-    Ok(origins)
 }
 
 /// Looks up a variable by name; `None` when unset.
@@ -346,7 +241,7 @@ impl Config {
             }
         };
 
-        let allowed_origins = parse_origins(get(lookup, "ALLOWED_ORIGINS").as_deref())?;
+        let allowed_origins = AllowedOrigins::parse(get(lookup, "ALLOWED_ORIGINS").as_deref())?;
 
         // The secret: its value must never reach an error message.
         let seed = match get(lookup, "JWT_SIGNING_KEY") {
@@ -414,7 +309,7 @@ impl Config {
         };
         let api_key_pepper = match get(lookup, "API_KEY_PEPPER") {
             None => None,
-            Some(raw) if raw.len() >= 32 => Some(Pepper(raw.into_bytes())),
+            Some(raw) if raw.len() >= 32 => Some(Pepper::new(raw.into_bytes())),
             Some(_) => {
                 return Err(ConfigError::new(
                     "API_KEY_PEPPER",
@@ -460,10 +355,7 @@ impl Config {
 
     /// Whether `origin` (an `Origin` header's value) is listed in `ALLOWED_ORIGINS`.
     pub fn origin_allowed(&self, origin: &str) -> bool {
-        let origin = origin.trim();
-        self.allowed_origins
-            .iter()
-            .any(|o| o.eq_ignore_ascii_case(origin))
+        self.allowed_origins.allows(origin)
     }
 
     /// A configuration for tests: the given vars over a fixed signing key.
@@ -478,7 +370,8 @@ impl Config {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
                 .or_else(|| {
-                    (name == "JWT_SIGNING_KEY").then(|| crate::encoding::b64url(&[42u8; 32]))
+                    (name == "JWT_SIGNING_KEY")
+                        .then(|| crate::primitives::encoding::b64url(&[42u8; 32]))
                 })
         };
         Self::from_lookup(&lookup).expect("test configuration is valid")
@@ -488,7 +381,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoding::b64url;
+    use crate::primitives::encoding::b64url;
 
     fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let owned: Vec<(String, String)> = vars

@@ -17,9 +17,9 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
-use crate::encoding::b64url;
-use crate::error::Error;
-use crate::http::Request;
+use crate::primitives::encoding::b64url;
+use crate::primitives::error::Error;
+use crate::primitives::http::Request;
 
 /// Name of the request header carrying the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";

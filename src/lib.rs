@@ -16,13 +16,9 @@ pub mod app;
 pub mod caller;
 pub mod client_asset;
 pub mod config;
-pub mod cors;
 pub mod csrf;
-pub mod encoding;
-pub mod error;
-pub mod http;
 pub mod password;
-pub mod platform;
+pub mod primitives;
 pub mod proxy;
 pub mod prune;
 pub mod ratelimit;
@@ -37,4 +33,4 @@ pub mod selftest;
 #[cfg(target_arch = "wasm32")]
 mod worker;
 
-pub use error::Error;
+pub use primitives::error::Error;

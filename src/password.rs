@@ -8,9 +8,9 @@
 use subtle::ConstantTimeEq;
 
 use crate::config::MAX_PBKDF2_ITERATIONS;
-use crate::encoding::{b64_phc, b64_phc_decode};
-use crate::error::Error;
-use crate::platform::{random_array, Pbkdf2, Rng};
+use crate::primitives::encoding::{b64_phc, b64_phc_decode};
+use crate::primitives::error::Error;
+use crate::primitives::platform::{random_array, Pbkdf2, Rng};
 
 /// Shortest accepted password, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -185,8 +185,8 @@ pub const KNOWN_ANSWERS: &[(&str, &str, u32, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoding::hex;
-    use crate::platform::{RustPbkdf2, SystemRng};
+    use crate::primitives::encoding::hex;
+    use crate::primitives::platform::{RustPbkdf2, SystemRng};
     use futures::executor::block_on;
 
     #[test]

@@ -3,7 +3,7 @@
 //! has passed. Live sessions, recent events and current counters are never touched.
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::primitives::error::Error;
 use crate::store::{PruneCounts, PruneCutoffs, Store};
 
 const DAY_MS: i64 = 86_400_000;

@@ -4,7 +4,7 @@
 //! Over the limit: 429 `auth_rate_limited` with `Retry-After` (seconds to the window's end).
 
 use crate::app::Services;
-use crate::error::Error;
+use crate::primitives::error::Error;
 use crate::store::Store;
 
 /// What is limited; the prefix of the counter's key.

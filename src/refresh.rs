@@ -25,9 +25,9 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::encoding::{b64url, b64url_decode, hex, hex_decode, sha256};
-use crate::error::Error;
-use crate::platform::{random_array, Rng};
+use crate::primitives::encoding::{b64url, b64url_decode, hex, hex_decode, sha256};
+use crate::primitives::error::Error;
+use crate::primitives::platform::{random_array, Rng};
 use crate::store::TokenState;
 
 const PREFIX: &str = "ghr_";
@@ -174,7 +174,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::SystemRng;
+    use crate::primitives::platform::SystemRng;
     use crate::store::Family;
 
     const NOW: i64 = 1_800_000_000_000;

@@ -6,9 +6,9 @@
 
 use serde_json::{json, Value};
 
-use crate::encoding::hex;
 use crate::password::KNOWN_ANSWERS;
-use crate::platform::{Pbkdf2, RustPbkdf2};
+use crate::primitives::encoding::hex;
+use crate::primitives::platform::{Pbkdf2, RustPbkdf2};
 
 /// Compares `hasher` with the RFC 7914 known answers and with the Rust implementation on extra
 /// inputs (including the 100,000-iteration production setting). Returns `(all ok, details)`.
@@ -46,8 +46,8 @@ pub mod contract {
     use self::futures_join::join_all;
 
     use crate::app::new_id;
-    use crate::error::Error;
-    use crate::platform::SystemRng;
+    use crate::primitives::error::Error;
+    use crate::primitives::platform::SystemRng;
     use crate::refresh;
     use crate::store::{
         ApiKey, AuditEvent, AuditQuery, NewFamily, PruneCutoffs, RevokeReason, Rotation, Store,
@@ -777,7 +777,7 @@ pub mod contract {
     fn api_key(owner: &str, now: i64) -> ApiKey {
         ApiKey {
             id: new_id(&SystemRng, "key_"),
-            key_hash: crate::encoding::hex(&crate::encoding::sha256(
+            key_hash: crate::primitives::encoding::hex(&crate::primitives::encoding::sha256(
                 new_id(&SystemRng, "").as_bytes(),
             )),
             label: "deploy bot".into(),

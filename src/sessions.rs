@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 use crate::admin::{audit_event, family_json};
 use crate::app::Services;
 use crate::caller::{authenticate, CredentialKind};
-use crate::error::{Error, TokenRejection};
-use crate::http::{Request, Response};
-use crate::platform::Pbkdf2;
+use crate::primitives::error::{Error, TokenRejection};
+use crate::primitives::http::{Request, Response};
+use crate::primitives::platform::Pbkdf2;
 use crate::store::{RevokeReason, Store};
 
 /// Handles `/auth/sessions` and `/auth/sessions/{id}`.

@@ -16,8 +16,8 @@ use jwt_compact::alg::Ed25519;
 use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken, ValidationError};
 use serde::{Deserialize, Serialize};
 
-use crate::encoding::{b64url, b64url_decode, sha256};
-use crate::error::{Error, TokenRejection};
+use crate::primitives::encoding::{b64url, b64url_decode, sha256};
+use crate::primitives::error::{Error, TokenRejection};
 
 /// The claims Gatehouse puts into an access token besides `iat` and `exp`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,7 +306,7 @@ fn unix_seconds(secs: i64) -> Result<DateTime<Utc>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoding::{b64url, hex_decode};
+    use crate::primitives::encoding::{b64url, hex_decode};
     use hmac::{Hmac, Mac};
 
     const NOW: i64 = 1_800_000_000_000;
@@ -412,7 +412,7 @@ mod tests {
         let pair = KeyPair::from_seed(Seed::from_slice(&sk).unwrap());
         assert_eq!(&pair.pk[..], &pk[..]);
         let signature = pair.sk.sign(b"", None);
-        assert_eq!(crate::encoding::hex(&signature[..]), sig);
+        assert_eq!(crate::primitives::encoding::hex(&signature[..]), sig);
         assert!(pair.pk.verify(b"", &signature).is_ok());
     }
 

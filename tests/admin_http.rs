@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 use gatehouse::app::{handle, Services};
 use gatehouse::caller::{authenticate, CredentialKind};
 use gatehouse::config::Config;
-use gatehouse::encoding::b64url;
-use gatehouse::http::{Request, Response};
-use gatehouse::platform::{Clock, RustPbkdf2, SystemRng};
+use gatehouse::primitives::encoding::b64url;
+use gatehouse::primitives::http::{Request, Response};
+use gatehouse::primitives::platform::{Clock, RustPbkdf2, SystemRng};
 use gatehouse::store::memory::MemoryStore;
 use gatehouse::store::{AuditQuery, Store, User};
 

@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 
 use gatehouse::app::{handle, Services};
 use gatehouse::config::Config;
-use gatehouse::encoding::{b64url, b64url_decode, hex};
-use gatehouse::http::{Request, Response};
-use gatehouse::platform::{Clock, RustPbkdf2, SystemRng};
+use gatehouse::primitives::encoding::{b64url, b64url_decode, hex};
+use gatehouse::primitives::http::{Request, Response};
+use gatehouse::primitives::platform::{Clock, RustPbkdf2, SystemRng};
 use gatehouse::refresh;
 use gatehouse::store::memory::MemoryStore;
 use gatehouse::store::{AuditEvent, Family, NewFamily, Store, TokenState, User};

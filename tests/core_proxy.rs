@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 
 use gatehouse::app::{serve, Outcome, Services};
 use gatehouse::config::Config;
-use gatehouse::encoding::b64url;
-use gatehouse::http::Request;
-use gatehouse::platform::{FixedClock, RustPbkdf2, SystemRng};
+use gatehouse::primitives::encoding::b64url;
+use gatehouse::primitives::http::Request;
+use gatehouse::primitives::platform::{FixedClock, RustPbkdf2, SystemRng};
 use gatehouse::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
 use gatehouse::store::memory::MemoryStore;
 use gatehouse::token::AccessClaims;
@@ -91,7 +91,7 @@ fn routes() -> String {
     .to_string()
 }
 
-fn config_with(routes: &str) -> Result<Config, gatehouse::config::ConfigError> {
+fn config_with(routes: &str) -> Result<Config, gatehouse::primitives::error::ConfigError> {
     let seed = b64url(&[7; 32]);
     let routes = routes.to_string();
     let lookup = move |name: &str| -> Option<String> {

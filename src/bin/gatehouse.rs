@@ -39,9 +39,9 @@ pub mod cli {
 
     use gatehouse::app::{new_id, normalize_email, normalize_name};
     use gatehouse::config::{valid_role, MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS};
-    use gatehouse::encoding::b64url;
     use gatehouse::password;
-    use gatehouse::platform::{random_array, RustPbkdf2, SystemRng};
+    use gatehouse::primitives::encoding::b64url;
+    use gatehouse::primitives::platform::{random_array, RustPbkdf2, SystemRng};
     use gatehouse::token::{public_jwk, KeySet};
 
     const USAGE: &str = "\

@@ -26,8 +26,9 @@ pub mod sign;
 use serde_json::Value;
 
 use crate::caller::Caller;
-use crate::error::Error;
-use crate::http::Request;
+use crate::primitives::encoding;
+use crate::primitives::error::Error;
+use crate::primitives::http::Request;
 
 pub use policy::Target;
 use policy::{Action, OwnerLookup};
@@ -61,7 +62,10 @@ impl std::fmt::Debug for UpstreamRequest {
         f.debug_struct("UpstreamRequest")
             .field("method", &self.method)
             .field("url", &url)
-            .field("headers", &crate::http::RedactedHeaders(&self.headers))
+            .field(
+                "headers",
+                &crate::primitives::http::RedactedHeaders(&self.headers),
+            )
             .field("body_len", &self.body.as_ref().map(Vec::len))
             .field("timeout_ms", &self.timeout_ms)
             .finish()
@@ -122,7 +126,7 @@ impl Incoming {
         if body.len() > route.max_body_bytes {
             return Err(Error::PayloadTooLarge(route.max_body_bytes));
         }
-        let media = media_type(req);
+        let media = req.media_type().unwrap_or_default();
         let json = (is_write(&req.method) && !body.is_empty() && is_json(&media)).then(|| {
             json::parse(&body).map_err(|e| match e {
                 json::StrictError::Syntax => Error::InvalidJson,
@@ -378,7 +382,7 @@ fn inject(injection: Option<&Injection>, headers: &mut Vec<(String, String)>, qu
             }
             query.push_str(name);
             query.push('=');
-            query.push_str(&path::encode_component(injection.secret.expose()));
+            query.push_str(&encoding::encode_component(injection.secret.expose()));
         }
     }
 }
@@ -525,15 +529,6 @@ fn forwardable_headers(
         .collect()
 }
 
-/// The request's media type, lower-case, without parameters (`""` when absent).
-fn media_type(req: &Request) -> String {
-    req.header("content-type")
-        .and_then(|ct| ct.split(';').next())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
 fn is_json(media_type: &str) -> bool {
     media_type == "application/json" || media_type.ends_with("+json")
 }
@@ -553,7 +548,7 @@ fn refuse_method_override(
         matches!(parsed, Ok(Value::Object(map)) if map.keys().any(|k| is_override(k)))
     } else if media == "application/x-www-form-urlencoded" {
         String::from_utf8_lossy(body).split('&').any(|pair| {
-            is_override(&path::decode_query_component(
+            is_override(&encoding::decode_query_component(
                 pair.split('=').next().unwrap_or(""),
             ))
         })
@@ -591,7 +586,7 @@ pub fn filter_response(
                 )
                 || route.secrets().any(|s| {
                     value.contains(s.expose())
-                        || value.contains(&path::encode_component(s.expose()))
+                        || value.contains(&encoding::encode_component(s.expose()))
                 }))
         })
         .collect();

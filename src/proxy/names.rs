@@ -9,7 +9,7 @@
 //! no spelling of a refused name through. `tests/fixtures/php-query-names.json` holds PHP's own
 //! answers for a table of spellings, and the tests below check [`php_name`] against it.
 
-use crate::proxy::path::decode_query_component;
+use crate::primitives::encoding::decode_query_component;
 
 /// PHP's `max_input_nesting_level` default: a name nested deeper is dropped.
 const PHP_MAX_NESTING: usize = 64;

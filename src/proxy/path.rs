@@ -13,7 +13,8 @@
 //! * malformed percent escapes, and encoded bytes that are not valid UTF-8 (overlong forms
 //!   such as `%c0%ae` or `%e0%80%af`).
 
-use crate::error::Error;
+use crate::primitives::encoding::hex_pair;
+use crate::primitives::error::Error;
 
 /// Checks `remainder` (still percent-encoded, without a leading `/`).
 pub fn check_remainder(remainder: &str) -> Result<(), Error> {
@@ -71,47 +72,6 @@ pub fn check_remainder(remainder: &str) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-fn hex_pair(hex: &[u8]) -> Option<u8> {
-    let digit = |c: u8| (c as char).to_digit(16);
-    Some((digit(hex[0])? * 16 + digit(hex[1])?) as u8)
-}
-
-/// Percent-decodes a query-string component (`+` is a space); invalid escapes stay as they are.
-pub fn decode_query_component(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 3 <= bytes.len() => match hex_pair(&bytes[i + 1..i + 3]) {
-                Some(v) => {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
-                None => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub fn encode_component(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -179,13 +139,5 @@ mod tests {
         ] {
             assert!(check_remainder(bad).is_err(), "{bad:?} was accepted");
         }
-    }
-
-    #[test]
-    fn query_components_decode() {
-        assert_eq!(decode_query_component("api%5Fkey"), "api_key");
-        assert_eq!(decode_query_component("a+b%20c"), "a b c");
-        assert_eq!(decode_query_component("%zz%"), "%zz%");
-        assert_eq!(encode_component("a b/é"), "a%20b%2F%C3%A9");
     }
 }

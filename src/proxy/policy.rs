@@ -19,8 +19,9 @@
 use serde_json::{Map, Value};
 
 use crate::caller::Caller;
-use crate::config::{ConfigError, Lookup};
-use crate::error::Error;
+use crate::config::Lookup;
+use crate::primitives::error::ConfigError;
+use crate::primitives::error::Error;
 use crate::proxy::json;
 use crate::proxy::names;
 use crate::proxy::path::check_remainder;
@@ -234,7 +235,7 @@ impl Endpoint {
                     }
                 }
             }
-            let value = crate::proxy::path::decode_query_component(raw_value);
+            let value = crate::primitives::encoding::decode_query_component(raw_value);
             for kind in kinds {
                 if name.structured && *kind != QueryKind::Any {
                     return Err(refuse(format!(

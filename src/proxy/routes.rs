@@ -21,7 +21,9 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::config::{valid_role, ConfigError, Lookup};
+use crate::config::{valid_role, Lookup};
+use crate::primitives::error::ConfigError;
+use crate::primitives::secrets::Secret;
 use crate::proxy::policy::{parse_endpoint, Endpoint, RouteContext};
 
 /// The pseudo-role every caller has, signed in or not.
@@ -57,28 +59,6 @@ const WRITE_METHODS: &[&str] = &["POST", "PUT", "PATCH", "DELETE"];
 /// Paths Gatehouse answers itself; no route prefix may shadow them.
 const RESERVED_PREFIXES: &[&str] = &["/auth/", "/admin/", "/.well-known/", "/client/", "/__"];
 const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz"];
-
-/// A secret's value. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    /// The value, for injection or signing only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
 
 /// Where an injected credential goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -831,7 +811,7 @@ pub fn normalize_header_name(name: &str) -> String {
 /// (`api.key`, `api key`, `api[key`, `api_key%00x` and `api_key[]` all reach
 /// `$_GET['api_key']`).
 pub fn normalize_param_name(name: &str) -> String {
-    let decoded = crate::proxy::path::decode_query_component(name);
+    let decoded = crate::primitives::encoding::decode_query_component(name);
     // PHP's built-in server drops a `?` that starts the query.
     let decoded = decoded.strip_prefix('?').unwrap_or(&decoded);
     crate::proxy::names::php_name(decoded).to_lowercase()

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::encoding::sha256;
+use crate::primitives::encoding::sha256;
 
 /// The signature's label in `Signature` and `Signature-Input`.
 pub const LABEL: &str = "gatehouse";

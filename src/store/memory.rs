@@ -7,7 +7,7 @@ use super::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyLookup, NewFamily, PruneCounts, PruneCutoffs,
     RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenState, User, UserQuery,
 };
-use crate::error::Error;
+use crate::primitives::error::Error;
 
 #[derive(Debug, Clone)]
 struct TokenRow {

@@ -12,7 +12,7 @@ pub mod memory;
 
 use std::fmt;
 
-use crate::error::Error;
+use crate::primitives::error::Error;
 
 /// A user account.
 #[derive(Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
 
-use crate::error::Error;
+use crate::primitives::error::Error;
 use crate::store::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyLookup, NewFamily, PruneCounts, PruneCutoffs,
     RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenState, User, UserQuery,

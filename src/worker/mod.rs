@@ -18,10 +18,11 @@ use worker::{
 };
 
 use crate::app::{self, Outcome, Services};
-use crate::config::{Config, ConfigError};
-use crate::error::Error;
-use crate::http::{Request, Response};
-use crate::platform::{FixedClock, SystemRng};
+use crate::config::Config;
+use crate::primitives::error::ConfigError;
+use crate::primitives::error::Error;
+use crate::primitives::http::{Request, Response};
+use crate::primitives::platform::{FixedClock, SystemRng};
 
 use self::crypto::WebCryptoPbkdf2;
 use self::d1::D1Store;
@@ -156,7 +157,11 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     // configuration, still readable by allowed pages.
     let refused = |config: &Config, err: &Error| {
         let mut response = Response::error(err);
-        crate::cors::apply(config, origin.as_deref(), &mut response.headers);
+        crate::primitives::cors::apply(
+            &config.allowed_origins,
+            origin.as_deref(),
+            &mut response.headers,
+        );
         Outcome::Local(response)
     };
     let outcome = match (read_request(req, limit).await, config.as_ref()) {

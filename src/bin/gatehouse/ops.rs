@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use gatehouse::apikey;
 use gatehouse::app::{new_id, normalize_email};
 use gatehouse::config::{valid_role, Config};
-use gatehouse::platform::SystemRng;
+use gatehouse::primitives::platform::SystemRng;
 
 use super::cli::{quote, run_wrangler, Target};
 
@@ -195,7 +195,7 @@ fn mint_key(args: &[String]) -> Result<(), String> {
     let config = Config::from_lookup(&|name: &str| match name {
         "API_KEY_PEPPER" => Some(pepper_raw.clone()),
         // Only the pepper matters here; a throwaway signing seed satisfies the parser.
-        "JWT_SIGNING_KEY" => Some(gatehouse::encoding::b64url(&[1u8; 32])),
+        "JWT_SIGNING_KEY" => Some(gatehouse::primitives::encoding::b64url(&[1u8; 32])),
         _ => None,
     })
     .map_err(|e| e.to_string())?;

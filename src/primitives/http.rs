@@ -1,6 +1,7 @@
 //! The core's own small HTTP types: what the adapter hands in and gets back.
 
-use crate::error::Error;
+use crate::primitives::cookies;
+use crate::primitives::error::{Error, TokenRejection};
 
 /// An incoming request, already size-limited by the adapter. `Debug` shows no header value,
 /// query or body: they carry credentials.
@@ -83,13 +84,12 @@ impl Request {
 
     /// Every value of cookie `name`, in the order sent.
     pub fn cookies<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-        self.headers
+        let headers = self
+            .headers
             .iter()
             .filter(|(k, _)| k == "cookie")
-            .flat_map(|(_, v)| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .filter(move |(k, _)| k.trim() == name)
-            .map(|(_, v)| v.trim())
+            .map(|(_, v)| v.as_str());
+        cookies::values(headers, name)
     }
 
     /// The bearer token of the `Authorization` header: `Ok(None)` when there is no such header,
@@ -104,8 +104,20 @@ impl Request {
             {
                 Ok(Some(token.trim()))
             }
-            _ => Err(Error::InvalidToken(crate::error::TokenRejection::Malformed)),
+            _ => Err(Error::InvalidToken(TokenRejection::Malformed)),
         }
+    }
+
+    /// The media type of the `Content-Type` header, lower-case and without parameters
+    /// (`None` when there is no such header).
+    pub fn media_type(&self) -> Option<String> {
+        self.header("content-type").map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
     }
 
     /// The scheme the request came in with (`https` unless the adapter said otherwise).

@@ -9,7 +9,32 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::config::ConfigError;
+/// A configuration variable that is missing or invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable's name, e.g. `ACCESS_TOKEN_TTL`.
+    pub var: &'static str,
+    /// What is wrong with it (never the value of a secret).
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// A new error about `var`.
+    pub fn new(var: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}: {}", self.var, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// Why an access token was refused. Kept for logs; the wire only says `invalid_token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

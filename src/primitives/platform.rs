@@ -4,7 +4,7 @@
 //! wasm32-unknown-unknown, so the adapter reads `Date.now()` once per request and the core only
 //! ever sees the [`Clock`] it is handed.
 
-use crate::error::Error;
+use crate::primitives::error::Error;
 
 /// Current time in Unix milliseconds.
 pub trait Clock {

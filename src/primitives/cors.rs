@@ -9,8 +9,8 @@
 //! browser hides the answer from it. `Vary: Origin` goes on every response, so a cache never
 //! serves one origin's headers to another.
 
-use crate::config::Config;
-use crate::http::{Request, Response};
+use crate::primitives::error::ConfigError;
+use crate::primitives::http::{Request, Response};
 
 /// Methods announced in preflight answers.
 pub const ALLOW_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
@@ -21,6 +21,60 @@ pub const EXPOSE_HEADERS: &str = "Retry-After, WWW-Authenticate";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECS: u32 = 600;
 
+/// The origins listed in `ALLOWED_ORIGINS`, lower-case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedOrigins(Vec<String>);
+
+impl AllowedOrigins {
+    /// Parses `ALLOWED_ORIGINS`: comma-separated origins, each `http(s)://host[:port]` with no path,
+    /// no wildcard and no credentials; stored lower-case.
+    pub fn parse(raw: Option<&str>) -> Result<Self, ConfigError> {
+        let mut origins = Vec::new();
+        for item in raw
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let bad = |why: &str| {
+                ConfigError::new(
+                    "ALLOWED_ORIGINS",
+                    format!("{item:?} {why} (expected e.g. https://www.example.com or http://localhost:3000)"),
+                )
+            };
+            let origin = item.trim_end_matches('/').to_ascii_lowercase();
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+                .ok_or_else(|| bad("is not an http(s) origin"))?;
+            if rest.is_empty()
+                || rest.contains(['/', '?', '#', '@', '*', ' '])
+                || rest.starts_with(':')
+                || rest.ends_with(':')
+            {
+                return Err(bad(
+                    "is not an origin (scheme://host[:port], no path or wildcard)",
+                ));
+            }
+            if let Some((_, port)) = rest.rsplit_once(':').filter(|(h, _)| !h.ends_with(']')) {
+                if !rest.starts_with('[') && port.parse::<u16>().is_err() {
+                    return Err(bad("has an invalid port"));
+                }
+            }
+            if !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        }
+        Ok(Self(origins))
+    }
+
+    /// Whether `origin` (an `Origin` header's value) is listed.
+    pub fn allows(&self, origin: &str) -> bool {
+        let origin = origin.trim();
+        self.0.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    }
+}
+
 fn has(headers: &[(String, String)], name: &str) -> bool {
     headers.iter().any(|(k, _)| k == name)
 }
@@ -28,7 +82,7 @@ fn has(headers: &[(String, String)], name: &str) -> bool {
 /// Adds the CORS headers for a request's `Origin` header to a response's headers (names
 /// lower-case). Headers already set for a public resource (`access-control-allow-origin: *`) are
 /// kept; applying twice changes nothing.
-pub fn apply(config: &Config, origin: Option<&str>, headers: &mut Vec<(String, String)>) {
+pub fn apply(origins: &AllowedOrigins, origin: Option<&str>, headers: &mut Vec<(String, String)>) {
     if !headers
         .iter()
         .any(|(k, v)| k == "vary" && v.to_ascii_lowercase().contains("origin"))
@@ -38,7 +92,7 @@ pub fn apply(config: &Config, origin: Option<&str>, headers: &mut Vec<(String, S
     if has(headers, "access-control-allow-origin") {
         return;
     }
-    let Some(origin) = origin.filter(|o| config.origin_allowed(o)) else {
+    let Some(origin) = origin.filter(|o| origins.allows(o)) else {
         return;
     };
     headers.push(("access-control-allow-origin".into(), origin.to_string()));
@@ -52,15 +106,12 @@ pub fn apply(config: &Config, origin: Option<&str>, headers: &mut Vec<(String, S
 /// The answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`), or `None`
 /// when `req` is not one. Unlisted origins get a 204 without CORS headers: the browser then
 /// refuses to send the real request.
-pub fn preflight(config: &Config, req: &Request) -> Option<Response> {
+pub fn preflight(origins: &AllowedOrigins, req: &Request) -> Option<Response> {
     if req.method != "OPTIONS" || req.header("access-control-request-method").is_none() {
         return None;
     }
     let mut response = Response::empty(204);
-    if req
-        .header("origin")
-        .is_some_and(|o| config.origin_allowed(o))
-    {
+    if req.header("origin").is_some_and(|o| origins.allows(o)) {
         response = response
             .with_header("access-control-allow-methods", ALLOW_METHODS)
             .with_header("access-control-allow-headers", ALLOW_HEADERS)
@@ -73,8 +124,8 @@ pub fn preflight(config: &Config, req: &Request) -> Option<Response> {
 mod tests {
     use super::*;
 
-    fn config() -> Config {
-        Config::for_tests(&[("ALLOWED_ORIGINS", "https://site.example")])
+    fn config() -> AllowedOrigins {
+        AllowedOrigins::parse(Some("https://site.example")).unwrap()
     }
 
     fn get<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -77,9 +77,109 @@ pub fn base32_lower(bytes: &[u8]) -> String {
     out
 }
 
+/// The byte a two-digit hex escape (`hex`, e.g. `b"2F"`) stands for.
+pub fn hex_pair(hex: &[u8]) -> Option<u8> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    Some((digit(hex[0])? * 16 + digit(hex[1])?) as u8)
+}
+
+/// A query-string component percent-decoded (`+` is a space): the bytes, and whether every
+/// `%` began a valid escape (an invalid one is kept as it is).
+fn percent_decode(raw: &str) -> (Vec<u8>, bool) {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut well_formed = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match bytes.get(i + 1..i + 3).and_then(hex_pair) {
+                Some(v) => {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+                None => {
+                    well_formed = false;
+                    out.push(b'%');
+                }
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    (out, well_formed)
+}
+
+/// Percent-decodes a query-string component (`+` is a space); invalid escapes stay as they are
+/// and bytes that are not UTF-8 become U+FFFD.
+pub fn decode_query_component(raw: &str) -> String {
+    String::from_utf8_lossy(&percent_decode(raw).0).into_owned()
+}
+
+/// Why [`decode_query_component_strict`] refused a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryDecodeError {
+    /// A `%` that does not begin a two-digit hex escape.
+    MalformedEscape,
+    /// The decoded bytes are not UTF-8.
+    NotUtf8,
+}
+
+/// Percent-decodes a query-string component (`+` is a space), refusing malformed escapes and
+/// bytes that are not UTF-8.
+pub fn decode_query_component_strict(raw: &str) -> Result<String, QueryDecodeError> {
+    let (bytes, well_formed) = percent_decode(raw);
+    if !well_formed {
+        return Err(QueryDecodeError::MalformedEscape);
+    }
+    String::from_utf8(bytes).map_err(|_| QueryDecodeError::NotUtf8)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode_component(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_components_decode() {
+        assert_eq!(decode_query_component("api%5Fkey"), "api_key");
+        assert_eq!(decode_query_component("a+b%20c"), "a b c");
+        assert_eq!(decode_query_component("%zz%"), "%zz%");
+        assert_eq!(encode_component("a b/é"), "a%20b%2F%C3%A9");
+    }
+
+    #[test]
+    fn strict_query_decoding_refuses_bad_escapes_and_non_utf8() {
+        assert_eq!(
+            decode_query_component_strict("a+b%2Fc").as_deref(),
+            Ok("a b/c")
+        );
+        assert_eq!(
+            decode_query_component_strict("%zz"),
+            Err(QueryDecodeError::MalformedEscape)
+        );
+        assert_eq!(
+            decode_query_component_strict("a%2"),
+            Err(QueryDecodeError::MalformedEscape)
+        );
+        assert_eq!(
+            decode_query_component_strict("%ff"),
+            Err(QueryDecodeError::NotUtf8)
+        );
+    }
 
     #[test]
     fn hex_round_trip() {
