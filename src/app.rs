@@ -174,10 +174,7 @@ async fn route<S: Store, H: Pbkdf2>(
     match req.path.as_str() {
         "/healthz" => Ok(Response::json(200, &json!({ "status": "ok" }))),
         "/readyz" => {
-            svc.store
-                .ping()
-                .await
-                .map_err(|err| Error::Unavailable(err.to_string()))?;
+            svc.store.ping().await?;
             Ok(Response::json(200, &json!({ "status": "ready" })))
         }
         "/.well-known/jwks.json" => Ok(Response::json(200, &svc.config.keys.jwks())

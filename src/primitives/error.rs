@@ -274,6 +274,51 @@ impl Error {
         }
     }
 
+    /// The header its answer carries besides the JSON body, as `(lower-case name, value)`:
+    /// `Allow` on a 405, `WWW-Authenticate` on the 401s of a bearer credential, `Retry-After` on
+    /// a 429. Exhaustive, so a new variant decides its header here.
+    pub fn header(&self) -> Option<(&'static str, Cow<'static, str>)> {
+        let bearer = |description: &str| {
+            Some((
+                "www-authenticate",
+                Cow::Owned(format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{description}\""
+                )),
+            ))
+        };
+        match self {
+            Self::MethodNotAllowed(allow) => Some(("allow", allow.clone())),
+            Self::NoAuth => Some(("www-authenticate", Cow::Borrowed("Bearer"))),
+            Self::InvalidToken(_) | Self::ExpiredToken | Self::InvalidApiKey(_) => {
+                bearer(self.code())
+            }
+            Self::AuthRateLimited(secs) => Some(("retry-after", Cow::Owned(secs.to_string()))),
+            Self::BadRequest(_)
+            | Self::InvalidJson
+            | Self::UnsupportedMediaType
+            | Self::PayloadTooLarge(_)
+            | Self::NotFound
+            | Self::QueryNotAllowed(_)
+            | Self::BodyNotAllowed(_)
+            | Self::NotOwner
+            | Self::InvalidCredentials
+            | Self::RegistrationClosed
+            | Self::EmailTaken
+            | Self::WeakPassword(_)
+            | Self::InvalidRefreshToken(_)
+            | Self::RefreshTokenReused
+            | Self::Misconfigured(_)
+            | Self::InsufficientRole
+            | Self::InvalidPath(_)
+            | Self::UpstreamUnavailable(_)
+            | Self::UpstreamTimeout(_)
+            | Self::CsrfValidationFailed(_)
+            | Self::ScopeViolation
+            | Self::Unavailable(_)
+            | Self::Internal(_) => None,
+        }
+    }
+
     /// Whether this error is worth an error-level log line (server-side faults).
     pub fn is_server_fault(&self) -> bool {
         self.status() >= 500

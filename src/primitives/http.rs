@@ -182,27 +182,8 @@ impl Response {
     /// The JSON error response for `err`, with its log line.
     pub fn error(err: &Error) -> Self {
         let mut response = Self::json(err.status(), &err.to_json());
-        match err {
-            Error::MethodNotAllowed(allow) => {
-                response = response.with_header("allow", allow);
-            }
-            Error::NoAuth | Error::InvalidToken(_) | Error::ExpiredToken => {
-                let value = match err.code() {
-                    "no_auth" => "Bearer".to_string(),
-                    code => format!("Bearer error=\"invalid_token\", error_description=\"{code}\""),
-                };
-                response = response.with_header("www-authenticate", &value);
-            }
-            Error::InvalidApiKey(_) => {
-                response = response.with_header(
-                    "www-authenticate",
-                    "Bearer error=\"invalid_token\", error_description=\"invalid_api_key\"",
-                );
-            }
-            Error::AuthRateLimited(secs) => {
-                response = response.with_header("retry-after", &secs.to_string());
-            }
-            _ => {}
+        if let Some((name, value)) = err.header() {
+            response = response.with_header(name, &value);
         }
         response.log = Some(err.to_string());
         response

@@ -279,6 +279,7 @@ pub struct PruneCounts {
 #[allow(async_fn_in_trait)] // Workers futures are !Send; nothing here needs Send.
 pub trait Store {
     /// Succeeds when the storage answers and has the schema.
+    /// Fails with [`Error::Unavailable`] (`/readyz` answers it as it is).
     async fn ping(&self) -> Result<(), Error>;
 
     /// Inserts a user and, optionally, its first refresh family and an audit event, atomically.

@@ -329,6 +329,10 @@ impl Store for D1Store {
         )
         .await
         .map(drop)
+        .map_err(|err| match err {
+            Error::Internal(cause) => Error::Unavailable(cause),
+            other => other,
+        })
     }
 
     async fn create_user(
