@@ -1,19 +1,21 @@
 //! Native tests of API keys, the admin API, self-service sessions, rate limits and the prune,
-//! through `gatehouse::app::handle` over the in-memory store with a clock moved by hand.
+//! through `gatehouse::routes::handle` over the in-memory store with a clock moved by hand.
 
 use std::cell::Cell;
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
 
-use gatehouse::app::{handle, Services};
-use gatehouse::caller::{authenticate, CredentialKind};
-use gatehouse::config::Config;
+use gatehouse::domain::caller::CredentialKind;
+use gatehouse::domain::config::Config;
+use gatehouse::domain::store::memory::MemoryStore;
+use gatehouse::domain::store::{AuditQuery, Store, User};
 use gatehouse::primitives::encoding::b64url;
 use gatehouse::primitives::http::{Request, Response};
 use gatehouse::primitives::platform::{Clock, RustPbkdf2, SystemRng};
-use gatehouse::store::memory::MemoryStore;
-use gatehouse::store::{AuditQuery, Store, User};
+use gatehouse::routes::handle;
+use gatehouse::services::auth::authenticate;
+use gatehouse::services::Services;
 
 const T0: i64 = 1_800_000_000_000;
 const SECOND: i64 = 1_000;
@@ -117,7 +119,7 @@ impl Gate {
         let body = expect_status(&res, 201);
         let id = body["user"]["id"].as_str().unwrap().to_string();
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-        let ev = gatehouse::store::AuditEvent {
+        let ev = gatehouse::domain::store::AuditEvent {
             at: self.now(),
             kind: "role_changed".into(),
             actor_user_id: None,
@@ -258,7 +260,7 @@ fn api_keys_authenticate_until_revoked_or_expired_and_touch_once_a_minute() {
         &admin,
         json!({ "owner_user_id": bob_id, "label": "ci", "role": "editor", "scopes": ["cms-read"], "expires_at": T0 + DAY }),
     );
-    assert!(gatehouse::apikey::well_formed(&key), "{key}");
+    assert!(gatehouse::domain::apikey::well_formed(&key), "{key}");
     assert!(view.get("key_hash").is_none(), "{view}");
     let req =
         Request::new("GET", "/anything").with_header("authorization", &format!("Bearer {key}"));
@@ -769,10 +771,15 @@ fn the_prune_keeps_live_sessions_and_recent_events() {
         ("AUDIT_RETENTION_DAYS", "30"),
     ]);
     let (ann_id, _, ann_refresh) = gate.user("ann@example.com", &["user"]);
-    let counts = block_on(gatehouse::prune::run(&gate.store, &gate.config, gate.now())).unwrap();
+    let counts = block_on(gatehouse::services::prune::run(
+        &gate.store,
+        &gate.config,
+        gate.now(),
+    ))
+    .unwrap();
     assert_eq!((counts.families, counts.audit_events), (0, 0));
     // 29 days on, the two families (30-day lifetime, 7-day idle) idled out 22 days ago.
-    let counts = block_on(gatehouse::prune::run(
+    let counts = block_on(gatehouse::services::prune::run(
         &gate.store,
         &gate.config,
         T0 + 29 * DAY,
@@ -784,7 +791,7 @@ fn the_prune_keeps_live_sessions_and_recent_events() {
         &Request::new("POST", "/auth/refresh").with_json(&json!({ "refresh_token": ann_refresh })),
     );
     expect_error(&res, 401, "invalid_refresh_token");
-    let counts = block_on(gatehouse::prune::run(
+    let counts = block_on(gatehouse::services::prune::run(
         &gate.store,
         &gate.config,
         T0 + 31 * DAY,

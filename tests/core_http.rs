@@ -1,4 +1,4 @@
-//! Native end-to-end tests of the portable core: `gatehouse::app::handle` over the in-memory
+//! Native end-to-end tests of the portable core: `gatehouse::routes::handle` over the in-memory
 //! store, RustCrypto PBKDF2, the system random source and a clock the test moves by hand.
 //!
 //! These cover what the workerd end-to-end tests cannot do easily: anything that needs time to
@@ -10,15 +10,16 @@ use std::cell::Cell;
 use futures::executor::block_on;
 use serde_json::{json, Value};
 
-use gatehouse::app::{handle, Services};
-use gatehouse::config::Config;
+use gatehouse::domain::config::Config;
+use gatehouse::domain::refresh;
+use gatehouse::domain::store::memory::MemoryStore;
+use gatehouse::domain::store::{AuditEvent, Family, NewFamily, Store, TokenState, User};
+use gatehouse::domain::token::{AccessClaims, KeySet};
 use gatehouse::primitives::encoding::{b64url, b64url_decode, hex};
 use gatehouse::primitives::http::{Request, Response};
 use gatehouse::primitives::platform::{Clock, RustPbkdf2, SystemRng};
-use gatehouse::refresh;
-use gatehouse::store::memory::MemoryStore;
-use gatehouse::store::{AuditEvent, Family, NewFamily, Store, TokenState, User};
-use gatehouse::token::{AccessClaims, KeySet};
+use gatehouse::routes::handle;
+use gatehouse::services::Services;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -336,7 +337,7 @@ fn claims_for(user_id: &str) -> AccessClaims {
 /// A user stored directly, bypassing registration.
 fn stored_user(email: &str, password_hash: String, disabled: bool) -> User {
     User {
-        id: gatehouse::app::new_id(&SystemRng, "usr_"),
+        id: gatehouse::primitives::encoding::new_id(&SystemRng, "usr_"),
         email: email.into(),
         name: None,
         password_hash,
@@ -348,7 +349,7 @@ fn stored_user(email: &str, password_hash: String, disabled: bool) -> User {
 }
 
 fn password_hash(password: &str, iterations: u32) -> String {
-    block_on(gatehouse::password::hash(
+    block_on(gatehouse::domain::password::hash(
         &RustPbkdf2,
         &SystemRng,
         password,
@@ -361,7 +362,7 @@ fn password_hash(password: &str, iterations: u32) -> String {
 fn new_family(user_id: &str, now: i64) -> (String, NewFamily) {
     let token = refresh::generate(&SystemRng);
     let family = NewFamily {
-        id: gatehouse::app::new_id(&SystemRng, "fam_"),
+        id: gatehouse::primitives::encoding::new_id(&SystemRng, "fam_"),
         user_id: user_id.into(),
         created_at: now,
         expires_at: now + DEFAULT_REFRESH_TTL_SECS * 1000,

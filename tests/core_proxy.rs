@@ -6,14 +6,15 @@ use std::cell::RefCell;
 use futures::executor::block_on;
 use serde_json::{json, Value};
 
-use gatehouse::app::{serve, Outcome, Services};
-use gatehouse::config::Config;
+use gatehouse::domain::config::Config;
+use gatehouse::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
+use gatehouse::domain::store::memory::MemoryStore;
+use gatehouse::domain::token::AccessClaims;
 use gatehouse::primitives::encoding::b64url;
 use gatehouse::primitives::http::Request;
 use gatehouse::primitives::platform::{FixedClock, RustPbkdf2, SystemRng};
-use gatehouse::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
-use gatehouse::store::memory::MemoryStore;
-use gatehouse::token::AccessClaims;
+use gatehouse::routes::{serve, Outcome};
+use gatehouse::services::Services;
 
 const NOW: i64 = 1_800_000_000_000;
 const SECRET: &str = "an upstream signing secret of 32+ chars";
@@ -326,7 +327,7 @@ fn the_signature_covers_method_path_query_identity_and_body() {
          \"x-forwarded-host\" \"x-forwarded-proto\" \"x-gatehouse-auth\" \"x-gatehouse-roles\" \
          \"x-gatehouse-user\");created=1800000000;"
     ));
-    let digest = gatehouse::proxy::sign::content_digest(seen.body.as_ref().unwrap());
+    let digest = gatehouse::domain::proxy::sign::content_digest(seen.body.as_ref().unwrap());
     assert_eq!(
         header(&seen.headers, "content-digest"),
         Some(digest.as_str())
@@ -361,14 +362,14 @@ fn the_signature_covers_method_path_query_identity_and_body() {
         ("x-gatehouse-roles", "user"),
         ("x-gatehouse-user", "usr_a"),
     ];
-    let signed = gatehouse::proxy::sign::Signed {
+    let signed = gatehouse::domain::proxy::sign::Signed {
         method: "POST",
         path: "/api/content/item/posts",
         query: "x=1",
         fields: &fields,
         created: 1_800_000_000,
     };
-    let (_, signature) = gatehouse::proxy::sign::sign(SECRET.as_bytes(), &signed);
+    let (_, signature) = gatehouse::domain::proxy::sign::sign(SECRET.as_bytes(), &signed);
     assert_eq!(header(&seen.headers, "signature"), Some(signature.as_str()));
 }
 
@@ -526,7 +527,7 @@ fn a_read_with_a_body_goes_upstream_without_it() {
         assert_eq!(seen.body, None);
         assert_eq!(
             header(&seen.headers, "content-digest"),
-            Some(gatehouse::proxy::sign::content_digest(b"").as_str())
+            Some(gatehouse::domain::proxy::sign::content_digest(b"").as_str())
         );
         for gone in ["content-length", "transfer-encoding"] {
             assert_eq!(header(&seen.headers, gone), None, "{gone}");
@@ -537,7 +538,7 @@ fn a_read_with_a_body_goes_upstream_without_it() {
 #[test]
 fn answers_vary_on_authorization() {
     assert_eq!(
-        gatehouse::proxy::filter_response(
+        gatehouse::domain::proxy::filter_response(
             &config_with(&routes())
                 .unwrap()
                 .routes
@@ -565,8 +566,11 @@ fn answers_vary_on_authorization() {
     let config = config_with(&routes()).unwrap();
     let route = config.routes.iter().next().unwrap();
     for already in ["*", "authorization", "Origin, Authorization"] {
-        let out =
-            gatehouse::proxy::filter_response(route, None, vec![("vary".into(), already.into())]);
+        let out = gatehouse::domain::proxy::filter_response(
+            route,
+            None,
+            vec![("vary".into(), already.into())],
+        );
         assert_eq!(out, vec![("vary".to_string(), already.to_string())]);
     }
 }

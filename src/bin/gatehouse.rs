@@ -37,12 +37,14 @@ pub mod cli {
     use std::task::{Context, Poll, Waker};
     use std::time::{SystemTime, UNIX_EPOCH};
 
-    use gatehouse::app::{new_id, normalize_email, normalize_name};
-    use gatehouse::config::{valid_role, MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS};
-    use gatehouse::password;
+    use gatehouse::domain::account::{normalize_email, normalize_name};
+    use gatehouse::domain::config::{MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS};
+    use gatehouse::domain::password;
+    use gatehouse::domain::token::{public_jwk, KeySet};
+    use gatehouse::domain::vars::valid_role;
     use gatehouse::primitives::encoding::b64url;
+    use gatehouse::primitives::encoding::new_id;
     use gatehouse::primitives::platform::{random_array, RustPbkdf2, SystemRng};
-    use gatehouse::token::{public_jwk, KeySet};
 
     const USAGE: &str = "\
 usage:

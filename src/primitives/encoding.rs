@@ -4,6 +4,8 @@ use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use crate::primitives::platform::{random_array, Rng};
+
 /// Base64url without padding (JWT, JWK, refresh tokens).
 pub fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -147,6 +149,12 @@ pub fn encode_component(value: &str) -> String {
         }
     }
     out
+}
+
+/// A new random identifier with `prefix`: 128 bits in base32.
+pub fn new_id(rng: &dyn Rng, prefix: &str) -> String {
+    let bytes: [u8; 16] = random_array(rng);
+    format!("{prefix}{}", base32_lower(&bytes))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
 
-use crate::config::MAX_PBKDF2_ITERATIONS;
+use crate::domain::config::MAX_PBKDF2_ITERATIONS;
 use crate::primitives::error::Error;
 use crate::primitives::platform::Pbkdf2;
 

@@ -17,12 +17,13 @@ use worker::{
     console_error, console_log, event, Context, Date, Env, Headers, ScheduleContext, ScheduledEvent,
 };
 
-use crate::app::{self, Outcome, Services};
-use crate::config::Config;
+use crate::domain::config::Config;
 use crate::primitives::error::ConfigError;
 use crate::primitives::error::Error;
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::{FixedClock, SystemRng};
+use crate::routes::{self, Outcome};
+use crate::services::Services;
 
 use self::crypto::WebCryptoPbkdf2;
 use self::d1::D1Store;
@@ -208,7 +209,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             return;
         }
     };
-    match crate::prune::run(&D1Store::new(db), config, now).await {
+    match crate::services::prune::run(&D1Store::new(db), config, now).await {
         Ok(counts) => console_log!(
             "prune at {now}: {} families, {} refresh tokens, {} audit events, {} rate-limit counters deleted",
             counts.families,
@@ -225,7 +226,7 @@ async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
     request: Request,
 ) -> Outcome<worker::ResponseBody> {
-    app::serve(services, &FetchUpstream, request).await
+    routes::serve(services, &FetchUpstream, request).await
 }
 
 /// The self-test build adds `/__selftest/contract` (the storage contract suite against this
@@ -238,7 +239,7 @@ async fn dispatch(
     use serde_json::json;
     Outcome::Local(match (request.method.as_str(), request.path.as_str()) {
         ("POST", "/__selftest/contract") => {
-            let outcomes = crate::selftest::contract::run(services.store).await;
+            let outcomes = crate::domain::selftest::contract::run(services.store).await;
             let results: Vec<_> = outcomes
                 .iter()
                 .map(|o| json!({ "name": o.name, "ok": o.error.is_none(), "error": o.error }))
@@ -246,9 +247,9 @@ async fn dispatch(
             Response::json(200, &json!({ "results": results }))
         }
         ("POST", "/__selftest/pbkdf2") => {
-            let (ok, cases) = crate::selftest::pbkdf2_cross_check(services.hasher).await;
+            let (ok, cases) = crate::domain::selftest::pbkdf2_cross_check(services.hasher).await;
             Response::json(200, &json!({ "ok": ok, "cases": cases }))
         }
-        _ => return app::serve(services, &FetchUpstream, request).await,
+        _ => return routes::serve(services, &FetchUpstream, request).await,
     })
 }

@@ -9,9 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use gatehouse::apikey;
-use gatehouse::app::{new_id, normalize_email};
-use gatehouse::config::{valid_role, Config};
+use gatehouse::domain::account::normalize_email;
+use gatehouse::domain::apikey;
+use gatehouse::domain::config::Config;
+use gatehouse::domain::vars::valid_role;
+use gatehouse::primitives::encoding::new_id;
 use gatehouse::primitives::platform::SystemRng;
 
 use super::cli::{quote, run_wrangler, Target};

@@ -1,315 +1,30 @@
-//! Routing and handlers: `(request) -> response`, with everything external passed in.
+//! The account endpoints under `/auth/`: register, login, refresh, logout, the session's CSRF
+//! token, the caller's profile and password change.
 
 use serde_json::{json, Map, Value};
 
-use crate::caller::authenticate;
-use crate::client_asset;
-use crate::config::{Config, Registration};
-use crate::csrf;
-use crate::password::{self, Verdict};
+use crate::domain::account::{normalize_email, normalize_name};
+use crate::domain::config::{Config, Registration};
+use crate::domain::csrf;
+use crate::domain::password::{self, Verdict};
+use crate::domain::refresh::{self, Decision};
+use crate::domain::store::{NewFamily, RevokeReason, Rotation, Store, User};
+use crate::domain::token::{AccessClaims, VerifiedAccess};
+use crate::primitives::body::{json_body, optional_bool, optional_string, string_field};
 use crate::primitives::cookies;
-use crate::primitives::cors;
-use crate::primitives::encoding::base32_lower;
-use crate::primitives::error::Error;
+use crate::primitives::encoding::new_id;
+use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
-use crate::primitives::platform::{random_array, Clock, Pbkdf2, Rng};
-use crate::proxy::{self, Route, Upstream, UpstreamFailure, UpstreamResponse};
-use crate::ratelimit::{self, Bucket};
-use crate::refresh::{self, Decision};
-use crate::store::{AuditEvent, NewFamily, RevokeReason, Rotation, Store, User};
-use crate::token::{AccessClaims, VerifiedAccess};
+use crate::primitives::platform::Pbkdf2;
+use crate::routes::views::user_json;
+use crate::services::audit::own_event;
+use crate::services::ratelimit::{self, Bucket};
+use crate::services::Services;
 
 /// Name of the refresh-token cookie.
 pub const REFRESH_COOKIE: &str = "gatehouse_refresh";
 /// Path the refresh cookie is scoped to.
 pub const REFRESH_COOKIE_PATH: &str = "/auth";
-
-/// Everything a request is handled with.
-pub struct Services<'a, S, H> {
-    /// The validated configuration.
-    pub config: &'a Config,
-    /// Storage.
-    pub store: &'a S,
-    /// PBKDF2.
-    pub hasher: &'a H,
-    /// The request's time.
-    pub clock: &'a dyn Clock,
-    /// Randomness.
-    pub rng: &'a dyn Rng,
-}
-
-/// What the adapter sends back: a response of Gatehouse's own, or an upstream's answer whose
-/// body it streams through unread.
-#[derive(Debug)]
-pub enum Outcome<B> {
-    /// Answered by Gatehouse.
-    Local(Response),
-    /// Answered by a proxied route's upstream (headers already filtered).
-    Proxied(UpstreamResponse<B>),
-}
-
-/// Serves one request: a proxied route goes upstream, everything else to [`handle`].
-pub async fn serve<S: Store, H: Pbkdf2, U: Upstream>(
-    svc: &Services<'_, S, H>,
-    upstream: &U,
-    mut req: Request,
-) -> Outcome<U::Body> {
-    let preflight = cors::preflight(&svc.config.allowed_origins, &req).is_some();
-    let mut outcome = match svc.config.routes.find(&req.path) {
-        Some(route) if !preflight => {
-            // The body moves on to the upstream request.
-            let body = std::mem::take(&mut req.body);
-            match forward(svc, upstream, route, &req, body).await {
-                Ok(answer) => Outcome::Proxied(answer),
-                Err(err) => Outcome::Local(Response::error(&err)),
-            }
-        }
-        _ => Outcome::Local(handle(svc, &req).await),
-    };
-    // The single exit of buffered and streamed answers alike.
-    match &mut outcome {
-        Outcome::Local(response) => finish(svc.config, &req, &mut response.headers),
-        Outcome::Proxied(answer) => finish(svc.config, &req, &mut answer.headers),
-    }
-    outcome
-}
-
-/// The proxy's phases for one request on `route`; `body` is the request's, taken out of it.
-/// Nothing reaches the upstream before every check has passed.
-async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
-    svc: &Services<'_, S, H>,
-    upstream: &U,
-    route: &Route,
-    req: &Request,
-    body: Vec<u8>,
-) -> Result<UpstreamResponse<U::Body>, Error> {
-    proxy::check_path(route, req)?;
-    let incoming = proxy::Incoming::new(route, req, body)?;
-    let targets = proxy::select(route, req, incoming.json())?;
-    let caller = authenticate(svc, req).await?;
-    let (target, rule) = proxy::authorize(route, targets, &req.method, caller.as_ref())?;
-    let prepared = proxy::prepare(route, &target, caller.as_ref(), req, incoming)?;
-    let secret = svc
-        .config
-        .upstream_signing_secret
-        .as_ref()
-        .ok_or_else(|| Error::Internal("ROUTES without UPSTREAM_SIGNING_SECRET".into()))?;
-    let identity = proxy::Identity {
-        secret: secret.expose().as_bytes(),
-        now_secs: svc.clock.now_ms().div_euclid(1000),
-    };
-    let upstream_failure = |failure| match failure {
-        UpstreamFailure::Unreachable(cause) => Error::UpstreamUnavailable(cause),
-        UpstreamFailure::Timeout => Error::UpstreamTimeout(route.timeout_ms),
-    };
-    if let Some((lookup_request, lookup)) =
-        proxy::owner_lookup(route, &target, caller.as_ref(), req, &prepared, &identity)
-    {
-        let answer = upstream
-            .send(lookup_request)
-            .await
-            .map_err(upstream_failure)?;
-        let bytes = upstream
-            .read_body(answer.body, proxy::policy::LOOKUP_BODY_LIMIT)
-            .await
-            .map_err(upstream_failure)?;
-        proxy::check_owner(lookup, answer.status, &bytes, caller.as_ref())?;
-    }
-    let request = proxy::rewrite(route, rule, caller.as_ref(), req, prepared.body, &identity);
-    let answer = upstream.send(request).await.map_err(upstream_failure)?;
-    Ok(UpstreamResponse {
-        status: answer.status,
-        headers: proxy::filter_response(route, caller.as_ref(), answer.headers),
-        body: answer.body,
-    })
-}
-
-/// Handles one request. Never panics on input; every failure becomes an error response.
-pub async fn handle<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) -> Response {
-    let mut response = match cors::preflight(&svc.config.allowed_origins, req) {
-        Some(preflight) => preflight,
-        None => match route(svc, req).await {
-            Ok(response) => response,
-            Err(err) => Response::error(&err),
-        },
-    };
-    if req.method == "HEAD" {
-        // Same status and headers as GET, no body (load balancers probe with HEAD).
-        response.body.clear();
-    }
-    finish(svc.config, req, &mut response.headers);
-    response
-}
-
-/// The single exit every response's head passes through, buffered or streamed, success or
-/// error: adds the CORS headers for the request's origin.
-/// Idempotent.
-pub fn finish(config: &Config, req: &Request, headers: &mut Vec<(String, String)>) {
-    cors::apply(&config.allowed_origins, req.header("origin"), headers);
-}
-
-async fn route<S: Store, H: Pbkdf2>(
-    svc: &Services<'_, S, H>,
-    req: &Request,
-) -> Result<Response, Error> {
-    if req.path == "/auth/sessions" || req.path.starts_with("/auth/sessions/") {
-        return crate::sessions::route(svc, req).await;
-    }
-    if req.path.starts_with("/admin/") {
-        return crate::admin::route(svc, req).await;
-    }
-    let allow = match req.path.as_str() {
-        "/healthz" | "/readyz" | "/.well-known/jwks.json" | "/auth/me" | "/auth/session" => {
-            "GET, HEAD"
-        }
-        client_asset::MODULE_PATH | client_asset::TYPES_PATH => "GET, HEAD",
-        "/auth/register" | "/auth/login" | "/auth/refresh" | "/auth/logout" | "/auth/password" => {
-            "POST"
-        }
-        _ => return Err(Error::NotFound),
-    };
-    if !allow.split(", ").any(|m| m == req.method) {
-        return Err(Error::MethodNotAllowed(allow.into()));
-    }
-    match req.path.as_str() {
-        "/healthz" => Ok(Response::json(200, &json!({ "status": "ok" }))),
-        "/readyz" => {
-            svc.store.ping().await?;
-            Ok(Response::json(200, &json!({ "status": "ready" })))
-        }
-        "/.well-known/jwks.json" => Ok(Response::json(200, &svc.config.keys.jwks())
-            .with_header("cache-control", "public, max-age=300")),
-        "/auth/me" => me(svc, req).await,
-        "/auth/session" => session_csrf(svc, req).await,
-        path @ (client_asset::MODULE_PATH | client_asset::TYPES_PATH) => {
-            client_asset::serve(path).ok_or(Error::NotFound)
-        }
-        "/auth/password" => change_password(svc, req).await,
-        "/auth/register" => register(svc, req).await,
-        "/auth/login" => login(svc, req).await,
-        "/auth/refresh" => refresh_session(svc, req).await,
-        "/auth/logout" => logout(svc, req).await,
-        _ => Err(Error::NotFound),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Request bodies
-
-/// Parses a JSON object body. `allow_empty`: an empty body counts as `{}`.
-pub(crate) fn json_body(
-    config: &Config,
-    req: &Request,
-    allow_empty: bool,
-) -> Result<Map<String, Value>, Error> {
-    if req.body.len() > config.max_body_bytes {
-        return Err(Error::PayloadTooLarge(config.max_body_bytes));
-    }
-    let content_type = req.media_type();
-    if content_type
-        .as_deref()
-        .is_some_and(|media| media != "application/json")
-    {
-        return Err(Error::UnsupportedMediaType);
-    }
-    if req.body.iter().all(u8::is_ascii_whitespace) {
-        if allow_empty {
-            return Ok(Map::new());
-        }
-        return Err(if content_type.is_none() {
-            Error::UnsupportedMediaType
-        } else {
-            Error::InvalidJson
-        });
-    }
-    if content_type.is_none() {
-        return Err(Error::UnsupportedMediaType);
-    }
-    match serde_json::from_slice::<Value>(&req.body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Error::BadRequest(
-            "the request body must be a JSON object".into(),
-        )),
-        Err(_) => Err(Error::InvalidJson),
-    }
-}
-
-pub(crate) fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
-    match body.get(name) {
-        Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(Error::BadRequest(format!("{name}: required"))),
-        Some(_) => Err(Error::BadRequest(format!("{name}: expected a string"))),
-    }
-}
-
-pub(crate) fn optional_string<'a>(
-    body: &'a Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'a str>, Error> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(Error::BadRequest(format!(
-            "{name}: expected a string or null"
-        ))),
-    }
-}
-
-fn optional_bool(body: &Map<String, Value>, name: &str) -> Result<bool, Error> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(Error::BadRequest(format!("{name}: expected true or false"))),
-    }
-}
-
-/// Trims and lower-cases an email and checks its shape.
-pub fn normalize_email(raw: &str) -> Result<String, Error> {
-    let email = raw.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && match email.split_once('@') {
-            Some((local, domain)) => {
-                !local.is_empty()
-                    && !domain.is_empty()
-                    && !domain.contains('@')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
-            }
-            None => false,
-        };
-    if valid {
-        Ok(email)
-    } else {
-        Err(Error::BadRequest("email: not a valid email address".into()))
-    }
-}
-
-/// Checks a display name: at most 200 characters, no control characters; blank means none.
-pub fn normalize_name(raw: Option<&str>) -> Result<Option<String>, Error> {
-    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
-        return Ok(None);
-    };
-    if name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(Error::BadRequest(
-            "name: at most 200 characters, no control characters".into(),
-        ));
-    }
-    Ok(Some(name.to_string()))
-}
-
-/// A new random identifier with `prefix`: 128 bits in base32.
-pub fn new_id(rng: &dyn Rng, prefix: &str) -> String {
-    let bytes: [u8; 16] = random_array(rng);
-    format!("{prefix}{}", base32_lower(&bytes))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Responses
-
-pub(crate) fn user_json(user: &User) -> Value {
-    json!({ "id": user.id, "email": user.email, "name": user.name, "roles": user.roles })
-}
 
 fn refresh_cookie(config: &Config, value: &str, max_age_secs: i64) -> String {
     cookies::set_cookie(
@@ -371,18 +86,6 @@ fn session_response<S, H>(
     Ok(response)
 }
 
-/// An audit event about the caller's own account (actor and subject alike).
-fn event(
-    req: &Request,
-    now: i64,
-    kind: &str,
-    user_id: Option<&str>,
-    family_id: Option<&str>,
-    detail: Option<Value>,
-) -> AuditEvent {
-    crate::admin::audit_event(req, now, kind, user_id, user_id, family_id, detail)
-}
-
 /// Starts a refresh family for `user`: its first token and the family record.
 fn new_family<S, H>(svc: &Services<'_, S, H>, req: &Request, user_id: &str) -> (String, NewFamily) {
     let now = svc.clock.now_ms();
@@ -401,11 +104,11 @@ fn new_family<S, H>(svc: &Services<'_, S, H>, req: &Request, user_id: &str) -> (
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-async fn register<S: Store, H: Pbkdf2>(
+pub(super) async fn register<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body = json_body(svc.config, req, false)?;
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
     if svc.config.registration == Registration::Closed {
         return Err(Error::RegistrationClosed);
     }
@@ -435,7 +138,7 @@ async fn register<S: Store, H: Pbkdf2>(
         updated_at: now,
     };
     let (token, family) = new_family(svc, req, &user.id);
-    let registered = event(
+    let registered = own_event(
         req,
         now,
         "registered",
@@ -456,11 +159,11 @@ async fn register<S: Store, H: Pbkdf2>(
     )
 }
 
-async fn login<S: Store, H: Pbkdf2>(
+pub(super) async fn login<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body = json_body(svc.config, req, false)?;
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
     let raw_email = string_field(&body, "email")?;
     let pw = string_field(&body, "password")?;
     let delivery = if optional_bool(&body, "refresh_token_in_body")? {
@@ -488,7 +191,7 @@ async fn login<S: Store, H: Pbkdf2>(
         // Same work, same answer as a wrong password.
         password::dummy_verify(svc.hasher, pw, iterations).await?;
         svc.store
-            .record_event(&event(
+            .record_event(&own_event(
                 req,
                 now,
                 "login_failed",
@@ -507,7 +210,7 @@ async fn login<S: Store, H: Pbkdf2>(
             "wrong_password"
         };
         svc.store
-            .record_event(&event(
+            .record_event(&own_event(
                 req,
                 now,
                 "login_failed",
@@ -523,7 +226,7 @@ async fn login<S: Store, H: Pbkdf2>(
         svc.store.upgrade_password_hash(&user.id, &phc, now).await?;
     }
     let (token, family) = new_family(svc, req, &user.id);
-    let succeeded = event(
+    let succeeded = own_event(
         req,
         now,
         "login_succeeded",
@@ -566,16 +269,16 @@ fn presented_refresh_token(
     }
 }
 
-async fn refresh_session<S: Store, H: Pbkdf2>(
+pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body = json_body(svc.config, req, true)?;
+    let body = json_body(req, svc.config.max_body_bytes, true)?;
     let Some((presented, delivery)) = presented_refresh_token(&body, req)? else {
         return Err(Error::NoAuth);
     };
     if delivery == Delivery::Cookie {
-        csrf::check_origin(svc.config, req)?;
+        csrf::check_origin(&svc.config.allowed_origins, req)?;
     }
     if !refresh::well_formed(&presented) {
         return Err(Error::InvalidRefreshToken("malformed"));
@@ -588,7 +291,12 @@ async fn refresh_session<S: Store, H: Pbkdf2>(
             let Some(state) = &state else {
                 return Err(Error::InvalidRefreshToken("unknown"));
             };
-            csrf::check(svc.config, req, &state.family.id)?;
+            csrf::check(
+                &svc.config.csrf_key,
+                &svc.config.allowed_origins,
+                req,
+                &state.family.id,
+            )?;
         }
         if let (true, Some(state)) = (limit_refresh, &state) {
             ratelimit::check(svc, Bucket::RefreshFamily, &state.family.id).await?;
@@ -632,7 +340,7 @@ async fn refresh_session<S: Store, H: Pbkdf2>(
                 "generation": cause.generation,
                 "rotated_ms_ago": cause.rotated_ms_ago,
             });
-            let ev = event(
+            let ev = own_event(
                 req,
                 now,
                 "refresh_token_reused",
@@ -649,23 +357,28 @@ async fn refresh_session<S: Store, H: Pbkdf2>(
     }
 }
 
-async fn logout<S: Store, H: Pbkdf2>(
+pub(super) async fn logout<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body = json_body(svc.config, req, true)?;
+    let body = json_body(req, svc.config.max_body_bytes, true)?;
     let now = svc.clock.now_ms();
     if let Some((token, delivery)) = presented_refresh_token(&body, req)? {
         if delivery == Delivery::Cookie {
-            csrf::check_origin(svc.config, req)?;
+            csrf::check_origin(&svc.config.allowed_origins, req)?;
         }
         if refresh::well_formed(&token) {
             if let Some(state) = svc.store.token_state(&refresh::hash(&token)).await? {
                 if delivery == Delivery::Cookie {
-                    csrf::check(svc.config, req, &state.family.id)?;
+                    csrf::check(
+                        &svc.config.csrf_key,
+                        &svc.config.allowed_origins,
+                        req,
+                        &state.family.id,
+                    )?;
                 }
                 let family = &state.family;
-                let ev = event(
+                let ev = own_event(
                     req,
                     now,
                     "logout",
@@ -685,11 +398,11 @@ async fn logout<S: Store, H: Pbkdf2>(
 /// `GET /auth/session`: the CSRF token of the session in the refresh cookie, for a page that was
 /// reloaded and holds nothing but that HttpOnly cookie. Changes nothing. Only allowed origins
 /// (or the same origin) get an answer, and CORS lets only them read it.
-async fn session_csrf<S: Store, H: Pbkdf2>(
+pub(super) async fn session_csrf<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    csrf::check_origin(svc.config, req)?;
+    csrf::check_origin(&svc.config.allowed_origins, req)?;
     let cookies: Vec<&str> = req
         .cookies(REFRESH_COOKIE)
         .filter(|v| !v.is_empty())
@@ -741,14 +454,12 @@ async fn authenticated<S: Store, H: Pbkdf2>(
     )?;
     let user = svc.store.user_by_id(&verified.claims.sub).await?;
     let Some(user) = user.filter(|u| !u.disabled) else {
-        return Err(Error::InvalidToken(
-            crate::primitives::error::TokenRejection::Claims,
-        ));
+        return Err(Error::InvalidToken(TokenRejection::Claims));
     };
     Ok((verified, user))
 }
 
-async fn me<S: Store, H: Pbkdf2>(
+pub(super) async fn me<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
@@ -758,7 +469,7 @@ async fn me<S: Store, H: Pbkdf2>(
 
 /// `POST /auth/password {current_password, new_password}` with a Bearer token: sets the new
 /// password and revokes every other session of the user (the caller's own stays).
-async fn change_password<S: Store, H: Pbkdf2>(
+pub(super) async fn change_password<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
@@ -767,12 +478,10 @@ async fn change_password<S: Store, H: Pbkdf2>(
     if let Some(sid) = verified.claims.sid.as_deref() {
         let family = svc.store.family(sid).await?;
         if family.is_none_or(|f| f.revoked_at.is_some() || f.user_id != user.id) {
-            return Err(Error::InvalidToken(
-                crate::primitives::error::TokenRejection::Claims,
-            ));
+            return Err(Error::InvalidToken(TokenRejection::Claims));
         }
     }
-    let body = json_body(svc.config, req, false)?;
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
     let current = string_field(&body, "current_password")?;
     let new = string_field(&body, "new_password")?;
     password::check_policy(new)?;
@@ -782,7 +491,7 @@ async fn change_password<S: Store, H: Pbkdf2>(
         == Verdict::Mismatch
     {
         let detail = json!({ "cause": "wrong_current_password" });
-        let ev = event(
+        let ev = own_event(
             req,
             now,
             "password_change_failed",
@@ -796,7 +505,7 @@ async fn change_password<S: Store, H: Pbkdf2>(
     let phc = password::hash(svc.hasher, svc.rng, new, iterations).await?;
     let keep = verified.claims.sid.as_deref();
     // The store records the event with `revoked_sessions` in the same atomic write.
-    let ev = event(req, now, "password_changed", Some(&user.id), keep, None);
+    let ev = own_event(req, now, "password_changed", Some(&user.id), keep, None);
     let revoked = svc
         .store
         .change_password(&user.id, &phc, keep, now, &ev)

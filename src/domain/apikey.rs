@@ -9,13 +9,10 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::app::Services;
-use crate::caller::{Caller, CredentialKind};
+use crate::domain::store::ApiKey;
 use crate::primitives::encoding::{base32_lower, hex};
-use crate::primitives::error::Error;
-use crate::primitives::platform::{random_array, Pbkdf2, Rng};
+use crate::primitives::platform::{random_array, Rng};
 use crate::primitives::secrets::Pepper;
-use crate::store::{ApiKey, Store};
 
 /// Every key starts with this.
 pub const PREFIX: &str = "gk_";
@@ -47,65 +44,6 @@ pub fn hash(pepper: &Pepper, key: &str) -> String {
     hex(&mac.finalize().into_bytes())
 }
 
-/// The pepper, or `misconfigured` naming it (for minting).
-pub fn pepper<'a, S, H>(svc: &'a Services<'_, S, H>) -> Result<&'a Pepper, Error> {
-    svc.config.api_key_pepper.as_ref().ok_or_else(|| {
-        Error::Misconfigured(crate::primitives::error::ConfigError::new(
-            "API_KEY_PEPPER",
-            "missing: API keys need it (`wrangler secret put API_KEY_PEPPER`)",
-        ))
-    })
-}
-
-/// The caller of a `gk_…` bearer. Unknown, revoked, expired, of a disabled owner, or with API
-/// keys switched off (no pepper): 401 `invalid_api_key`.
-pub async fn authenticate<S: Store, H: Pbkdf2>(
-    svc: &Services<'_, S, H>,
-    key: &str,
-) -> Result<Caller, Error> {
-    let Some(pepper) = svc.config.api_key_pepper.as_ref() else {
-        return Err(Error::InvalidApiKey(
-            "API keys are off: API_KEY_PEPPER is not set",
-        ));
-    };
-    if !well_formed(key) {
-        return Err(Error::InvalidApiKey("malformed"));
-    }
-    let Some(found) = svc.store.api_key_by_hash(&hash(pepper, key)).await? else {
-        return Err(Error::InvalidApiKey("unknown"));
-    };
-    let now = svc.clock.now_ms();
-    let k = &found.key;
-    if k.revoked_at.is_some() {
-        return Err(Error::InvalidApiKey("revoked"));
-    }
-    if k.expires_at.is_some_and(|e| e <= now) {
-        return Err(Error::InvalidApiKey("expired"));
-    }
-    if found.owner_disabled {
-        return Err(Error::InvalidApiKey("owner disabled"));
-    }
-    if k.last_used_at.is_none_or(|t| t <= now - TOUCH_INTERVAL_MS) {
-        svc.store
-            .touch_api_key(&k.id, now, TOUCH_INTERVAL_MS)
-            .await?;
-    }
-    // The key's role counts only while its owner still holds it.
-    let roles = if found.owner_roles.contains(&k.role) {
-        vec![k.role.clone()]
-    } else {
-        Vec::new()
-    };
-    Ok(Caller {
-        user_id: k.owner_user_id.clone(),
-        roles,
-        session_id: None,
-        scopes: Some(k.scopes.clone()),
-        kind: CredentialKind::ApiKey,
-        key_id: Some(k.id.clone()),
-    })
-}
-
 /// A key's public view (never its hash).
 pub fn key_json(k: &ApiKey) -> Value {
     json!({
@@ -124,7 +62,7 @@ pub fn key_json(k: &ApiKey) -> Value {
 
 /// Whether `name` is a valid proxy route name for a scope: 1–64 of `a-z 0-9 _ - .`.
 pub fn valid_scope(name: &str) -> bool {
-    crate::config::valid_role(name)
+    crate::domain::vars::valid_role(name)
 }
 
 #[cfg(test)]
@@ -146,8 +84,10 @@ mod tests {
 
     #[test]
     fn the_hash_depends_on_the_pepper_and_hides_the_key() {
-        let config = crate::config::Config::for_tests(&[("API_KEY_PEPPER", &"p".repeat(32))]);
-        let other = crate::config::Config::for_tests(&[("API_KEY_PEPPER", &"q".repeat(32))]);
+        let config =
+            crate::domain::config::Config::for_tests(&[("API_KEY_PEPPER", &"p".repeat(32))]);
+        let other =
+            crate::domain::config::Config::for_tests(&[("API_KEY_PEPPER", &"q".repeat(32))]);
         let key = generate(&SystemRng);
         let h = hash(config.api_key_pepper.as_ref().unwrap(), &key);
         assert_eq!(h.len(), 64);

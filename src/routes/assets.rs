@@ -8,8 +8,8 @@ pub const MODULE_PATH: &str = "/client/gatehouse.js";
 /// Path of its TypeScript declarations.
 pub const TYPES_PATH: &str = "/client/gatehouse.d.ts";
 
-const MODULE: &str = include_str!("../clients/js/gatehouse.js");
-const TYPES: &str = include_str!("../clients/js/gatehouse.d.ts");
+const MODULE: &str = include_str!("../../clients/js/gatehouse.js");
+const TYPES: &str = include_str!("../../clients/js/gatehouse.d.ts");
 
 /// The asset at `path`, if there is one. Any page may load it (`Access-Control-Allow-Origin: *`,
 /// without credentials): it is public code, not an answer about anyone.

@@ -21,10 +21,10 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::config::{valid_role, Lookup};
+use crate::domain::proxy::policy::{parse_endpoint, Endpoint, RouteContext};
+use crate::domain::vars::{valid_role, Lookup};
 use crate::primitives::error::ConfigError;
 use crate::primitives::secrets::Secret;
-use crate::proxy::policy::{parse_endpoint, Endpoint, RouteContext};
 
 /// The pseudo-role every caller has, signed in or not.
 pub const ANONYMOUS: &str = "anonymous";
@@ -467,7 +467,7 @@ fn parse_prefix(name: &str, spec: &Map<String, Value>) -> Result<String, ConfigE
         ));
     }
     let inner = &prefix[1..prefix.len() - 1];
-    if crate::proxy::path::check_remainder(inner).is_err() || inner.contains('%') {
+    if crate::domain::proxy::path::check_remainder(inner).is_err() || inner.contains('%') {
         return Err(route_err(
             name,
             "prefix",
@@ -522,7 +522,7 @@ fn parse_upstream(name: &str, spec: &Map<String, Value>) -> Result<String, Confi
             "the path must end with / (it is the base requests are appended to)",
         ));
     }
-    if crate::proxy::path::check_remainder(&path[1..]).is_err() {
+    if crate::domain::proxy::path::check_remainder(&path[1..]).is_err() {
         return Err(bad("the path must be plain segments"));
     }
     Ok(format!(
@@ -806,7 +806,7 @@ pub fn normalize_header_name(name: &str) -> String {
     name.trim().to_ascii_lowercase().replace('_', "-")
 }
 
-/// Query parameter names compared the way PHP reads them (see [`crate::proxy::names`]): decoded,
+/// Query parameter names compared the way PHP reads them (see [`crate::domain::proxy::names`]): decoded,
 /// lower-case, cut at NUL and at an array `[`, with spaces, dots and an unclosed `[` as `_`
 /// (`api.key`, `api key`, `api[key`, `api_key%00x` and `api_key[]` all reach
 /// `$_GET['api_key']`).
@@ -814,5 +814,5 @@ pub fn normalize_param_name(name: &str) -> String {
     let decoded = crate::primitives::encoding::decode_query_component(name);
     // PHP's built-in server drops a `?` that starts the query.
     let decoded = decoded.strip_prefix('?').unwrap_or(&decoded);
-    crate::proxy::names::php_name(decoded).to_lowercase()
+    crate::domain::proxy::names::php_name(decoded).to_lowercase()
 }

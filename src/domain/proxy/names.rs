@@ -108,7 +108,7 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    const FIXTURE: &str = include_str!("../../tests/fixtures/php-query-names.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/php-query-names.json");
 
     fn cases() -> Vec<Value> {
         let fixture: Value = serde_json::from_str(FIXTURE).expect("fixture is JSON");

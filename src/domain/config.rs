@@ -3,14 +3,13 @@
 //! Every error names the variable it is about. Values of secret variables never appear in an
 //! error, a log line or `Debug` output.
 
-use std::fmt;
-
+use crate::domain::proxy::Routes;
+use crate::domain::token::{decode_key32, KeySet, VerifyCache};
+use crate::domain::vars::{get, int_in, valid_role, Lookup};
 use crate::primitives::cookies::SameSite;
 use crate::primitives::cors::AllowedOrigins;
 use crate::primitives::error::ConfigError;
 use crate::primitives::secrets::{Pepper, Secret};
-use crate::proxy::Routes;
-use crate::token::{decode_key32, KeySet, VerifyCache};
 
 /// Most PBKDF2 iterations Workers' WebCrypto accepts in production (local workerd accepts
 /// more, so this limit is enforced here rather than discovered after deploying).
@@ -59,7 +58,7 @@ pub struct Config {
     /// (`ALLOWED_ORIGINS`, comma-separated `scheme://host[:port]`, default none).
     pub allowed_origins: AllowedOrigins,
     /// Key of the session-bound CSRF tokens, derived from the signing key.
-    pub csrf_key: crate::csrf::CsrfKey,
+    pub csrf_key: crate::domain::csrf::CsrfKey,
     /// Signing key (`JWT_SIGNING_KEY`, secret) and previous public keys
     /// (`JWT_PREVIOUS_PUBLIC_KEYS`).
     pub keys: KeySet,
@@ -94,49 +93,6 @@ pub struct RateLimits {
     pub register_per_ip: i64,
     /// Refreshes per session family per window (`RATE_LIMIT_REFRESH_PER_FAMILY`, default 60).
     pub refresh_per_family: i64,
-}
-
-/// Looks up a variable by name; `None` when unset.
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-fn get(lookup: Lookup<'_>, var: &str) -> Option<String> {
-    lookup(var)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
-fn int_in<T>(
-    lookup: Lookup<'_>,
-    var: &'static str,
-    default: T,
-    min: T,
-    max: T,
-) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-{
-    let Some(raw) = get(lookup, var) else {
-        return Ok(default);
-    };
-    let value: T = raw
-        .parse()
-        .map_err(|_| ConfigError::new(var, format!("expected a whole number, got {raw:?}")))?;
-    if value < min || value > max {
-        return Err(ConfigError::new(
-            var,
-            format!("must be between {min} and {max}, got {value}"),
-        ));
-    }
-    Ok(value)
-}
-
-/// Whether `role` is a valid role name: 1–64 of `a-z 0-9 _ - .`.
-pub fn valid_role(role: &str) -> bool {
-    !role.is_empty()
-        && role.len() <= 64
-        && role
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
 }
 
 impl Config {
@@ -341,7 +297,7 @@ impl Config {
             max_body_bytes,
             cookie_same_site,
             allowed_origins,
-            csrf_key: crate::csrf::CsrfKey::derive(&seed),
+            csrf_key: crate::domain::csrf::CsrfKey::derive(&seed),
             keys,
             verify_cache: VerifyCache::default(),
             routes,

@@ -1,14 +1,6 @@
 //! Who is calling: the credential of a request, checked once, as a [`Caller`].
 //!
-//! The proxy and every endpoint that accepts more than one kind of credential go through
-//! [`authenticate`]. Access tokens are checked from their signature and claims alone (no storage
-//! read) through the isolate's verify cache, so a token costs one Ed25519 check per isolate.
-
-use crate::app::Services;
-use crate::primitives::error::Error;
-use crate::primitives::http::Request;
-use crate::primitives::platform::Pbkdf2;
-use crate::store::Store;
+//! `services::auth::authenticate` makes one from a request's credential.
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,36 +50,4 @@ impl Caller {
             .as_ref()
             .is_none_or(|scopes| scopes.iter().any(|s| s == route))
     }
-}
-
-/// The caller of `req`: `Ok(None)` when no credential was sent, an error when one was sent and
-/// is not valid.
-pub async fn authenticate<S: Store, H: Pbkdf2>(
-    svc: &Services<'_, S, H>,
-    req: &Request,
-) -> Result<Option<Caller>, Error> {
-    let Some(token) = req.bearer()? else {
-        return Ok(None);
-    };
-    if token.starts_with(crate::apikey::PREFIX) {
-        return crate::apikey::authenticate(svc, token).await.map(Some);
-    }
-    let config = svc.config;
-    let verified = config.verify_cache.verify(
-        &config.keys,
-        token,
-        svc.clock.now_ms(),
-        config.clock_leeway_secs,
-        &config.issuer,
-        &config.audience,
-    )?;
-    let claims = verified.claims;
-    Ok(Some(Caller {
-        user_id: claims.sub,
-        roles: claims.roles,
-        session_id: claims.sid,
-        scopes: None,
-        kind: CredentialKind::AccessToken,
-        key_id: None,
-    }))
 }

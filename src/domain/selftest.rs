@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::password::KNOWN_ANSWERS;
+use crate::domain::password::KNOWN_ANSWERS;
 use crate::primitives::encoding::hex;
 use crate::primitives::platform::{Pbkdf2, RustPbkdf2};
 
@@ -45,14 +45,14 @@ pub async fn pbkdf2_cross_check(hasher: &impl Pbkdf2) -> (bool, Vec<Value>) {
 pub mod contract {
     use self::futures_join::join_all;
 
-    use crate::app::new_id;
-    use crate::primitives::error::Error;
-    use crate::primitives::platform::SystemRng;
-    use crate::refresh;
-    use crate::store::{
+    use crate::domain::refresh;
+    use crate::domain::store::{
         ApiKey, AuditEvent, AuditQuery, NewFamily, PruneCutoffs, RevokeReason, Rotation, Store,
         TokenState, User, UserQuery,
     };
+    use crate::primitives::encoding::new_id;
+    use crate::primitives::error::Error;
+    use crate::primitives::platform::SystemRng;
 
     /// One case's result.
     #[derive(Debug, Clone)]
@@ -1326,7 +1326,7 @@ pub mod contract {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::MemoryStore;
+    use crate::domain::store::memory::MemoryStore;
     use futures::executor::block_on;
 
     #[test]

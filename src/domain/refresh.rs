@@ -20,15 +20,15 @@
 //! the live token: at most the newest rotation's seal exists, and using what it reveals makes
 //! the rightful holder's next refresh a detected reuse.
 //!
-//! [`Store::rotate_refresh`]: crate::store::Store::rotate_refresh
+//! [`Store::rotate_refresh`]: crate::domain::store::Store::rotate_refresh
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::domain::store::TokenState;
 use crate::primitives::encoding::{b64url, b64url_decode, hex, hex_decode, sha256};
 use crate::primitives::error::Error;
 use crate::primitives::platform::{random_array, Rng};
-use crate::store::TokenState;
 
 const PREFIX: &str = "ghr_";
 const SEAL_LABEL: &[u8] = b"gatehouse refresh successor seal v1";
@@ -174,8 +174,8 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::store::Family;
     use crate::primitives::platform::SystemRng;
-    use crate::store::Family;
 
     const NOW: i64 = 1_800_000_000_000;
     const W: Windows = Windows {

@@ -1,11 +1,11 @@
 //! Rate limits for login (per account and per IP), registration (per IP) and refresh (per
 //! session family): fixed windows counted in D1 by one atomic upsert
-//! ([`crate::store::Store::hit_rate_limit`]), so every isolate and instance shares the count.
+//! ([`crate::domain::store::Store::hit_rate_limit`]), so every isolate and instance shares the count.
 //! Over the limit: 429 `auth_rate_limited` with `Retry-After` (seconds to the window's end).
 
-use crate::app::Services;
+use crate::domain::store::Store;
 use crate::primitives::error::Error;
-use crate::store::Store;
+use crate::services::Services;
 
 /// What is limited; the prefix of the counter's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Bucket {
         }
     }
 
-    fn limit(self, svc_limits: &crate::config::RateLimits) -> i64 {
+    fn limit(self, svc_limits: &crate::domain::config::RateLimits) -> i64 {
         match self {
             Self::LoginAccount => svc_limits.login_per_account,
             Self::LoginIp => svc_limits.login_per_ip,

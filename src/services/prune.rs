@@ -2,9 +2,9 @@
 //! their tokens, audit events past `AUDIT_RETENTION_DAYS`, and rate-limit counters whose window
 //! has passed. Live sessions, recent events and current counters are never touched.
 
-use crate::config::Config;
+use crate::domain::config::Config;
+use crate::domain::store::{PruneCounts, PruneCutoffs, Store};
 use crate::primitives::error::Error;
-use crate::store::{PruneCounts, PruneCutoffs, Store};
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -1,7 +1,7 @@
 //! The storage contract: what Gatehouse needs to remember, and nothing about how.
 //!
 //! Two implementations: [`memory::MemoryStore`] (tests, the CLI's dry runs) and the D1 store in
-//! the Workers adapter. Both are held to one contract suite (`crate::selftest::contract`), run
+//! the Workers adapter. Both are held to one contract suite (`crate::domain::selftest::contract`), run
 //! natively against memory by `cargo test` and inside workerd against real D1.
 //!
 //! Every method that changes more than one row does so atomically (one D1 `batch()`, one lock
@@ -93,7 +93,7 @@ pub struct Rotation {
     pub token_hash: String,
     /// SHA-256 (hex) of this caller's freshly made successor.
     pub successor_hash: String,
-    /// The successor sealed under the presented token (see `crate::refresh::seal`).
+    /// The successor sealed under the presented token (see `crate::domain::refresh::seal`).
     pub successor_sealed: String,
     /// Unix ms.
     pub now: i64,

@@ -16,7 +16,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::config::Config;
+use crate::primitives::cors::AllowedOrigins;
 use crate::primitives::encoding::b64url;
 use crate::primitives::error::Error;
 use crate::primitives::http::Request;
@@ -62,7 +62,7 @@ impl CsrfKey {
 /// Checks where a cookie-authenticated request comes from: a browser's `Sec-Fetch-Site:
 /// same-origin`, or an `Origin` in `ALLOWED_ORIGINS`. Anything else (no `Origin` from a
 /// cross-origin page, `Origin: null`, an unlisted origin) is refused.
-pub fn check_origin(config: &Config, req: &Request) -> Result<(), Error> {
+pub fn check_origin(origins: &AllowedOrigins, req: &Request) -> Result<(), Error> {
     if req
         .header("sec-fetch-site")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("same-origin"))
@@ -70,7 +70,7 @@ pub fn check_origin(config: &Config, req: &Request) -> Result<(), Error> {
         return Ok(());
     }
     match req.header("origin") {
-        Some(origin) if config.origin_allowed(origin) => Ok(()),
+        Some(origin) if origins.allows(origin) => Ok(()),
         Some(_) => Err(Error::CsrfValidationFailed("origin not allowed")),
         None => Err(Error::CsrfValidationFailed(
             "no Origin or Sec-Fetch-Site header",
@@ -79,11 +79,16 @@ pub fn check_origin(config: &Config, req: &Request) -> Result<(), Error> {
 }
 
 /// The full check for a request authenticated by the cookie of session `family_id`.
-pub fn check(config: &Config, req: &Request, family_id: &str) -> Result<(), Error> {
-    check_origin(config, req)?;
+pub fn check(
+    key: &CsrfKey,
+    origins: &AllowedOrigins,
+    req: &Request,
+    family_id: &str,
+) -> Result<(), Error> {
+    check_origin(origins, req)?;
     match req.header(CSRF_HEADER).map(str::trim) {
         None | Some("") => Err(Error::CsrfValidationFailed("no X-CSRF-Token header")),
-        Some(token) if config.csrf_key.matches(family_id, token) => Ok(()),
+        Some(token) if key.matches(family_id, token) => Ok(()),
         Some(_) => Err(Error::CsrfValidationFailed("wrong X-CSRF-Token")),
     }
 }
@@ -92,11 +97,20 @@ pub fn check(config: &Config, req: &Request, family_id: &str) -> Result<(), Erro
 mod tests {
     use super::*;
 
+    /// What the checks read of a configuration with these `ALLOWED_ORIGINS`.
+    struct Config {
+        csrf_key: CsrfKey,
+        allowed_origins: AllowedOrigins,
+    }
+
     fn config() -> Config {
-        Config::for_tests(&[(
-            "ALLOWED_ORIGINS",
-            "https://site.example, http://localhost:3000",
-        )])
+        Config {
+            csrf_key: CsrfKey::derive(&[42u8; 32]),
+            allowed_origins: AllowedOrigins::parse(Some(
+                "https://site.example, http://localhost:3000",
+            ))
+            .unwrap(),
+        }
     }
 
     #[test]
@@ -118,7 +132,9 @@ mod tests {
         let config = config();
         let token = config.csrf_key.token("fam_a");
         let base = Request::new("POST", "/auth/refresh");
-        let code = |r: &Request| check(&config, r, "fam_a").map_err(|e| e.to_string());
+        let code = |r: &Request| {
+            check(&config.csrf_key, &config.allowed_origins, r, "fam_a").map_err(|e| e.to_string())
+        };
         // Neither.
         assert!(code(&base).is_err());
         // Token without an origin.

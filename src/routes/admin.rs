@@ -6,19 +6,21 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::apikey::{self, key_json};
-use crate::app::{
-    json_body, new_id, normalize_email, normalize_name, optional_string, string_field, user_json,
-    Services,
-};
-use crate::caller::{authenticate, Caller, CredentialKind};
-use crate::config::valid_role;
-use crate::password;
-use crate::primitives::encoding::{decode_query_component_strict, QueryDecodeError};
+use crate::domain::account::{normalize_email, normalize_name};
+use crate::domain::apikey::{self, key_json};
+use crate::domain::caller::{Caller, CredentialKind};
+use crate::domain::password;
+use crate::domain::store::{ApiKey, AuditEvent, AuditQuery, RevokeReason, Store, User, UserQuery};
+use crate::domain::vars::valid_role;
+use crate::primitives::body::{json_body, optional_string, string_field};
+use crate::primitives::encoding::{decode_query_component_strict, new_id, QueryDecodeError};
 use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
-use crate::store::{ApiKey, AuditEvent, AuditQuery, Family, RevokeReason, Store, User, UserQuery};
+use crate::routes::views::{family_json, user_json};
+use crate::services::audit::audit_event;
+use crate::services::auth::{self, authenticate};
+use crate::services::Services;
 
 /// The role the admin API requires.
 pub const ADMIN_ROLE: &str = "admin";
@@ -30,28 +32,6 @@ pub const MAX_STORED_INT: i64 = (1 << 53) - 1;
 /// How far ahead an API key's expiry may be set (ten years, as the CLI's `--expires-days 3650`).
 pub const MAX_KEY_LIFETIME_MS: i64 = 3650 * 86_400_000;
 
-/// An audit event with an actor distinct from its subject.
-pub(crate) fn audit_event(
-    req: &Request,
-    now: i64,
-    kind: &str,
-    actor: Option<&str>,
-    subject: Option<&str>,
-    family_id: Option<&str>,
-    detail: Option<Value>,
-) -> AuditEvent {
-    AuditEvent {
-        at: now,
-        kind: kind.to_string(),
-        actor_user_id: actor.map(str::to_string),
-        subject_user_id: subject.map(str::to_string),
-        family_id: family_id.map(str::to_string),
-        ip: req.client_ip().map(str::to_string),
-        user_agent: req.user_agent(),
-        detail,
-    }
-}
-
 /// A user's full view for admins.
 fn admin_user_json(u: &User) -> Value {
     let mut v = user_json(u);
@@ -59,29 +39,6 @@ fn admin_user_json(u: &User) -> Value {
     v["created_at"] = json!(u.created_at);
     v["updated_at"] = json!(u.updated_at);
     v
-}
-
-/// A session (refresh family) as shown to its owner or an admin.
-pub(crate) fn family_json(f: &Family, now: i64, idle_ms: i64) -> Value {
-    let status = if f.revoked_at.is_some() {
-        "revoked"
-    } else if f.expires_at <= now {
-        "expired"
-    } else if f.last_used_at + idle_ms <= now {
-        "idle"
-    } else {
-        "active"
-    };
-    json!({
-        "id": f.id,
-        "created_at": f.created_at,
-        "last_used_at": f.last_used_at,
-        "expires_at": f.expires_at,
-        "user_agent": f.user_agent,
-        "status": status,
-        "revoked_at": f.revoked_at,
-        "revoke_reason": f.revoke_reason,
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,7 +324,7 @@ async fn create_user<S: Store, H: Pbkdf2>(
     req: &Request,
     admin: &Admin,
 ) -> Result<Response, Error> {
-    let body = json_body(svc.config, req, false)?;
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
     let email = normalize_email(string_field(&body, "email")?)?;
     let pw = string_field(&body, "password")?;
     let name = normalize_name(optional_string(&body, "name")?)?;
@@ -438,7 +395,7 @@ async fn set_roles<S: Store, H>(
     admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
-    let body = json_body(svc.config, req, false)?;
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
     let roles =
         roles_field(&body, "roles")?.ok_or_else(|| Error::BadRequest("roles: required".into()))?;
     if id == admin.user.id && !roles.iter().any(|r| r == ADMIN_ROLE) {
@@ -472,7 +429,7 @@ async fn reset_password<S: Store, H: Pbkdf2>(
     admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
-    let body = json_body(svc.config, req, false)?;
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
     let new = string_field(&body, "new_password")?;
     password::check_policy(new)?;
     target_user(svc, id).await?;
@@ -576,8 +533,8 @@ async fn mint_key<S: Store, H>(
     req: &Request,
     admin: &Admin,
 ) -> Result<Response, Error> {
-    let body = json_body(svc.config, req, false)?;
-    let pepper = apikey::pepper(svc)?;
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
+    let pepper = auth::pepper(svc)?;
     let label = string_field(&body, "label")?.trim().to_string();
     if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
         return Err(Error::BadRequest(

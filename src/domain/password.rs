@@ -7,7 +7,7 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::config::MAX_PBKDF2_ITERATIONS;
+use crate::domain::config::MAX_PBKDF2_ITERATIONS;
 use crate::primitives::encoding::{b64_phc, b64_phc_decode};
 use crate::primitives::error::Error;
 use crate::primitives::platform::{random_array, Pbkdf2, Rng};

@@ -12,23 +12,23 @@
 //!   with `force`d members set by Gatehouse, `deny`ed members refused, no credential member at
 //!   any depth and no repeated member;
 //! * an **update** or **delete** may check the item's stored owner first (the `lookup`, done by
-//!   [`crate::proxy`]) and a **create** may never name an item id.
+//!   [`crate::domain::proxy`]) and a **create** may never name an item id.
 //!
 //! A route without endpoints forwards its whole base only with `forward_all = true`.
 
 use serde_json::{Map, Value};
 
-use crate::caller::Caller;
-use crate::config::Lookup;
-use crate::primitives::error::ConfigError;
-use crate::primitives::error::Error;
-use crate::proxy::json;
-use crate::proxy::names;
-use crate::proxy::path::check_remainder;
-use crate::proxy::routes::{
+use crate::domain::caller::Caller;
+use crate::domain::proxy::json;
+use crate::domain::proxy::names;
+use crate::domain::proxy::path::check_remainder;
+use crate::domain::proxy::routes::{
     normalize_param_name, parse_placement, parse_rules, route_err, Injection, Placement, Rule,
     ANONYMOUS,
 };
+use crate::domain::vars::Lookup;
+use crate::primitives::error::ConfigError;
+use crate::primitives::error::Error;
 
 /// Methods an endpoint may list.
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];

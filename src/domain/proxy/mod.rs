@@ -25,7 +25,7 @@ pub mod sign;
 
 use serde_json::Value;
 
-use crate::caller::Caller;
+use crate::domain::caller::Caller;
 use crate::primitives::encoding;
 use crate::primitives::error::Error;
 use crate::primitives::http::Request;

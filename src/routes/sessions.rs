@@ -4,13 +4,15 @@
 
 use serde_json::{json, Value};
 
-use crate::admin::{audit_event, family_json};
-use crate::app::Services;
-use crate::caller::{authenticate, CredentialKind};
+use crate::domain::caller::CredentialKind;
+use crate::domain::store::{RevokeReason, Store};
 use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
-use crate::store::{RevokeReason, Store};
+use crate::routes::views::family_json;
+use crate::services::audit::audit_event;
+use crate::services::auth::authenticate;
+use crate::services::Services;
 
 /// Handles `/auth/sessions` and `/auth/sessions/{id}`.
 pub async fn route<S: Store, H: Pbkdf2>(
