@@ -17,6 +17,7 @@ use crate::primitives::encoding::{decode_query_component_strict, new_id, QueryDe
 use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
+use crate::routes::table::AdminOp;
 use crate::routes::views::{family_json, user_json};
 use crate::services::audit::audit_event;
 use crate::services::auth::{self, authenticate};
@@ -137,76 +138,39 @@ fn roles_field(body: &Map<String, Value>, name: &str) -> Result<Option<Vec<Strin
 }
 
 // ---------------------------------------------------------------------------------------------
-// Routing
+// Dispatch
 
-enum Route<'p> {
-    Users,
-    User(&'p str),
-    Disable(&'p str),
-    Enable(&'p str),
-    Roles(&'p str),
-    Password(&'p str),
-    Sessions(&'p str),
-    Session(&'p str, &'p str),
-    Keys,
-    Key(&'p str),
-    Audit,
-}
-
-fn parse(path: &str) -> Option<(Route<'_>, &'static str)> {
-    let rest = path.strip_prefix("/admin/")?;
-    let segs: Vec<&str> = rest.split('/').collect();
-    if segs.iter().any(|s| s.is_empty()) {
-        return None;
-    }
-    Some(match segs.as_slice() {
-        ["users"] => (Route::Users, "GET, HEAD, POST"),
-        ["users", id] => (Route::User(id), "GET, HEAD"),
-        ["users", id, "disable"] => (Route::Disable(id), "POST"),
-        ["users", id, "enable"] => (Route::Enable(id), "POST"),
-        ["users", id, "roles"] => (Route::Roles(id), "PUT"),
-        ["users", id, "password"] => (Route::Password(id), "POST"),
-        ["users", id, "sessions"] => (Route::Sessions(id), "GET, HEAD, DELETE"),
-        ["users", id, "sessions", fid] => (Route::Session(id, fid), "DELETE"),
-        ["api-keys"] => (Route::Keys, "GET, HEAD, POST"),
-        ["api-keys", id] => (Route::Key(id), "DELETE"),
-        ["audit"] => (Route::Audit, "GET, HEAD"),
-        _ => return None,
-    })
-}
-
-/// Handles `/admin/…`.
-pub async fn route<S: Store, H: Pbkdf2>(
+/// Answers admin operation `op` (found in the route table with the path's segments `params`),
+/// after checking the caller is an admin.
+pub async fn answer<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
+    op: AdminOp,
+    params: &[&str],
 ) -> Result<Response, Error> {
-    let (route, allow) = parse(&req.path).ok_or(Error::NotFound)?;
-    if !allow.split(", ").any(|m| m == req.method) {
-        return Err(Error::MethodNotAllowed(allow.into()));
-    }
     let admin = require_admin(svc, req).await?;
-    let get = req.method == "GET" || req.method == "HEAD";
-    match route {
-        Route::Users if get => list_users(svc, req).await,
-        Route::Users => create_user(svc, req, &admin).await,
-        Route::User(id) => {
+    let id = params.first().copied().unwrap_or_default();
+    match op {
+        AdminOp::ListUsers => list_users(svc, req).await,
+        AdminOp::CreateUser => create_user(svc, req, &admin).await,
+        AdminOp::ShowUser => {
             let user = target_user(svc, id).await?;
             Ok(Response::json(
                 200,
                 &json!({ "user": admin_user_json(&user) }),
             ))
         }
-        Route::Disable(id) => set_disabled(svc, req, &admin, id, true).await,
-        Route::Enable(id) => set_disabled(svc, req, &admin, id, false).await,
-        Route::Roles(id) => set_roles(svc, req, &admin, id).await,
-        Route::Password(id) => reset_password(svc, req, &admin, id).await,
-        Route::Sessions(id) if get => list_sessions(svc, id).await,
-        Route::Sessions(id) => revoke_all_sessions(svc, req, &admin, id).await,
-        Route::Session(id, fid) => revoke_session(svc, req, &admin, id, fid).await,
-        Route::Keys if get => list_keys(svc, req).await,
-        Route::Keys => mint_key(svc, req, &admin).await,
-        Route::Key(id) => revoke_key(svc, req, &admin, id).await,
-        Route::Audit => list_audit(svc, req).await,
+        AdminOp::Disable => set_disabled(svc, req, &admin, id, true).await,
+        AdminOp::Enable => set_disabled(svc, req, &admin, id, false).await,
+        AdminOp::SetRoles => set_roles(svc, req, &admin, id).await,
+        AdminOp::ResetPassword => reset_password(svc, req, &admin, id).await,
+        AdminOp::ListSessions => list_sessions(svc, id).await,
+        AdminOp::RevokeAllSessions => revoke_all_sessions(svc, req, &admin, id).await,
+        AdminOp::RevokeSession => revoke_session(svc, req, &admin, id, params[1]).await,
+        AdminOp::ListKeys => list_keys(svc, req).await,
+        AdminOp::MintKey => mint_key(svc, req, &admin).await,
+        AdminOp::RevokeKey => revoke_key(svc, req, &admin, id).await,
+        AdminOp::Audit => list_audit(svc, req).await,
     }
 }
 

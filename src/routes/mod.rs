@@ -18,9 +18,11 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod sessions;
+pub mod table;
 pub mod views;
 
 use self::auth::{change_password, login, logout, me, refresh_session, register, session_csrf};
+use self::table::Endpoint;
 
 /// What the adapter sends back: a response of Gatehouse's own, or an upstream's answer whose
 /// body it streams through unread.
@@ -132,47 +134,30 @@ pub fn finish(config: &Config, req: &Request, headers: &mut Vec<(String, String)
     cors::apply(&config.allowed_origins, req.header("origin"), headers);
 }
 
+/// Sends a request to its endpoint in the route table.
 async fn route<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    if req.path == "/auth/sessions" || req.path.starts_with("/auth/sessions/") {
-        return sessions::route(svc, req).await;
-    }
-    if req.path.starts_with("/admin/") {
-        return admin::route(svc, req).await;
-    }
-    let allow = match req.path.as_str() {
-        "/healthz" | "/readyz" | "/.well-known/jwks.json" | "/auth/me" | "/auth/session" => {
-            "GET, HEAD"
-        }
-        assets::MODULE_PATH | assets::TYPES_PATH => "GET, HEAD",
-        "/auth/register" | "/auth/login" | "/auth/refresh" | "/auth/logout" | "/auth/password" => {
-            "POST"
-        }
-        _ => return Err(Error::NotFound),
-    };
-    if !allow.split(", ").any(|m| m == req.method) {
-        return Err(Error::MethodNotAllowed(allow.into()));
-    }
-    match req.path.as_str() {
-        "/healthz" => Ok(Response::json(200, &json!({ "status": "ok" }))),
-        "/readyz" => {
+    let (endpoint, params) = table::find(&req.method, &req.path)?;
+    match endpoint {
+        Endpoint::Healthz => Ok(Response::json(200, &json!({ "status": "ok" }))),
+        Endpoint::Readyz => {
             svc.store.ping().await?;
             Ok(Response::json(200, &json!({ "status": "ready" })))
         }
-        "/.well-known/jwks.json" => Ok(Response::json(200, &svc.config.keys.jwks())
+        Endpoint::Jwks => Ok(Response::json(200, &svc.config.keys.jwks())
             .with_header("cache-control", "public, max-age=300")),
-        "/auth/me" => me(svc, req).await,
-        "/auth/session" => session_csrf(svc, req).await,
-        path @ (assets::MODULE_PATH | assets::TYPES_PATH) => {
-            assets::serve(path).ok_or(Error::NotFound)
-        }
-        "/auth/password" => change_password(svc, req).await,
-        "/auth/register" => register(svc, req).await,
-        "/auth/login" => login(svc, req).await,
-        "/auth/refresh" => refresh_session(svc, req).await,
-        "/auth/logout" => logout(svc, req).await,
-        _ => Err(Error::NotFound),
+        Endpoint::Me => me(svc, req).await,
+        Endpoint::SessionCsrf => session_csrf(svc, req).await,
+        Endpoint::ClientAsset => assets::serve(&req.path).ok_or(Error::NotFound),
+        Endpoint::ChangePassword => change_password(svc, req).await,
+        Endpoint::Register => register(svc, req).await,
+        Endpoint::Login => login(svc, req).await,
+        Endpoint::Refresh => refresh_session(svc, req).await,
+        Endpoint::Logout => logout(svc, req).await,
+        Endpoint::ListOwnSessions => sessions::list(svc, req).await,
+        Endpoint::RevokeOwnSession => sessions::revoke(svc, req, params[0]).await,
+        Endpoint::Admin(op) => admin::answer(svc, req, op, &params).await,
     }
 }

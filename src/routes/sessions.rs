@@ -14,66 +14,52 @@ use crate::services::audit::audit_event;
 use crate::services::auth::authenticate;
 use crate::services::Services;
 
-/// Handles `/auth/sessions` and `/auth/sessions/{id}`.
-pub async fn route<S: Store, H: Pbkdf2>(
+/// `GET /auth/sessions`: the caller's live sessions, the current one marked.
+pub async fn list<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let target = match req.path.strip_prefix("/auth/sessions") {
-        Some("") => None,
-        Some(rest) => match rest.strip_prefix('/') {
-            Some(id) if !id.is_empty() && !id.contains('/') => Some(id),
-            _ => return Err(Error::NotFound),
-        },
-        None => return Err(Error::NotFound),
-    };
-    let allow = if target.is_some() {
-        "DELETE"
-    } else {
-        "GET, HEAD"
-    };
-    if !allow.split(", ").any(|m| m == req.method) {
-        return Err(Error::MethodNotAllowed(allow.into()));
-    }
     let (user_id, current) = caller_session(svc, req).await?;
     let now = svc.clock.now_ms();
     let idle_ms = svc.config.refresh_idle_secs * 1000;
-    match target {
-        None => {
-            let families = svc.store.user_families(&user_id).await?;
-            let list: Vec<Value> = families
-                .iter()
-                .filter(|f| {
-                    f.revoked_at.is_none() && f.expires_at > now && f.last_used_at + idle_ms > now
-                })
-                .map(|f| {
-                    let mut v = family_json(f, now, idle_ms);
-                    v["current"] = json!(current.as_deref() == Some(f.id.as_str()));
-                    v
-                })
-                .collect();
-            Ok(Response::json(200, &json!({ "sessions": list })))
-        }
-        Some(id) => {
-            let family = svc.store.family(id).await?;
-            let Some(family) = family.filter(|f| f.user_id == user_id) else {
-                return Err(Error::NotFound);
-            };
-            let ev = audit_event(
-                req,
-                now,
-                "session_revoked",
-                Some(&user_id),
-                Some(&user_id),
-                Some(&family.id),
-                Some(json!({ "by": "self" })),
-            );
-            svc.store
-                .revoke_family(&family.id, RevokeReason::Logout, now, Some(&ev))
-                .await?;
-            Ok(Response::empty(204))
-        }
-    }
+    let families = svc.store.user_families(&user_id).await?;
+    let list: Vec<Value> = families
+        .iter()
+        .filter(|f| f.revoked_at.is_none() && f.expires_at > now && f.last_used_at + idle_ms > now)
+        .map(|f| {
+            let mut v = family_json(f, now, idle_ms);
+            v["current"] = json!(current.as_deref() == Some(f.id.as_str()));
+            v
+        })
+        .collect();
+    Ok(Response::json(200, &json!({ "sessions": list })))
+}
+
+/// `DELETE /auth/sessions/{id}`: revokes one of the caller's sessions.
+pub async fn revoke<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    id: &str,
+) -> Result<Response, Error> {
+    let (user_id, _) = caller_session(svc, req).await?;
+    let now = svc.clock.now_ms();
+    let family = svc.store.family(id).await?;
+    let Some(family) = family.filter(|f| f.user_id == user_id) else {
+        return Err(Error::NotFound);
+    };
+    let ev = audit_event(
+        req,
+        now,
+        "session_revoked",
+        Some(&user_id),
+        Some(&user_id),
+        Some(&family.id),
+        Some(json!({ "by": "self" })),
+    );
+    svc.store
+        .revoke_family(&family.id, RevokeReason::Logout, now, Some(&ev))
+        .await?;
+    Ok(Response::empty(204))
 }
 
 /// The caller's user id and session: an access token of an enabled user whose session is
