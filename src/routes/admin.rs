@@ -20,7 +20,7 @@ use crate::primitives::platform::Pbkdf2;
 use crate::routes::table::AdminOp;
 use crate::routes::views::{family_json, user_json};
 use crate::services::audit::audit_event;
-use crate::services::auth::{self, authenticate};
+use crate::services::auth::{self, authenticate, check_token_session, enabled_user};
 use crate::services::Services;
 
 /// The role the admin API requires.
@@ -224,20 +224,14 @@ pub async fn require_admin<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<Admin, Error> {
     let caller: Caller = authenticate(svc, req).await?.ok_or(Error::NoAuth)?;
-    let user = svc.store.user_by_id(&caller.user_id).await?;
-    let Some(user) = user.filter(|u| !u.disabled) else {
+    let Some(user) = enabled_user(svc, &caller.user_id).await? else {
         return Err(match caller.kind {
             CredentialKind::ApiKey => Error::InvalidApiKey("owner disabled"),
             CredentialKind::AccessToken => Error::InvalidToken(TokenRejection::Claims),
         });
     };
     if caller.kind == CredentialKind::AccessToken {
-        if let Some(sid) = caller.session_id.as_deref() {
-            let family = svc.store.family(sid).await?;
-            if family.is_none_or(|f| f.revoked_at.is_some() || f.user_id != user.id) {
-                return Err(Error::InvalidToken(TokenRejection::Claims));
-            }
-        }
+        check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
     }
     let stored_admin = user.roles.iter().any(|r| r == ADMIN_ROLE);
     if !stored_admin || !caller.has_role(ADMIN_ROLE) {

@@ -4,12 +4,13 @@
 use serde_json::{json, Map, Value};
 
 use crate::domain::account::{normalize_email, normalize_name};
+use crate::domain::caller::Caller;
 use crate::domain::config::{Config, Registration};
 use crate::domain::csrf;
 use crate::domain::password::{self, Verdict};
 use crate::domain::refresh::{self, Decision};
 use crate::domain::store::{NewFamily, RevokeReason, Rotation, Store, User};
-use crate::domain::token::{AccessClaims, VerifiedAccess};
+use crate::domain::token::AccessClaims;
 use crate::primitives::body::{json_body, optional_bool, optional_string, string_field};
 use crate::primitives::cookies;
 use crate::primitives::encoding::new_id;
@@ -18,6 +19,7 @@ use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
 use crate::routes::views::user_json;
 use crate::services::audit::own_event;
+use crate::services::auth::{authenticate_access_token, check_token_session, enabled_user};
 use crate::services::ratelimit::{self, Bucket};
 use crate::services::Services;
 
@@ -321,8 +323,7 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
     };
     match refresh::decide(&state, &presented, &ours, now, windows) {
         Decision::Issue { token, .. } => {
-            let user = svc.store.user_by_id(&family.user_id).await?;
-            let Some(user) = user.filter(|u| !u.disabled) else {
+            let Some(user) = enabled_user(svc, &family.user_id).await? else {
                 return Err(Error::InvalidRefreshToken("user missing or disabled"));
             };
             session_response(
@@ -420,9 +421,7 @@ pub(super) async fn session_csrf<S: Store, H: Pbkdf2>(
     };
     let now = svc.clock.now_ms();
     let family = &state.family;
-    let live = family.revoked_at.is_none()
-        && family.expires_at > now
-        && family.last_used_at > now - svc.config.refresh_idle_secs * 1000
+    let live = family.is_live(now, svc.config.refresh_idle_secs * 1000)
         && state
             .rotated_at
             .is_none_or(|at| now - at <= svc.config.refresh_grace_secs * 1000);
@@ -438,25 +437,17 @@ pub(super) async fn session_csrf<S: Store, H: Pbkdf2>(
     ))
 }
 
-/// The verified access token of a request and its (enabled) user.
+/// The access token of a request (an API key is not one) and its enabled user.
 async fn authenticated<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
-) -> Result<(VerifiedAccess, User), Error> {
+) -> Result<(Caller, User), Error> {
     let token = req.bearer()?.ok_or(Error::NoAuth)?;
-    let config = svc.config;
-    let verified = config.keys.verify(
-        token,
-        svc.clock.now_ms(),
-        config.clock_leeway_secs,
-        &config.issuer,
-        &config.audience,
-    )?;
-    let user = svc.store.user_by_id(&verified.claims.sub).await?;
-    let Some(user) = user.filter(|u| !u.disabled) else {
+    let caller = authenticate_access_token(svc, token)?;
+    let Some(user) = enabled_user(svc, &caller.user_id).await? else {
         return Err(Error::InvalidToken(TokenRejection::Claims));
     };
-    Ok((verified, user))
+    Ok((caller, user))
 }
 
 pub(super) async fn me<S: Store, H: Pbkdf2>(
@@ -473,14 +464,9 @@ pub(super) async fn change_password<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let (verified, user) = authenticated(svc, req).await?;
-    // A sensitive change: the token's session must still be live, not only the token unexpired.
-    if let Some(sid) = verified.claims.sid.as_deref() {
-        let family = svc.store.family(sid).await?;
-        if family.is_none_or(|f| f.revoked_at.is_some() || f.user_id != user.id) {
-            return Err(Error::InvalidToken(TokenRejection::Claims));
-        }
-    }
+    let (caller, user) = authenticated(svc, req).await?;
+    // A sensitive change: the token's session must still stand, not only the token unexpired.
+    check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
     let body = json_body(req, svc.config.max_body_bytes, false)?;
     let current = string_field(&body, "current_password")?;
     let new = string_field(&body, "new_password")?;
@@ -503,7 +489,7 @@ pub(super) async fn change_password<S: Store, H: Pbkdf2>(
         return Err(Error::InvalidCredentials);
     }
     let phc = password::hash(svc.hasher, svc.rng, new, iterations).await?;
-    let keep = verified.claims.sid.as_deref();
+    let keep = caller.session_id.as_deref();
     // The store records the event with `revoked_sessions` in the same atomic write.
     let ev = own_event(req, now, "password_changed", Some(&user.id), keep, None);
     let revoked = svc

@@ -11,7 +11,7 @@ use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
 use crate::routes::views::family_json;
 use crate::services::audit::audit_event;
-use crate::services::auth::authenticate;
+use crate::services::auth::{authenticate, check_token_session, enabled_user};
 use crate::services::Services;
 
 /// `GET /auth/sessions`: the caller's live sessions, the current one marked.
@@ -25,7 +25,7 @@ pub async fn list<S: Store, H: Pbkdf2>(
     let families = svc.store.user_families(&user_id).await?;
     let list: Vec<Value> = families
         .iter()
-        .filter(|f| f.revoked_at.is_none() && f.expires_at > now && f.last_used_at + idle_ms > now)
+        .filter(|f| f.is_live(now, idle_ms))
         .map(|f| {
             let mut v = family_json(f, now, idle_ms);
             v["current"] = json!(current.as_deref() == Some(f.id.as_str()));
@@ -72,15 +72,9 @@ async fn caller_session<S: Store, H: Pbkdf2>(
     if caller.kind == CredentialKind::ApiKey {
         return Err(Error::ScopeViolation);
     }
-    let user = svc.store.user_by_id(&caller.user_id).await?;
-    if user.is_none_or(|u| u.disabled) {
+    if enabled_user(svc, &caller.user_id).await?.is_none() {
         return Err(Error::InvalidToken(TokenRejection::Claims));
     }
-    if let Some(sid) = caller.session_id.as_deref() {
-        let family = svc.store.family(sid).await?;
-        if family.is_none_or(|f| f.revoked_at.is_some() || f.user_id != caller.user_id) {
-            return Err(Error::InvalidToken(TokenRejection::Claims));
-        }
-    }
+    check_token_session(svc, &caller.user_id, caller.session_id.as_deref()).await?;
     Ok((caller.user_id, caller.session_id))
 }

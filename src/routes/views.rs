@@ -11,15 +11,7 @@ pub fn user_json(user: &User) -> Value {
 
 /// A session (refresh family) as shown to its owner or an admin.
 pub fn family_json(f: &Family, now: i64, idle_ms: i64) -> Value {
-    let status = if f.revoked_at.is_some() {
-        "revoked"
-    } else if f.expires_at <= now {
-        "expired"
-    } else if f.last_used_at + idle_ms <= now {
-        "idle"
-    } else {
-        "active"
-    };
+    let status = f.status(now, idle_ms).as_str();
     json!({
         "id": f.id,
         "created_at": f.created_at,

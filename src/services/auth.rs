@@ -6,8 +6,8 @@
 
 use crate::domain::apikey::{hash, well_formed, TOUCH_INTERVAL_MS};
 use crate::domain::caller::{Caller, CredentialKind};
-use crate::domain::store::Store;
-use crate::primitives::error::{ConfigError, Error};
+use crate::domain::store::{Store, User};
+use crate::primitives::error::{ConfigError, Error, TokenRejection};
 use crate::primitives::http::Request;
 use crate::primitives::platform::Pbkdf2;
 use crate::primitives::secrets::Pepper;
@@ -25,6 +25,15 @@ pub async fn authenticate<S: Store, H: Pbkdf2>(
     if token.starts_with(crate::domain::apikey::PREFIX) {
         return authenticate_key(svc, token).await.map(Some);
     }
+    authenticate_access_token(svc, token).map(Some)
+}
+
+/// The caller of an access token, verified through the isolate's verify cache: the one way an
+/// access token is checked.
+pub fn authenticate_access_token<S, H>(
+    svc: &Services<'_, S, H>,
+    token: &str,
+) -> Result<Caller, Error> {
     let config = svc.config;
     let verified = config.verify_cache.verify(
         &config.keys,
@@ -35,14 +44,41 @@ pub async fn authenticate<S: Store, H: Pbkdf2>(
         &config.audience,
     )?;
     let claims = verified.claims;
-    Ok(Some(Caller {
+    Ok(Caller {
         user_id: claims.sub,
         roles: claims.roles,
         session_id: claims.sid,
         scopes: None,
         kind: CredentialKind::AccessToken,
         key_id: None,
-    }))
+    })
+}
+
+/// The stored user `user_id` if it exists and is enabled (`None` otherwise): the one "user
+/// enabled" check of a credential's owner.
+pub async fn enabled_user<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    user_id: &str,
+) -> Result<Option<User>, Error> {
+    Ok(svc.store.user_by_id(user_id).await?.filter(|u| !u.disabled))
+}
+
+/// Refuses an access token whose session (`session_id`, its `sid`) was revoked or is not
+/// `user_id`'s: sensitive endpoints need the session still standing, not only the token
+/// unexpired. A token without a session passes.
+pub async fn check_token_session<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    user_id: &str,
+    session_id: Option<&str>,
+) -> Result<(), Error> {
+    let Some(sid) = session_id else {
+        return Ok(());
+    };
+    let family = svc.store.family(sid).await?;
+    if family.is_none_or(|f| f.revoked_at.is_some() || f.user_id != user_id) {
+        return Err(Error::InvalidToken(TokenRejection::Claims));
+    }
+    Ok(())
 }
 
 /// The pepper, or `misconfigured` naming it (for minting).

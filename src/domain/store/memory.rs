@@ -231,9 +231,7 @@ impl Store for MemoryStore {
             let row = s.tokens.get(&rotation.token_hash)?.clone();
             let family = s.families.get(&row.family_id)?.clone();
             let eligible = row.rotated_at.is_none()
-                && family.revoked_at.is_none()
-                && family.expires_at > rotation.now
-                && family.last_used_at > rotation.idle_cutoff;
+                && family.is_live(rotation.now, rotation.now - rotation.idle_cutoff);
             if eligible {
                 let token = s.tokens.get_mut(&rotation.token_hash)?;
                 token.rotated_at = Some(rotation.now);

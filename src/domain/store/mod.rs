@@ -86,6 +86,52 @@ pub struct Family {
     pub user_agent: Option<String>,
 }
 
+/// Where a session (refresh family) stands at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyStatus {
+    /// Revoked (logout, reuse, password change, an admin).
+    Revoked,
+    /// Past its absolute lifetime.
+    Expired,
+    /// Not refreshed within the idle timeout.
+    Idle,
+    /// Live: its refresh token still works.
+    Active,
+}
+
+impl FamilyStatus {
+    /// The name shown in session lists.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Idle => "idle",
+            Self::Active => "active",
+        }
+    }
+}
+
+impl Family {
+    /// Where this family stands at `now` with an idle timeout of `idle_ms`: the one definition
+    /// of a live session.
+    pub fn status(&self, now: i64, idle_ms: i64) -> FamilyStatus {
+        if self.revoked_at.is_some() {
+            FamilyStatus::Revoked
+        } else if self.expires_at <= now {
+            FamilyStatus::Expired
+        } else if self.last_used_at + idle_ms <= now {
+            FamilyStatus::Idle
+        } else {
+            FamilyStatus::Active
+        }
+    }
+
+    /// Whether the family is live at `now`: not revoked, not expired, not idled out.
+    pub fn is_live(&self, now: i64, idle_ms: i64) -> bool {
+        self.status(now, idle_ms) == FamilyStatus::Active
+    }
+}
+
 /// One rotation attempt: replace `token_hash` by `successor_hash` unless already rotated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
