@@ -103,43 +103,11 @@ impl Config {
             .map_or(self.max_body_bytes, |r| r.max_body_bytes)
     }
 
-    /// Parses and validates every variable. `lookup` answers vars and secrets alike.
+    /// Parses and validates every variable. `lookup` answers vars and secrets alike. Sections
+    /// are read in a fixed order, so the first invalid variable is the one reported.
     pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
-        let issuer = get(lookup, "JWT_ISSUER").unwrap_or_else(|| "gatehouse".into());
-        if issuer.len() > 256 {
-            return Err(ConfigError::new("JWT_ISSUER", "longer than 256 characters"));
-        }
-        let audience = get(lookup, "JWT_AUDIENCE").unwrap_or_else(|| issuer.clone());
-        if audience.len() > 256 {
-            return Err(ConfigError::new(
-                "JWT_AUDIENCE",
-                "longer than 256 characters",
-            ));
-        }
-
-        let access_ttl_secs = int_in(lookup, "ACCESS_TOKEN_TTL", 900, 60, 86_400)?;
-        let refresh_ttl_secs = int_in(
-            lookup,
-            "REFRESH_TOKEN_TTL",
-            30 * 86_400,
-            3_600,
-            400 * 86_400,
-        )?;
-        let refresh_idle_secs = int_in(
-            lookup,
-            "REFRESH_IDLE_TIMEOUT",
-            7 * 86_400,
-            300,
-            400 * 86_400,
-        )?;
-        if refresh_idle_secs > refresh_ttl_secs {
-            return Err(ConfigError::new(
-                "REFRESH_IDLE_TIMEOUT",
-                format!("must not exceed REFRESH_TOKEN_TTL ({refresh_ttl_secs})"),
-            ));
-        }
-        let refresh_grace_secs = int_in(lookup, "REFRESH_GRACE_SECONDS", 10, 1, 120)?;
-        let clock_leeway_secs = int_in(lookup, "CLOCK_LEEWAY_SECONDS", 30, 0, 300)?;
+        let (issuer, audience) = token_names(lookup)?;
+        let lifetimes = Lifetimes::parse(lookup)?;
         let pbkdf2_iterations = int_in(
             lookup,
             "PBKDF2_ITERATIONS",
@@ -148,149 +116,29 @@ impl Config {
             MAX_PBKDF2_ITERATIONS,
         )?;
         let max_body_bytes = int_in(lookup, "MAX_BODY_BYTES", 65_536, 1_024, 1_048_576)?;
-
-        let registration = match get(lookup, "REGISTRATION")
-            .map(|v| v.to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("closed") => Registration::Closed,
-            Some("open") => Registration::Open,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "REGISTRATION",
-                    format!("expected open or closed, got {other:?}"),
-                ))
-            }
-        };
-
-        let default_roles = match get(lookup, "DEFAULT_ROLES") {
-            None => vec!["user".to_string()],
-            Some(raw) => {
-                let mut roles = Vec::new();
-                for role in raw.split(',').map(str::trim).filter(|r| !r.is_empty()) {
-                    if !valid_role(role) || role == "anonymous" {
-                        return Err(ConfigError::new(
-                            "DEFAULT_ROLES",
-                            format!("{role:?} is not a valid role name (a-z, 0-9, _ - ., not \"anonymous\")"),
-                        ));
-                    }
-                    if !roles.iter().any(|r| r == role) {
-                        roles.push(role.to_string());
-                    }
-                }
-                roles
-            }
-        };
-
-        let cookie_same_site = match get(lookup, "COOKIE_SAMESITE")
-            .map(|v| v.to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("lax") => SameSite::Lax,
-            Some("strict") => SameSite::Strict,
-            Some("none") => SameSite::None,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "COOKIE_SAMESITE",
-                    format!("expected Lax, Strict or None, got {other:?}"),
-                ))
-            }
-        };
-
+        let registration = registration(lookup)?;
+        let default_roles = default_roles(lookup)?;
+        let cookie_same_site = cookie_same_site(lookup)?;
         let allowed_origins = AllowedOrigins::parse(get(lookup, "ALLOWED_ORIGINS").as_deref())?;
-
-        // The secret: its value must never reach an error message.
-        let seed = match get(lookup, "JWT_SIGNING_KEY") {
-            None => {
-                return Err(ConfigError::new(
-                    "JWT_SIGNING_KEY",
-                    "missing: set it with `wrangler secret put JWT_SIGNING_KEY` (value from `gatehouse keygen`)",
-                ))
-            }
-            Some(raw) => decode_key32(&raw).ok_or_else(|| {
-                ConfigError::new(
-                    "JWT_SIGNING_KEY",
-                    "not a base64url-encoded 32-byte Ed25519 seed (make one with `gatehouse keygen`)",
-                )
-            })?,
-        };
-        let mut previous = Vec::new();
-        if let Some(raw) = get(lookup, "JWT_PREVIOUS_PUBLIC_KEYS") {
-            for (i, item) in raw
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .enumerate()
-            {
-                previous.push(decode_key32(item).ok_or_else(|| {
-                    ConfigError::new(
-                        "JWT_PREVIOUS_PUBLIC_KEYS",
-                        format!(
-                            "item {} is not a base64url-encoded 32-byte public key",
-                            i + 1
-                        ),
-                    )
-                })?);
-            }
-        }
-        if previous.contains(&seed) {
-            // A private seed pasted where public keys belong would be published in the JWKS.
-            return Err(ConfigError::new(
-                "JWT_PREVIOUS_PUBLIC_KEYS",
-                "contains the signing key's private seed; list public keys (x) only",
-            ));
-        }
-        let keys = KeySet::new(&seed, &previous)
-            .map_err(|why| ConfigError::new("JWT_PREVIOUS_PUBLIC_KEYS", why))?;
-
+        let (seed, keys) = signing_keys(lookup)?;
         let routes = match get(lookup, "ROUTES") {
             Some(raw) => Routes::parse(&raw, lookup, max_body_bytes)?,
             None => Routes::default(),
         };
-        let upstream_signing_secret = match lookup("UPSTREAM_SIGNING_SECRET") {
-            Some(secret) if secret.len() < 32 => {
-                return Err(ConfigError::new(
-                    "UPSTREAM_SIGNING_SECRET",
-                    "must be at least 32 characters (e.g. `gatehouse keygen` output)",
-                ))
-            }
-            Some(secret) => Some(Secret::new(secret)),
-            None if !routes.is_empty() => {
-                return Err(ConfigError::new(
-                    "UPSTREAM_SIGNING_SECRET",
-                    "required when ROUTES is set: it signs the identity sent upstream",
-                ))
-            }
-            None => None,
-        };
-        let api_key_pepper = match get(lookup, "API_KEY_PEPPER") {
-            None => None,
-            Some(raw) if raw.len() >= 32 => Some(Pepper::new(raw.into_bytes())),
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "API_KEY_PEPPER",
-                    "shorter than 32 characters (make one with `gatehouse keygen --pepper`)",
-                ))
-            }
-        };
-        let rate_limits = RateLimits {
-            window_secs: int_in(lookup, "RATE_LIMIT_WINDOW_SECONDS", 900, 1, 86_400)?,
-            login_per_account: int_in(lookup, "RATE_LIMIT_LOGIN_PER_ACCOUNT", 10, 0, 1_000_000)?,
-            login_per_ip: int_in(lookup, "RATE_LIMIT_LOGIN_PER_IP", 50, 0, 1_000_000)?,
-            register_per_ip: int_in(lookup, "RATE_LIMIT_REGISTER_PER_IP", 10, 0, 1_000_000)?,
-            refresh_per_family: int_in(lookup, "RATE_LIMIT_REFRESH_PER_FAMILY", 60, 0, 1_000_000)?,
-        };
+        let upstream_signing_secret = upstream_signing_secret(lookup, &routes)?;
+        let api_key_pepper = api_key_pepper(lookup)?;
+        let rate_limits = RateLimits::parse(lookup)?;
         let audit_retention_days = int_in(lookup, "AUDIT_RETENTION_DAYS", 90, 1, 3_650)?;
         let session_retention_days = int_in(lookup, "SESSION_RETENTION_DAYS", 7, 0, 365)?;
 
         Ok(Self {
             issuer,
             audience,
-            access_ttl_secs,
-            refresh_ttl_secs,
-            refresh_idle_secs,
-            refresh_grace_secs,
-            clock_leeway_secs,
+            access_ttl_secs: lifetimes.access_ttl_secs,
+            refresh_ttl_secs: lifetimes.refresh_ttl_secs,
+            refresh_idle_secs: lifetimes.refresh_idle_secs,
+            refresh_grace_secs: lifetimes.refresh_grace_secs,
+            clock_leeway_secs: lifetimes.clock_leeway_secs,
             registration,
             default_roles,
             pbkdf2_iterations,
@@ -331,6 +179,207 @@ impl Config {
                 })
         };
         Self::from_lookup(&lookup).expect("test configuration is valid")
+    }
+}
+
+/// `JWT_ISSUER` and `JWT_AUDIENCE` (default: the issuer).
+fn token_names(lookup: Lookup<'_>) -> Result<(String, String), ConfigError> {
+    let issuer = get(lookup, "JWT_ISSUER").unwrap_or_else(|| "gatehouse".into());
+    if issuer.len() > 256 {
+        return Err(ConfigError::new("JWT_ISSUER", "longer than 256 characters"));
+    }
+    let audience = get(lookup, "JWT_AUDIENCE").unwrap_or_else(|| issuer.clone());
+    if audience.len() > 256 {
+        return Err(ConfigError::new(
+            "JWT_AUDIENCE",
+            "longer than 256 characters",
+        ));
+    }
+    Ok((issuer, audience))
+}
+
+/// Token and session lifetimes, in seconds.
+struct Lifetimes {
+    access_ttl_secs: i64,
+    refresh_ttl_secs: i64,
+    refresh_idle_secs: i64,
+    refresh_grace_secs: i64,
+    clock_leeway_secs: i64,
+}
+
+impl Lifetimes {
+    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let access_ttl_secs = int_in(lookup, "ACCESS_TOKEN_TTL", 900, 60, 86_400)?;
+        let refresh_ttl_secs = int_in(
+            lookup,
+            "REFRESH_TOKEN_TTL",
+            30 * 86_400,
+            3_600,
+            400 * 86_400,
+        )?;
+        let refresh_idle_secs = int_in(
+            lookup,
+            "REFRESH_IDLE_TIMEOUT",
+            7 * 86_400,
+            300,
+            400 * 86_400,
+        )?;
+        if refresh_idle_secs > refresh_ttl_secs {
+            return Err(ConfigError::new(
+                "REFRESH_IDLE_TIMEOUT",
+                format!("must not exceed REFRESH_TOKEN_TTL ({refresh_ttl_secs})"),
+            ));
+        }
+        Ok(Self {
+            access_ttl_secs,
+            refresh_ttl_secs,
+            refresh_idle_secs,
+            refresh_grace_secs: int_in(lookup, "REFRESH_GRACE_SECONDS", 10, 1, 120)?,
+            clock_leeway_secs: int_in(lookup, "CLOCK_LEEWAY_SECONDS", 30, 0, 300)?,
+        })
+    }
+}
+
+/// `REGISTRATION`: `open` or `closed` (default).
+fn registration(lookup: Lookup<'_>) -> Result<Registration, ConfigError> {
+    match get(lookup, "REGISTRATION")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("closed") => Ok(Registration::Closed),
+        Some("open") => Ok(Registration::Open),
+        Some(other) => Err(ConfigError::new(
+            "REGISTRATION",
+            format!("expected open or closed, got {other:?}"),
+        )),
+    }
+}
+
+/// `DEFAULT_ROLES`: comma-separated role names, without repeats (default `user`).
+fn default_roles(lookup: Lookup<'_>) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = get(lookup, "DEFAULT_ROLES") else {
+        return Ok(vec!["user".to_string()]);
+    };
+    let mut roles = Vec::new();
+    for role in raw.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        if !valid_role(role) || role == "anonymous" {
+            return Err(ConfigError::new(
+                "DEFAULT_ROLES",
+                format!("{role:?} is not a valid role name (a-z, 0-9, _ - ., not \"anonymous\")"),
+            ));
+        }
+        if !roles.iter().any(|r| r == role) {
+            roles.push(role.to_string());
+        }
+    }
+    Ok(roles)
+}
+
+/// `COOKIE_SAMESITE`: `Lax` (default), `Strict` or `None`.
+fn cookie_same_site(lookup: Lookup<'_>) -> Result<SameSite, ConfigError> {
+    match get(lookup, "COOKIE_SAMESITE")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("lax") => Ok(SameSite::Lax),
+        Some("strict") => Ok(SameSite::Strict),
+        Some("none") => Ok(SameSite::None),
+        Some(other) => Err(ConfigError::new(
+            "COOKIE_SAMESITE",
+            format!("expected Lax, Strict or None, got {other:?}"),
+        )),
+    }
+}
+
+/// `JWT_SIGNING_KEY` (secret: its value never reaches an error) and `JWT_PREVIOUS_PUBLIC_KEYS`:
+/// the seed and the key set.
+fn signing_keys(lookup: Lookup<'_>) -> Result<([u8; 32], KeySet), ConfigError> {
+    let seed = match get(lookup, "JWT_SIGNING_KEY") {
+        None => {
+            return Err(ConfigError::new(
+                "JWT_SIGNING_KEY",
+                "missing: set it with `wrangler secret put JWT_SIGNING_KEY` (value from `gatehouse keygen`)",
+            ))
+        }
+        Some(raw) => decode_key32(&raw).ok_or_else(|| {
+            ConfigError::new(
+                "JWT_SIGNING_KEY",
+                "not a base64url-encoded 32-byte Ed25519 seed (make one with `gatehouse keygen`)",
+            )
+        })?,
+    };
+    let mut previous = Vec::new();
+    if let Some(raw) = get(lookup, "JWT_PREVIOUS_PUBLIC_KEYS") {
+        for (i, item) in raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .enumerate()
+        {
+            previous.push(decode_key32(item).ok_or_else(|| {
+                ConfigError::new(
+                    "JWT_PREVIOUS_PUBLIC_KEYS",
+                    format!(
+                        "item {} is not a base64url-encoded 32-byte public key",
+                        i + 1
+                    ),
+                )
+            })?);
+        }
+    }
+    if previous.contains(&seed) {
+        // A private seed pasted where public keys belong would be published in the JWKS.
+        return Err(ConfigError::new(
+            "JWT_PREVIOUS_PUBLIC_KEYS",
+            "contains the signing key's private seed; list public keys (x) only",
+        ));
+    }
+    let keys = KeySet::new(&seed, &previous)
+        .map_err(|why| ConfigError::new("JWT_PREVIOUS_PUBLIC_KEYS", why))?;
+    Ok((seed, keys))
+}
+
+/// `UPSTREAM_SIGNING_SECRET` (secret, at least 32 characters; required with `ROUTES`).
+fn upstream_signing_secret(
+    lookup: Lookup<'_>,
+    routes: &Routes,
+) -> Result<Option<Secret>, ConfigError> {
+    match lookup("UPSTREAM_SIGNING_SECRET") {
+        Some(secret) if secret.len() < 32 => Err(ConfigError::new(
+            "UPSTREAM_SIGNING_SECRET",
+            "must be at least 32 characters (e.g. `gatehouse keygen` output)",
+        )),
+        Some(secret) => Ok(Some(Secret::new(secret))),
+        None if !routes.is_empty() => Err(ConfigError::new(
+            "UPSTREAM_SIGNING_SECRET",
+            "required when ROUTES is set: it signs the identity sent upstream",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// `API_KEY_PEPPER` (secret, at least 32 characters); unset: API keys are off.
+fn api_key_pepper(lookup: Lookup<'_>) -> Result<Option<Pepper>, ConfigError> {
+    match get(lookup, "API_KEY_PEPPER") {
+        None => Ok(None),
+        Some(raw) if raw.len() >= 32 => Ok(Some(Pepper::new(raw.into_bytes()))),
+        Some(_) => Err(ConfigError::new(
+            "API_KEY_PEPPER",
+            "shorter than 32 characters (make one with `gatehouse keygen --pepper`)",
+        )),
+    }
+}
+
+impl RateLimits {
+    /// `RATE_LIMIT_*`.
+    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            window_secs: int_in(lookup, "RATE_LIMIT_WINDOW_SECONDS", 900, 1, 86_400)?,
+            login_per_account: int_in(lookup, "RATE_LIMIT_LOGIN_PER_ACCOUNT", 10, 0, 1_000_000)?,
+            login_per_ip: int_in(lookup, "RATE_LIMIT_LOGIN_PER_IP", 50, 0, 1_000_000)?,
+            register_per_ip: int_in(lookup, "RATE_LIMIT_REGISTER_PER_IP", 10, 0, 1_000_000)?,
+            refresh_per_family: int_in(lookup, "RATE_LIMIT_REFRESH_PER_FAMILY", 60, 0, 1_000_000)?,
+        })
     }
 }
 

@@ -19,6 +19,7 @@ use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
 use crate::routes::table::AdminOp;
 use crate::routes::views::{family_json, user_json};
+use crate::services::accounts::new_user;
 use crate::services::audit::audit_event;
 use crate::services::auth::{self, authenticate, check_token_session, enabled_user};
 use crate::services::Services;
@@ -287,19 +288,8 @@ async fn create_user<S: Store, H: Pbkdf2>(
     let pw = string_field(&body, "password")?;
     let name = normalize_name(optional_string(&body, "name")?)?;
     let roles = roles_field(&body, "roles")?.unwrap_or_else(|| svc.config.default_roles.clone());
-    password::check_policy(pw)?;
-    let now = svc.clock.now_ms();
-    let user = User {
-        id: new_id(svc.rng, "usr_"),
-        email,
-        name,
-        password_hash: password::hash(svc.hasher, svc.rng, pw, svc.config.pbkdf2_iterations)
-            .await?,
-        roles,
-        disabled: false,
-        created_at: now,
-        updated_at: now,
-    };
+    let user = new_user(svc, email, name, pw, roles).await?;
+    let now = user.created_at;
     let ev = admin.event(
         req,
         now,
@@ -486,21 +476,20 @@ async fn list_keys<S: Store, H>(
     Ok(Response::json(200, &json!({ "api_keys": list })))
 }
 
-async fn mint_key<S: Store, H>(
-    svc: &Services<'_, S, H>,
-    req: &Request,
-    admin: &Admin,
-) -> Result<Response, Error> {
-    let body = json_body(req, svc.config.max_body_bytes, false)?;
-    let pepper = auth::pepper(svc)?;
-    let label = string_field(&body, "label")?.trim().to_string();
+/// A key's `label`: 1–100 characters, no control characters, trimmed.
+fn key_label(body: &Map<String, Value>) -> Result<String, Error> {
+    let label = string_field(body, "label")?.trim().to_string();
     if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
         return Err(Error::BadRequest(
             "label: 1-100 characters, no control characters".into(),
         ));
     }
-    let role = string_field(&body, "role")?.to_string();
-    let scopes = roles_field(&body, "scopes")?.ok_or_else(|| {
+    Ok(label)
+}
+
+/// A key's `scopes`: the proxy route names it may use.
+fn key_scopes(body: &Map<String, Value>) -> Result<Vec<String>, Error> {
+    let scopes = roles_field(body, "scopes")?.ok_or_else(|| {
         Error::BadRequest("scopes: required (an array of proxy route names)".into())
     })?;
     if let Some(bad) = scopes.iter().find(|s| !apikey::valid_scope(s)) {
@@ -508,19 +497,30 @@ async fn mint_key<S: Store, H>(
             "scopes: {bad:?} is not a route name"
         )));
     }
-    let owner_id = optional_string(&body, "owner_user_id")?.unwrap_or(&admin.user.id);
-    let now = svc.clock.now_ms();
-    let expires_at =
-        match body.get("expires_at") {
-            None | Some(Value::Null) => None,
-            Some(v) => match v.as_i64() {
-                Some(t) if t > now && t <= now + MAX_KEY_LIFETIME_MS => Some(t),
-                _ => return Err(Error::BadRequest(
-                    "expires_at: Unix milliseconds in the future, at most 10 years ahead, or null"
-                        .into(),
-                )),
-            },
-        };
+    Ok(scopes)
+}
+
+/// A key's `expires_at`: Unix ms in the future, at most [`MAX_KEY_LIFETIME_MS`] ahead, or none.
+fn key_expiry(body: &Map<String, Value>, now: i64) -> Result<Option<i64>, Error> {
+    match body.get("expires_at") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(t) if t > now && t <= now + MAX_KEY_LIFETIME_MS => Ok(Some(t)),
+            _ => Err(Error::BadRequest(
+                "expires_at: Unix milliseconds in the future, at most 10 years ahead, or null"
+                    .into(),
+            )),
+        },
+    }
+}
+
+/// The owner of a new key: an enabled user who, like the minting admin, holds `role`.
+async fn key_owner<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    admin: &Admin,
+    owner_id: &str,
+    role: &str,
+) -> Result<User, Error> {
     let Some(owner) = svc.store.user_by_id(owner_id).await? else {
         return Err(Error::BadRequest("owner_user_id: no such user".into()));
     };
@@ -531,14 +531,31 @@ async fn mint_key<S: Store, H>(
     }
     // Never above the creator's roles (an admin API key acts for its owner, so a job's key can
     // be minted with less), and never a role the owner does not hold.
-    if !admin.user.roles.contains(&role) {
+    if !admin.user.roles.iter().any(|r| r == role) {
         return Err(Error::BadRequest(format!("role: you do not hold {role:?}")));
     }
-    if !owner.roles.contains(&role) {
+    if !owner.roles.iter().any(|r| r == role) {
         return Err(Error::BadRequest(format!(
             "role: the owner does not hold {role:?}"
         )));
     }
+    Ok(owner)
+}
+
+async fn mint_key<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &Admin,
+) -> Result<Response, Error> {
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
+    let pepper = auth::pepper(svc)?;
+    let label = key_label(&body)?;
+    let role = string_field(&body, "role")?.to_string();
+    let scopes = key_scopes(&body)?;
+    let owner_id = optional_string(&body, "owner_user_id")?.unwrap_or(&admin.user.id);
+    let now = svc.clock.now_ms();
+    let expires_at = key_expiry(&body, now)?;
+    let owner = key_owner(svc, admin, owner_id, &role).await?;
     let key = apikey::generate(svc.rng);
     let record = ApiKey {
         id: new_id(svc.rng, "key_"),

@@ -9,7 +9,7 @@ use crate::domain::config::{Config, Registration};
 use crate::domain::csrf;
 use crate::domain::password::{self, Verdict};
 use crate::domain::refresh::{self, Decision};
-use crate::domain::store::{NewFamily, RevokeReason, Rotation, Store, User};
+use crate::domain::store::{Family, NewFamily, RevokeReason, Rotation, Store, User};
 use crate::domain::token::AccessClaims;
 use crate::primitives::body::{json_body, optional_bool, optional_string, string_field};
 use crate::primitives::cookies;
@@ -18,6 +18,7 @@ use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
 use crate::routes::views::user_json;
+use crate::services::accounts::new_user;
 use crate::services::audit::own_event;
 use crate::services::auth::{authenticate_access_token, check_token_session, enabled_user};
 use crate::services::ratelimit::{self, Bucket};
@@ -43,6 +44,17 @@ fn refresh_cookie(config: &Config, value: &str, max_age_secs: i64) -> String {
 enum Delivery {
     Cookie,
     Body,
+}
+
+impl Delivery {
+    /// What a register or login body asks for (`refresh_token_in_body`).
+    fn asked(body: &Map<String, Value>) -> Result<Self, Error> {
+        Ok(if optional_bool(body, "refresh_token_in_body")? {
+            Self::Body
+        } else {
+            Self::Cookie
+        })
+    }
 }
 
 fn session_response<S, H>(
@@ -120,25 +132,9 @@ pub(super) async fn register<S: Store, H: Pbkdf2>(
     let email = normalize_email(string_field(&body, "email")?)?;
     let pw = string_field(&body, "password")?;
     let name = normalize_name(optional_string(&body, "name")?)?;
-    let delivery = if optional_bool(&body, "refresh_token_in_body")? {
-        Delivery::Body
-    } else {
-        Delivery::Cookie
-    };
-    password::check_policy(pw)?;
-
-    let now = svc.clock.now_ms();
-    let user = User {
-        id: new_id(svc.rng, "usr_"),
-        email,
-        name,
-        password_hash: password::hash(svc.hasher, svc.rng, pw, svc.config.pbkdf2_iterations)
-            .await?,
-        roles: svc.config.default_roles.clone(),
-        disabled: false,
-        created_at: now,
-        updated_at: now,
-    };
+    let delivery = Delivery::asked(&body)?;
+    let user = new_user(svc, email, name, pw, svc.config.default_roles.clone()).await?;
+    let now = user.created_at;
     let (token, family) = new_family(svc, req, &user.id);
     let registered = own_event(
         req,
@@ -168,11 +164,38 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
     let body = json_body(req, svc.config.max_body_bytes, false)?;
     let raw_email = string_field(&body, "email")?;
     let pw = string_field(&body, "password")?;
-    let delivery = if optional_bool(&body, "refresh_token_in_body")? {
-        Delivery::Body
-    } else {
-        Delivery::Cookie
-    };
+    let delivery = Delivery::asked(&body)?;
+    let user = check_credentials(svc, req, raw_email, pw).await?;
+    let now = svc.clock.now_ms();
+    let (token, family) = new_family(svc, req, &user.id);
+    let succeeded = own_event(
+        req,
+        now,
+        "login_succeeded",
+        Some(&user.id),
+        Some(&family.id),
+        None,
+    );
+    svc.store.create_family(&family, Some(&succeeded)).await?;
+    session_response(
+        svc,
+        200,
+        &user,
+        &token,
+        (&family.id, family.expires_at),
+        delivery,
+    )
+}
+
+/// The user whose email and password these are, enabled; every failure is recorded and
+/// answered alike (401 `invalid_credentials`). Rate limits per IP and per account come first; a
+/// hash made with fewer iterations than configured is upgraded.
+async fn check_credentials<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    raw_email: &str,
+    pw: &str,
+) -> Result<User, Error> {
     let iterations = svc.config.pbkdf2_iterations;
     let now = svc.clock.now_ms();
 
@@ -227,24 +250,7 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
         let phc = password::hash(svc.hasher, svc.rng, pw, iterations).await?;
         svc.store.upgrade_password_hash(&user.id, &phc, now).await?;
     }
-    let (token, family) = new_family(svc, req, &user.id);
-    let succeeded = own_event(
-        req,
-        now,
-        "login_succeeded",
-        Some(&user.id),
-        Some(&family.id),
-        None,
-    );
-    svc.store.create_family(&family, Some(&succeeded)).await?;
-    session_response(
-        svc,
-        200,
-        &user,
-        &token,
-        (&family.id, family.expires_at),
-        delivery,
-    )
+    Ok(user)
 }
 
 /// The refresh token of a request: from the body (wins) or the cookie.
@@ -285,29 +291,12 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
     if !refresh::well_formed(&presented) {
         return Err(Error::InvalidRefreshToken("malformed"));
     }
-    let limit_refresh = svc.config.rate_limits.refresh_per_family > 0;
-    if delivery == Delivery::Cookie || limit_refresh {
-        let state = svc.store.token_state(&refresh::hash(&presented)).await?;
-        if delivery == Delivery::Cookie {
-            // The cookie came on its own: the page must also know the session's CSRF token.
-            let Some(state) = &state else {
-                return Err(Error::InvalidRefreshToken("unknown"));
-            };
-            csrf::check(
-                &svc.config.csrf_key,
-                &svc.config.allowed_origins,
-                req,
-                &state.family.id,
-            )?;
-        }
-        if let (true, Some(state)) = (limit_refresh, &state) {
-            ratelimit::check(svc, Bucket::RefreshFamily, &state.family.id).await?;
-        }
-    }
+    let presented_hash = refresh::hash(&presented);
+    check_refresh_session(svc, req, &presented_hash, delivery).await?;
     let now = svc.clock.now_ms();
     let ours = refresh::generate(svc.rng);
     let rotation = Rotation {
-        token_hash: refresh::hash(&presented),
+        token_hash: presented_hash,
         successor_hash: refresh::hash(&ours),
         successor_sealed: refresh::seal(&presented, &ours),
         now,
@@ -341,21 +330,63 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
                 "generation": cause.generation,
                 "rotated_ms_ago": cause.rotated_ms_ago,
             });
-            let ev = own_event(
-                req,
-                now,
-                "refresh_token_reused",
-                Some(&family.user_id),
-                Some(&family.id),
-                Some(detail),
-            );
-            svc.store
-                .revoke_family(&family.id, RevokeReason::Reuse, now, Some(&ev))
-                .await?;
-            Err(Error::RefreshTokenReused)
+            revoke_reused(svc, req, family, now, detail).await
         }
         Decision::Reject(err) => Err(err),
     }
+}
+
+/// Before a rotation: a refresh by cookie must show the session's CSRF token, and a session
+/// refreshing too often is rate-limited. Reads the token's state only when one of them applies.
+async fn check_refresh_session<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    presented_hash: &str,
+    delivery: Delivery,
+) -> Result<(), Error> {
+    let limit_refresh = svc.config.rate_limits.refresh_per_family > 0;
+    if delivery == Delivery::Body && !limit_refresh {
+        return Ok(());
+    }
+    let state = svc.store.token_state(presented_hash).await?;
+    if delivery == Delivery::Cookie {
+        // The cookie came on its own: the page must also know the session's CSRF token.
+        let Some(state) = &state else {
+            return Err(Error::InvalidRefreshToken("unknown"));
+        };
+        csrf::check(
+            &svc.config.csrf_key,
+            &svc.config.allowed_origins,
+            req,
+            &state.family.id,
+        )?;
+    }
+    if let (true, Some(state)) = (limit_refresh, &state) {
+        ratelimit::check(svc, Bucket::RefreshFamily, &state.family.id).await?;
+    }
+    Ok(())
+}
+
+/// A rotated token came back after the grace window: the whole family is revoked.
+async fn revoke_reused<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    family: &Family,
+    now: i64,
+    detail: Value,
+) -> Result<Response, Error> {
+    let ev = own_event(
+        req,
+        now,
+        "refresh_token_reused",
+        Some(&family.user_id),
+        Some(&family.id),
+        Some(detail),
+    );
+    svc.store
+        .revoke_family(&family.id, RevokeReason::Reuse, now, Some(&ev))
+        .await?;
+    Err(Error::RefreshTokenReused)
 }
 
 pub(super) async fn logout<S: Store, H: Pbkdf2>(

@@ -34,15 +34,17 @@ pub enum Outcome<B> {
     Proxied(UpstreamResponse<B>),
 }
 
-/// Serves one request: a proxied route goes upstream, everything else to [`handle`].
+/// Serves one request: a proxied route goes upstream, everything else to the route table.
+/// The preflight check and [`finish`] run once each.
 pub async fn serve<S: Store, H: Pbkdf2, U: Upstream>(
     svc: &Services<'_, S, H>,
     upstream: &U,
     mut req: Request,
 ) -> Outcome<U::Body> {
-    let preflight = cors::preflight(&svc.config.allowed_origins, &req).is_some();
-    let mut outcome = match svc.config.routes.find(&req.path) {
-        Some(route) if !preflight => {
+    let preflight = cors::preflight(&svc.config.allowed_origins, &req);
+    let mut outcome = match (preflight, svc.config.routes.find(&req.path)) {
+        (Some(preflight), _) => Outcome::Local(preflight),
+        (None, Some(route)) => {
             // The body moves on to the upstream request.
             let body = std::mem::take(&mut req.body);
             match forward(svc, upstream, route, &req, body).await {
@@ -50,7 +52,7 @@ pub async fn serve<S: Store, H: Pbkdf2, U: Upstream>(
                 Err(err) => Outcome::Local(Response::error(&err)),
             }
         }
-        _ => Outcome::Local(handle(svc, &req).await),
+        (None, None) => Outcome::Local(answer(svc, &req).await),
     };
     // The single exit of buffered and streamed answers alike.
     match &mut outcome {
@@ -110,20 +112,26 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
     })
 }
 
-/// Handles one request. Never panics on input; every failure becomes an error response.
+/// Handles one request that is not proxied. Never panics on input; every failure becomes an
+/// error response.
 pub async fn handle<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) -> Response {
     let mut response = match cors::preflight(&svc.config.allowed_origins, req) {
         Some(preflight) => preflight,
-        None => match route(svc, req).await {
-            Ok(response) => response,
-            Err(err) => Response::error(&err),
-        },
+        None => answer(svc, req).await,
     };
+    finish(svc.config, req, &mut response.headers);
+    response
+}
+
+/// The route table's answer to a request that is not a preflight.
+async fn answer<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) -> Response {
+    let mut response = route(svc, req)
+        .await
+        .unwrap_or_else(|err| Response::error(&err));
     if req.method == "HEAD" {
         // Same status and headers as GET, no body (load balancers probe with HEAD).
         response.body.clear();
     }
-    finish(svc.config, req, &mut response.headers);
     response
 }
 

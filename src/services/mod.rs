@@ -5,6 +5,7 @@
 use crate::domain::config::Config;
 use crate::primitives::platform::{Clock, Rng};
 
+pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod prune;

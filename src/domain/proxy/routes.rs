@@ -269,6 +269,82 @@ fn parse_route(
     lookup: Lookup<'_>,
     default_body_limit: usize,
 ) -> Result<Route, ConfigError> {
+    let spec = route_spec(name, spec)?;
+    let prefix = parse_prefix(name, spec)?;
+    let upstream = parse_upstream(name, spec)?;
+    let timeout_ms = uint_field(
+        name,
+        spec,
+        "timeout_ms",
+        DEFAULT_TIMEOUT_MS as u64,
+        100,
+        120_000,
+    )? as u32;
+    let max_body_bytes = uint_field(
+        name,
+        spec,
+        "max_body_bytes",
+        default_body_limit as u64,
+        0,
+        MAX_ROUTE_BODY_BYTES as u64,
+    )? as usize;
+    let public = bool_field(name, spec, "public")?;
+    let default_inject = spec
+        .get("inject")
+        .map(|v| parse_placement(name, "inject", v))
+        .transpose()?;
+    let strip_headers = with_defaults(
+        DEFAULT_STRIP_HEADERS,
+        string_list(name, spec, "strip_headers")?,
+        normalize_header_name,
+    );
+    let mut strip_query = with_defaults(
+        DEFAULT_STRIP_QUERY,
+        string_list(name, spec, "strip_query")?,
+        normalize_param_name,
+    );
+    let rules = parse_method_rules(name, spec, default_inject.as_ref(), lookup)?;
+    let forward_all = bool_field(name, spec, "forward_all")?;
+    // Names a client may never send in a query or body: the strip list and injected slots.
+    for injection in rules
+        .iter()
+        .flat_map(|(_, r)| r)
+        .filter_map(|r| r.injection.as_ref())
+    {
+        add_query_slot(&mut strip_query, injection);
+    }
+    let ctx = RouteContext {
+        route: name,
+        default_inject: default_inject.as_ref(),
+        lookup,
+        route_rules: &rules,
+        credentials: &strip_query,
+    };
+    let endpoints = parse_endpoints(&ctx, spec, forward_all)?;
+    // Query-slot names injected by endpoint rules and lookups join the list too.
+    for injection in endpoints.iter().flat_map(Endpoint::secrets) {
+        add_query_slot(&mut strip_query, injection);
+    }
+    let allow: String = rules.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", ");
+    Ok(Route {
+        name: name.to_string(),
+        prefix,
+        upstream,
+        timeout_ms,
+        max_body_bytes,
+        public,
+        endpoints,
+        forward_all,
+        strip_headers,
+        strip_query,
+        rules,
+        // Parsed once per isolate; the `Allow` value lives as long as the configuration.
+        allow: Box::leak(allow.into_boxed_str()),
+    })
+}
+
+/// A route's table, once its name and its fields' names are checked.
+fn route_spec<'v>(name: &str, spec: &'v Value) -> Result<&'v Map<String, Value>, ConfigError> {
     let valid_name = !name.is_empty()
         && name.len() <= 64
         && name
@@ -296,163 +372,91 @@ fn parse_route(
             format!("unknown field (known: {})", ROUTE_KEYS.join(", ")),
         ));
     }
-    let prefix = parse_prefix(name, spec)?;
-    let upstream = parse_upstream(name, spec)?;
-    let timeout_ms = uint_field(
-        name,
-        spec,
-        "timeout_ms",
-        DEFAULT_TIMEOUT_MS as u64,
-        100,
-        120_000,
-    )? as u32;
-    let max_body_bytes = uint_field(
-        name,
-        spec,
-        "max_body_bytes",
-        default_body_limit as u64,
-        0,
-        MAX_ROUTE_BODY_BYTES as u64,
-    )? as usize;
-    let public = match spec.get("public") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(route_err(name, "public", "expected true or false")),
-    };
-    let default_inject = spec
-        .get("inject")
-        .map(|v| parse_placement(name, "inject", v))
-        .transpose()?;
-    let strip_headers = with_defaults(
-        DEFAULT_STRIP_HEADERS,
-        string_list(name, spec, "strip_headers")?,
-        normalize_header_name,
-    );
-    let strip_query = with_defaults(
-        DEFAULT_STRIP_QUERY,
-        string_list(name, spec, "strip_query")?,
-        normalize_param_name,
-    );
+    Ok(spec)
+}
 
+/// An optional boolean field (absent: `false`).
+fn bool_field(name: &str, spec: &Map<String, Value>, field: &str) -> Result<bool, ConfigError> {
+    match spec.get(field) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(route_err(name, field, "expected true or false")),
+    }
+}
+
+/// The route's rules per method: a method's own (`"DELETE": {...}`), else its class's (`read`,
+/// `write`); a method with neither has none.
+fn parse_method_rules(
+    name: &str,
+    spec: &Map<String, Value>,
+    default_inject: Option<&Placement>,
+    lookup: Lookup<'_>,
+) -> Result<Vec<(&'static str, Vec<Rule>)>, ConfigError> {
     let mut rules: Vec<(&'static str, Vec<Rule>)> = Vec::new();
     for (class, methods) in [("read", READ_METHODS), ("write", WRITE_METHODS)] {
-        let mut class_rules = None;
-        if let Some(v) = spec.get(class) {
-            class_rules = Some(parse_rules(
-                name,
-                class,
-                v,
-                default_inject.as_ref(),
-                lookup,
-            )?);
-        }
+        let class_rules = spec
+            .get(class)
+            .map(|v| parse_rules(name, class, v, default_inject, lookup))
+            .transpose()?;
         for method in methods {
-            let own = match spec.get(*method) {
-                Some(v) => Some(parse_rules(
-                    name,
-                    method,
-                    v,
-                    default_inject.as_ref(),
-                    lookup,
-                )?),
-                None => None,
-            };
+            let own = spec
+                .get(*method)
+                .map(|v| parse_rules(name, method, v, default_inject, lookup))
+                .transpose()?;
             if let Some(r) = own.or_else(|| class_rules.clone()) {
                 rules.push((method, r));
             }
         }
     }
-    let forward_all = match spec.get("forward_all") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(route_err(name, "forward_all", "expected true or false")),
-    };
-    // Names a client may never send in a query or body: the strip list and injected slots.
-    let mut strip_query = strip_query;
-    for rule in rules.iter().flat_map(|(_, r)| r) {
-        if let Some(Injection {
-            placement: Placement::Query { name: slot },
-            ..
-        }) = &rule.injection
-        {
-            let slot = normalize_param_name(slot);
-            if !strip_query.contains(&slot) {
-                strip_query.push(slot);
-            }
+    Ok(rules)
+}
+
+/// Adds an injection's query slot, if it has one, to the names a client may never send.
+fn add_query_slot(strip_query: &mut Vec<String>, injection: &Injection) {
+    if let Placement::Query { name: slot } = &injection.placement {
+        let slot = normalize_param_name(slot);
+        if !strip_query.contains(&slot) {
+            strip_query.push(slot);
         }
     }
-    let endpoints = match (spec.get("endpoints"), forward_all) {
-        (Some(_), true) => {
-            return Err(route_err(
-                name,
-                "forward_all",
-                "a route either lists endpoints or forwards its whole base, not both",
-            ))
-        }
-        (Some(Value::Array(items)), false) if !items.is_empty() => {
-            let ctx = RouteContext {
-                route: name,
-                default_inject: default_inject.as_ref(),
-                lookup,
-                route_rules: &rules,
-                credentials: &strip_query,
-            };
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| parse_endpoint(&ctx, i, item))
-                .collect::<Result<Vec<_>, _>>()?
-        }
-        (Some(_), false) => {
-            return Err(route_err(
-                name,
-                "endpoints",
-                "expected a non-empty list of endpoint tables ([[vars.ROUTES.<name>.endpoints]])",
-            ))
-        }
-        (None, true) => {
-            if rules.is_empty() {
-                return Err(route_err(
-                    name,
-                    "read/write",
-                    "no rules: add `read`, `write` or a method",
-                ));
-            }
-            Vec::new()
-        }
-        (None, false) => {
-            return Err(route_err(
-                name,
-                "endpoints",
-                "required: list the endpoints this route forwards (method, path, who may call); `forward_all = true` forwards the whole base instead, which hands callers every power of the injected key (see docs/proxy.md)",
-            ))
-        }
-    };
-    // Query-slot names injected by endpoint rules and lookups join the list too.
-    for injection in endpoints.iter().flat_map(Endpoint::secrets) {
-        if let Placement::Query { name: slot } = &injection.placement {
-            let slot = normalize_param_name(slot);
-            if !strip_query.contains(&slot) {
-                strip_query.push(slot);
-            }
-        }
+}
+
+/// The route's endpoints; none when it forwards its whole base (`forward_all`), which then
+/// needs rules of its own.
+fn parse_endpoints(
+    ctx: &RouteContext<'_>,
+    spec: &Map<String, Value>,
+    forward_all: bool,
+) -> Result<Vec<Endpoint>, ConfigError> {
+    let name = ctx.route;
+    match (spec.get("endpoints"), forward_all) {
+        (Some(_), true) => Err(route_err(
+            name,
+            "forward_all",
+            "a route either lists endpoints or forwards its whole base, not both",
+        )),
+        (Some(Value::Array(items)), false) if !items.is_empty() => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| parse_endpoint(ctx, i, item))
+            .collect(),
+        (Some(_), false) => Err(route_err(
+            name,
+            "endpoints",
+            "expected a non-empty list of endpoint tables ([[vars.ROUTES.<name>.endpoints]])",
+        )),
+        (None, true) if ctx.route_rules.is_empty() => Err(route_err(
+            name,
+            "read/write",
+            "no rules: add `read`, `write` or a method",
+        )),
+        (None, true) => Ok(Vec::new()),
+        (None, false) => Err(route_err(
+            name,
+            "endpoints",
+            "required: list the endpoints this route forwards (method, path, who may call); `forward_all = true` forwards the whole base instead, which hands callers every power of the injected key (see docs/proxy.md)",
+        )),
     }
-    let allow: String = rules.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", ");
-    Ok(Route {
-        name: name.to_string(),
-        prefix,
-        upstream,
-        timeout_ms,
-        max_body_bytes,
-        public,
-        endpoints,
-        forward_all,
-        strip_headers,
-        strip_query,
-        rules,
-        // Parsed once per isolate; the `Allow` value lives as long as the configuration.
-        allow: Box::leak(allow.into_boxed_str()),
-    })
 }
 
 fn parse_prefix(name: &str, spec: &Map<String, Value>) -> Result<String, ConfigError> {
