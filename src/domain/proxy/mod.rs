@@ -106,7 +106,7 @@ pub trait Upstream {
     async fn read_body(&self, body: Self::Body, limit: usize) -> Result<Vec<u8>, UpstreamFailure>;
 }
 
-/// Phase 1, before any credential is looked at: the path after the route's prefix must stay
+/// Phase 1 (select), before any credential is looked at: the path after the route's prefix must stay
 /// under the upstream base (see [`path`]).
 pub fn check_path(route: &Route, req: &Request) -> Result<(), Error> {
     path::check_remainder(&req.path[route.prefix.len()..])
@@ -149,7 +149,7 @@ fn is_write(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD")
 }
 
-/// Phase 1: what on `route` the request may be aimed at, in the order tried (the endpoints
+/// Phase 1 (select): what on `route` the request may be aimed at, in the order tried (the endpoints
 /// matching its method and path, or the whole base of a `forward_all` route). `body` is the
 /// parsed write body (see [`policy::select`]).
 pub fn select<'r>(
@@ -171,7 +171,7 @@ pub fn select<'r>(
     )
 }
 
-/// Phase 2: the first of `targets` with a rule that admits `caller`, and that rule. When none
+/// Phase 2 (authorize): the first of `targets` with a rule that admits `caller`, and that rule. When none
 /// does: `no_auth` for an anonymous caller, `insufficient_role` for a signed-in one.
 pub fn authorize<'r>(
     route: &'r Route,
@@ -214,7 +214,7 @@ pub struct Prepared {
     pub item_id: Option<String>,
 }
 
-/// Phase 3: the endpoint's query list and body policy applied to the request.
+/// Phase 3 (policy): the endpoint's query list and body policy applied to the request.
 pub fn prepare(
     route: &Route,
     target: &Target<'_>,
@@ -299,7 +299,7 @@ pub fn owner_lookup<'r>(
     ))
 }
 
-/// Phase 3, last step: the stored owner in the lookup's answer must be the caller.
+/// Phase 3 (policy), last step: the stored owner in the lookup's answer must be the caller.
 pub fn check_owner(
     lookup: &OwnerLookup,
     status: u16,
@@ -337,7 +337,7 @@ pub struct Identity<'a> {
     pub now_secs: i64,
 }
 
-/// Phase 4: the upstream request for `req` on `route` under `rule`; `req`'s path has passed
+/// Phase 4 (rewrite): the upstream request for `req` on `route` under `rule`; `req`'s path has passed
 /// [`check_path`] and `body` is what [`prepare`] let through.
 pub fn rewrite(
     route: &Route,
@@ -566,7 +566,7 @@ fn refuse_method_override(
     Ok(())
 }
 
-/// Phase 3: the headers sent back to the client for an upstream answer.
+/// Phase 5 (filter): the headers sent back to the client for an upstream answer.
 pub fn filter_response(
     route: &Route,
     caller: Option<&Caller>,

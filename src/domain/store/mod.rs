@@ -1,8 +1,8 @@
 //! The storage contract: what Gatehouse needs to remember, and nothing about how.
 //!
-//! Two implementations: [`memory::MemoryStore`] (tests, the CLI's dry runs) and the D1 store in
-//! the Workers adapter. Both are held to one contract suite (`crate::domain::selftest::contract`), run
-//! natively against memory by `cargo test` and inside workerd against real D1.
+//! Two implementations: [`memory::MemoryStore`] (the native tests) and the D1 store in the
+//! Workers adapter. Both are held to one contract suite (`crate::domain::selftest::contract`),
+//! run natively against memory by `cargo test` and inside workerd against real D1.
 //!
 //! Every method that changes more than one row does so atomically (one D1 `batch()`, one lock
 //! in memory). Refresh rotation is a single conditional step that only one caller can win; see
