@@ -1,6 +1,8 @@
 //! Native tests of API keys, the admin API, self-service sessions, rate limits and the prune,
 //! through `gatehouse::routes::handle` over the in-memory store with a clock moved by hand.
 
+mod common;
+
 use std::cell::Cell;
 
 use futures::executor::block_on;
@@ -12,25 +14,16 @@ use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::store::{AuditQuery, Store, User};
 use gatehouse::primitives::encoding::b64url;
 use gatehouse::primitives::http::{Request, Response};
-use gatehouse::primitives::platform::{Clock, RustPbkdf2, SystemRng};
+use gatehouse::primitives::platform::RustPbkdf2;
 use gatehouse::routes::handle;
 use gatehouse::services::auth::authenticate;
 use gatehouse::services::Services;
 
-const T0: i64 = 1_800_000_000_000;
-const SECOND: i64 = 1_000;
+use common::{expect_error, expect_status, TestClock, PASSWORD, SECOND, T0};
+
 const MINUTE: i64 = 60 * SECOND;
 const DAY: i64 = 86_400 * SECOND;
-const PASSWORD: &str = "correct horse battery staple";
 const PEPPER: &str = "pepper-pepper-pepper-pepper-pepper-42";
-
-struct TestClock(Cell<i64>);
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.0.get()
-    }
-}
 
 struct Gate {
     config: Config,
@@ -39,36 +32,14 @@ struct Gate {
 }
 
 fn config(overrides: &[(&str, &str)]) -> Config {
-    let seed = b64url(&[7u8; 32]);
-    let lookup = |name: &str| -> Option<String> {
-        if let Some((_, value)) = overrides.iter().find(|(key, _)| *key == name) {
-            return Some((*value).to_string());
-        }
-        match name {
-            "JWT_SIGNING_KEY" => Some(seed.clone()),
-            "REGISTRATION" => Some("open".into()),
-            "PBKDF2_ITERATIONS" => Some("10000".into()),
-            "API_KEY_PEPPER" => Some(PEPPER.into()),
-            _ => None,
-        }
-    };
-    Config::from_lookup(&lookup).expect("test configuration is valid")
-}
-
-#[track_caller]
-fn expect_status(res: &Response, status: u16) -> Value {
-    assert_eq!(res.status, status, "{}", String::from_utf8_lossy(&res.body));
-    if res.body.is_empty() {
-        Value::Null
-    } else {
-        res.json_body()
-    }
-}
-
-#[track_caller]
-fn expect_error(res: &Response, status: u16, code: &str) {
-    let body = expect_status(res, status);
-    assert_eq!(body["error"]["code"], code, "{body}");
+    common::config(
+        overrides,
+        &[
+            ("REGISTRATION", "open"),
+            ("PBKDF2_ITERATIONS", "10000"),
+            ("API_KEY_PEPPER", PEPPER),
+        ],
+    )
 }
 
 impl Gate {
@@ -81,13 +52,7 @@ impl Gate {
     }
 
     fn svc(&self) -> Services<'_, MemoryStore, RustPbkdf2> {
-        Services {
-            config: &self.config,
-            store: &self.store,
-            hasher: &RustPbkdf2,
-            clock: &self.clock,
-            rng: &SystemRng,
-        }
+        common::services(&self.config, &self.store, &self.clock)
     }
 
     fn send(&self, req: &Request) -> Response {

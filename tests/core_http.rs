@@ -5,6 +5,8 @@
 //! pass (idle timeout, absolute lifetime, the grace window, access-token expiry) or a look into
 //! storage (revocation reasons, audit events, live tokens, stored hashes).
 
+mod common;
+
 use std::cell::Cell;
 
 use futures::executor::block_on;
@@ -19,49 +21,31 @@ use gatehouse::primitives::encoding::{b64url, b64url_decode, hex};
 use gatehouse::primitives::http::{Request, Response};
 use gatehouse::primitives::platform::{Clock, RustPbkdf2, SystemRng};
 use gatehouse::routes::handle;
-use gatehouse::services::Services;
+
+use common::{
+    describe, error_code, expect_error, expect_status, TestClock, PASSWORD, SECOND, SEED, T0,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-/// The start of every test's clock: a whole second, so JWT `iat` equals it exactly.
-const T0: i64 = 1_800_000_000_000;
-const SECOND: i64 = 1_000;
-/// The signing key's seed.
-const SEED: [u8; 32] = [7; 32];
 /// A key Gatehouse does not know.
 const OTHER_SEED: [u8; 32] = [8; 32];
-const PASSWORD: &str = "correct horse battery staple";
 const DEFAULT_REFRESH_TTL_SECS: i64 = 30 * 86_400;
 const DEFAULT_GRACE_MS: i64 = 10 * SECOND;
 const DEFAULT_MAX_BODY: usize = 65_536;
 
-/// A clock that stands still until the test moves it.
-struct TestClock(Cell<i64>);
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.0.get()
-    }
-}
-
 /// A configuration: the fixed signing key, open registration and cheap PBKDF2, under
 /// `overrides`.
 fn config(overrides: &[(&str, &str)]) -> Config {
-    let seed = b64url(&SEED);
-    let lookup = |name: &str| -> Option<String> {
-        if let Some((_, value)) = overrides.iter().find(|(key, _)| *key == name) {
-            return Some((*value).to_string());
-        }
-        match name {
-            "JWT_SIGNING_KEY" => Some(seed.clone()),
-            "REGISTRATION" => Some("open".into()),
-            "PBKDF2_ITERATIONS" => Some("10000".into()),
-            "ALLOWED_ORIGINS" => Some(SITE.into()),
-            _ => None,
-        }
-    };
-    Config::from_lookup(&lookup).expect("test configuration is valid")
+    common::config(
+        overrides,
+        &[
+            ("REGISTRATION", "open"),
+            ("PBKDF2_ITERATIONS", "10000"),
+            ("ALLOWED_ORIGINS", SITE),
+        ],
+    )
 }
 
 /// The page origin the tests' browser requests come from (listed in `ALLOWED_ORIGINS`).
@@ -129,14 +113,10 @@ impl Gate {
     }
 
     fn send(&self, req: &Request) -> Response {
-        let svc = Services {
-            config: &self.config,
-            store: &self.store,
-            hasher: &RustPbkdf2,
-            clock: &self.clock,
-            rng: &SystemRng,
-        };
-        block_on(handle(&svc, req))
+        block_on(handle(
+            &common::services(&self.config, &self.store, &self.clock),
+            req,
+        ))
     }
 
     fn post(&self, path: &str, body: Value) -> Response {
@@ -247,39 +227,6 @@ fn with_cookie(req: Request, cookie: &str) -> Request {
     } else {
         req.with_header("content-type", "application/json")
     }
-}
-
-fn error_code(res: &Response) -> Option<String> {
-    res.json_body()["error"]["code"]
-        .as_str()
-        .map(str::to_string)
-}
-
-fn describe(res: &Response) -> String {
-    format!(
-        "{} {}",
-        res.status,
-        String::from_utf8_lossy(&res.body)
-            .chars()
-            .take(300)
-            .collect::<String>()
-    )
-}
-
-#[track_caller]
-fn expect_status(res: &Response, status: u16) -> Value {
-    assert_eq!(res.status, status, "{}", describe(res));
-    res.json_body()
-}
-
-#[track_caller]
-fn expect_error(res: &Response, status: u16, code: &str) {
-    assert_eq!(
-        (res.status, error_code(res).as_deref()),
-        (status, Some(code)),
-        "{}",
-        describe(res)
-    );
 }
 
 /// Every `Set-Cookie` of a response.

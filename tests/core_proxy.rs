@@ -1,6 +1,8 @@
 //! The proxy through the portable core: `serve` with a recording upstream and a controllable
 //! clock. The end-to-end suite repeats the important cases in workerd against a real server.
 
+mod common;
+
 use std::cell::RefCell;
 
 use futures::executor::block_on;
@@ -10,11 +12,9 @@ use gatehouse::domain::config::Config;
 use gatehouse::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
 use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::token::AccessClaims;
-use gatehouse::primitives::encoding::b64url;
 use gatehouse::primitives::http::Request;
-use gatehouse::primitives::platform::{FixedClock, RustPbkdf2, SystemRng};
+use gatehouse::primitives::platform::FixedClock;
 use gatehouse::routes::{serve, Outcome};
-use gatehouse::services::Services;
 
 const NOW: i64 = 1_800_000_000_000;
 const SECRET: &str = "an upstream signing secret of 32+ chars";
@@ -93,22 +93,17 @@ fn routes() -> String {
 }
 
 fn config_with(routes: &str) -> Result<Config, gatehouse::primitives::error::ConfigError> {
-    let seed = b64url(&[7; 32]);
-    let routes = routes.to_string();
-    let lookup = move |name: &str| -> Option<String> {
-        match name {
-            "JWT_SIGNING_KEY" => Some(seed.clone()),
-            "ROUTES" => Some(routes.clone()),
-            "UPSTREAM_SIGNING_SECRET" => Some(SECRET.into()),
-            "CMS_READ_KEY" => Some("read-key-value".into()),
-            "CMS_WRITE_KEY" => Some("write-key-value".into()),
-            "CMS_EDITOR_KEY" => Some("editor-key-value".into()),
-            "DIRECTUS_READ_TOKEN" => Some("directus-read-value".into()),
-            "DIRECTUS_WRITE_TOKEN" => Some("directus-write-value".into()),
-            _ => None,
-        }
-    };
-    Config::from_lookup(&lookup)
+    common::try_config(
+        &[("ROUTES", routes)],
+        &[
+            ("UPSTREAM_SIGNING_SECRET", SECRET),
+            ("CMS_READ_KEY", "read-key-value"),
+            ("CMS_WRITE_KEY", "write-key-value"),
+            ("CMS_EDITOR_KEY", "editor-key-value"),
+            ("DIRECTUS_READ_TOKEN", "directus-read-value"),
+            ("DIRECTUS_WRITE_TOKEN", "directus-write-value"),
+        ],
+    )
 }
 
 struct Gate {
@@ -145,13 +140,7 @@ impl Gate {
     /// Status, headers (if proxied) and the last upstream request (if one was sent by this call).
     fn send(&self, req: Request) -> (u16, Vec<(String, String)>, Option<UpstreamRequest>, Value) {
         let clock = FixedClock(NOW);
-        let svc = Services {
-            config: &self.config,
-            store: &self.store,
-            hasher: &RustPbkdf2,
-            clock: &clock,
-            rng: &SystemRng,
-        };
+        let svc = common::services(&self.config, &self.store, &clock);
         let before = self.upstream.seen.borrow().len();
         let outcome = block_on(serve(&svc, &self.upstream, req));
         let seen = self.upstream.seen.borrow().get(before).cloned();
