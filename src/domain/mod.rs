@@ -6,12 +6,12 @@ pub mod account;
 pub mod apikey;
 pub mod caller;
 pub mod config;
+#[cfg(any(test, feature = "selftest"))]
+pub mod contract;
 pub mod csrf;
 pub mod password;
 pub mod proxy;
 pub mod refresh;
-#[cfg(any(test, feature = "selftest"))]
-pub mod selftest;
 pub mod store;
 pub mod token;
 pub mod vars;

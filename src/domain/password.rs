@@ -182,6 +182,42 @@ pub const KNOWN_ANSWERS: &[(&str, &str, u32, &str)] = &[
     ),
 ];
 
+/// Compares `hasher` with the RFC 7914 known answers and with the Rust implementation on extra
+/// inputs (including the 100,000-iteration production setting). Returns `(all ok, details)`.
+#[cfg(any(test, feature = "selftest"))]
+pub async fn pbkdf2_cross_check(hasher: &impl Pbkdf2) -> (bool, Vec<serde_json::Value>) {
+    use crate::primitives::encoding::hex;
+    use crate::primitives::platform::RustPbkdf2;
+    use serde_json::json;
+
+    let mut cases = Vec::new();
+    let mut all_ok = true;
+    for (password, salt, iterations, want) in KNOWN_ANSWERS {
+        let got = hasher
+            .derive(password.as_bytes(), salt.as_bytes(), *iterations)
+            .await;
+        let got = got.map(|g| hex(&g)).unwrap_or_else(|e| e.to_string());
+        let ok = got == *want;
+        all_ok &= ok;
+        cases.push(json!({ "case": format!("rfc7914 {password}/{salt}/{iterations}"), "ok": ok }));
+    }
+    let extra: [(&str, &[u8], u32); 3] = [
+        ("correct horse battery staple", b"0123456789abcdef", 100_000),
+        ("pässwörd ✓ unicode", b"gatehouse-salt-16", 1_000),
+        ("", b"empty-password!!", 10),
+    ];
+    for (password, salt, iterations) in extra {
+        let a = hasher.derive(password.as_bytes(), salt, iterations).await;
+        let b = RustPbkdf2
+            .derive(password.as_bytes(), salt, iterations)
+            .await;
+        let ok = matches!((&a, &b), (Ok(x), Ok(y)) if x == y);
+        all_ok &= ok;
+        cases.push(json!({ "case": format!("matches rust, {iterations} iterations"), "ok": ok }));
+    }
+    (all_ok, cases)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +302,12 @@ mod tests {
             format!("{parsed:?}"),
             "PasswordHash { iterations: 10000, .. }"
         );
+    }
+
+    #[test]
+    fn pbkdf2_cross_check_passes_natively() {
+        let (ok, cases) = futures::executor::block_on(pbkdf2_cross_check(&RustPbkdf2));
+        assert!(ok, "{cases:?}");
+        assert_eq!(cases.len(), KNOWN_ANSWERS.len() + 3);
     }
 }

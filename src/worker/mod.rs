@@ -239,7 +239,7 @@ async fn dispatch(
     use serde_json::json;
     Outcome::Local(match (request.method.as_str(), request.path.as_str()) {
         ("POST", "/__selftest/contract") => {
-            let outcomes = crate::domain::selftest::contract::run(services.store).await;
+            let outcomes = crate::domain::contract::run(services.store).await;
             let results: Vec<_> = outcomes
                 .iter()
                 .map(|o| json!({ "name": o.name, "ok": o.error.is_none(), "error": o.error }))
@@ -247,7 +247,7 @@ async fn dispatch(
             Response::json(200, &json!({ "results": results }))
         }
         ("POST", "/__selftest/pbkdf2") => {
-            let (ok, cases) = crate::domain::selftest::pbkdf2_cross_check(services.hasher).await;
+            let (ok, cases) = crate::domain::password::pbkdf2_cross_check(services.hasher).await;
             Response::json(200, &json!({ "ok": ok, "cases": cases }))
         }
         _ => return routes::serve(services, &FetchUpstream, request).await,
