@@ -358,8 +358,9 @@ fn upstream_signing_secret(
     }
 }
 
-/// `API_KEY_PEPPER` (secret, at least 32 characters); unset: API keys are off.
-fn api_key_pepper(lookup: Lookup<'_>) -> Result<Option<Pepper>, ConfigError> {
+/// `API_KEY_PEPPER` (secret, at least 32 characters); unset: API keys are off. The CLI reads
+/// the pepper with it too.
+pub fn api_key_pepper(lookup: Lookup<'_>) -> Result<Option<Pepper>, ConfigError> {
     match get(lookup, "API_KEY_PEPPER") {
         None => Ok(None),
         Some(raw) if raw.len() >= 32 => Ok(Some(Pepper::new(raw.into_bytes()))),

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use gatehouse::domain::account::normalize_email;
 use gatehouse::domain::apikey;
-use gatehouse::domain::config::Config;
+use gatehouse::domain::config::api_key_pepper;
 use gatehouse::domain::vars::valid_role;
 use gatehouse::primitives::encoding::new_id;
 use gatehouse::primitives::platform::SystemRng;
@@ -194,20 +194,13 @@ fn mint_key(args: &[String]) -> Result<(), String> {
     let pepper_raw = std::env::var("API_KEY_PEPPER").map_err(|_| {
         "mint-key needs the worker's API_KEY_PEPPER in the environment (e.g. `read -rs API_KEY_PEPPER; export API_KEY_PEPPER`)".to_string()
     })?;
-    let config = Config::from_lookup(&|name: &str| match name {
-        "API_KEY_PEPPER" => Some(pepper_raw.clone()),
-        // Only the pepper matters here; a throwaway signing seed satisfies the parser.
-        "JWT_SIGNING_KEY" => Some(gatehouse::primitives::encoding::b64url(&[1u8; 32])),
-        _ => None,
-    })
-    .map_err(|e| e.to_string())?;
-    let pepper = config
-        .api_key_pepper
-        .as_ref()
-        .ok_or("API_KEY_PEPPER is empty")?;
+    let pepper =
+        api_key_pepper(&|name: &str| (name == "API_KEY_PEPPER").then(|| pepper_raw.clone()))
+            .map_err(|e| e.to_string())?
+            .ok_or("API_KEY_PEPPER is empty")?;
     let key = apikey::generate(&SystemRng);
     let id = new_id(&SystemRng, "key_");
-    let hash = apikey::hash(pepper, &key);
+    let hash = apikey::hash(&pepper, &key);
     let scopes_json = json!(scopes);
     let detail = json!({ "key_id": id, "role": role, "scopes": scopes, "by": "cli" });
     let sql = format!(
