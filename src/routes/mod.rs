@@ -71,9 +71,9 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
     req: &Request,
     body: Vec<u8>,
 ) -> Result<UpstreamResponse<U::Body>, Error> {
-    proxy::check_path(route, req)?;
+    let remainder = proxy::check_path(route, req)?;
     let incoming = proxy::Incoming::new(route, req, body)?;
-    let targets = proxy::select(route, req, incoming.json())?;
+    let targets = proxy::select(route, req, remainder, incoming.json())?;
     let caller = authenticate(svc, req).await?;
     let (target, rule) = proxy::authorize(route, targets, &req.method, caller.as_ref())?;
     let prepared = proxy::prepare(route, &target, caller.as_ref(), req, incoming)?;
@@ -103,7 +103,15 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
             .map_err(upstream_failure)?;
         proxy::check_owner(lookup, answer.status, &bytes, caller.as_ref())?;
     }
-    let request = proxy::rewrite(route, rule, caller.as_ref(), req, prepared.body, &identity);
+    let request = proxy::rewrite(
+        route,
+        rule,
+        caller.as_ref(),
+        req,
+        remainder,
+        prepared.body,
+        &identity,
+    );
     let answer = upstream.send(request).await.map_err(upstream_failure)?;
     Ok(UpstreamResponse {
         status: answer.status,

@@ -106,10 +106,13 @@ pub trait Upstream {
     async fn read_body(&self, body: Self::Body, limit: usize) -> Result<Vec<u8>, UpstreamFailure>;
 }
 
-/// Phase 1 (select), before any credential is looked at: the path after the route's prefix must stay
-/// under the upstream base (see [`path`]).
-pub fn check_path(route: &Route, req: &Request) -> Result<(), Error> {
-    path::check_remainder(&req.path[route.prefix.len()..])
+/// Phase 1 (select), before any credential is looked at: the path after the route's prefix (the
+/// remainder, cut here once for every later phase), which must stay under the upstream base
+/// (see [`path`]).
+pub fn check_path<'q>(route: &Route, req: &'q Request) -> Result<&'q str, Error> {
+    let remainder = &req.path[route.prefix.len()..];
+    path::check_remainder(remainder)?;
+    Ok(remainder)
 }
 
 /// A proxied request's body, size-checked, with its JSON parsed once (strictly) when it is a
@@ -151,10 +154,11 @@ fn is_write(method: &str) -> bool {
 
 /// Phase 1 (select): what on `route` the request may be aimed at, in the order tried (the endpoints
 /// matching its method and path, or the whole base of a `forward_all` route). `body` is the
-/// parsed write body (see [`policy::select`]).
+/// parsed write body (see [`policy::select`]); `remainder` is what [`check_path`] returned.
 pub fn select<'r>(
     route: &'r Route,
     req: &Request,
+    remainder: &str,
     body: Option<&Value>,
 ) -> Result<Vec<Target<'r>>, Error> {
     if route.forward_all {
@@ -163,12 +167,7 @@ pub fn select<'r>(
         }
         return Ok(vec![Target::Base]);
     }
-    policy::select(
-        &route.endpoints,
-        &req.method,
-        &req.path[route.prefix.len()..],
-        body,
-    )
+    policy::select(&route.endpoints, &req.method, remainder, body)
 }
 
 /// Phase 2 (authorize): the first of `targets` with a rule that admits `caller`, and that rule. When none
@@ -338,16 +337,16 @@ pub struct Identity<'a> {
 }
 
 /// Phase 4 (rewrite): the upstream request for `req` on `route` under `rule`; `req`'s path has passed
-/// [`check_path`] and `body` is what [`prepare`] let through.
+/// [`check_path`] (`remainder` is what it returned) and `body` is what [`prepare`] let through.
 pub fn rewrite(
     route: &Route,
     rule: &Rule,
     caller: Option<&Caller>,
     req: &Request,
+    remainder: &str,
     body: Option<Vec<u8>>,
     identity: &Identity<'_>,
 ) -> UpstreamRequest {
-    let remainder = &req.path[route.prefix.len()..];
     let injection = rule.injection.as_ref();
     let mut query = rewrite_query(route, injection, &req.query);
     let mut headers = forwardable_headers(route, injection, req);
@@ -401,8 +400,7 @@ fn signed_request(
     req: &Request,
     identity: &Identity<'_>,
 ) -> UpstreamRequest {
-    let scheme_end = route.upstream.find("://").map_or(0, |i| i + 3);
-    let upstream_path_start = scheme_end + route.upstream[scheme_end..].find('/').unwrap_or(0);
+    let upstream_path_start = route.upstream_path_start;
     let path_end = url.len();
     if !query.is_empty() {
         url.push('?');

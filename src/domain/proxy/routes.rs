@@ -124,6 +124,8 @@ pub struct Route {
     pub prefix: String,
     /// Upstream base URL: `scheme://authority/path/`, ending with `/`.
     pub upstream: String,
+    /// Where `upstream`'s path begins (after `scheme://authority`), found once at parse time.
+    pub upstream_path_start: usize,
     /// Upstream answer timeout in milliseconds.
     pub timeout_ms: u32,
     /// Largest request body in bytes.
@@ -272,6 +274,8 @@ fn parse_route(
     let spec = route_spec(name, spec)?;
     let prefix = parse_prefix(name, spec)?;
     let upstream = parse_upstream(name, spec)?;
+    let scheme_end = upstream.find("://").map_or(0, |i| i + 3);
+    let upstream_path_start = scheme_end + upstream[scheme_end..].find('/').unwrap_or(0);
     let timeout_ms = uint_field(
         name,
         spec,
@@ -330,6 +334,7 @@ fn parse_route(
         name: name.to_string(),
         prefix,
         upstream,
+        upstream_path_start,
         timeout_ms,
         max_body_bytes,
         public,
