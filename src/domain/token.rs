@@ -13,7 +13,9 @@ use std::fmt;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ed25519_compact::{KeyPair, PublicKey, SecretKey, Seed};
 use jwt_compact::alg::Ed25519;
-use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken, ValidationError};
+use jwt_compact::{
+    AlgorithmExt, Claims, Header, TimeOptions, Token, UntrustedToken, ValidationError,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::primitives::encoding::{b64url, b64url_decode, sha256};
@@ -173,6 +175,13 @@ impl KeySet {
         issuer: &str,
         audience: &str,
     ) -> Result<VerifiedAccess, Error> {
+        let verified = self.verify_signature(token)?;
+        check_claims(verified.claims(), now_ms, leeway_secs, issuer, audience)
+    }
+
+    /// The token with its header and signature checked: `alg`, `kid`, the Ed25519 signature,
+    /// `typ` and `crit`.
+    fn verify_signature(&self, token: &str) -> Result<Token<AccessClaims, CriticalHeader>, Error> {
         let reject = |why| Error::InvalidToken(why);
         let untrusted = UntrustedToken::<CriticalHeader>::try_from(token)
             .map_err(|_| reject(TokenRejection::Malformed))?;
@@ -202,44 +211,55 @@ impl KeySet {
         if header.token_type.as_deref() != Some("JWT") || header.other_fields.crit.is_some() {
             return Err(reject(TokenRejection::Claims));
         }
-        let claims = verified.claims();
-        let now = unix_seconds(now_ms.div_euclid(1000))?;
-        let leeway = Duration::seconds(leeway_secs);
-        let options = TimeOptions::new(leeway, move || now);
-        match claims.validate_expiration(&options) {
-            Ok(_) => {}
-            Err(ValidationError::Expired) => return Err(Error::ExpiredToken),
-            Err(_) => return Err(reject(TokenRejection::Claims)),
-        }
-        // `nbf` is optional (Gatehouse does not set it), but honoured when present.
-        if claims.not_before.is_some() && claims.validate_maturity(&options).is_err() {
-            return Err(reject(TokenRejection::NotYetValid));
-        }
-        match claims.issued_at {
-            Some(iat) if iat <= now + leeway => {}
-            Some(_) => return Err(reject(TokenRejection::NotYetValid)),
-            None => return Err(reject(TokenRejection::Claims)),
-        }
-        if claims.custom.iss != issuer || claims.custom.aud != audience {
-            return Err(reject(TokenRejection::IssuerOrAudience));
-        }
-        let expires_at = claims
-            .expiration
-            .map(|exp| exp.timestamp())
-            .ok_or(reject(TokenRejection::Claims))?;
-        let valid_from = claims
-            .issued_at
-            .iter()
-            .chain(claims.not_before.iter())
-            .map(|t| t.timestamp())
-            .max()
-            .unwrap_or(i64::MIN);
-        Ok(VerifiedAccess {
-            claims: claims.custom.clone(),
-            expires_at,
-            valid_from,
-        })
+        Ok(verified)
     }
+}
+
+/// The time, issuer and audience checks of claims whose signature verified.
+fn check_claims(
+    claims: &Claims<AccessClaims>,
+    now_ms: i64,
+    leeway_secs: i64,
+    issuer: &str,
+    audience: &str,
+) -> Result<VerifiedAccess, Error> {
+    let reject = |why| Error::InvalidToken(why);
+    let now = unix_seconds(now_ms.div_euclid(1000))?;
+    let leeway = Duration::seconds(leeway_secs);
+    let options = TimeOptions::new(leeway, move || now);
+    match claims.validate_expiration(&options) {
+        Ok(_) => {}
+        Err(ValidationError::Expired) => return Err(Error::ExpiredToken),
+        Err(_) => return Err(reject(TokenRejection::Claims)),
+    }
+    // `nbf` is optional (Gatehouse does not set it), but honoured when present.
+    if claims.not_before.is_some() && claims.validate_maturity(&options).is_err() {
+        return Err(reject(TokenRejection::NotYetValid));
+    }
+    match claims.issued_at {
+        Some(iat) if iat <= now + leeway => {}
+        Some(_) => return Err(reject(TokenRejection::NotYetValid)),
+        None => return Err(reject(TokenRejection::Claims)),
+    }
+    if claims.custom.iss != issuer || claims.custom.aud != audience {
+        return Err(reject(TokenRejection::IssuerOrAudience));
+    }
+    let expires_at = claims
+        .expiration
+        .map(|exp| exp.timestamp())
+        .ok_or(reject(TokenRejection::Claims))?;
+    let valid_from = claims
+        .issued_at
+        .iter()
+        .chain(claims.not_before.iter())
+        .map(|t| t.timestamp())
+        .max()
+        .unwrap_or(i64::MIN);
+    Ok(VerifiedAccess {
+        claims: claims.custom.clone(),
+        expires_at,
+        valid_from,
+    })
 }
 
 /// Access tokens this isolate has verified, keyed by the SHA-256 of the token.

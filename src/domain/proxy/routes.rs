@@ -643,26 +643,7 @@ fn parse_rule(
             "unknown field (known: roles, secret, inject)",
         ));
     }
-    let roles = match rule.get("roles") {
-        Some(Value::Array(roles)) if !roles.is_empty() => roles
-            .iter()
-            .map(|r| match r.as_str() {
-                Some(r) if valid_role(r) => Ok(r.to_string()),
-                _ => Err(route_err(
-                    route,
-                    &format!("{field}.roles"),
-                    "role names are 1-64 of a-z, 0-9, _ - .",
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        _ => {
-            return Err(route_err(
-                route,
-                &format!("{field}.roles"),
-                "required, a non-empty list (\"anonymous\" admits everyone)",
-            ))
-        }
-    };
+    let roles = rule_roles(route, field, rule.get("roles"))?;
     let placement = rule
         .get("inject")
         .map(|v| parse_placement(route, &format!("{field}.inject"), v))
@@ -679,31 +660,7 @@ fn parse_rule(
             None
         }
         Some(Value::String(secret_name)) => {
-            let valid = !secret_name.is_empty()
-                && secret_name
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-            if !valid {
-                return Err(route_err(
-                    route,
-                    &format!("{field}.secret"),
-                    "the NAME of a Worker secret (A-Z, 0-9, _), not its value",
-                ));
-            }
-            let value = lookup(secret_name).filter(|v| !v.is_empty()).ok_or_else(|| {
-                route_err(
-                    route,
-                    &format!("{field}.secret"),
-                    format!("the secret {secret_name} is not set (wrangler secret put {secret_name})"),
-                )
-            })?;
-            if value.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                return Err(route_err(
-                    route,
-                    &format!("{field}.secret"),
-                    format!("the secret {secret_name} contains control characters"),
-                ));
-            }
+            let value = secret_value(route, field, secret_name, lookup)?;
             let placement = placement
                 .or_else(|| default_inject.cloned())
                 .ok_or_else(|| {
@@ -728,6 +685,65 @@ fn parse_rule(
         }
     };
     Ok(Rule { roles, injection })
+}
+
+/// A rule's `roles`: a non-empty list of role names.
+fn rule_roles(route: &str, field: &str, value: Option<&Value>) -> Result<Vec<String>, ConfigError> {
+    match value {
+        Some(Value::Array(roles)) if !roles.is_empty() => roles
+            .iter()
+            .map(|r| match r.as_str() {
+                Some(r) if valid_role(r) => Ok(r.to_string()),
+                _ => Err(route_err(
+                    route,
+                    &format!("{field}.roles"),
+                    "role names are 1-64 of a-z, 0-9, _ - .",
+                )),
+            })
+            .collect(),
+        _ => Err(route_err(
+            route,
+            &format!("{field}.roles"),
+            "required, a non-empty list (\"anonymous\" admits everyone)",
+        )),
+    }
+}
+
+/// The value of the Worker secret a rule names: a plain name, set, without control characters.
+fn secret_value(
+    route: &str,
+    field: &str,
+    secret_name: &str,
+    lookup: Lookup<'_>,
+) -> Result<String, ConfigError> {
+    let valid = !secret_name.is_empty()
+        && secret_name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if !valid {
+        return Err(route_err(
+            route,
+            &format!("{field}.secret"),
+            "the NAME of a Worker secret (A-Z, 0-9, _), not its value",
+        ));
+    }
+    let value = lookup(secret_name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            route_err(
+                route,
+                &format!("{field}.secret"),
+                format!("the secret {secret_name} is not set (wrangler secret put {secret_name})"),
+            )
+        })?;
+    if value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(route_err(
+            route,
+            &format!("{field}.secret"),
+            format!("the secret {secret_name} contains control characters"),
+        ));
+    }
+    Ok(value)
 }
 
 pub(crate) fn parse_placement(
