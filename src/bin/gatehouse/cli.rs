@@ -234,13 +234,36 @@ fn add_user(args: &[String]) -> Result<(), String> {
         .duration_since(UNIX_EPOCH)
         .map_err(|e| e.to_string())?
         .as_millis() as i64;
+    let sql = add_user_sql(&opts, &email, name.as_deref(), &phc, now)?;
+    if opts.print_sql {
+        print!("{sql}");
+        return Ok(());
+    }
+    run_wrangler(&opts.target(), &sql, false)?;
+    let target = if opts.remote { "remote" } else { "local" };
+    println!(
+        "{} {email} with roles [{}] in the {target} D1 database",
+        if opts.update { "saved" } else { "created" },
+        opts.roles.join(", ")
+    );
+    Ok(())
+}
+
+/// The SQL of `add-user`: the user (upserted with `--update`, revoking its sessions) and the
+/// same audit events as the admin API (actor NULL: the CLI; `"by": "cli"`).
+fn add_user_sql(
+    opts: &AddUser,
+    email: &str,
+    name: Option<&str>,
+    phc: &str,
+    now: i64,
+) -> Result<String, String> {
     let roles = serde_json::to_string(&opts.roles).map_err(|e| e.to_string())?;
     let id = new_id(&SystemRng, "usr_");
     let id_q = quote(&id);
-    let email_q = quote(&email);
+    let email_q = quote(email);
     let roles_q = quote(&roles);
-    let name_sql = name.as_deref().map_or("NULL".to_string(), quote);
-    // The same audit events as the admin API (actor NULL: the CLI; "by": "cli").
+    let name_sql = name.map_or("NULL".to_string(), quote);
     const EVENT: &str =
         "INSERT INTO audit_events (at, kind, actor_user_id, subject_user_id, detail)";
     let mut sql = String::new();
@@ -253,7 +276,7 @@ fn add_user(args: &[String]) -> Result<(), String> {
     }
     sql.push_str(&format!(
         "INSERT INTO users (id, email, name, password_hash, roles, disabled, created_at, updated_at)\n  VALUES ({id_q}, {email_q}, {name_sql}, {}, {roles_q}, 0, {now}, {now})",
-        quote(&phc),
+        quote(phc),
     ));
     if opts.update {
         // `changes()` in the event is the count of the UPDATE just before it.
@@ -270,18 +293,7 @@ fn add_user(args: &[String]) -> Result<(), String> {
     sql.push_str(&format!(
         "{EVENT}\n  SELECT {now}, 'registered', NULL, id, json_object('by', 'cli', 'roles', json(roles))\n  FROM users WHERE id = {id_q};\n"
     ));
-    if opts.print_sql {
-        print!("{sql}");
-        return Ok(());
-    }
-    run_wrangler(&opts.target(), &sql, false)?;
-    let target = if opts.remote { "remote" } else { "local" };
-    println!(
-        "{} {email} with roles [{}] in the {target} D1 database",
-        if opts.update { "saved" } else { "created" },
-        opts.roles.join(", ")
-    );
-    Ok(())
+    Ok(sql)
 }
 
 impl AddUser {
