@@ -121,6 +121,19 @@ pub fn decide(
     now: i64,
     windows: Windows,
 ) -> Decision {
+    decide_hashed(state, presented, ours, &hash(ours), now, windows)
+}
+
+/// [`decide`] with the hash of `ours` already made (the rotation's `successor_hash`), so the
+/// successor is hashed once.
+pub fn decide_hashed(
+    state: &TokenState,
+    presented: &str,
+    ours: &str,
+    ours_hash: &str,
+    now: i64,
+    windows: Windows,
+) -> Decision {
     let family = &state.family;
     if family.revoked_at.is_some() {
         return Decision::Reject(Error::InvalidRefreshToken("family revoked"));
@@ -128,7 +141,7 @@ pub fn decide(
     if family.expires_at <= now {
         return Decision::Reject(Error::InvalidRefreshToken("family expired"));
     }
-    if state.successor_hash.as_deref() == Some(hash(ours).as_str()) {
+    if state.successor_hash.as_deref() == Some(ours_hash) {
         return Decision::Issue {
             token: ours.to_string(),
             replay: false,

@@ -310,7 +310,14 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
         idle_cutoff: rotation.idle_cutoff,
         grace_ms: svc.config.refresh_grace_secs * 1000,
     };
-    match refresh::decide(&state, &presented, &ours, now, windows) {
+    match refresh::decide_hashed(
+        &state,
+        &presented,
+        &ours,
+        &rotation.successor_hash,
+        now,
+        windows,
+    ) {
         Decision::Issue { token, .. } => {
             let Some(user) = enabled_user(svc, &family.user_id).await? else {
                 return Err(Error::InvalidRefreshToken("user missing or disabled"));
