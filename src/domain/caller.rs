@@ -1,6 +1,11 @@
 //! Who is calling: the credential of a request, checked once, as a [`Caller`].
 //!
-//! `services::auth::authenticate` makes one from a request's credential.
+//! `services::auth::authenticate` makes one from a request's credential. A `Caller` cannot be
+//! built outside this crate (it is `non_exhaustive`); inside it, it is made from a verified
+//! access token's claims or a checked API key, through the two constructors below.
+
+use crate::domain::store::ApiKey;
+use crate::domain::token::AccessClaims;
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +28,7 @@ impl CredentialKind {
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Caller {
     /// The user id (`usr_…`); for an API key, its owner.
     pub user_id: String,
@@ -39,6 +45,31 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller of an access token whose signature and claims verified.
+    pub(crate) fn from_access_token(claims: AccessClaims) -> Self {
+        Self {
+            user_id: claims.sub,
+            roles: claims.roles,
+            session_id: claims.sid,
+            scopes: None,
+            kind: CredentialKind::AccessToken,
+            key_id: None,
+        }
+    }
+
+    /// The caller of an API key that was found live, carrying `roles` (its role while the owner
+    /// still holds it).
+    pub(crate) fn from_api_key(key: &ApiKey, roles: Vec<String>) -> Self {
+        Self {
+            user_id: key.owner_user_id.clone(),
+            roles,
+            session_id: None,
+            scopes: Some(key.scopes.clone()),
+            kind: CredentialKind::ApiKey,
+            key_id: Some(key.id.clone()),
+        }
+    }
+
     /// Whether the caller holds `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)

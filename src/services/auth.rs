@@ -5,7 +5,7 @@
 //! read) through the isolate's verify cache, so a token costs one Ed25519 check per isolate.
 
 use crate::domain::apikey::{hash, well_formed, TOUCH_INTERVAL_MS};
-use crate::domain::caller::{Caller, CredentialKind};
+use crate::domain::caller::Caller;
 use crate::domain::store::{Store, User};
 use crate::primitives::error::{ConfigError, Error, TokenRejection};
 use crate::primitives::http::Request;
@@ -43,15 +43,7 @@ pub fn authenticate_access_token<S, H>(
         &config.issuer,
         &config.audience,
     )?;
-    let claims = verified.claims;
-    Ok(Caller {
-        user_id: claims.sub,
-        roles: claims.roles,
-        session_id: claims.sid,
-        scopes: None,
-        kind: CredentialKind::AccessToken,
-        key_id: None,
-    })
+    Ok(Caller::from_access_token(verified.claims))
 }
 
 /// The stored user `user_id` if it exists and is enabled (`None` otherwise): the one "user
@@ -130,12 +122,5 @@ pub async fn authenticate_key<S: Store, H: Pbkdf2>(
     } else {
         Vec::new()
     };
-    Ok(Caller {
-        user_id: k.owner_user_id.clone(),
-        roles,
-        session_id: None,
-        scopes: Some(k.scopes.clone()),
-        kind: CredentialKind::ApiKey,
-        key_id: Some(k.id.clone()),
-    })
+    Ok(Caller::from_api_key(k, roles))
 }
