@@ -1,40 +1,30 @@
 //! Gatehouse: accounts, Ed25519 access tokens and rotating refresh-token families for static
 //! sites, as a Cloudflare Worker.
 //!
-//! The crate is split in two:
+//! The crate is a stack of layers; each imports only from the layers below it (`tests/layers.rs`
+//! checks this, `docs/architecture.md` describes it):
 //!
-//! * a **portable core** (every module but `worker`) that compiles and is tested natively. It
-//!   never reaches for time, randomness, storage or the network: those come in through the small
-//!   traits in [`platform`] and [`store`];
-//! * a **thin Workers adapter** (`worker`, wasm32 only) that turns `env` into a [`config::Config`],
-//!   implements [`store::Store`] on D1 and [`platform::Pbkdf2`] on WebCrypto, and hands each
-//!   request to [`app::handle`].
+//! * [`primitives`]: errors, encoding, secrets, platform traits ([`primitives::platform`]),
+//!   HTTP types, JSON bodies, cookies, CORS;
+//! * [`domain`]: the rules, pure: configuration, tokens, passwords, refresh families, CSRF, API
+//!   keys, the proxy's policy, and the storage contract ([`domain::store::Store`]);
+//! * [`services`]: what a request is handled with ([`services::Services`]), authentication,
+//!   audit events, rate limits, prune;
+//! * [`routes`]: the router and the handlers; [`routes::serve`] takes each request;
+//! * `worker` (wasm32 only): the thin Workers adapter that turns `env` into a
+//!   [`domain::config::Config`], implements the store on D1 and PBKDF2 on WebCrypto, and hands
+//!   each request to [`routes::serve`].
+//!
+//! Everything but `worker` compiles and is tested natively. It never reaches for time,
+//! randomness, storage or the network: those come in through the traits of
+//! [`primitives::platform`], [`domain::store`] and [`domain::proxy::Upstream`].
 
-pub mod admin;
-pub mod apikey;
-pub mod app;
-pub mod caller;
-pub mod client_asset;
-pub mod config;
-pub mod cors;
-pub mod csrf;
-pub mod encoding;
-pub mod error;
-pub mod http;
-pub mod password;
-pub mod platform;
-pub mod proxy;
-pub mod prune;
-pub mod ratelimit;
-pub mod refresh;
-pub mod sessions;
-pub mod store;
-pub mod token;
-
-#[cfg(any(test, feature = "selftest"))]
-pub mod selftest;
+pub mod domain;
+pub mod primitives;
+pub mod routes;
+pub mod services;
 
 #[cfg(target_arch = "wasm32")]
 mod worker;
 
-pub use error::Error;
+pub use primitives::error::Error;

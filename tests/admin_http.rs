@@ -1,34 +1,29 @@
 //! Native tests of API keys, the admin API, self-service sessions, rate limits and the prune,
-//! through `gatehouse::app::handle` over the in-memory store with a clock moved by hand.
+//! through `gatehouse::routes::handle` over the in-memory store with a clock moved by hand.
+
+mod common;
 
 use std::cell::Cell;
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
 
-use gatehouse::app::{handle, Services};
-use gatehouse::caller::{authenticate, CredentialKind};
-use gatehouse::config::Config;
-use gatehouse::encoding::b64url;
-use gatehouse::http::{Request, Response};
-use gatehouse::platform::{Clock, RustPbkdf2, SystemRng};
-use gatehouse::store::memory::MemoryStore;
-use gatehouse::store::{AuditQuery, Store, User};
+use gatehouse::domain::caller::CredentialKind;
+use gatehouse::domain::config::Config;
+use gatehouse::domain::store::memory::MemoryStore;
+use gatehouse::domain::store::{AuditQuery, Store, User};
+use gatehouse::primitives::encoding::b64url;
+use gatehouse::primitives::http::{Request, Response};
+use gatehouse::primitives::platform::RustPbkdf2;
+use gatehouse::routes::handle;
+use gatehouse::services::auth::authenticate;
+use gatehouse::services::Services;
 
-const T0: i64 = 1_800_000_000_000;
-const SECOND: i64 = 1_000;
+use common::{expect_error, expect_status, TestClock, PASSWORD, SECOND, T0};
+
 const MINUTE: i64 = 60 * SECOND;
 const DAY: i64 = 86_400 * SECOND;
-const PASSWORD: &str = "correct horse battery staple";
 const PEPPER: &str = "pepper-pepper-pepper-pepper-pepper-42";
-
-struct TestClock(Cell<i64>);
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.0.get()
-    }
-}
 
 struct Gate {
     config: Config,
@@ -37,36 +32,14 @@ struct Gate {
 }
 
 fn config(overrides: &[(&str, &str)]) -> Config {
-    let seed = b64url(&[7u8; 32]);
-    let lookup = |name: &str| -> Option<String> {
-        if let Some((_, value)) = overrides.iter().find(|(key, _)| *key == name) {
-            return Some((*value).to_string());
-        }
-        match name {
-            "JWT_SIGNING_KEY" => Some(seed.clone()),
-            "REGISTRATION" => Some("open".into()),
-            "PBKDF2_ITERATIONS" => Some("10000".into()),
-            "API_KEY_PEPPER" => Some(PEPPER.into()),
-            _ => None,
-        }
-    };
-    Config::from_lookup(&lookup).expect("test configuration is valid")
-}
-
-#[track_caller]
-fn expect_status(res: &Response, status: u16) -> Value {
-    assert_eq!(res.status, status, "{}", String::from_utf8_lossy(&res.body));
-    if res.body.is_empty() {
-        Value::Null
-    } else {
-        res.json_body()
-    }
-}
-
-#[track_caller]
-fn expect_error(res: &Response, status: u16, code: &str) {
-    let body = expect_status(res, status);
-    assert_eq!(body["error"]["code"], code, "{body}");
+    common::config(
+        overrides,
+        &[
+            ("REGISTRATION", "open"),
+            ("PBKDF2_ITERATIONS", "10000"),
+            ("API_KEY_PEPPER", PEPPER),
+        ],
+    )
 }
 
 impl Gate {
@@ -79,13 +52,7 @@ impl Gate {
     }
 
     fn svc(&self) -> Services<'_, MemoryStore, RustPbkdf2> {
-        Services {
-            config: &self.config,
-            store: &self.store,
-            hasher: &RustPbkdf2,
-            clock: &self.clock,
-            rng: &SystemRng,
-        }
+        common::services(&self.config, &self.store, &self.clock)
     }
 
     fn send(&self, req: &Request) -> Response {
@@ -117,7 +84,7 @@ impl Gate {
         let body = expect_status(&res, 201);
         let id = body["user"]["id"].as_str().unwrap().to_string();
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-        let ev = gatehouse::store::AuditEvent {
+        let ev = gatehouse::domain::store::AuditEvent {
             at: self.now(),
             kind: "role_changed".into(),
             actor_user_id: None,
@@ -258,7 +225,7 @@ fn api_keys_authenticate_until_revoked_or_expired_and_touch_once_a_minute() {
         &admin,
         json!({ "owner_user_id": bob_id, "label": "ci", "role": "editor", "scopes": ["cms-read"], "expires_at": T0 + DAY }),
     );
-    assert!(gatehouse::apikey::well_formed(&key), "{key}");
+    assert!(gatehouse::domain::apikey::well_formed(&key), "{key}");
     assert!(view.get("key_hash").is_none(), "{view}");
     let req =
         Request::new("GET", "/anything").with_header("authorization", &format!("Bearer {key}"));
@@ -769,10 +736,15 @@ fn the_prune_keeps_live_sessions_and_recent_events() {
         ("AUDIT_RETENTION_DAYS", "30"),
     ]);
     let (ann_id, _, ann_refresh) = gate.user("ann@example.com", &["user"]);
-    let counts = block_on(gatehouse::prune::run(&gate.store, &gate.config, gate.now())).unwrap();
+    let counts = block_on(gatehouse::services::prune::run(
+        &gate.store,
+        &gate.config,
+        gate.now(),
+    ))
+    .unwrap();
     assert_eq!((counts.families, counts.audit_events), (0, 0));
     // 29 days on, the two families (30-day lifetime, 7-day idle) idled out 22 days ago.
-    let counts = block_on(gatehouse::prune::run(
+    let counts = block_on(gatehouse::services::prune::run(
         &gate.store,
         &gate.config,
         T0 + 29 * DAY,
@@ -784,7 +756,7 @@ fn the_prune_keeps_live_sessions_and_recent_events() {
         &Request::new("POST", "/auth/refresh").with_json(&json!({ "refresh_token": ann_refresh })),
     );
     expect_error(&res, 401, "invalid_refresh_token");
-    let counts = block_on(gatehouse::prune::run(
+    let counts = block_on(gatehouse::services::prune::run(
         &gate.store,
         &gate.config,
         T0 + 31 * DAY,

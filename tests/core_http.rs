@@ -1,66 +1,51 @@
-//! Native end-to-end tests of the portable core: `gatehouse::app::handle` over the in-memory
+//! Native end-to-end tests of the portable core: `gatehouse::routes::handle` over the in-memory
 //! store, RustCrypto PBKDF2, the system random source and a clock the test moves by hand.
 //!
 //! These cover what the workerd end-to-end tests cannot do easily: anything that needs time to
 //! pass (idle timeout, absolute lifetime, the grace window, access-token expiry) or a look into
 //! storage (revocation reasons, audit events, live tokens, stored hashes).
 
+mod common;
+
 use std::cell::Cell;
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
 
-use gatehouse::app::{handle, Services};
-use gatehouse::config::Config;
-use gatehouse::encoding::{b64url, b64url_decode, hex};
-use gatehouse::http::{Request, Response};
-use gatehouse::platform::{Clock, RustPbkdf2, SystemRng};
-use gatehouse::refresh;
-use gatehouse::store::memory::MemoryStore;
-use gatehouse::store::{AuditEvent, Family, NewFamily, Store, TokenState, User};
-use gatehouse::token::{AccessClaims, KeySet};
+use gatehouse::domain::config::Config;
+use gatehouse::domain::refresh;
+use gatehouse::domain::store::memory::MemoryStore;
+use gatehouse::domain::store::{AuditEvent, Family, NewFamily, Store, TokenState, User};
+use gatehouse::domain::token::{AccessClaims, KeySet};
+use gatehouse::primitives::encoding::{b64url, b64url_decode, hex};
+use gatehouse::primitives::http::{Request, Response};
+use gatehouse::primitives::platform::{Clock, RustPbkdf2, SystemRng};
+use gatehouse::routes::handle;
+
+use common::{
+    describe, error_code, expect_error, expect_status, TestClock, PASSWORD, SECOND, SEED, T0,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-/// The start of every test's clock: a whole second, so JWT `iat` equals it exactly.
-const T0: i64 = 1_800_000_000_000;
-const SECOND: i64 = 1_000;
-/// The signing key's seed.
-const SEED: [u8; 32] = [7; 32];
 /// A key Gatehouse does not know.
 const OTHER_SEED: [u8; 32] = [8; 32];
-const PASSWORD: &str = "correct horse battery staple";
 const DEFAULT_REFRESH_TTL_SECS: i64 = 30 * 86_400;
 const DEFAULT_GRACE_MS: i64 = 10 * SECOND;
 const DEFAULT_MAX_BODY: usize = 65_536;
 
-/// A clock that stands still until the test moves it.
-struct TestClock(Cell<i64>);
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.0.get()
-    }
-}
-
 /// A configuration: the fixed signing key, open registration and cheap PBKDF2, under
 /// `overrides`.
 fn config(overrides: &[(&str, &str)]) -> Config {
-    let seed = b64url(&SEED);
-    let lookup = |name: &str| -> Option<String> {
-        if let Some((_, value)) = overrides.iter().find(|(key, _)| *key == name) {
-            return Some((*value).to_string());
-        }
-        match name {
-            "JWT_SIGNING_KEY" => Some(seed.clone()),
-            "REGISTRATION" => Some("open".into()),
-            "PBKDF2_ITERATIONS" => Some("10000".into()),
-            "ALLOWED_ORIGINS" => Some(SITE.into()),
-            _ => None,
-        }
-    };
-    Config::from_lookup(&lookup).expect("test configuration is valid")
+    common::config(
+        overrides,
+        &[
+            ("REGISTRATION", "open"),
+            ("PBKDF2_ITERATIONS", "10000"),
+            ("ALLOWED_ORIGINS", SITE),
+        ],
+    )
 }
 
 /// The page origin the tests' browser requests come from (listed in `ALLOWED_ORIGINS`).
@@ -128,14 +113,10 @@ impl Gate {
     }
 
     fn send(&self, req: &Request) -> Response {
-        let svc = Services {
-            config: &self.config,
-            store: &self.store,
-            hasher: &RustPbkdf2,
-            clock: &self.clock,
-            rng: &SystemRng,
-        };
-        block_on(handle(&svc, req))
+        block_on(handle(
+            &common::services(&self.config, &self.store, &self.clock),
+            req,
+        ))
     }
 
     fn post(&self, path: &str, body: Value) -> Response {
@@ -248,39 +229,6 @@ fn with_cookie(req: Request, cookie: &str) -> Request {
     }
 }
 
-fn error_code(res: &Response) -> Option<String> {
-    res.json_body()["error"]["code"]
-        .as_str()
-        .map(str::to_string)
-}
-
-fn describe(res: &Response) -> String {
-    format!(
-        "{} {}",
-        res.status,
-        String::from_utf8_lossy(&res.body)
-            .chars()
-            .take(300)
-            .collect::<String>()
-    )
-}
-
-#[track_caller]
-fn expect_status(res: &Response, status: u16) -> Value {
-    assert_eq!(res.status, status, "{}", describe(res));
-    res.json_body()
-}
-
-#[track_caller]
-fn expect_error(res: &Response, status: u16, code: &str) {
-    assert_eq!(
-        (res.status, error_code(res).as_deref()),
-        (status, Some(code)),
-        "{}",
-        describe(res)
-    );
-}
-
 /// Every `Set-Cookie` of a response.
 fn set_cookies(res: &Response) -> Vec<&str> {
     res.headers
@@ -336,7 +284,7 @@ fn claims_for(user_id: &str) -> AccessClaims {
 /// A user stored directly, bypassing registration.
 fn stored_user(email: &str, password_hash: String, disabled: bool) -> User {
     User {
-        id: gatehouse::app::new_id(&SystemRng, "usr_"),
+        id: gatehouse::primitives::encoding::new_id(&SystemRng, "usr_"),
         email: email.into(),
         name: None,
         password_hash,
@@ -348,7 +296,7 @@ fn stored_user(email: &str, password_hash: String, disabled: bool) -> User {
 }
 
 fn password_hash(password: &str, iterations: u32) -> String {
-    block_on(gatehouse::password::hash(
+    block_on(gatehouse::domain::password::hash(
         &RustPbkdf2,
         &SystemRng,
         password,
@@ -361,7 +309,7 @@ fn password_hash(password: &str, iterations: u32) -> String {
 fn new_family(user_id: &str, now: i64) -> (String, NewFamily) {
     let token = refresh::generate(&SystemRng);
     let family = NewFamily {
-        id: gatehouse::app::new_id(&SystemRng, "fam_"),
+        id: gatehouse::primitives::encoding::new_id(&SystemRng, "fam_"),
         user_id: user_id.into(),
         created_at: now,
         expires_at: now + DEFAULT_REFRESH_TTL_SECS * 1000,

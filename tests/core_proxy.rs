@@ -1,19 +1,20 @@
 //! The proxy through the portable core: `serve` with a recording upstream and a controllable
 //! clock. The end-to-end suite repeats the important cases in workerd against a real server.
 
+mod common;
+
 use std::cell::RefCell;
 
 use futures::executor::block_on;
 use serde_json::{json, Value};
 
-use gatehouse::app::{serve, Outcome, Services};
-use gatehouse::config::Config;
-use gatehouse::encoding::b64url;
-use gatehouse::http::Request;
-use gatehouse::platform::{FixedClock, RustPbkdf2, SystemRng};
-use gatehouse::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
-use gatehouse::store::memory::MemoryStore;
-use gatehouse::token::AccessClaims;
+use gatehouse::domain::config::Config;
+use gatehouse::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
+use gatehouse::domain::store::memory::MemoryStore;
+use gatehouse::domain::token::AccessClaims;
+use gatehouse::primitives::http::Request;
+use gatehouse::primitives::platform::FixedClock;
+use gatehouse::routes::{serve, Outcome};
 
 const NOW: i64 = 1_800_000_000_000;
 const SECRET: &str = "an upstream signing secret of 32+ chars";
@@ -91,23 +92,18 @@ fn routes() -> String {
     .to_string()
 }
 
-fn config_with(routes: &str) -> Result<Config, gatehouse::config::ConfigError> {
-    let seed = b64url(&[7; 32]);
-    let routes = routes.to_string();
-    let lookup = move |name: &str| -> Option<String> {
-        match name {
-            "JWT_SIGNING_KEY" => Some(seed.clone()),
-            "ROUTES" => Some(routes.clone()),
-            "UPSTREAM_SIGNING_SECRET" => Some(SECRET.into()),
-            "CMS_READ_KEY" => Some("read-key-value".into()),
-            "CMS_WRITE_KEY" => Some("write-key-value".into()),
-            "CMS_EDITOR_KEY" => Some("editor-key-value".into()),
-            "DIRECTUS_READ_TOKEN" => Some("directus-read-value".into()),
-            "DIRECTUS_WRITE_TOKEN" => Some("directus-write-value".into()),
-            _ => None,
-        }
-    };
-    Config::from_lookup(&lookup)
+fn config_with(routes: &str) -> Result<Config, gatehouse::primitives::error::ConfigError> {
+    common::try_config(
+        &[("ROUTES", routes)],
+        &[
+            ("UPSTREAM_SIGNING_SECRET", SECRET),
+            ("CMS_READ_KEY", "read-key-value"),
+            ("CMS_WRITE_KEY", "write-key-value"),
+            ("CMS_EDITOR_KEY", "editor-key-value"),
+            ("DIRECTUS_READ_TOKEN", "directus-read-value"),
+            ("DIRECTUS_WRITE_TOKEN", "directus-write-value"),
+        ],
+    )
 }
 
 struct Gate {
@@ -144,13 +140,7 @@ impl Gate {
     /// Status, headers (if proxied) and the last upstream request (if one was sent by this call).
     fn send(&self, req: Request) -> (u16, Vec<(String, String)>, Option<UpstreamRequest>, Value) {
         let clock = FixedClock(NOW);
-        let svc = Services {
-            config: &self.config,
-            store: &self.store,
-            hasher: &RustPbkdf2,
-            clock: &clock,
-            rng: &SystemRng,
-        };
+        let svc = common::services(&self.config, &self.store, &clock);
         let before = self.upstream.seen.borrow().len();
         let outcome = block_on(serve(&svc, &self.upstream, req));
         let seen = self.upstream.seen.borrow().get(before).cloned();
@@ -326,7 +316,7 @@ fn the_signature_covers_method_path_query_identity_and_body() {
          \"x-forwarded-host\" \"x-forwarded-proto\" \"x-gatehouse-auth\" \"x-gatehouse-roles\" \
          \"x-gatehouse-user\");created=1800000000;"
     ));
-    let digest = gatehouse::proxy::sign::content_digest(seen.body.as_ref().unwrap());
+    let digest = gatehouse::domain::proxy::sign::content_digest(seen.body.as_ref().unwrap());
     assert_eq!(
         header(&seen.headers, "content-digest"),
         Some(digest.as_str())
@@ -361,14 +351,14 @@ fn the_signature_covers_method_path_query_identity_and_body() {
         ("x-gatehouse-roles", "user"),
         ("x-gatehouse-user", "usr_a"),
     ];
-    let signed = gatehouse::proxy::sign::Signed {
+    let signed = gatehouse::domain::proxy::sign::Signed {
         method: "POST",
         path: "/api/content/item/posts",
         query: "x=1",
         fields: &fields,
         created: 1_800_000_000,
     };
-    let (_, signature) = gatehouse::proxy::sign::sign(SECRET.as_bytes(), &signed);
+    let (_, signature) = gatehouse::domain::proxy::sign::sign(SECRET.as_bytes(), &signed);
     assert_eq!(header(&seen.headers, "signature"), Some(signature.as_str()));
 }
 
@@ -526,7 +516,7 @@ fn a_read_with_a_body_goes_upstream_without_it() {
         assert_eq!(seen.body, None);
         assert_eq!(
             header(&seen.headers, "content-digest"),
-            Some(gatehouse::proxy::sign::content_digest(b"").as_str())
+            Some(gatehouse::domain::proxy::sign::content_digest(b"").as_str())
         );
         for gone in ["content-length", "transfer-encoding"] {
             assert_eq!(header(&seen.headers, gone), None, "{gone}");
@@ -537,7 +527,7 @@ fn a_read_with_a_body_goes_upstream_without_it() {
 #[test]
 fn answers_vary_on_authorization() {
     assert_eq!(
-        gatehouse::proxy::filter_response(
+        gatehouse::domain::proxy::filter_response(
             &config_with(&routes())
                 .unwrap()
                 .routes
@@ -565,8 +555,11 @@ fn answers_vary_on_authorization() {
     let config = config_with(&routes()).unwrap();
     let route = config.routes.iter().next().unwrap();
     for already in ["*", "authorization", "Origin, Authorization"] {
-        let out =
-            gatehouse::proxy::filter_response(route, None, vec![("vary".into(), already.into())]);
+        let out = gatehouse::domain::proxy::filter_response(
+            route,
+            None,
+            vec![("vary".into(), already.into())],
+        );
         assert_eq!(out, vec![("vary".to_string(), already.to_string())]);
     }
 }

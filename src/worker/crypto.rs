@@ -5,9 +5,9 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
 
-use crate::config::MAX_PBKDF2_ITERATIONS;
-use crate::error::Error;
-use crate::platform::Pbkdf2;
+use crate::domain::config::MAX_PBKDF2_ITERATIONS;
+use crate::primitives::error::Error;
+use crate::primitives::platform::Pbkdf2;
 
 /// PBKDF2-HMAC-SHA256 via `crypto.subtle.deriveBits`.
 pub struct WebCryptoPbkdf2;

@@ -6,11 +6,11 @@ use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
 
-use crate::error::Error;
-use crate::store::{
+use crate::domain::store::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyLookup, NewFamily, PruneCounts, PruneCutoffs,
     RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenState, User, UserQuery,
 };
+use crate::primitives::error::Error;
 
 /// [`Store`] on a D1 binding.
 pub struct D1Store {
@@ -329,6 +329,10 @@ impl Store for D1Store {
         )
         .await
         .map(drop)
+        .map_err(|err| match err {
+            Error::Internal(cause) => Error::Unavailable(cause),
+            other => other,
+        })
     }
 
     async fn create_user(

@@ -18,11 +18,13 @@ use worker::{
     ScheduledEvent,
 };
 
-use crate::app::{self, Outcome, Services};
-use crate::config::{Config, ConfigError};
-use crate::error::Error;
-use crate::http::{Request, Response};
-use crate::platform::{FixedClock, SystemRng};
+use crate::domain::config::Config;
+use crate::primitives::error::ConfigError;
+use crate::primitives::error::Error;
+use crate::primitives::http::{Request, Response};
+use crate::primitives::platform::{FixedClock, SystemRng};
+use crate::routes::{self, Outcome};
+use crate::services::Services;
 
 use self::crypto::WebCryptoPbkdf2;
 use self::d1::D1Store;
@@ -197,7 +199,11 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     // configuration, still readable by allowed pages.
     let refused = |config: &Config, err: &Error| {
         let mut response = Response::error(err);
-        crate::cors::apply(config, origin.as_deref(), &mut response.headers);
+        crate::primitives::cors::apply(
+            &config.allowed_origins,
+            origin.as_deref(),
+            &mut response.headers,
+        );
         Outcome::Local(response)
     };
     let outcome = match (read_request(req, limit).await, config.as_ref()) {
@@ -244,7 +250,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             return;
         }
     };
-    match crate::prune::run(&D1Store::new(db), config, now).await {
+    match crate::services::prune::run(&D1Store::new(db), config, now).await {
         Ok(counts) => console_log!(
             "prune at {now}: {} families, {} refresh tokens, {} audit events, {} rate-limit counters deleted",
             counts.families,
@@ -261,7 +267,7 @@ async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
     request: Request,
 ) -> Outcome<worker::ResponseBody> {
-    app::serve(services, &FetchUpstream, request).await
+    routes::serve(services, &FetchUpstream, request).await
 }
 
 /// The self-test build adds `/__selftest/contract` (the storage contract suite against this
@@ -274,7 +280,7 @@ async fn dispatch(
     use serde_json::json;
     Outcome::Local(match (request.method.as_str(), request.path.as_str()) {
         ("POST", "/__selftest/contract") => {
-            let outcomes = crate::selftest::contract::run(services.store).await;
+            let outcomes = crate::domain::contract::run(services.store).await;
             let results: Vec<_> = outcomes
                 .iter()
                 .map(|o| json!({ "name": o.name, "ok": o.error.is_none(), "error": o.error }))
@@ -282,9 +288,9 @@ async fn dispatch(
             Response::json(200, &json!({ "results": results }))
         }
         ("POST", "/__selftest/pbkdf2") => {
-            let (ok, cases) = crate::selftest::pbkdf2_cross_check(services.hasher).await;
+            let (ok, cases) = crate::domain::password::pbkdf2_cross_check(services.hasher).await;
             Response::json(200, &json!({ "ok": ok, "cases": cases }))
         }
-        _ => return app::serve(services, &FetchUpstream, request).await,
+        _ => return routes::serve(services, &FetchUpstream, request).await,
     })
 }

@@ -8,7 +8,7 @@ use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use worker::{AbortController, Delay, Fetch, Headers, Method, RequestInit, RequestRedirect};
 
-use crate::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
+use crate::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
 
 /// The Workers runtime's `fetch`.
 pub struct FetchUpstream;

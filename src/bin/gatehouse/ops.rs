@@ -9,10 +9,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use gatehouse::apikey;
-use gatehouse::app::{new_id, normalize_email};
-use gatehouse::config::{valid_role, Config};
-use gatehouse::platform::SystemRng;
+use gatehouse::domain::account::normalize_email;
+use gatehouse::domain::apikey;
+use gatehouse::domain::config::api_key_pepper;
+use gatehouse::domain::vars::valid_role;
+use gatehouse::primitives::encoding::new_id;
+use gatehouse::primitives::platform::SystemRng;
+use gatehouse::primitives::secrets::Pepper;
 
 use super::cli::{quote, run_wrangler, Target};
 
@@ -177,35 +180,11 @@ fn mint_key(args: &[String]) -> Result<(), String> {
     }
     let scopes = names(opts.get("scopes").unwrap_or(""), "--scopes")?;
     let now = now_ms()?;
-    let expires_at = match opts.get("expires-days") {
-        None => "NULL".to_string(),
-        Some(raw) => {
-            let days: i64 = raw
-                .parse()
-                .ok()
-                .filter(|d| (1..=3650).contains(d))
-                .ok_or("--expires-days must be a whole number from 1 to 3650")?;
-            (now + days * 86_400_000).to_string()
-        }
-    };
-    // The same pepper as the worker, from the environment (never an argument).
-    let pepper_raw = std::env::var("API_KEY_PEPPER").map_err(|_| {
-        "mint-key needs the worker's API_KEY_PEPPER in the environment (e.g. `read -rs API_KEY_PEPPER; export API_KEY_PEPPER`)".to_string()
-    })?;
-    let config = Config::from_lookup(&|name: &str| match name {
-        "API_KEY_PEPPER" => Some(pepper_raw.clone()),
-        // Only the pepper matters here; a throwaway signing seed satisfies the parser.
-        "JWT_SIGNING_KEY" => Some(gatehouse::encoding::b64url(&[1u8; 32])),
-        _ => None,
-    })
-    .map_err(|e| e.to_string())?;
-    let pepper = config
-        .api_key_pepper
-        .as_ref()
-        .ok_or("API_KEY_PEPPER is empty")?;
+    let expires_at = expires_at_sql(&opts, now)?;
+    let pepper = env_pepper()?;
     let key = apikey::generate(&SystemRng);
     let id = new_id(&SystemRng, "key_");
-    let hash = apikey::hash(pepper, &key);
+    let hash = apikey::hash(&pepper, &key);
     let scopes_json = json!(scopes);
     let detail = json!({ "key_id": id, "role": role, "scopes": scopes, "by": "cli" });
     let sql = format!(
@@ -248,6 +227,32 @@ fn mint_key(args: &[String]) -> Result<(), String> {
     println!("API key (shown only now; store it safely):");
     println!("{key}");
     Ok(())
+}
+
+/// `--expires-days` as the SQL of the expiry instant (`NULL`: never).
+fn expires_at_sql(opts: &Opts, now: i64) -> Result<String, String> {
+    match opts.get("expires-days") {
+        None => Ok("NULL".to_string()),
+        Some(raw) => {
+            let days: i64 = raw
+                .parse()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or("--expires-days must be a whole number from 1 to 3650")?;
+            Ok((now + days * 86_400_000).to_string())
+        }
+    }
+}
+
+/// The same pepper as the worker, from the environment (never an argument), read by the
+/// worker's own rule.
+fn env_pepper() -> Result<Pepper, String> {
+    let pepper_raw = std::env::var("API_KEY_PEPPER").map_err(|_| {
+        "mint-key needs the worker's API_KEY_PEPPER in the environment (e.g. `read -rs API_KEY_PEPPER; export API_KEY_PEPPER`)".to_string()
+    })?;
+    api_key_pepper(&|name: &str| (name == "API_KEY_PEPPER").then(|| pepper_raw.clone()))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "API_KEY_PEPPER is empty".to_string())
 }
 
 fn list_keys(args: &[String]) -> Result<(), String> {

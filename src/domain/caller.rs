@@ -1,0 +1,84 @@
+//! Who is calling: the credential of a request, checked once, as a [`Caller`].
+//!
+//! `services::auth::authenticate` makes one from a request's credential. A `Caller` cannot be
+//! built outside this crate (it is `non_exhaustive`); inside it, it is made from a verified
+//! access token's claims or a checked API key, through the two constructors below.
+
+use crate::domain::store::ApiKey;
+use crate::domain::token::AccessClaims;
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// An access token (JWT) from login, register or refresh.
+    AccessToken,
+    /// An API key (`gk_…`).
+    ApiKey,
+}
+
+impl CredentialKind {
+    /// The name sent upstream and written to logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::ApiKey => "api_key",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Caller {
+    /// The user id (`usr_…`); for an API key, its owner.
+    pub user_id: String,
+    /// The roles this credential carries.
+    pub roles: Vec<String>,
+    /// The session (refresh family) an access token belongs to.
+    pub session_id: Option<String>,
+    /// The proxy routes this credential may use; `None`: every route its roles allow.
+    pub scopes: Option<Vec<String>>,
+    /// How the caller authenticated.
+    pub kind: CredentialKind,
+    /// The API key's id (`key_…`) when the credential is a key.
+    pub key_id: Option<String>,
+}
+
+impl Caller {
+    /// The caller of an access token whose signature and claims verified.
+    pub(crate) fn from_access_token(claims: AccessClaims) -> Self {
+        Self {
+            user_id: claims.sub,
+            roles: claims.roles,
+            session_id: claims.sid,
+            scopes: None,
+            kind: CredentialKind::AccessToken,
+            key_id: None,
+        }
+    }
+
+    /// The caller of an API key that was found live, carrying `roles` (its role while the owner
+    /// still holds it).
+    pub(crate) fn from_api_key(key: &ApiKey, roles: Vec<String>) -> Self {
+        Self {
+            user_id: key.owner_user_id.clone(),
+            roles,
+            session_id: None,
+            scopes: Some(key.scopes.clone()),
+            kind: CredentialKind::ApiKey,
+            key_id: Some(key.id.clone()),
+        }
+    }
+
+    /// Whether the caller holds `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether this credential's scope includes proxy route `route`.
+    pub fn may_use_route(&self, route: &str) -> bool {
+        self.scopes
+            .as_ref()
+            .is_none_or(|scopes| scopes.iter().any(|s| s == route))
+    }
+}

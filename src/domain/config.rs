@@ -1,0 +1,505 @@
+//! Typed configuration, parsed once from Worker vars and secrets and validated up front.
+//!
+//! Every error names the variable it is about. Values of secret variables never appear in an
+//! error, a log line or `Debug` output.
+
+use crate::domain::proxy::Routes;
+use crate::domain::token::{decode_key32, KeySet, VerifyCache};
+use crate::domain::vars::{get, int_in, valid_role, Lookup};
+use crate::primitives::cookies::SameSite;
+use crate::primitives::cors::AllowedOrigins;
+use crate::primitives::error::ConfigError;
+use crate::primitives::secrets::{Pepper, Secret};
+
+/// Most PBKDF2 iterations Workers' WebCrypto accepts in production (local workerd accepts
+/// more, so this limit is enforced here rather than discovered after deploying).
+pub const MAX_PBKDF2_ITERATIONS: u32 = 100_000;
+/// Fewest PBKDF2 iterations accepted.
+pub const MIN_PBKDF2_ITERATIONS: u32 = 10_000;
+
+/// Whether anyone may create an account through `POST /auth/register`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone may register.
+    Open,
+    /// Accounts are created by operators only (the default).
+    Closed,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// `iss` of access tokens (`JWT_ISSUER`, default `gatehouse`).
+    pub issuer: String,
+    /// `aud` of access tokens (`JWT_AUDIENCE`, default: the issuer).
+    pub audience: String,
+    /// Access-token lifetime in seconds (`ACCESS_TOKEN_TTL`, default 900).
+    pub access_ttl_secs: i64,
+    /// Absolute lifetime of a refresh family in seconds (`REFRESH_TOKEN_TTL`, default 30 days).
+    pub refresh_ttl_secs: i64,
+    /// Idle timeout of a refresh family in seconds (`REFRESH_IDLE_TIMEOUT`, default 7 days).
+    pub refresh_idle_secs: i64,
+    /// Grace window for replays of a just-rotated refresh token (`REFRESH_GRACE_SECONDS`,
+    /// default 10, at least 1).
+    pub refresh_grace_secs: i64,
+    /// Allowed clock skew when checking `exp`/`iat` (`CLOCK_LEEWAY_SECONDS`, default 30).
+    pub clock_leeway_secs: i64,
+    /// `REGISTRATION`: `open` or `closed` (default).
+    pub registration: Registration,
+    /// Roles of self-registered users (`DEFAULT_ROLES`, comma-separated, default `user`).
+    pub default_roles: Vec<String>,
+    /// PBKDF2 iterations for new hashes (`PBKDF2_ITERATIONS`, default and maximum 100,000).
+    pub pbkdf2_iterations: u32,
+    /// Largest accepted request body in bytes (`MAX_BODY_BYTES`, default 65,536).
+    pub max_body_bytes: usize,
+    /// `SameSite` of the refresh cookie (`COOKIE_SAMESITE`, default `Lax`).
+    pub cookie_same_site: SameSite,
+    /// Origins of the pages that may call Gatehouse from a browser with credentials
+    /// (`ALLOWED_ORIGINS`, comma-separated `scheme://host[:port]`, default none).
+    pub allowed_origins: AllowedOrigins,
+    /// Key of the session-bound CSRF tokens, derived from the signing key.
+    pub csrf_key: crate::domain::csrf::CsrfKey,
+    /// Signing key (`JWT_SIGNING_KEY`, secret) and previous public keys
+    /// (`JWT_PREVIOUS_PUBLIC_KEYS`).
+    pub keys: KeySet,
+    /// Access tokens verified by this isolate (lives as long as the keys).
+    pub verify_cache: VerifyCache,
+    /// Proxied routes (`ROUTES`, default none).
+    pub routes: Routes,
+    /// HMAC key of the identity signature on proxied requests (`UPSTREAM_SIGNING_SECRET`,
+    /// secret; required when `ROUTES` is set).
+    pub upstream_signing_secret: Option<Secret>,
+    /// `API_KEY_PEPPER` (secret, at least 32 characters); `None`: API keys are switched off.
+    pub api_key_pepper: Option<Pepper>,
+    /// Rate limits (`RATE_LIMIT_*`).
+    pub rate_limits: RateLimits,
+    /// Audit events older than this many days are pruned (`AUDIT_RETENTION_DAYS`, default 90).
+    pub audit_retention_days: i64,
+    /// Ended sessions are kept this many days before pruning (`SESSION_RETENTION_DAYS`,
+    /// default 7), so a late replay still reads as reuse and operators can see them.
+    pub session_retention_days: i64,
+}
+
+/// Attempts allowed per fixed window; 0 switches a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Window length in seconds (`RATE_LIMIT_WINDOW_SECONDS`, default 900).
+    pub window_secs: i64,
+    /// Logins per account (email) per window (`RATE_LIMIT_LOGIN_PER_ACCOUNT`, default 10).
+    pub login_per_account: i64,
+    /// Logins per client IP per window (`RATE_LIMIT_LOGIN_PER_IP`, default 50).
+    pub login_per_ip: i64,
+    /// Registrations per client IP per window (`RATE_LIMIT_REGISTER_PER_IP`, default 10).
+    pub register_per_ip: i64,
+    /// Refreshes per session family per window (`RATE_LIMIT_REFRESH_PER_FAMILY`, default 60).
+    pub refresh_per_family: i64,
+}
+
+impl Config {
+    /// The body limit for a request to `path`: its route's, or `MAX_BODY_BYTES`.
+    pub fn body_limit(&self, path: &str) -> usize {
+        self.routes
+            .find(path)
+            .map_or(self.max_body_bytes, |r| r.max_body_bytes)
+    }
+
+    /// Parses and validates every variable. `lookup` answers vars and secrets alike. Sections
+    /// are read in a fixed order, so the first invalid variable is the one reported.
+    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let (issuer, audience) = token_names(lookup)?;
+        let lifetimes = Lifetimes::parse(lookup)?;
+        let pbkdf2_iterations = int_in(
+            lookup,
+            "PBKDF2_ITERATIONS",
+            MAX_PBKDF2_ITERATIONS,
+            MIN_PBKDF2_ITERATIONS,
+            MAX_PBKDF2_ITERATIONS,
+        )?;
+        let max_body_bytes = int_in(lookup, "MAX_BODY_BYTES", 65_536, 1_024, 1_048_576)?;
+        let registration = registration(lookup)?;
+        let default_roles = default_roles(lookup)?;
+        let cookie_same_site = cookie_same_site(lookup)?;
+        let allowed_origins = AllowedOrigins::parse(get(lookup, "ALLOWED_ORIGINS").as_deref())?;
+        let (seed, keys) = signing_keys(lookup)?;
+        let routes = match get(lookup, "ROUTES") {
+            Some(raw) => Routes::parse(&raw, lookup, max_body_bytes)?,
+            None => Routes::default(),
+        };
+        let upstream_signing_secret = upstream_signing_secret(lookup, &routes)?;
+        let api_key_pepper = api_key_pepper(lookup)?;
+        let rate_limits = RateLimits::parse(lookup)?;
+        let audit_retention_days = int_in(lookup, "AUDIT_RETENTION_DAYS", 90, 1, 3_650)?;
+        let session_retention_days = int_in(lookup, "SESSION_RETENTION_DAYS", 7, 0, 365)?;
+
+        Ok(Self {
+            issuer,
+            audience,
+            access_ttl_secs: lifetimes.access_ttl_secs,
+            refresh_ttl_secs: lifetimes.refresh_ttl_secs,
+            refresh_idle_secs: lifetimes.refresh_idle_secs,
+            refresh_grace_secs: lifetimes.refresh_grace_secs,
+            clock_leeway_secs: lifetimes.clock_leeway_secs,
+            registration,
+            default_roles,
+            pbkdf2_iterations,
+            max_body_bytes,
+            cookie_same_site,
+            allowed_origins,
+            csrf_key: crate::domain::csrf::CsrfKey::derive(&seed),
+            keys,
+            verify_cache: VerifyCache::default(),
+            routes,
+            upstream_signing_secret,
+            api_key_pepper,
+            rate_limits,
+            audit_retention_days,
+            session_retention_days,
+        })
+    }
+
+    /// Whether `origin` (an `Origin` header's value) is listed in `ALLOWED_ORIGINS`.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins.allows(origin)
+    }
+
+    /// A configuration for tests: the given vars over a fixed signing key.
+    #[cfg(any(test, feature = "selftest"))]
+    pub fn for_tests(vars: &[(&str, &str)]) -> Self {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |name: &str| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| {
+                    (name == "JWT_SIGNING_KEY")
+                        .then(|| crate::primitives::encoding::b64url(&[42u8; 32]))
+                })
+        };
+        Self::from_lookup(&lookup).expect("test configuration is valid")
+    }
+}
+
+/// `JWT_ISSUER` and `JWT_AUDIENCE` (default: the issuer).
+fn token_names(lookup: Lookup<'_>) -> Result<(String, String), ConfigError> {
+    let issuer = get(lookup, "JWT_ISSUER").unwrap_or_else(|| "gatehouse".into());
+    if issuer.len() > 256 {
+        return Err(ConfigError::new("JWT_ISSUER", "longer than 256 characters"));
+    }
+    let audience = get(lookup, "JWT_AUDIENCE").unwrap_or_else(|| issuer.clone());
+    if audience.len() > 256 {
+        return Err(ConfigError::new(
+            "JWT_AUDIENCE",
+            "longer than 256 characters",
+        ));
+    }
+    Ok((issuer, audience))
+}
+
+/// Token and session lifetimes, in seconds.
+struct Lifetimes {
+    access_ttl_secs: i64,
+    refresh_ttl_secs: i64,
+    refresh_idle_secs: i64,
+    refresh_grace_secs: i64,
+    clock_leeway_secs: i64,
+}
+
+impl Lifetimes {
+    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let access_ttl_secs = int_in(lookup, "ACCESS_TOKEN_TTL", 900, 60, 86_400)?;
+        let refresh_ttl_secs = int_in(
+            lookup,
+            "REFRESH_TOKEN_TTL",
+            30 * 86_400,
+            3_600,
+            400 * 86_400,
+        )?;
+        let refresh_idle_secs = int_in(
+            lookup,
+            "REFRESH_IDLE_TIMEOUT",
+            7 * 86_400,
+            300,
+            400 * 86_400,
+        )?;
+        if refresh_idle_secs > refresh_ttl_secs {
+            return Err(ConfigError::new(
+                "REFRESH_IDLE_TIMEOUT",
+                format!("must not exceed REFRESH_TOKEN_TTL ({refresh_ttl_secs})"),
+            ));
+        }
+        Ok(Self {
+            access_ttl_secs,
+            refresh_ttl_secs,
+            refresh_idle_secs,
+            refresh_grace_secs: int_in(lookup, "REFRESH_GRACE_SECONDS", 10, 1, 120)?,
+            clock_leeway_secs: int_in(lookup, "CLOCK_LEEWAY_SECONDS", 30, 0, 300)?,
+        })
+    }
+}
+
+/// `REGISTRATION`: `open` or `closed` (default).
+fn registration(lookup: Lookup<'_>) -> Result<Registration, ConfigError> {
+    match get(lookup, "REGISTRATION")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("closed") => Ok(Registration::Closed),
+        Some("open") => Ok(Registration::Open),
+        Some(other) => Err(ConfigError::new(
+            "REGISTRATION",
+            format!("expected open or closed, got {other:?}"),
+        )),
+    }
+}
+
+/// `DEFAULT_ROLES`: comma-separated role names, without repeats (default `user`).
+fn default_roles(lookup: Lookup<'_>) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = get(lookup, "DEFAULT_ROLES") else {
+        return Ok(vec!["user".to_string()]);
+    };
+    let mut roles = Vec::new();
+    for role in raw.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        if !valid_role(role) || role == "anonymous" {
+            return Err(ConfigError::new(
+                "DEFAULT_ROLES",
+                format!("{role:?} is not a valid role name (a-z, 0-9, _ - ., not \"anonymous\")"),
+            ));
+        }
+        if !roles.iter().any(|r| r == role) {
+            roles.push(role.to_string());
+        }
+    }
+    Ok(roles)
+}
+
+/// `COOKIE_SAMESITE`: `Lax` (default), `Strict` or `None`.
+fn cookie_same_site(lookup: Lookup<'_>) -> Result<SameSite, ConfigError> {
+    match get(lookup, "COOKIE_SAMESITE")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("lax") => Ok(SameSite::Lax),
+        Some("strict") => Ok(SameSite::Strict),
+        Some("none") => Ok(SameSite::None),
+        Some(other) => Err(ConfigError::new(
+            "COOKIE_SAMESITE",
+            format!("expected Lax, Strict or None, got {other:?}"),
+        )),
+    }
+}
+
+/// `JWT_SIGNING_KEY` (secret: its value never reaches an error) and `JWT_PREVIOUS_PUBLIC_KEYS`:
+/// the seed and the key set.
+fn signing_keys(lookup: Lookup<'_>) -> Result<([u8; 32], KeySet), ConfigError> {
+    let seed = match get(lookup, "JWT_SIGNING_KEY") {
+        None => {
+            return Err(ConfigError::new(
+                "JWT_SIGNING_KEY",
+                "missing: set it with `wrangler secret put JWT_SIGNING_KEY` (value from `gatehouse keygen`)",
+            ))
+        }
+        Some(raw) => decode_key32(&raw).ok_or_else(|| {
+            ConfigError::new(
+                "JWT_SIGNING_KEY",
+                "not a base64url-encoded 32-byte Ed25519 seed (make one with `gatehouse keygen`)",
+            )
+        })?,
+    };
+    let mut previous = Vec::new();
+    if let Some(raw) = get(lookup, "JWT_PREVIOUS_PUBLIC_KEYS") {
+        for (i, item) in raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .enumerate()
+        {
+            previous.push(decode_key32(item).ok_or_else(|| {
+                ConfigError::new(
+                    "JWT_PREVIOUS_PUBLIC_KEYS",
+                    format!(
+                        "item {} is not a base64url-encoded 32-byte public key",
+                        i + 1
+                    ),
+                )
+            })?);
+        }
+    }
+    if previous.contains(&seed) {
+        // A private seed pasted where public keys belong would be published in the JWKS.
+        return Err(ConfigError::new(
+            "JWT_PREVIOUS_PUBLIC_KEYS",
+            "contains the signing key's private seed; list public keys (x) only",
+        ));
+    }
+    let keys = KeySet::new(&seed, &previous)
+        .map_err(|why| ConfigError::new("JWT_PREVIOUS_PUBLIC_KEYS", why))?;
+    Ok((seed, keys))
+}
+
+/// `UPSTREAM_SIGNING_SECRET` (secret, at least 32 characters; required with `ROUTES`).
+fn upstream_signing_secret(
+    lookup: Lookup<'_>,
+    routes: &Routes,
+) -> Result<Option<Secret>, ConfigError> {
+    match lookup("UPSTREAM_SIGNING_SECRET") {
+        Some(secret) if secret.len() < 32 => Err(ConfigError::new(
+            "UPSTREAM_SIGNING_SECRET",
+            "must be at least 32 characters (e.g. `gatehouse keygen` output)",
+        )),
+        Some(secret) => Ok(Some(Secret::new(secret))),
+        None if !routes.is_empty() => Err(ConfigError::new(
+            "UPSTREAM_SIGNING_SECRET",
+            "required when ROUTES is set: it signs the identity sent upstream",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// `API_KEY_PEPPER` (secret, at least 32 characters); unset: API keys are off. The CLI reads
+/// the pepper with it too.
+pub fn api_key_pepper(lookup: Lookup<'_>) -> Result<Option<Pepper>, ConfigError> {
+    match get(lookup, "API_KEY_PEPPER") {
+        None => Ok(None),
+        Some(raw) if raw.len() >= 32 => Ok(Some(Pepper::new(raw.into_bytes()))),
+        Some(_) => Err(ConfigError::new(
+            "API_KEY_PEPPER",
+            "shorter than 32 characters (make one with `gatehouse keygen --pepper`)",
+        )),
+    }
+}
+
+impl RateLimits {
+    /// `RATE_LIMIT_*`.
+    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            window_secs: int_in(lookup, "RATE_LIMIT_WINDOW_SECONDS", 900, 1, 86_400)?,
+            login_per_account: int_in(lookup, "RATE_LIMIT_LOGIN_PER_ACCOUNT", 10, 0, 1_000_000)?,
+            login_per_ip: int_in(lookup, "RATE_LIMIT_LOGIN_PER_IP", 50, 0, 1_000_000)?,
+            register_per_ip: int_in(lookup, "RATE_LIMIT_REGISTER_PER_IP", 10, 0, 1_000_000)?,
+            refresh_per_family: int_in(lookup, "RATE_LIMIT_REFRESH_PER_FAMILY", 60, 0, 1_000_000)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::primitives::encoding::b64url;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let owned: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&move |name: &str| {
+            owned
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    fn key() -> String {
+        b64url(&[3u8; 32])
+    }
+
+    #[test]
+    fn defaults() {
+        let k = key();
+        let config = parse(&[("JWT_SIGNING_KEY", &k)]).unwrap();
+        assert_eq!(config.issuer, "gatehouse");
+        assert_eq!(config.audience, "gatehouse");
+        assert_eq!(config.access_ttl_secs, 900);
+        assert_eq!(config.refresh_ttl_secs, 30 * 86_400);
+        assert_eq!(config.refresh_idle_secs, 7 * 86_400);
+        assert_eq!(config.refresh_grace_secs, 10);
+        assert_eq!(config.registration, Registration::Closed);
+        assert_eq!(config.default_roles, vec!["user"]);
+        assert_eq!(config.pbkdf2_iterations, 100_000);
+        assert_eq!(config.max_body_bytes, 65_536);
+        assert_eq!(config.cookie_same_site, SameSite::Lax);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let k = key();
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("ACCESS_TOKEN_TTL", "abc")], "ACCESS_TOKEN_TTL"),
+            (&[("ACCESS_TOKEN_TTL", "5")], "ACCESS_TOKEN_TTL"),
+            (&[("PBKDF2_ITERATIONS", "100001")], "PBKDF2_ITERATIONS"),
+            (&[("PBKDF2_ITERATIONS", "600000")], "PBKDF2_ITERATIONS"),
+            (&[("REFRESH_GRACE_SECONDS", "0")], "REFRESH_GRACE_SECONDS"),
+            (
+                &[("REFRESH_IDLE_TIMEOUT", "99999999")],
+                "REFRESH_IDLE_TIMEOUT",
+            ),
+            (&[("REGISTRATION", "maybe")], "REGISTRATION"),
+            (&[("DEFAULT_ROLES", "user,Admin")], "DEFAULT_ROLES"),
+            (&[("DEFAULT_ROLES", "anonymous")], "DEFAULT_ROLES"),
+            (&[("COOKIE_SAMESITE", "sometimes")], "COOKIE_SAMESITE"),
+            (&[("ALLOWED_ORIGINS", "*")], "ALLOWED_ORIGINS"),
+            (
+                &[("ALLOWED_ORIGINS", "https://a.example/app")],
+                "ALLOWED_ORIGINS",
+            ),
+            (&[("ALLOWED_ORIGINS", "a.example")], "ALLOWED_ORIGINS"),
+            (
+                &[("ALLOWED_ORIGINS", "http://localhost:99999")],
+                "ALLOWED_ORIGINS",
+            ),
+            (&[("MAX_BODY_BYTES", "-1")], "MAX_BODY_BYTES"),
+            (
+                &[("JWT_PREVIOUS_PUBLIC_KEYS", "nope")],
+                "JWT_PREVIOUS_PUBLIC_KEYS",
+            ),
+        ];
+        for (vars, var) in cases {
+            let mut all = vars.to_vec();
+            all.push(("JWT_SIGNING_KEY", &k));
+            let err = parse(&all).unwrap_err();
+            assert_eq!(err.var, *var, "{vars:?}");
+            assert!(err.to_string().contains(var));
+        }
+    }
+
+    #[test]
+    fn the_signing_key_is_required_and_never_echoed() {
+        assert_eq!(parse(&[]).unwrap_err().var, "JWT_SIGNING_KEY");
+        let secret = "c2VjcmV0LXRoYXQtaXMtbm90LTMyLWJ5dGVz";
+        let err = parse(&[("JWT_SIGNING_KEY", secret)]).unwrap_err();
+        assert_eq!(err.var, "JWT_SIGNING_KEY");
+        assert!(!err.to_string().contains(secret));
+        assert!(!format!("{err:?}").contains(secret));
+    }
+
+    #[test]
+    fn blank_key_is_missing_and_a_seed_is_never_published() {
+        let err = parse(&[("JWT_SIGNING_KEY", "  ")]).unwrap_err();
+        assert!(err.reason.starts_with("missing"), "{err}");
+        let k = key();
+        let err = parse(&[("JWT_SIGNING_KEY", &k), ("JWT_PREVIOUS_PUBLIC_KEYS", &k)]).unwrap_err();
+        assert_eq!(err.var, "JWT_PREVIOUS_PUBLIC_KEYS");
+        assert!(!err.to_string().contains(&k));
+        let config = parse(&[("JWT_SIGNING_KEY", &k), ("REGISTRATION", "Open")]).unwrap();
+        assert_eq!(config.registration, Registration::Open);
+    }
+
+    #[test]
+    fn debug_output_has_no_secret() {
+        let k = key();
+        let config = parse(&[("JWT_SIGNING_KEY", &k)]).unwrap();
+        assert!(!format!("{config:?}").contains(&k));
+    }
+
+    #[test]
+    fn roles_are_deduplicated_and_may_be_empty() {
+        let k = key();
+        let config = parse(&[("JWT_SIGNING_KEY", &k), ("DEFAULT_ROLES", "a, b,a,,")]).unwrap();
+        assert_eq!(config.default_roles, vec!["a", "b"]);
+        let config = parse(&[("JWT_SIGNING_KEY", &k), ("DEFAULT_ROLES", " , ")]).unwrap();
+        assert!(config.default_roles.is_empty());
+    }
+}

@@ -1,0 +1,174 @@
+//! CSRF protection of cookie-authenticated state changes.
+//!
+//! A request that authenticates with the refresh cookie (which the browser attaches on its own)
+//! must show two things:
+//! - it comes from an allowed page: `Sec-Fetch-Site: same-origin`, or an `Origin` listed in
+//!   `ALLOWED_ORIGINS`;
+//! - it knows the session's CSRF token, sent as `X-CSRF-Token`.
+//!
+//! The token is derived, not stored: HMAC-SHA256 of the session (refresh family) id under a key
+//! derived from the signing secret. It is the same for the whole session (all tabs share it) and
+//! stops being accepted when the session ends, because the cookie stops working.
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::primitives::cors::AllowedOrigins;
+use crate::primitives::encoding::b64url;
+use crate::primitives::error::Error;
+use crate::primitives::http::Request;
+
+/// Name of the request header carrying the CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The key CSRF tokens are computed with. Its value never appears in `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CsrfKey([u8; 32]);
+
+impl fmt::Debug for CsrfKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CsrfKey(..)")
+    }
+}
+
+impl CsrfKey {
+    /// Derives the CSRF key from the signing key's seed (HMAC-SHA256 with a fixed label), so
+    /// rotating the signing key also rotates CSRF tokens and nothing new has to be configured.
+    pub fn derive(seed: &[u8; 32]) -> Self {
+        let mut mac = Hmac::<Sha256>::new_from_slice(seed).expect("HMAC takes any key length");
+        mac.update(b"gatehouse csrf key v1");
+        Self(mac.finalize().into_bytes().into())
+    }
+
+    /// The CSRF token of session (family) `family_id`.
+    pub fn token(&self, family_id: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"session:");
+        mac.update(family_id.as_bytes());
+        format!("ghc_{}", b64url(&mac.finalize().into_bytes()))
+    }
+
+    /// Whether `presented` is the token of `family_id` (constant time).
+    pub fn matches(&self, family_id: &str, presented: &str) -> bool {
+        let expected = self.token(family_id);
+        expected.len() == presented.len()
+            && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+    }
+}
+
+/// Checks where a cookie-authenticated request comes from: a browser's `Sec-Fetch-Site:
+/// same-origin`, or an `Origin` in `ALLOWED_ORIGINS`. Anything else (no `Origin` from a
+/// cross-origin page, `Origin: null`, an unlisted origin) is refused.
+pub fn check_origin(origins: &AllowedOrigins, req: &Request) -> Result<(), Error> {
+    if req
+        .header("sec-fetch-site")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("same-origin"))
+    {
+        return Ok(());
+    }
+    match req.header("origin") {
+        Some(origin) if origins.allows(origin) => Ok(()),
+        Some(_) => Err(Error::CsrfValidationFailed("origin not allowed")),
+        None => Err(Error::CsrfValidationFailed(
+            "no Origin or Sec-Fetch-Site header",
+        )),
+    }
+}
+
+/// The full check for a request authenticated by the cookie of session `family_id`.
+pub fn check(
+    key: &CsrfKey,
+    origins: &AllowedOrigins,
+    req: &Request,
+    family_id: &str,
+) -> Result<(), Error> {
+    check_origin(origins, req)?;
+    match req.header(CSRF_HEADER).map(str::trim) {
+        None | Some("") => Err(Error::CsrfValidationFailed("no X-CSRF-Token header")),
+        Some(token) if key.matches(family_id, token) => Ok(()),
+        Some(_) => Err(Error::CsrfValidationFailed("wrong X-CSRF-Token")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the checks read of a configuration with these `ALLOWED_ORIGINS`.
+    struct Config {
+        csrf_key: CsrfKey,
+        allowed_origins: AllowedOrigins,
+    }
+
+    fn config() -> Config {
+        Config {
+            csrf_key: CsrfKey::derive(&[42u8; 32]),
+            allowed_origins: AllowedOrigins::parse(Some(
+                "https://site.example, http://localhost:3000",
+            ))
+            .unwrap(),
+        }
+    }
+
+    #[test]
+    fn token_is_per_session_stable_and_keyed() {
+        let config = config();
+        let a = config.csrf_key.token("fam_a");
+        assert_eq!(a, config.csrf_key.token("fam_a"));
+        assert_ne!(a, config.csrf_key.token("fam_b"));
+        assert!(config.csrf_key.matches("fam_a", &a));
+        assert!(!config.csrf_key.matches("fam_b", &a));
+        assert!(!config.csrf_key.matches("fam_a", &a[..a.len() - 1]));
+        let other = CsrfKey::derive(&[9u8; 32]);
+        assert_ne!(other.token("fam_a"), a);
+        assert_eq!(format!("{other:?}"), "CsrfKey(..)");
+    }
+
+    #[test]
+    fn origin_and_token_are_both_required() {
+        let config = config();
+        let token = config.csrf_key.token("fam_a");
+        let base = Request::new("POST", "/auth/refresh");
+        let code = |r: &Request| {
+            check(&config.csrf_key, &config.allowed_origins, r, "fam_a").map_err(|e| e.to_string())
+        };
+        // Neither.
+        assert!(code(&base).is_err());
+        // Token without an origin.
+        assert!(code(&base.clone().with_header(CSRF_HEADER, &token)).is_err());
+        // Allowed origin without a token.
+        assert!(code(&base.clone().with_header("origin", "https://site.example")).is_err());
+        // Unlisted origin with the token.
+        let evil = base
+            .clone()
+            .with_header("origin", "https://evil.example")
+            .with_header(CSRF_HEADER, &token);
+        assert!(code(&evil).is_err());
+        // `Origin: null` (sandboxed frames, some redirects).
+        let null = base
+            .clone()
+            .with_header("origin", "null")
+            .with_header(CSRF_HEADER, &token);
+        assert!(code(&null).is_err());
+        // Both right.
+        let good = base
+            .clone()
+            .with_header("origin", "https://site.example")
+            .with_header(CSRF_HEADER, &token);
+        assert!(code(&good).is_ok());
+        // Same origin as reported by the browser, no Origin.
+        let same = base
+            .clone()
+            .with_header("sec-fetch-site", "same-origin")
+            .with_header(CSRF_HEADER, &token);
+        assert!(code(&same).is_ok());
+        // same-site is not enough (a sibling subdomain could be hostile).
+        let sibling = base
+            .with_header("sec-fetch-site", "same-site")
+            .with_header(CSRF_HEADER, &token);
+        assert!(code(&sibling).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! The domain layer: Gatehouse's rules, pure (no storage, no clock, no network of its own):
+//! configuration, tokens, passwords, refresh families, CSRF, API keys, the proxy's policy and
+//! the storage contract.
+
+pub mod account;
+pub mod apikey;
+pub mod caller;
+pub mod config;
+#[cfg(any(test, feature = "selftest"))]
+pub mod contract;
+pub mod csrf;
+pub mod password;
+pub mod proxy;
+pub mod refresh;
+pub mod store;
+pub mod token;
+pub mod vars;

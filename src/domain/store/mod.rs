@@ -1,0 +1,480 @@
+//! The storage contract: what Gatehouse needs to remember, and nothing about how.
+//!
+//! Two implementations: [`memory::MemoryStore`] (the native tests) and the D1 store in the
+//! Workers adapter. Both are held to one contract suite (`crate::domain::contract`, compiled for tests and the `selftest` build),
+//! run natively against memory by `cargo test` and inside workerd against real D1.
+//!
+//! Every method that changes more than one row does so atomically (one D1 `batch()`, one lock
+//! in memory). Refresh rotation is a single conditional step that only one caller can win; see
+//! [`Store::rotate_refresh`] and docs/storage-schema.md.
+
+pub mod memory;
+
+use std::fmt;
+
+use crate::primitives::error::Error;
+
+/// A user account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// `usr_…`.
+    pub id: String,
+    /// Trimmed, lower-cased; unique.
+    pub email: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// PHC string.
+    pub password_hash: String,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// A disabled user cannot log in or refresh.
+    pub disabled: bool,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("roles", &self.roles)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new refresh family with its first token (stored as a hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFamily {
+    /// `fam_…`.
+    pub id: String,
+    /// The owner.
+    pub user_id: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Absolute end of the family, Unix ms.
+    pub expires_at: i64,
+    /// The login's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// SHA-256 (hex) of the first refresh token.
+    pub first_token_hash: String,
+}
+
+/// A refresh family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Family {
+    /// `fam_…`.
+    pub id: String,
+    /// The owner.
+    pub user_id: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms of the last successful refresh (or of creation).
+    pub last_used_at: i64,
+    /// Unix ms.
+    pub expires_at: i64,
+    /// Unix ms, if revoked.
+    pub revoked_at: Option<i64>,
+    /// Why it was revoked.
+    pub revoke_reason: Option<String>,
+    /// The login's `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// Where a session (refresh family) stands at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyStatus {
+    /// Revoked (logout, reuse, password change, an admin).
+    Revoked,
+    /// Past its absolute lifetime.
+    Expired,
+    /// Not refreshed within the idle timeout.
+    Idle,
+    /// Live: its refresh token still works.
+    Active,
+}
+
+impl FamilyStatus {
+    /// The name shown in session lists.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Idle => "idle",
+            Self::Active => "active",
+        }
+    }
+}
+
+impl Family {
+    /// Where this family stands at `now` with an idle timeout of `idle_ms`: the one definition
+    /// of a live session.
+    pub fn status(&self, now: i64, idle_ms: i64) -> FamilyStatus {
+        if self.revoked_at.is_some() {
+            FamilyStatus::Revoked
+        } else if self.expires_at <= now {
+            FamilyStatus::Expired
+        } else if self.last_used_at + idle_ms <= now {
+            FamilyStatus::Idle
+        } else {
+            FamilyStatus::Active
+        }
+    }
+
+    /// Whether the family is live at `now`: not revoked, not expired, not idled out.
+    pub fn is_live(&self, now: i64, idle_ms: i64) -> bool {
+        self.status(now, idle_ms) == FamilyStatus::Active
+    }
+}
+
+/// One rotation attempt: replace `token_hash` by `successor_hash` unless already rotated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// SHA-256 (hex) of the presented token.
+    pub token_hash: String,
+    /// SHA-256 (hex) of this caller's freshly made successor.
+    pub successor_hash: String,
+    /// The successor sealed under the presented token (see `crate::domain::refresh::seal`).
+    pub successor_sealed: String,
+    /// Unix ms.
+    pub now: i64,
+    /// The family must have been used after this instant (idle timeout), Unix ms.
+    pub idle_cutoff: i64,
+}
+
+/// A refresh token and its family as they stand after a rotation attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenState {
+    /// The token's family.
+    pub family: Family,
+    /// 0 for the login's token.
+    pub generation: i64,
+    /// When it was rotated, if it was.
+    pub rotated_at: Option<i64>,
+    /// The hash of the successor that won the rotation.
+    pub successor_hash: Option<String>,
+    /// That successor, sealed under this token.
+    pub successor_sealed: Option<String>,
+}
+
+/// A security event for the audit log. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Unix ms.
+    pub at: i64,
+    /// `login_succeeded`, `refresh_token_reused`, …
+    pub kind: String,
+    /// Who did it.
+    pub actor_user_id: Option<String>,
+    /// Whom it concerns.
+    pub subject_user_id: Option<String>,
+    /// The refresh family concerned.
+    pub family_id: Option<String>,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client `User-Agent`.
+    pub user_agent: Option<String>,
+    /// A JSON object with details such as a revocation's cause.
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Why a family was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// The user logged out.
+    Logout,
+    /// A rotated token was presented outside the grace window.
+    Reuse,
+    /// The password changed.
+    PasswordChange,
+    /// An operator revoked it.
+    Admin,
+}
+
+impl RevokeReason {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::Reuse => "reuse",
+            Self::PasswordChange => "password_change",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// An API key as stored: its hash, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// `key_…`.
+    pub id: String,
+    /// Hex HMAC-SHA256 of the key under `API_KEY_PEPPER`.
+    pub key_hash: String,
+    /// What it is for, as its minter said.
+    pub label: String,
+    /// The user it acts as.
+    pub owner_user_id: String,
+    /// The admin who minted it; `None` for the CLI.
+    pub created_by: Option<String>,
+    /// The one role it carries.
+    pub role: String,
+    /// Proxy route names it may use.
+    pub scopes: Vec<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms; `None`: never expires.
+    pub expires_at: Option<i64>,
+    /// Unix ms, written at most once a minute.
+    pub last_used_at: Option<i64>,
+    /// Unix ms, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// An API key found by its hash, with what authentication needs of its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLookup {
+    /// The key.
+    pub key: ApiKey,
+    /// The owner's current roles.
+    pub owner_roles: Vec<String>,
+    /// Whether the owner is disabled.
+    pub owner_disabled: bool,
+}
+
+/// A page of users: ordered by email, after `after_email`, optionally filtered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Case-insensitive substring of the email or name.
+    pub search: Option<String>,
+    /// Only users whose email sorts after this one (the paging cursor).
+    pub after_email: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only events by this actor.
+    pub actor_user_id: Option<String>,
+    /// Only events about this subject.
+    pub subject_user_id: Option<String>,
+    /// Only events at or after this instant (Unix ms).
+    pub since: Option<i64>,
+    /// Only events before this instant (Unix ms).
+    pub until: Option<i64>,
+    /// Only events with an id below this one (the paging cursor).
+    pub before_id: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// An audit event with its row id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Increasing row id.
+    pub id: i64,
+    /// The event.
+    pub event: AuditEvent,
+}
+
+/// A rate-limit counter after one hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateHit {
+    /// Hits in the current window, this one included.
+    pub count: i64,
+    /// Start of the current window, Unix ms.
+    pub window_start: i64,
+}
+
+/// What the scheduled prune deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneCutoffs {
+    /// Unix ms.
+    pub now: i64,
+    /// Families that ended (expired, idled out or were revoked) before this instant go, with
+    /// their tokens.
+    pub families_ended_before: i64,
+    /// The idle timeout, ms (a family idles out at `last_used_at + idle_ms`).
+    pub idle_ms: i64,
+    /// Audit events before this instant go.
+    pub audit_before: i64,
+}
+
+/// How many rows a prune deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PruneCounts {
+    /// Refresh families.
+    pub families: u64,
+    /// Their refresh tokens.
+    pub tokens: u64,
+    /// Audit events.
+    pub audit_events: u64,
+    /// Rate-limit counters whose window has passed.
+    pub rate_limits: u64,
+}
+
+/// What Gatehouse stores. Implementations must keep each method atomic.
+#[allow(async_fn_in_trait)] // Workers futures are !Send; nothing here needs Send.
+pub trait Store {
+    /// Succeeds when the storage answers and has the schema.
+    /// Fails with [`Error::Unavailable`] (`/readyz` answers it as it is).
+    async fn ping(&self) -> Result<(), Error>;
+
+    /// Inserts a user and, optionally, its first refresh family and an audit event, atomically.
+    /// A taken email is [`Error::EmailTaken`] and writes nothing.
+    async fn create_user(
+        &self,
+        user: &User,
+        family: Option<&NewFamily>,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), Error>;
+
+    /// The user with this (normalised) email.
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, Error>;
+
+    /// The user with this id.
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, Error>;
+
+    /// Replaces a password hash without revoking anything (parameter upgrade at login).
+    async fn upgrade_password_hash(&self, user_id: &str, phc: &str, now: i64) -> Result<(), Error>;
+
+    /// Sets a new password hash, revokes every live family of the user except `keep` and
+    /// records `event` with `revoked_sessions` (how many families were revoked) added to its
+    /// detail, atomically. Returns how many families were revoked.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        phc: &str,
+        keep: Option<&str>,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<u64, Error>;
+
+    /// Inserts a family, its first token and optionally an audit event, atomically.
+    async fn create_family(
+        &self,
+        family: &NewFamily,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), Error>;
+
+    /// The atomic rotation step. In one transaction: if the token exists, is not yet rotated,
+    /// and its family is neither revoked, nor past `expires_at`, nor idle since before
+    /// `idle_cutoff`, mark it rotated by this caller's successor, insert the successor as the
+    /// family's live token, touch the family, and drop the sealed successor of every other
+    /// token of the family (only the newest rotation keeps one). Then, whether or not this caller won, return
+    /// the token's state as it stands (`None` for an unknown token). The caller won exactly when
+    /// the returned `successor_hash` equals its own.
+    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Option<TokenState>, Error>;
+
+    /// The state of a token without changing anything.
+    async fn token_state(&self, token_hash: &str) -> Result<Option<TokenState>, Error>;
+
+    /// Revokes a family if it is still live and, only if this call revoked it, records `event`,
+    /// atomically. Returns whether this call revoked it.
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        reason: RevokeReason,
+        now: i64,
+        event: Option<&AuditEvent>,
+    ) -> Result<bool, Error>;
+
+    /// A family by id.
+    async fn family(&self, family_id: &str) -> Result<Option<Family>, Error>;
+
+    /// How many live (unrotated) tokens a family holds.
+    async fn live_tokens(&self, family_id: &str) -> Result<u64, Error>;
+
+    /// Appends an audit event.
+    async fn record_event(&self, event: &AuditEvent) -> Result<(), Error>;
+
+    /// The newest audit events first, at most `limit`, optionally of one subject.
+    async fn audit_events(
+        &self,
+        subject_user_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, Error>;
+
+    // ----- users (admin)
+
+    /// A page of users ordered by email.
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, Error>;
+
+    /// Replaces a user's roles and records `event`, atomically. `false`: no such user.
+    async fn set_roles(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, Error>;
+
+    /// Disables or enables a user and records `event`, atomically; disabling also revokes every
+    /// live family of the user (reason `admin`). `None`: no such user; otherwise how many
+    /// families were revoked.
+    async fn set_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<Option<u64>, Error>;
+
+    /// Every family of a user, newest first.
+    async fn user_families(&self, user_id: &str) -> Result<Vec<Family>, Error>;
+
+    /// Revokes every live family of a user and, only if one was revoked, records `event`,
+    /// atomically. Returns how many were revoked.
+    async fn revoke_user_families(
+        &self,
+        user_id: &str,
+        reason: RevokeReason,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<u64, Error>;
+
+    // ----- API keys
+
+    /// Inserts a key and records `event`, atomically.
+    async fn create_api_key(&self, key: &ApiKey, event: &AuditEvent) -> Result<(), Error>;
+
+    /// The key with this hash, with its owner's roles and status.
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyLookup>, Error>;
+
+    /// A key by id.
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, Error>;
+
+    /// Keys, newest first, optionally of one owner.
+    async fn list_api_keys(&self, owner_user_id: Option<&str>) -> Result<Vec<ApiKey>, Error>;
+
+    /// Revokes a key if not yet revoked and, only then, records `event`, atomically. Returns
+    /// whether this call revoked it.
+    async fn revoke_api_key(&self, id: &str, now: i64, event: &AuditEvent) -> Result<bool, Error>;
+
+    /// Sets `last_used_at = now` unless it was set less than `min_interval_ms` ago. Returns
+    /// whether it wrote.
+    async fn touch_api_key(&self, id: &str, now: i64, min_interval_ms: i64) -> Result<bool, Error>;
+
+    // ----- rate limits, audit, pruning
+
+    /// Counts one hit on `key` in the fixed window of `window_ms` that holds `now`, in one
+    /// atomic step (a newer window starts the count at 1). Windows only move forward: a hit
+    /// whose `now` falls in an older window than the stored one (a request that arrived late)
+    /// counts against the stored window, whose start is returned.
+    async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error>;
+
+    /// Audit events matching `query`, newest first.
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredEvent>, Error>;
+
+    /// Deletes what `cutoffs` says, atomically. Live families, their tokens, recent events
+    /// and current counters stay.
+    async fn prune(&self, cutoffs: &PruneCutoffs) -> Result<PruneCounts, Error>;
+}

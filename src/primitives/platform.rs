@@ -1,0 +1,78 @@
+//! What the core needs from the world, passed in rather than reached for.
+//!
+//! Workers forbid randomness at global scope and `SystemTime::now` panics on
+//! wasm32-unknown-unknown, so the adapter reads `Date.now()` once per request and the core only
+//! ever sees the [`Clock`] it is handed.
+
+use crate::primitives::error::Error;
+
+/// Current time in Unix milliseconds.
+pub trait Clock {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// A cryptographically secure random source.
+pub trait Rng {
+    /// Fills `buf` with random bytes.
+    fn fill(&self, buf: &mut [u8]);
+}
+
+/// PBKDF2-HMAC-SHA256 with a 32-byte output. Natively [`RustPbkdf2`]; in the worker, WebCrypto.
+#[allow(async_fn_in_trait)] // Workers futures are !Send; implementors never need Send here.
+pub trait Pbkdf2 {
+    /// Derives 32 bytes from `password` and `salt` with `iterations` rounds.
+    async fn derive(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<[u8; 32], Error>;
+}
+
+/// A clock fixed at one instant (the adapter's per-request `Date.now()`, or a test's time).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.0
+    }
+}
+
+/// The operating system's (natively) or WebCrypto's (in the worker) random source, through
+/// `getrandom`. Only ever called while handling a request, never at global scope.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemRng;
+
+impl Rng for SystemRng {
+    fn fill(&self, buf: &mut [u8]) {
+        // getrandom fails only where no source exists at all; a token made without randomness
+        // must never be issued, so this is a hard stop rather than a silent fallback.
+        getrandom::fill(buf).expect("no secure random source available");
+    }
+}
+
+/// The portable PBKDF2 implementation (RustCrypto's `pbkdf2`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RustPbkdf2;
+
+impl Pbkdf2 for RustPbkdf2 {
+    async fn derive(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<[u8; 32], Error> {
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, &mut out);
+        Ok(out)
+    }
+}
+
+/// Random bytes as an array.
+pub fn random_array<const N: usize>(rng: &dyn Rng) -> [u8; N] {
+    let mut out = [0u8; N];
+    rng.fill(&mut out);
+    out
+}

@@ -1,0 +1,666 @@
+//! The admin API under `/admin/…`: users, their sessions, API keys and the audit log.
+//!
+//! Every request re-reads the calling admin from storage, so disabling an admin, removing the
+//! role or revoking the admin's session takes effect on the next request. Callers without the
+//! `admin` role get 403 `insufficient_role`.
+
+use serde_json::{json, Map, Value};
+
+use crate::domain::account::{normalize_email, normalize_name};
+use crate::domain::apikey::{self, key_json};
+use crate::domain::caller::{Caller, CredentialKind};
+use crate::domain::password;
+use crate::domain::store::{ApiKey, AuditEvent, AuditQuery, RevokeReason, Store, User, UserQuery};
+use crate::domain::vars::valid_role;
+use crate::primitives::body::{json_body, optional_string, string_field};
+use crate::primitives::encoding::{decode_query_component_strict, new_id, QueryDecodeError};
+use crate::primitives::error::{Error, TokenRejection};
+use crate::primitives::http::{Request, Response};
+use crate::primitives::platform::Pbkdf2;
+use crate::routes::table::AdminOp;
+use crate::routes::views::{family_json, user_json};
+use crate::services::accounts::new_user;
+use crate::services::audit::audit_event;
+use crate::services::auth::{self, authenticate, check_token_session, enabled_user};
+use crate::services::Services;
+
+/// The role the admin API requires.
+pub const ADMIN_ROLE: &str = "admin";
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+/// The largest integer storage round-trips exactly: D1 passes numbers as JS doubles, so every
+/// integer taken from a request and bound into a query stays at or below 2^53 - 1.
+pub const MAX_STORED_INT: i64 = (1 << 53) - 1;
+/// How far ahead an API key's expiry may be set (ten years, as the CLI's `--expires-days 3650`).
+pub const MAX_KEY_LIFETIME_MS: i64 = 3650 * 86_400_000;
+
+/// A user's full view for admins.
+fn admin_user_json(u: &User) -> Value {
+    let mut v = user_json(u);
+    v["disabled"] = json!(u.disabled);
+    v["created_at"] = json!(u.created_at);
+    v["updated_at"] = json!(u.updated_at);
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query strings
+
+fn percent_decode(s: &str) -> Result<String, Error> {
+    decode_query_component_strict(s).map_err(|err| {
+        Error::BadRequest(
+            match err {
+                QueryDecodeError::MalformedEscape => "the query string is malformed",
+                QueryDecodeError::NotUtf8 => "the query string is not UTF-8",
+            }
+            .into(),
+        )
+    })
+}
+
+/// The query parameters; a repeated or unknown name is refused.
+pub(crate) fn query_params(req: &Request, known: &[&str]) -> Result<Map<String, Value>, Error> {
+    let mut map = Map::new();
+    for pair in req.query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decode(k)?;
+        if !known.contains(&k.as_str()) {
+            return Err(Error::BadRequest(format!(
+                "{k}: unknown query parameter (known: {})",
+                known.join(", ")
+            )));
+        }
+        if map
+            .insert(k.clone(), Value::String(percent_decode(v)?))
+            .is_some()
+        {
+            return Err(Error::BadRequest(format!("{k}: given more than once")));
+        }
+    }
+    Ok(map)
+}
+
+fn param_int(q: &Map<String, Value>, name: &str, min: i64, max: i64) -> Result<Option<i64>, Error> {
+    let Some(Value::String(raw)) = q.get(name) else {
+        return Ok(None);
+    };
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "{name}: expected a whole number from {min} to {max}"
+            ))
+        })
+}
+
+fn param_str<'a>(q: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    q.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn page_limit(q: &Map<String, Value>) -> Result<u32, Error> {
+    Ok(param_int(q, "limit", 1, i64::from(MAX_PAGE))?.map_or(DEFAULT_PAGE, |n| n as u32))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies
+
+fn roles_field(body: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, Error> {
+    let Some(value) = body.get(name).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Value::Array(items) = value else {
+        return Err(Error::BadRequest(format!(
+            "{name}: expected an array of names"
+        )));
+    };
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        match item.as_str() {
+            Some(r) if valid_role(r) && r != "anonymous" => {
+                if !out.iter().any(|o| o == r) {
+                    out.push(r.to_string());
+                }
+            }
+            _ => {
+                return Err(Error::BadRequest(format!(
+                    "{name}: each must be 1-64 of a-z 0-9 _ - . (not \"anonymous\")"
+                )))
+            }
+        }
+    }
+    if out.len() > 32 {
+        return Err(Error::BadRequest(format!("{name}: at most 32")));
+    }
+    Ok(Some(out))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch
+
+/// Answers admin operation `op` (found in the route table with the path's segments `params`),
+/// after checking the caller is an admin.
+pub async fn answer<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    op: AdminOp,
+    params: &[&str],
+) -> Result<Response, Error> {
+    let admin = require_admin(svc, req).await?;
+    let id = params.first().copied().unwrap_or_default();
+    match op {
+        AdminOp::ListUsers => list_users(svc, req).await,
+        AdminOp::CreateUser => create_user(svc, req, &admin).await,
+        AdminOp::ShowUser => {
+            let user = target_user(svc, id).await?;
+            Ok(Response::json(
+                200,
+                &json!({ "user": admin_user_json(&user) }),
+            ))
+        }
+        AdminOp::Disable => set_disabled(svc, req, &admin, id, true).await,
+        AdminOp::Enable => set_disabled(svc, req, &admin, id, false).await,
+        AdminOp::SetRoles => set_roles(svc, req, &admin, id).await,
+        AdminOp::ResetPassword => reset_password(svc, req, &admin, id).await,
+        AdminOp::ListSessions => list_sessions(svc, id).await,
+        AdminOp::RevokeAllSessions => revoke_all_sessions(svc, req, &admin, id).await,
+        AdminOp::RevokeSession => revoke_session(svc, req, &admin, id, params[1]).await,
+        AdminOp::ListKeys => list_keys(svc, req).await,
+        AdminOp::MintKey => mint_key(svc, req, &admin).await,
+        AdminOp::RevokeKey => revoke_key(svc, req, &admin, id).await,
+        AdminOp::Audit => list_audit(svc, req).await,
+    }
+}
+
+/// The admin making a request: the stored user and the credential they used.
+pub struct Admin {
+    /// The admin, as stored now.
+    pub user: User,
+    /// The access token's or API key's view of the caller.
+    pub caller: Caller,
+}
+
+impl Admin {
+    /// An audit event with this admin as actor; done with an API key, the detail names it
+    /// (`via_key`).
+    fn event(
+        &self,
+        req: &Request,
+        now: i64,
+        kind: &str,
+        subject: Option<&str>,
+        family_id: Option<&str>,
+        detail: Option<Value>,
+    ) -> AuditEvent {
+        let detail = match &self.caller.key_id {
+            Some(key_id) => {
+                let mut d = match detail {
+                    Some(Value::Object(map)) => map,
+                    _ => Map::new(),
+                };
+                d.insert("via_key".into(), json!(key_id));
+                Some(Value::Object(d))
+            }
+            None => detail,
+        };
+        audit_event(
+            req,
+            now,
+            kind,
+            Some(&self.user.id),
+            subject,
+            family_id,
+            detail,
+        )
+    }
+}
+
+/// The caller, re-read from storage: enabled, holding `admin` now, and (for an access token)
+/// with a live session; for an API key, the key's role must be `admin`.
+pub async fn require_admin<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Admin, Error> {
+    let caller: Caller = authenticate(svc, req).await?.ok_or(Error::NoAuth)?;
+    let Some(user) = enabled_user(svc, &caller.user_id).await? else {
+        return Err(match caller.kind {
+            CredentialKind::ApiKey => Error::InvalidApiKey("owner disabled"),
+            CredentialKind::AccessToken => Error::InvalidToken(TokenRejection::Claims),
+        });
+    };
+    if caller.kind == CredentialKind::AccessToken {
+        check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
+    }
+    let stored_admin = user.roles.iter().any(|r| r == ADMIN_ROLE);
+    if !stored_admin || !caller.has_role(ADMIN_ROLE) {
+        return Err(Error::InsufficientRole);
+    }
+    Ok(Admin { user, caller })
+}
+
+async fn target_user<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Result<User, Error> {
+    svc.store.user_by_id(id).await?.ok_or(Error::NotFound)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+async fn list_users<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let q = query_params(req, &["limit", "cursor", "q"])?;
+    let limit = page_limit(&q)?;
+    let search = param_str(&q, "q").map(str::to_string);
+    if search.as_deref().is_some_and(|s| s.chars().count() > 200) {
+        return Err(Error::BadRequest("q: at most 200 characters".into()));
+    }
+    let query = UserQuery {
+        search,
+        after_email: param_str(&q, "cursor").map(str::to_string),
+        limit: limit + 1,
+    };
+    let mut users = svc.store.list_users(&query).await?;
+    let more = users.len() > limit as usize;
+    users.truncate(limit as usize);
+    let next = if more {
+        users.last().map(|u| u.email.clone())
+    } else {
+        None
+    };
+    let list: Vec<Value> = users.iter().map(admin_user_json).collect();
+    Ok(Response::json(
+        200,
+        &json!({ "users": list, "next_cursor": next }),
+    ))
+}
+
+async fn create_user<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &Admin,
+) -> Result<Response, Error> {
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
+    let email = normalize_email(string_field(&body, "email")?)?;
+    let pw = string_field(&body, "password")?;
+    let name = normalize_name(optional_string(&body, "name")?)?;
+    let roles = roles_field(&body, "roles")?.unwrap_or_else(|| svc.config.default_roles.clone());
+    let user = new_user(svc, email, name, pw, roles).await?;
+    let now = user.created_at;
+    let ev = admin.event(
+        req,
+        now,
+        "registered",
+        Some(&user.id),
+        None,
+        Some(json!({ "by": "admin", "roles": user.roles })),
+    );
+    svc.store.create_user(&user, None, Some(&ev)).await?;
+    Ok(Response::json(
+        201,
+        &json!({ "user": admin_user_json(&user) }),
+    ))
+}
+
+async fn set_disabled<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &Admin,
+    id: &str,
+    disabled: bool,
+) -> Result<Response, Error> {
+    if disabled && id == admin.user.id {
+        return Err(Error::BadRequest(
+            "an admin cannot disable their own account".into(),
+        ));
+    }
+    target_user(svc, id).await?;
+    let now = svc.clock.now_ms();
+    let kind = if disabled {
+        "user_disabled"
+    } else {
+        "user_enabled"
+    };
+    let ev = admin.event(req, now, kind, Some(id), None, None);
+    let revoked = svc
+        .store
+        .set_disabled(id, disabled, now, &ev)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let user = target_user(svc, id).await?;
+    Ok(Response::json(
+        200,
+        &json!({ "user": admin_user_json(&user), "revoked_sessions": revoked }),
+    ))
+}
+
+async fn set_roles<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &Admin,
+    id: &str,
+) -> Result<Response, Error> {
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
+    let roles =
+        roles_field(&body, "roles")?.ok_or_else(|| Error::BadRequest("roles: required".into()))?;
+    if id == admin.user.id && !roles.iter().any(|r| r == ADMIN_ROLE) {
+        return Err(Error::BadRequest(
+            "an admin cannot remove their own admin role".into(),
+        ));
+    }
+    let before = target_user(svc, id).await?;
+    let now = svc.clock.now_ms();
+    let ev = admin.event(
+        req,
+        now,
+        "role_changed",
+        Some(id),
+        None,
+        Some(json!({ "from": before.roles, "to": roles })),
+    );
+    if !svc.store.set_roles(id, &roles, now, &ev).await? {
+        return Err(Error::NotFound);
+    }
+    let user = target_user(svc, id).await?;
+    Ok(Response::json(
+        200,
+        &json!({ "user": admin_user_json(&user) }),
+    ))
+}
+
+async fn reset_password<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &Admin,
+    id: &str,
+) -> Result<Response, Error> {
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
+    let new = string_field(&body, "new_password")?;
+    password::check_policy(new)?;
+    target_user(svc, id).await?;
+    let phc = password::hash(svc.hasher, svc.rng, new, svc.config.pbkdf2_iterations).await?;
+    let now = svc.clock.now_ms();
+    // The store adds `revoked_sessions` to the detail, in the same atomic write.
+    let ev = admin.event(
+        req,
+        now,
+        "password_changed",
+        Some(id),
+        None,
+        Some(json!({ "by": "admin" })),
+    );
+    let revoked = svc.store.change_password(id, &phc, None, now, &ev).await?;
+    Ok(Response::json(200, &json!({ "revoked_sessions": revoked })))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+async fn list_sessions<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Result<Response, Error> {
+    target_user(svc, id).await?;
+    let now = svc.clock.now_ms();
+    let idle_ms = svc.config.refresh_idle_secs * 1000;
+    let families = svc.store.user_families(id).await?;
+    let list: Vec<Value> = families
+        .iter()
+        .map(|f| family_json(f, now, idle_ms))
+        .collect();
+    Ok(Response::json(200, &json!({ "sessions": list })))
+}
+
+async fn revoke_all_sessions<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &Admin,
+    id: &str,
+) -> Result<Response, Error> {
+    target_user(svc, id).await?;
+    let now = svc.clock.now_ms();
+    let ev = admin.event(
+        req,
+        now,
+        "session_revoked",
+        Some(id),
+        None,
+        Some(json!({ "all": true })),
+    );
+    let n = svc
+        .store
+        .revoke_user_families(id, RevokeReason::Admin, now, &ev)
+        .await?;
+    Ok(Response::json(200, &json!({ "revoked_sessions": n })))
+}
+
+async fn revoke_session<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &Admin,
+    id: &str,
+    fid: &str,
+) -> Result<Response, Error> {
+    let family = svc.store.family(fid).await?;
+    let Some(family) = family.filter(|f| f.user_id == id) else {
+        return Err(Error::NotFound);
+    };
+    let now = svc.clock.now_ms();
+    let ev = admin.event(
+        req,
+        now,
+        "session_revoked",
+        Some(id),
+        Some(&family.id),
+        None,
+    );
+    svc.store
+        .revoke_family(&family.id, RevokeReason::Admin, now, Some(&ev))
+        .await?;
+    Ok(Response::empty(204))
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys
+
+async fn list_keys<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let q = query_params(req, &["owner_user_id"])?;
+    let keys = svc
+        .store
+        .list_api_keys(param_str(&q, "owner_user_id"))
+        .await?;
+    let list: Vec<Value> = keys.iter().map(key_json).collect();
+    Ok(Response::json(200, &json!({ "api_keys": list })))
+}
+
+/// A key's `label`: 1–100 characters, no control characters, trimmed.
+fn key_label(body: &Map<String, Value>) -> Result<String, Error> {
+    let label = string_field(body, "label")?.trim().to_string();
+    if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "label: 1-100 characters, no control characters".into(),
+        ));
+    }
+    Ok(label)
+}
+
+/// A key's `scopes`: the proxy route names it may use.
+fn key_scopes(body: &Map<String, Value>) -> Result<Vec<String>, Error> {
+    let scopes = roles_field(body, "scopes")?.ok_or_else(|| {
+        Error::BadRequest("scopes: required (an array of proxy route names)".into())
+    })?;
+    if let Some(bad) = scopes.iter().find(|s| !apikey::valid_scope(s)) {
+        return Err(Error::BadRequest(format!(
+            "scopes: {bad:?} is not a route name"
+        )));
+    }
+    Ok(scopes)
+}
+
+/// A key's `expires_at`: Unix ms in the future, at most [`MAX_KEY_LIFETIME_MS`] ahead, or none.
+fn key_expiry(body: &Map<String, Value>, now: i64) -> Result<Option<i64>, Error> {
+    match body.get("expires_at") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(t) if t > now && t <= now + MAX_KEY_LIFETIME_MS => Ok(Some(t)),
+            _ => Err(Error::BadRequest(
+                "expires_at: Unix milliseconds in the future, at most 10 years ahead, or null"
+                    .into(),
+            )),
+        },
+    }
+}
+
+/// The owner of a new key: an enabled user who, like the minting admin, holds `role`.
+async fn key_owner<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    admin: &Admin,
+    owner_id: &str,
+    role: &str,
+) -> Result<User, Error> {
+    let Some(owner) = svc.store.user_by_id(owner_id).await? else {
+        return Err(Error::BadRequest("owner_user_id: no such user".into()));
+    };
+    if owner.disabled {
+        return Err(Error::BadRequest(
+            "owner_user_id: the user is disabled".into(),
+        ));
+    }
+    // Never above the creator's roles (an admin API key acts for its owner, so a job's key can
+    // be minted with less), and never a role the owner does not hold.
+    if !admin.user.roles.iter().any(|r| r == role) {
+        return Err(Error::BadRequest(format!("role: you do not hold {role:?}")));
+    }
+    if !owner.roles.iter().any(|r| r == role) {
+        return Err(Error::BadRequest(format!(
+            "role: the owner does not hold {role:?}"
+        )));
+    }
+    Ok(owner)
+}
+
+async fn mint_key<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &Admin,
+) -> Result<Response, Error> {
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
+    let pepper = auth::pepper(svc)?;
+    let label = key_label(&body)?;
+    let role = string_field(&body, "role")?.to_string();
+    let scopes = key_scopes(&body)?;
+    let owner_id = optional_string(&body, "owner_user_id")?.unwrap_or(&admin.user.id);
+    let now = svc.clock.now_ms();
+    let expires_at = key_expiry(&body, now)?;
+    let owner = key_owner(svc, admin, owner_id, &role).await?;
+    let key = apikey::generate(svc.rng);
+    let record = ApiKey {
+        id: new_id(svc.rng, "key_"),
+        key_hash: apikey::hash(pepper, &key),
+        label,
+        owner_user_id: owner.id.clone(),
+        created_by: Some(admin.user.id.clone()),
+        role,
+        scopes,
+        created_at: now,
+        expires_at,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let ev = admin.event(
+        req,
+        now,
+        "api_key_minted",
+        Some(&owner.id),
+        None,
+        Some(json!({ "key_id": record.id, "role": record.role, "scopes": record.scopes })),
+    );
+    svc.store.create_api_key(&record, &ev).await?;
+    Ok(Response::json(
+        201,
+        &json!({ "api_key": key_json(&record), "key": key }),
+    ))
+}
+
+async fn revoke_key<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &Admin,
+    id: &str,
+) -> Result<Response, Error> {
+    let key = svc.store.api_key(id).await?.ok_or(Error::NotFound)?;
+    let now = svc.clock.now_ms();
+    let ev = admin.event(
+        req,
+        now,
+        "api_key_revoked",
+        Some(&key.owner_user_id),
+        None,
+        Some(json!({ "key_id": key.id })),
+    );
+    svc.store.revoke_api_key(id, now, &ev).await?;
+    Ok(Response::empty(204))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+async fn list_audit<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let q = query_params(
+        req,
+        &[
+            "kind", "actor", "subject", "user", "since", "until", "cursor", "limit",
+        ],
+    )?;
+    let limit = page_limit(&q)?;
+    let user = param_str(&q, "user");
+    if user.is_some() && (q.contains_key("subject") || q.contains_key("actor")) {
+        return Err(Error::BadRequest(
+            "user: not together with actor or subject".into(),
+        ));
+    }
+    let query = AuditQuery {
+        kind: param_str(&q, "kind").map(str::to_string),
+        actor_user_id: param_str(&q, "actor").map(str::to_string),
+        subject_user_id: param_str(&q, "subject").or(user).map(str::to_string),
+        since: param_int(&q, "since", 0, MAX_STORED_INT)?,
+        until: param_int(&q, "until", 0, MAX_STORED_INT)?,
+        before_id: param_int(&q, "cursor", 1, MAX_STORED_INT)?,
+        limit: limit + 1,
+    };
+    let mut events = svc.store.query_audit(&query).await?;
+    let more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    let next = if more {
+        events.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    let list: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let ev = &e.event;
+            json!({
+                "id": e.id,
+                "at": ev.at,
+                "kind": ev.kind,
+                "actor_user_id": ev.actor_user_id,
+                "subject_user_id": ev.subject_user_id,
+                "family_id": ev.family_id,
+                "ip": ev.ip,
+                "user_agent": ev.user_agent,
+                "detail": ev.detail,
+            })
+        })
+        .collect();
+    Ok(Response::json(
+        200,
+        &json!({ "events": list, "next_cursor": next }),
+    ))
+}

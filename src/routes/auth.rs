@@ -1,0 +1,538 @@
+//! The account endpoints under `/auth/`: register, login, refresh, logout, the session's CSRF
+//! token, the caller's profile and password change.
+
+use serde_json::{json, Map, Value};
+
+use crate::domain::account::{normalize_email, normalize_name};
+use crate::domain::caller::Caller;
+use crate::domain::config::{Config, Registration};
+use crate::domain::csrf;
+use crate::domain::password::{self, Verdict};
+use crate::domain::refresh::{self, Decision};
+use crate::domain::store::{Family, NewFamily, RevokeReason, Rotation, Store, User};
+use crate::domain::token::AccessClaims;
+use crate::primitives::body::{json_body, optional_bool, optional_string, string_field};
+use crate::primitives::cookies;
+use crate::primitives::encoding::new_id;
+use crate::primitives::error::{Error, TokenRejection};
+use crate::primitives::http::{Request, Response};
+use crate::primitives::platform::Pbkdf2;
+use crate::routes::views::user_json;
+use crate::services::accounts::new_user;
+use crate::services::audit::own_event;
+use crate::services::auth::{authenticate_access_token, check_token_session, enabled_user};
+use crate::services::ratelimit::{self, Bucket};
+use crate::services::Services;
+
+/// Name of the refresh-token cookie.
+pub const REFRESH_COOKIE: &str = "gatehouse_refresh";
+/// Path the refresh cookie is scoped to.
+pub const REFRESH_COOKIE_PATH: &str = "/auth";
+
+fn refresh_cookie(config: &Config, value: &str, max_age_secs: i64) -> String {
+    cookies::set_cookie(
+        REFRESH_COOKIE,
+        value,
+        REFRESH_COOKIE_PATH,
+        max_age_secs,
+        config.cookie_same_site,
+    )
+}
+
+/// Where the refresh token of a response goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Cookie,
+    Body,
+}
+
+impl Delivery {
+    /// What a register or login body asks for (`refresh_token_in_body`).
+    fn asked(body: &Map<String, Value>) -> Result<Self, Error> {
+        Ok(if optional_bool(body, "refresh_token_in_body")? {
+            Self::Body
+        } else {
+            Self::Cookie
+        })
+    }
+}
+
+fn session_response<S, H>(
+    svc: &Services<'_, S, H>,
+    status: u16,
+    user: &User,
+    refresh_token: &str,
+    family: (&str, i64),
+    delivery: Delivery,
+) -> Result<Response, Error> {
+    let (family_id, family_expires_at) = family;
+    let config = svc.config;
+    let now = svc.clock.now_ms();
+    let claims = AccessClaims {
+        iss: config.issuer.clone(),
+        aud: config.audience.clone(),
+        sub: user.id.clone(),
+        jti: new_id(svc.rng, ""),
+        roles: user.roles.clone(),
+        sid: Some(family_id.to_string()),
+    };
+    let access_token = config.keys.sign(claims, now, config.access_ttl_secs)?;
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": config.access_ttl_secs,
+        "user": user_json(user),
+        "csrf_token": config.csrf_key.token(family_id),
+    });
+    let response = match delivery {
+        Delivery::Body => {
+            body["refresh_token"] = Value::String(refresh_token.to_string());
+            Response::json(status, &body)
+        }
+        Delivery::Cookie => {
+            let max_age = ((family_expires_at - now) / 1000).max(0);
+            Response::json(status, &body).append_header(
+                "set-cookie",
+                &refresh_cookie(config, refresh_token, max_age),
+            )
+        }
+    };
+    Ok(response)
+}
+
+/// Starts a refresh family for `user`: its first token and the family record.
+fn new_family<S, H>(svc: &Services<'_, S, H>, req: &Request, user_id: &str) -> (String, NewFamily) {
+    let now = svc.clock.now_ms();
+    let token = refresh::generate(svc.rng);
+    let family = NewFamily {
+        id: new_id(svc.rng, "fam_"),
+        user_id: user_id.to_string(),
+        created_at: now,
+        expires_at: now + svc.config.refresh_ttl_secs * 1000,
+        user_agent: req.user_agent(),
+        first_token_hash: refresh::hash(&token),
+    };
+    (token, family)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+pub(super) async fn register<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
+    if svc.config.registration == Registration::Closed {
+        return Err(Error::RegistrationClosed);
+    }
+    if let Some(ip) = req.client_ip() {
+        ratelimit::check(svc, Bucket::RegisterIp, ip).await?;
+    }
+    let email = normalize_email(string_field(&body, "email")?)?;
+    let pw = string_field(&body, "password")?;
+    let name = normalize_name(optional_string(&body, "name")?)?;
+    let delivery = Delivery::asked(&body)?;
+    let user = new_user(svc, email, name, pw, svc.config.default_roles.clone()).await?;
+    let now = user.created_at;
+    let (token, family) = new_family(svc, req, &user.id);
+    let registered = own_event(
+        req,
+        now,
+        "registered",
+        Some(&user.id),
+        Some(&family.id),
+        None,
+    );
+    svc.store
+        .create_user(&user, Some(&family), Some(&registered))
+        .await?;
+    session_response(
+        svc,
+        201,
+        &user,
+        &token,
+        (&family.id, family.expires_at),
+        delivery,
+    )
+}
+
+pub(super) async fn login<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
+    let raw_email = string_field(&body, "email")?;
+    let pw = string_field(&body, "password")?;
+    let delivery = Delivery::asked(&body)?;
+    let user = check_credentials(svc, req, raw_email, pw).await?;
+    let now = svc.clock.now_ms();
+    let (token, family) = new_family(svc, req, &user.id);
+    let succeeded = own_event(
+        req,
+        now,
+        "login_succeeded",
+        Some(&user.id),
+        Some(&family.id),
+        None,
+    );
+    svc.store.create_family(&family, Some(&succeeded)).await?;
+    session_response(
+        svc,
+        200,
+        &user,
+        &token,
+        (&family.id, family.expires_at),
+        delivery,
+    )
+}
+
+/// The user whose email and password these are, enabled; every failure is recorded and
+/// answered alike (401 `invalid_credentials`). Rate limits per IP and per account come first; a
+/// hash made with fewer iterations than configured is upgraded.
+async fn check_credentials<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    raw_email: &str,
+    pw: &str,
+) -> Result<User, Error> {
+    let iterations = svc.config.pbkdf2_iterations;
+    let now = svc.clock.now_ms();
+
+    // Only a well-formed address is looked up or logged: a password typed into the email field
+    // must not end up in the audit log.
+    let email = normalize_email(raw_email).ok();
+    if let Some(ip) = req.client_ip() {
+        ratelimit::check(svc, Bucket::LoginIp, ip).await?;
+    }
+    if let Some(email) = &email {
+        ratelimit::check(svc, Bucket::LoginAccount, email).await?;
+    }
+    let user = match &email {
+        Some(email) => svc.store.user_by_email(email).await?,
+        None => None,
+    };
+    let Some(user) = user else {
+        // Same work, same answer as a wrong password.
+        password::dummy_verify(svc.hasher, pw, iterations).await?;
+        svc.store
+            .record_event(&own_event(
+                req,
+                now,
+                "login_failed",
+                None,
+                None,
+                Some(json!({ "email": email, "cause": "unknown_email" })),
+            ))
+            .await?;
+        return Err(Error::InvalidCredentials);
+    };
+    let verdict = password::verify(svc.hasher, &user.password_hash, pw, iterations).await?;
+    if verdict == Verdict::Mismatch || user.disabled {
+        let cause = if user.disabled {
+            "disabled"
+        } else {
+            "wrong_password"
+        };
+        svc.store
+            .record_event(&own_event(
+                req,
+                now,
+                "login_failed",
+                Some(&user.id),
+                None,
+                Some(json!({ "cause": cause })),
+            ))
+            .await?;
+        return Err(Error::InvalidCredentials);
+    }
+    if verdict == Verdict::MatchNeedsRehash {
+        let phc = password::hash(svc.hasher, svc.rng, pw, iterations).await?;
+        svc.store.upgrade_password_hash(&user.id, &phc, now).await?;
+    }
+    Ok(user)
+}
+
+/// The refresh token of a request: from the body (wins) or the cookie.
+fn presented_refresh_token(
+    body: &Map<String, Value>,
+    req: &Request,
+) -> Result<Option<(String, Delivery)>, Error> {
+    if let Some(token) = optional_string(body, "refresh_token")? {
+        return Ok(Some((token.to_string(), Delivery::Body)));
+    }
+    let cookies: Vec<&str> = req
+        .cookies(REFRESH_COOKIE)
+        .filter(|v| !v.is_empty())
+        .collect();
+    match cookies.as_slice() {
+        [] => Ok(None),
+        // A cookie the browser sends on its own must not let another site trigger a state
+        // change: requiring JSON makes any cross-origin attempt a CORS preflight.
+        [_] if req.header("content-type").is_none() => Err(Error::UnsupportedMediaType),
+        [token] => Ok(Some((token.to_string(), Delivery::Cookie))),
+        // Two cookies of this name: one was planted (e.g. by a sibling subdomain with a
+        // broader Domain or Path). Which one is ours cannot be told, so neither is used.
+        _ => Err(Error::InvalidRefreshToken("more than one refresh cookie")),
+    }
+}
+
+pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let body = json_body(req, svc.config.max_body_bytes, true)?;
+    let Some((presented, delivery)) = presented_refresh_token(&body, req)? else {
+        return Err(Error::NoAuth);
+    };
+    if delivery == Delivery::Cookie {
+        csrf::check_origin(&svc.config.allowed_origins, req)?;
+    }
+    if !refresh::well_formed(&presented) {
+        return Err(Error::InvalidRefreshToken("malformed"));
+    }
+    let presented_hash = refresh::hash(&presented);
+    check_refresh_session(svc, req, &presented_hash, delivery).await?;
+    let now = svc.clock.now_ms();
+    let ours = refresh::generate(svc.rng);
+    let rotation = Rotation {
+        token_hash: presented_hash,
+        successor_hash: refresh::hash(&ours),
+        successor_sealed: refresh::seal(&presented, &ours),
+        now,
+        idle_cutoff: now - svc.config.refresh_idle_secs * 1000,
+    };
+    let Some(state) = svc.store.rotate_refresh(&rotation).await? else {
+        return Err(Error::InvalidRefreshToken("unknown"));
+    };
+    let family = &state.family;
+    let windows = refresh::Windows {
+        idle_cutoff: rotation.idle_cutoff,
+        grace_ms: svc.config.refresh_grace_secs * 1000,
+    };
+    match refresh::decide_hashed(
+        &state,
+        &presented,
+        &ours,
+        &rotation.successor_hash,
+        now,
+        windows,
+    ) {
+        Decision::Issue { token, .. } => {
+            let Some(user) = enabled_user(svc, &family.user_id).await? else {
+                return Err(Error::InvalidRefreshToken("user missing or disabled"));
+            };
+            session_response(
+                svc,
+                200,
+                &user,
+                &token,
+                (&family.id, family.expires_at),
+                delivery,
+            )
+        }
+        Decision::Reuse(cause) => {
+            let detail = json!({
+                "cause": "rotated_token_replayed_after_grace",
+                "generation": cause.generation,
+                "rotated_ms_ago": cause.rotated_ms_ago,
+            });
+            revoke_reused(svc, req, family, now, detail).await
+        }
+        Decision::Reject(err) => Err(err),
+    }
+}
+
+/// Before a rotation: a refresh by cookie must show the session's CSRF token, and a session
+/// refreshing too often is rate-limited. Reads the token's state only when one of them applies.
+async fn check_refresh_session<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    presented_hash: &str,
+    delivery: Delivery,
+) -> Result<(), Error> {
+    let limit_refresh = svc.config.rate_limits.refresh_per_family > 0;
+    if delivery == Delivery::Body && !limit_refresh {
+        return Ok(());
+    }
+    let state = svc.store.token_state(presented_hash).await?;
+    if delivery == Delivery::Cookie {
+        // The cookie came on its own: the page must also know the session's CSRF token.
+        let Some(state) = &state else {
+            return Err(Error::InvalidRefreshToken("unknown"));
+        };
+        csrf::check(
+            &svc.config.csrf_key,
+            &svc.config.allowed_origins,
+            req,
+            &state.family.id,
+        )?;
+    }
+    if let (true, Some(state)) = (limit_refresh, &state) {
+        ratelimit::check(svc, Bucket::RefreshFamily, &state.family.id).await?;
+    }
+    Ok(())
+}
+
+/// A rotated token came back after the grace window: the whole family is revoked.
+async fn revoke_reused<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    family: &Family,
+    now: i64,
+    detail: Value,
+) -> Result<Response, Error> {
+    let ev = own_event(
+        req,
+        now,
+        "refresh_token_reused",
+        Some(&family.user_id),
+        Some(&family.id),
+        Some(detail),
+    );
+    svc.store
+        .revoke_family(&family.id, RevokeReason::Reuse, now, Some(&ev))
+        .await?;
+    Err(Error::RefreshTokenReused)
+}
+
+pub(super) async fn logout<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let body = json_body(req, svc.config.max_body_bytes, true)?;
+    let now = svc.clock.now_ms();
+    if let Some((token, delivery)) = presented_refresh_token(&body, req)? {
+        if delivery == Delivery::Cookie {
+            csrf::check_origin(&svc.config.allowed_origins, req)?;
+        }
+        if refresh::well_formed(&token) {
+            if let Some(state) = svc.store.token_state(&refresh::hash(&token)).await? {
+                if delivery == Delivery::Cookie {
+                    csrf::check(
+                        &svc.config.csrf_key,
+                        &svc.config.allowed_origins,
+                        req,
+                        &state.family.id,
+                    )?;
+                }
+                let family = &state.family;
+                let ev = own_event(
+                    req,
+                    now,
+                    "logout",
+                    Some(&family.user_id),
+                    Some(&family.id),
+                    None,
+                );
+                svc.store
+                    .revoke_family(&family.id, RevokeReason::Logout, now, Some(&ev))
+                    .await?;
+            }
+        }
+    }
+    Ok(Response::empty(204).append_header("set-cookie", &refresh_cookie(svc.config, "", 0)))
+}
+
+/// `GET /auth/session`: the CSRF token of the session in the refresh cookie, for a page that was
+/// reloaded and holds nothing but that HttpOnly cookie. Changes nothing. Only allowed origins
+/// (or the same origin) get an answer, and CORS lets only them read it.
+pub(super) async fn session_csrf<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    csrf::check_origin(&svc.config.allowed_origins, req)?;
+    let cookies: Vec<&str> = req
+        .cookies(REFRESH_COOKIE)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let token = match cookies.as_slice() {
+        [] => return Err(Error::NoAuth),
+        [token] => *token,
+        _ => return Err(Error::InvalidRefreshToken("more than one refresh cookie")),
+    };
+    if !refresh::well_formed(token) {
+        return Err(Error::InvalidRefreshToken("malformed"));
+    }
+    let Some(state) = svc.store.token_state(&refresh::hash(token)).await? else {
+        return Err(Error::InvalidRefreshToken("unknown"));
+    };
+    let now = svc.clock.now_ms();
+    let family = &state.family;
+    let live = family.is_live(now, svc.config.refresh_idle_secs * 1000)
+        && state
+            .rotated_at
+            .is_none_or(|at| now - at <= svc.config.refresh_grace_secs * 1000);
+    if !live {
+        return Err(Error::InvalidRefreshToken("session ended"));
+    }
+    Ok(Response::json(
+        200,
+        &json!({
+            "csrf_token": svc.config.csrf_key.token(&family.id),
+            "expires_at": family.expires_at / 1000,
+        }),
+    ))
+}
+
+/// The access token of a request (an API key is not one) and its enabled user.
+async fn authenticated<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<(Caller, User), Error> {
+    let token = req.bearer()?.ok_or(Error::NoAuth)?;
+    let caller = authenticate_access_token(svc, token)?;
+    let Some(user) = enabled_user(svc, &caller.user_id).await? else {
+        return Err(Error::InvalidToken(TokenRejection::Claims));
+    };
+    Ok((caller, user))
+}
+
+pub(super) async fn me<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let (_, user) = authenticated(svc, req).await?;
+    Ok(Response::json(200, &json!({ "user": user_json(&user) })))
+}
+
+/// `POST /auth/password {current_password, new_password}` with a Bearer token: sets the new
+/// password and revokes every other session of the user (the caller's own stays).
+pub(super) async fn change_password<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let (caller, user) = authenticated(svc, req).await?;
+    // A sensitive change: the token's session must still stand, not only the token unexpired.
+    check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
+    let body = json_body(req, svc.config.max_body_bytes, false)?;
+    let current = string_field(&body, "current_password")?;
+    let new = string_field(&body, "new_password")?;
+    password::check_policy(new)?;
+    let iterations = svc.config.pbkdf2_iterations;
+    let now = svc.clock.now_ms();
+    if password::verify(svc.hasher, &user.password_hash, current, iterations).await?
+        == Verdict::Mismatch
+    {
+        let detail = json!({ "cause": "wrong_current_password" });
+        let ev = own_event(
+            req,
+            now,
+            "password_change_failed",
+            Some(&user.id),
+            None,
+            Some(detail),
+        );
+        svc.store.record_event(&ev).await?;
+        return Err(Error::InvalidCredentials);
+    }
+    let phc = password::hash(svc.hasher, svc.rng, new, iterations).await?;
+    let keep = caller.session_id.as_deref();
+    // The store records the event with `revoked_sessions` in the same atomic write.
+    let ev = own_event(req, now, "password_changed", Some(&user.id), keep, None);
+    let revoked = svc
+        .store
+        .change_password(&user.id, &phc, keep, now, &ev)
+        .await?;
+    Ok(Response::json(200, &json!({ "revoked_sessions": revoked })))
+}

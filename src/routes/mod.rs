@@ -1,0 +1,179 @@
+//! The routes layer: `(request) -> response`, with everything external passed in. One router
+//! sends each request to its handler; the handlers live in files by audience (`auth`,
+//! `sessions`, `admin`, `assets`) and the proxy's phases in [`forward`].
+
+use serde_json::json;
+
+use crate::domain::config::Config;
+use crate::domain::proxy::{self, Route, Upstream, UpstreamFailure, UpstreamResponse};
+use crate::domain::store::Store;
+use crate::primitives::cors;
+use crate::primitives::error::Error;
+use crate::primitives::http::{Request, Response};
+use crate::primitives::platform::Pbkdf2;
+use crate::services::auth::authenticate;
+use crate::services::Services;
+
+pub mod admin;
+pub mod assets;
+pub mod auth;
+pub mod sessions;
+pub mod table;
+pub mod views;
+
+use self::auth::{change_password, login, logout, me, refresh_session, register, session_csrf};
+use self::table::Endpoint;
+
+/// What the adapter sends back: a response of Gatehouse's own, or an upstream's answer whose
+/// body it streams through unread.
+#[derive(Debug)]
+pub enum Outcome<B> {
+    /// Answered by Gatehouse.
+    Local(Response),
+    /// Answered by a proxied route's upstream (headers already filtered).
+    Proxied(UpstreamResponse<B>),
+}
+
+/// Serves one request: a proxied route goes upstream, everything else to the route table.
+/// The preflight check and [`finish`] run once each.
+pub async fn serve<S: Store, H: Pbkdf2, U: Upstream>(
+    svc: &Services<'_, S, H>,
+    upstream: &U,
+    mut req: Request,
+) -> Outcome<U::Body> {
+    let preflight = cors::preflight(&svc.config.allowed_origins, &req);
+    let mut outcome = match (preflight, svc.config.routes.find(&req.path)) {
+        (Some(preflight), _) => Outcome::Local(preflight),
+        (None, Some(route)) => {
+            // The body moves on to the upstream request.
+            let body = std::mem::take(&mut req.body);
+            match forward(svc, upstream, route, &req, body).await {
+                Ok(answer) => Outcome::Proxied(answer),
+                Err(err) => Outcome::Local(Response::error(&err)),
+            }
+        }
+        (None, None) => Outcome::Local(answer(svc, &req).await),
+    };
+    // The single exit of buffered and streamed answers alike.
+    match &mut outcome {
+        Outcome::Local(response) => finish(svc.config, &req, &mut response.headers),
+        Outcome::Proxied(answer) => finish(svc.config, &req, &mut answer.headers),
+    }
+    outcome
+}
+
+/// The proxy's phases for one request on `route`; `body` is the request's, taken out of it.
+/// Nothing reaches the upstream before every check has passed.
+async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
+    svc: &Services<'_, S, H>,
+    upstream: &U,
+    route: &Route,
+    req: &Request,
+    body: Vec<u8>,
+) -> Result<UpstreamResponse<U::Body>, Error> {
+    let remainder = proxy::check_path(route, req)?;
+    let incoming = proxy::Incoming::new(route, req, body)?;
+    let targets = proxy::select(route, req, remainder, incoming.json())?;
+    let caller = authenticate(svc, req).await?;
+    let (target, rule) = proxy::authorize(route, targets, &req.method, caller.as_ref())?;
+    let prepared = proxy::prepare(route, &target, caller.as_ref(), req, incoming)?;
+    let secret = svc
+        .config
+        .upstream_signing_secret
+        .as_ref()
+        .ok_or_else(|| Error::Internal("ROUTES without UPSTREAM_SIGNING_SECRET".into()))?;
+    let identity = proxy::Identity {
+        secret: secret.expose().as_bytes(),
+        now_secs: svc.clock.now_ms().div_euclid(1000),
+    };
+    let upstream_failure = |failure| match failure {
+        UpstreamFailure::Unreachable(cause) => Error::UpstreamUnavailable(cause),
+        UpstreamFailure::Timeout => Error::UpstreamTimeout(route.timeout_ms),
+    };
+    if let Some((lookup_request, lookup)) =
+        proxy::owner_lookup(route, &target, caller.as_ref(), req, &prepared, &identity)
+    {
+        let answer = upstream
+            .send(lookup_request)
+            .await
+            .map_err(upstream_failure)?;
+        let bytes = upstream
+            .read_body(answer.body, proxy::policy::LOOKUP_BODY_LIMIT)
+            .await
+            .map_err(upstream_failure)?;
+        proxy::check_owner(lookup, answer.status, &bytes, caller.as_ref())?;
+    }
+    let request = proxy::rewrite(
+        route,
+        rule,
+        caller.as_ref(),
+        req,
+        remainder,
+        prepared.body,
+        &identity,
+    );
+    let answer = upstream.send(request).await.map_err(upstream_failure)?;
+    Ok(UpstreamResponse {
+        status: answer.status,
+        headers: proxy::filter_response(route, caller.as_ref(), answer.headers),
+        body: answer.body,
+    })
+}
+
+/// Handles one request that is not proxied. Never panics on input; every failure becomes an
+/// error response.
+pub async fn handle<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) -> Response {
+    let mut response = match cors::preflight(&svc.config.allowed_origins, req) {
+        Some(preflight) => preflight,
+        None => answer(svc, req).await,
+    };
+    finish(svc.config, req, &mut response.headers);
+    response
+}
+
+/// The route table's answer to a request that is not a preflight.
+async fn answer<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) -> Response {
+    let mut response = route(svc, req)
+        .await
+        .unwrap_or_else(|err| Response::error(&err));
+    if req.method == "HEAD" {
+        // Same status and headers as GET, no body (load balancers probe with HEAD).
+        response.body.clear();
+    }
+    response
+}
+
+/// The single exit every response's head passes through, buffered or streamed, success or
+/// error: adds the CORS headers for the request's origin.
+/// Idempotent.
+pub fn finish(config: &Config, req: &Request, headers: &mut Vec<(String, String)>) {
+    cors::apply(&config.allowed_origins, req.header("origin"), headers);
+}
+
+/// Sends a request to its endpoint in the route table.
+async fn route<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let (endpoint, params) = table::find(&req.method, &req.path)?;
+    match endpoint {
+        Endpoint::Healthz => Ok(Response::json(200, &json!({ "status": "ok" }))),
+        Endpoint::Readyz => {
+            svc.store.ping().await?;
+            Ok(Response::json(200, &json!({ "status": "ready" })))
+        }
+        Endpoint::Jwks => Ok(Response::json(200, &svc.config.keys.jwks())
+            .with_header("cache-control", "public, max-age=300")),
+        Endpoint::Me => me(svc, req).await,
+        Endpoint::SessionCsrf => session_csrf(svc, req).await,
+        Endpoint::ClientAsset => assets::serve(&req.path).ok_or(Error::NotFound),
+        Endpoint::ChangePassword => change_password(svc, req).await,
+        Endpoint::Register => register(svc, req).await,
+        Endpoint::Login => login(svc, req).await,
+        Endpoint::Refresh => refresh_session(svc, req).await,
+        Endpoint::Logout => logout(svc, req).await,
+        Endpoint::ListOwnSessions => sessions::list(svc, req).await,
+        Endpoint::RevokeOwnSession => sessions::revoke(svc, req, params[0]).await,
+        Endpoint::Admin(op) => admin::answer(svc, req, op, &params).await,
+    }
+}

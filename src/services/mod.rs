@@ -1,0 +1,26 @@
+//! The services layer: what a request is handled with ([`Services`]), and the work that needs
+//! storage or the clock on top of the domain: authenticating a caller, audit events, rate
+//! limits, the scheduled prune.
+
+use crate::domain::config::Config;
+use crate::primitives::platform::{Clock, Rng};
+
+pub mod accounts;
+pub mod audit;
+pub mod auth;
+pub mod prune;
+pub mod ratelimit;
+
+/// Everything a request is handled with.
+pub struct Services<'a, S, H> {
+    /// The validated configuration.
+    pub config: &'a Config,
+    /// Storage.
+    pub store: &'a S,
+    /// PBKDF2.
+    pub hasher: &'a H,
+    /// The request's time.
+    pub clock: &'a dyn Clock,
+    /// Randomness.
+    pub rng: &'a dyn Rng,
+}

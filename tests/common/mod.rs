@@ -1,0 +1,106 @@
+//! The native test harness shared by `core_http.rs`, `admin_http.rs` and `core_proxy.rs`: a
+//! clock the test moves by hand, configurations over a fixed signing key, the services of one
+//! request, and the response assertions.
+
+// Each test file uses its own part of the harness.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+
+use serde_json::Value;
+
+use gatehouse::domain::config::Config;
+use gatehouse::domain::store::memory::MemoryStore;
+use gatehouse::primitives::encoding::b64url;
+use gatehouse::primitives::error::ConfigError;
+use gatehouse::primitives::http::Response;
+use gatehouse::primitives::platform::{Clock, RustPbkdf2, SystemRng};
+use gatehouse::services::Services;
+
+/// The start of every test's clock: a whole second, so JWT `iat` equals it exactly.
+pub const T0: i64 = 1_800_000_000_000;
+pub const SECOND: i64 = 1_000;
+/// The signing key's seed.
+pub const SEED: [u8; 32] = [7; 32];
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A clock that stands still until the test moves it.
+pub struct TestClock(pub Cell<i64>);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+/// A configuration: `overrides`, then `defaults`, over the fixed signing key.
+pub fn try_config(
+    overrides: &[(&str, &str)],
+    defaults: &[(&str, &str)],
+) -> Result<Config, ConfigError> {
+    let seed = b64url(&SEED);
+    let lookup = |name: &str| -> Option<String> {
+        overrides
+            .iter()
+            .chain(defaults)
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_string())
+            .or_else(|| (name == "JWT_SIGNING_KEY").then(|| seed.clone()))
+    };
+    Config::from_lookup(&lookup)
+}
+
+/// [`try_config`], which must succeed.
+pub fn config(overrides: &[(&str, &str)], defaults: &[(&str, &str)]) -> Config {
+    try_config(overrides, defaults).expect("test configuration is valid")
+}
+
+/// The services of one request over the in-memory store, RustCrypto PBKDF2 and the system
+/// random source.
+pub fn services<'a>(
+    config: &'a Config,
+    store: &'a MemoryStore,
+    clock: &'a dyn Clock,
+) -> Services<'a, MemoryStore, RustPbkdf2> {
+    Services {
+        config,
+        store,
+        hasher: &RustPbkdf2,
+        clock,
+        rng: &SystemRng,
+    }
+}
+
+pub fn error_code(res: &Response) -> Option<String> {
+    res.json_body()["error"]["code"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// A response's status and the start of its body, for assertion messages.
+pub fn describe(res: &Response) -> String {
+    format!(
+        "{} {}",
+        res.status,
+        String::from_utf8_lossy(&res.body)
+            .chars()
+            .take(300)
+            .collect::<String>()
+    )
+}
+
+#[track_caller]
+pub fn expect_status(res: &Response, status: u16) -> Value {
+    assert_eq!(res.status, status, "{}", describe(res));
+    res.json_body()
+}
+
+#[track_caller]
+pub fn expect_error(res: &Response, status: u16, code: &str) {
+    assert_eq!(
+        (res.status, error_code(res).as_deref()),
+        (status, Some(code)),
+        "{}",
+        describe(res)
+    );
+}
