@@ -5,7 +5,7 @@ use crate::primitives::error::Error;
 /// Trims and lower-cases an email and checks its shape.
 pub fn normalize_email(raw: &str) -> Result<String, Error> {
     let email = raw.trim().to_lowercase();
-    let valid = email.len() <= 254
+    let valid = email.chars().count() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && match email.split_once('@') {
             Some((local, domain)) => {
@@ -35,4 +35,19 @@ pub fn normalize_name(raw: Option<&str>) -> Result<Option<String>, Error> {
         ));
     }
     Ok(Some(name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_email_is_at_most_254_characters_whatever_their_bytes() {
+        let at = "@example.com";
+        let local = |n: usize, c: char| std::iter::repeat_n(c, n).collect::<String>();
+        assert!(normalize_email(&format!("{}{at}", local(254 - at.len(), 'a'))).is_ok());
+        assert!(normalize_email(&format!("{}{at}", local(255 - at.len(), 'a'))).is_err());
+        assert!(normalize_email(&format!("{}{at}", local(254 - at.len(), 'é'))).is_ok());
+        assert!(normalize_email(&format!("{}{at}", local(255 - at.len(), 'é'))).is_err());
+    }
 }

@@ -617,6 +617,20 @@ async fn users_list_pages_and_searches<S: Store>(store: &S) -> CaseResult {
         "list_users",
     )?;
     check!(wildcard.is_empty(), "% is not a wildcard: {wildcard:?}");
+    let underscore = ok(
+        store.list_users(&page(None, &format!("list_.{t}"))).await,
+        "list_users",
+    )?;
+    check!(underscore.is_empty(), "_ is not a wildcard: {underscore:?}");
+    // A long search term (D1 refuses LIKE patterns over 50 bytes) is an ordinary search.
+    let long = format!("{t}x {}", "y".repeat(150));
+    let none = ok(store.list_users(&page(None, &long)).await, "a long search")?;
+    check!(none.is_empty(), "long search: {none:?}");
+    let whole_email = ok(store.list_users(&page(None, &ids[0])).await, "list_users")?;
+    check!(
+        whole_email.len() == 1 && whole_email[0].email == ids[0],
+        "whole email: {whole_email:?}"
+    );
     Ok(())
 }
 

@@ -253,18 +253,6 @@ fn json_text<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))
 }
 
-/// `s` with LIKE's wildcards escaped (escape character `\`).
-fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 const TOKEN_STATE_SQL: &str = "SELECT t.generation, t.rotated_at, t.successor_hash, t.successor_sealed, \
      f.id, f.user_id, f.created_at, f.last_used_at, f.expires_at, f.revoked_at, f.revoke_reason, f.user_agent \
      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = ?1";
@@ -571,18 +559,17 @@ impl Store for D1Store {
     }
 
     async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, Error> {
-        let pattern = q
-            .search
-            .as_deref()
-            .map(|s| format!("%{}%", like_escape(&s.to_lowercase())));
+        // A substring test with instr(), not LIKE: D1 refuses LIKE patterns over 50 bytes, and
+        // instr() needs no escaping of % and _.
+        let needle = q.search.as_deref().map(str::to_lowercase);
         let rows: Vec<UserRow> = self
             .all(
                 "SELECT * FROM users WHERE (?1 IS NULL OR email > ?1) \
-                 AND (?2 IS NULL OR lower(email) LIKE ?2 ESCAPE '\\' OR lower(coalesce(name, '')) LIKE ?2 ESCAPE '\\') \
+                 AND (?2 IS NULL OR instr(lower(email), ?2) > 0 OR instr(lower(coalesce(name, '')), ?2) > 0) \
                  ORDER BY email LIMIT ?3",
                 &[
                     opt_text(q.after_email.as_deref()),
-                    opt_text(pattern.as_deref()),
+                    opt_text(needle.as_deref()),
                     int(i64::from(q.limit)),
                 ],
             )
