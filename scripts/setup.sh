@@ -158,4 +158,52 @@ if [ "$(cat "$GATEHOUSE_DIRECTUS/.gatehouse-installed" 2>/dev/null)" != "$DX_STA
   trap - EXIT
   log "Directus installed in $((SECONDS - DX_START)) s"
 fi
+# schemathesis for the OpenAPI contract test (tests/e2e/openapi.test.mjs, tests/schemathesis/): a
+# virtualenv of Debian's python3 with every package of tests/schemathesis/requirements.txt, pinned,
+# from PyPI, made once per machine in $GATEHOUSE_TOOLS/schemathesis-<hash of that file>. Like
+# Directus it is built in a temporary directory and renamed into place once complete (it is then
+# run as `python -m schemathesis.cli`: the console scripts' #! lines name the temporary
+# directory). A failed install fails setup.
+ST_REQ=tests/schemathesis/requirements.txt
+ST_VENV="$GATEHOUSE_TOOLS/schemathesis-$(sha256sum "$ST_REQ" | cut -c1-12)"
+ST_PY=/usr/bin/python3
+[ -x "$ST_PY" ] || ST_PY=$(command -v python3)
+# What the marker records: the requirements and the interpreter the virtualenv was made from.
+ST_STAMP="$(sha256sum "$ST_REQ" | cut -d' ' -f1) $("$ST_PY" -c 'import platform, sys; print(sys.executable + "-" + platform.python_version())')"
+if [ "$(cat "$ST_VENV/.gatehouse-installed" 2>/dev/null)" != "$ST_STAMP" ] || [ ! -x "$ST_VENV/bin/python" ]; then
+  # Debian's python3 makes virtualenvs only with python3-venv (it holds ensurepip).
+  if ! "$ST_PY" -c 'import ensurepip, venv' 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "installing python3-venv (Debian package; the schemathesis virtualenv needs it)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    fi
+    "$ST_PY" -c 'import ensurepip, venv' 2>/dev/null ||
+      { echo "error: $ST_PY cannot make a virtualenv (no ensurepip): sudo apt-get install python3-venv" >&2; exit 1; }
+  fi
+  log "installing schemathesis for the OpenAPI contract test into $ST_VENV (pip, from $ST_REQ)"
+  mkdir -p "$GATEHOUSE_TOOLS"
+  ST_TMP=$(mktemp -d "$GATEHOUSE_TOOLS/.schemathesis-install.XXXXXX")
+  trap 'rm -rf "$ST_TMP"' EXIT
+  if ! { "$ST_PY" -m venv "$ST_TMP" &&
+         "$ST_TMP/bin/python" -m pip install --quiet --disable-pip-version-check --no-input --no-deps \
+           --require-virtualenv -r "$ST_REQ" &&
+         "$ST_TMP/bin/python" -m pip check --disable-pip-version-check; } >"$ST_TMP/.pip.log" 2>&1; then
+    echo "error: installing schemathesis (pip install -r $ST_REQ into a virtualenv) failed:" >&2
+    tail -n 25 "$ST_TMP/.pip.log" >&2
+    exit 1
+  fi
+  "$ST_TMP/bin/python" -m schemathesis.cli --version >/dev/null ||
+    { echo "error: the schemathesis virtualenv does not run schemathesis" >&2; exit 1; }
+  chmod 755 "$ST_TMP"
+  printf '%s\n' "$ST_STAMP" >"$ST_TMP/.gatehouse-installed"
+  rm -rf "$ST_VENV"
+  mv -T "$ST_TMP" "$ST_VENV" 2>/dev/null ||
+    [ "$(cat "$ST_VENV/.gatehouse-installed" 2>/dev/null)" = "$ST_STAMP" ] || # a concurrent setup won
+    { echo "error: could not move the schemathesis virtualenv into $ST_VENV" >&2; exit 1; }
+  rm -rf "$ST_TMP"
+  trap - EXIT
+  "$ST_VENV/bin/python" -m schemathesis.cli --version >/dev/null ||
+    { echo "error: the schemathesis virtualenv does not run after moving it into $ST_VENV" >&2; exit 1; }
+  log "schemathesis installed ($(grep -m1 '^schemathesis==' "$ST_REQ"))"
+fi
 log "toolchain ready"
