@@ -59,6 +59,8 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     /// Key of the session-bound CSRF tokens, derived from the signing key.
     pub csrf_key: crate::domain::csrf::CsrfKey,
+    /// The key of the hashes that name emails and clients in counters and logs.
+    pub subject_key: crate::domain::subject::SubjectKey,
     /// Signing key (`JWT_SIGNING_KEY`, secret) and previous public keys
     /// (`JWT_PREVIOUS_PUBLIC_KEYS`).
     pub keys: KeySet,
@@ -146,6 +148,7 @@ impl Config {
             cookie_same_site,
             allowed_origins,
             csrf_key: crate::domain::csrf::CsrfKey::derive(&seed),
+            subject_key: crate::domain::subject::SubjectKey::derive(&seed),
             keys,
             verify_cache: VerifyCache::default(),
             routes,

@@ -59,23 +59,35 @@ impl CsrfKey {
     }
 }
 
-/// Checks where a cookie-authenticated request comes from: a browser's `Sec-Fetch-Site:
-/// same-origin`, or an `Origin` in `ALLOWED_ORIGINS`. Anything else (no `Origin` from a
-/// cross-origin page, `Origin: null`, an unlisted origin) is refused.
+/// Checks where a cookie-authenticated request comes from: an `Origin` in `ALLOWED_ORIGINS` or
+/// Gatehouse's own origin, or, without an `Origin`, a browser's `Sec-Fetch-Site: same-origin`.
+/// Anything else (`Origin: null`, an unlisted origin even with `Sec-Fetch-Site: same-origin`,
+/// neither header) is refused.
 pub fn check_origin(origins: &AllowedOrigins, req: &Request) -> Result<(), Error> {
-    if req
-        .header("sec-fetch-site")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("same-origin"))
-    {
-        return Ok(());
-    }
     match req.header("origin") {
-        Some(origin) if origins.allows(origin) => Ok(()),
+        Some(origin) if origins.allows(origin) || is_own_origin(req, origin) => Ok(()),
         Some(_) => Err(Error::CsrfValidationFailed("origin not allowed")),
+        None if req
+            .header("sec-fetch-site")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("same-origin")) =>
+        {
+            Ok(())
+        }
         None => Err(Error::CsrfValidationFailed(
             "no Origin or Sec-Fetch-Site header",
         )),
     }
+}
+
+/// Whether `origin` is the origin the request was sent to (Gatehouse served on the site's own
+/// origin, which `ALLOWED_ORIGINS` need not list).
+fn is_own_origin(req: &Request, origin: &str) -> bool {
+    req.header("host").is_some_and(|host| {
+        origin
+            .strip_prefix(req.scheme())
+            .and_then(|rest| rest.strip_prefix("://"))
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+    })
 }
 
 /// The full check for a request authenticated by the cookie of session `family_id`.
@@ -165,6 +177,29 @@ mod tests {
             .with_header("sec-fetch-site", "same-origin")
             .with_header(CSRF_HEADER, &token);
         assert!(code(&same).is_ok());
+        // An unlisted Origin is refused even when the browser says same-origin.
+        let forged = base
+            .clone()
+            .with_header("sec-fetch-site", "same-origin")
+            .with_header("origin", "https://evil.example")
+            .with_header(CSRF_HEADER, &token);
+        assert!(code(&forged).is_err());
+        // Gatehouse's own origin (served on the site's domain) needs no listing.
+        let own = base
+            .clone()
+            .with_header("host", "gate.example")
+            .with_header("origin", "https://gate.example")
+            .with_header(CSRF_HEADER, &token);
+        assert!(code(&own).is_ok());
+        let own_on_http = base
+            .clone()
+            .with_header("host", "gate.example")
+            .with_header("origin", "http://gate.example")
+            .with_header(CSRF_HEADER, &token);
+        assert!(
+            code(&own_on_http).is_err(),
+            "another scheme is another origin"
+        );
         // same-site is not enough (a sibling subdomain could be hostile).
         let sibling = base
             .with_header("sec-fetch-site", "same-site")

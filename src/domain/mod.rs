@@ -13,5 +13,6 @@ pub mod password;
 pub mod proxy;
 pub mod refresh;
 pub mod store;
+pub mod subject;
 pub mod token;
 pub mod vars;

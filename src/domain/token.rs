@@ -53,8 +53,14 @@ pub struct VerifiedAccess {
 /// The header fields jwt-compact does not model that verification must look at.
 #[derive(Debug, Clone, Default, Deserialize)]
 struct CriticalHeader {
-    #[serde(default)]
+    /// `Some` whenever the member is present, `"crit": null` included.
+    #[serde(default, deserialize_with = "present")]
     crit: Option<serde_json::Value>,
+}
+
+/// Deserializes a member that is present, whatever its value (`null` too), as `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    <serde_json::Value as Deserialize>::deserialize(d).map(Some)
 }
 
 /// A public key Gatehouse accepts, with its `kid`.
@@ -657,5 +663,18 @@ mod tests {
             rejection(verify(&keys, &token, NOW)),
             TokenRejection::Claims
         );
+        // A `crit` member is refused whatever its value, `null` and `[]` included.
+        for value in ["null", "[]", "{}"] {
+            let crit = format!(
+                r#"{{"alg":"EdDSA","typ":"JWT","kid":"{}","crit":{value}}}"#,
+                keys.current_kid()
+            );
+            let token = sign_raw(&keys, &crit, &payload(serde_json::json!({})));
+            assert_eq!(
+                rejection(verify(&keys, &token, NOW)),
+                TokenRejection::Claims,
+                "crit: {value}"
+            );
+        }
     }
 }

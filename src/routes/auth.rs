@@ -222,7 +222,11 @@ async fn check_credentials<S: Store, H: Pbkdf2>(
                 "login_failed",
                 None,
                 None,
-                Some(json!({ "email": email, "cause": "unknown_email" })),
+                Some(json!({
+                    // Kept only as a keyed hash: it may be a password typed into the email field.
+                    "email_hash": email.as_deref().map(|e| svc.config.subject_key.email(e)),
+                    "cause": "unknown_email"
+                })),
             ))
             .await?;
         return Err(Error::InvalidCredentials);

@@ -4,6 +4,7 @@
 //! Over the limit: 429 `auth_rate_limited` with `Retry-After` (seconds to the window's end).
 
 use crate::domain::store::Store;
+use crate::domain::subject::client_network;
 use crate::primitives::error::Error;
 use crate::services::Services;
 
@@ -53,6 +54,13 @@ pub async fn check<S: Store, H>(
     }
     let window_ms = limits.window_secs * 1000;
     let now = svc.clock.now_ms();
+    // Counted under a name that is never the text a client sent: an email (which may be a
+    // password typed into the wrong field) as a keyed hash, a client by its network.
+    let subject = match bucket {
+        Bucket::LoginAccount => svc.config.subject_key.email(subject),
+        Bucket::LoginIp | Bucket::RegisterIp => client_network(subject),
+        Bucket::RefreshFamily => subject.to_string(),
+    };
     let key = format!("{}:{subject}", bucket.prefix());
     let hit = svc.store.hit_rate_limit(&key, window_ms, now).await?;
     if hit.count > limit {

@@ -54,6 +54,16 @@ describe('rate limits', () => {
     expectStatus(await register(uniqueEmail(), '192.0.2.1'), 201);
   });
 
+  test('IPv6 clients count per /64: a fresh address in the same /64 is the same client', async () => {
+    await windowStart();
+    expectStatus(await register(uniqueEmail(), '2001:db8:a:b::1'), 201);
+    expectStatus(await register(uniqueEmail(), '2001:db8:a:b:ffff:ffff:ffff:fffe'), 201);
+    expectError(await register(uniqueEmail(), '2001:db8:a:b:1234::9'), 429, 'auth_rate_limited');
+    expectStatus(await register(uniqueEmail(), '2001:db8:a:c::1'), 201);
+    const row = await w.db.prepare("SELECT count FROM rate_limits WHERE key = 'register_ip:2001:db8:a:b::/64'").first();
+    assert.equal(row?.count, 3);
+  });
+
   test('login per account: 3 attempts, right or wrong, then 429 until the window ends', async () => {
     const email = uniqueEmail();
     expectStatus(await register(email, '192.0.2.10'), 201);

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   PASSWORD,
   client,
+  expectError,
   expectStatus,
   loginUser,
   openVars,
@@ -131,6 +132,13 @@ describe('storage', () => {
     const fail = await c.post('/auth/login', { email: uniqueEmail(), password: failedPw });
     assert.equal(fail.status, 401);
     secrets.push(['failed password', failedPw]);
+    // A password typed into the email field (it looks like an address): counted and logged
+    // only as a keyed hash, never readable.
+    const typedIntoEmail = `Tr0ub4dor${Math.random().toString(36).slice(2, 8)}@3xyz!`;
+    expectError(await c.post('/auth/login', { email: typedIntoEmail, password: 'x' }), 401, 'invalid_credentials');
+    secrets.push(['password typed into the email field', typedIntoEmail.toLowerCase()]);
+    const hashed = await w.db.prepare("SELECT detail FROM audit_events WHERE kind = 'login_failed' AND detail LIKE '%email_hash%'").all();
+    assert.ok(hashed.results.some((r) => /"email_hash":"em_[A-Za-z0-9_-]{22}"/.test(r.detail)), JSON.stringify(hashed.results));
     const logoutUser = await registerUser(c);
     secrets.push(['refresh(logout)', logoutUser.refresh], ['access', logoutUser.access]);
     expectStatus(await c.post('/auth/logout', { refresh_token: logoutUser.refresh }), 204);
