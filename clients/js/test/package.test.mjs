@@ -33,10 +33,10 @@ test('npm pack ships the module, its types, the README and package.json; nothing
   }
 });
 
-test('the worker serves the same files (src/client_asset.rs includes clients/js/gatehouse.js and .d.ts)', () => {
-  const asset = readFileSync(path.join(ROOT, 'src', 'client_asset.rs'), 'utf8');
-  assert.match(asset, /include_str!\("\.\.\/clients\/js\/gatehouse\.js"\)/);
-  assert.match(asset, /include_str!\("\.\.\/clients\/js\/gatehouse\.d\.ts"\)/);
+test('the worker serves the same files (src/routes/assets.rs includes clients/js/gatehouse.js and .d.ts)', () => {
+  const asset = readFileSync(path.join(ROOT, 'src', 'routes', 'assets.rs'), 'utf8');
+  assert.match(asset, /include_str!\("(\.\.\/)+clients\/js\/gatehouse\.js"\)/);
+  assert.match(asset, /include_str!\("(\.\.\/)+clients\/js\/gatehouse\.d\.ts"\)/);
 });
 
 test('installed from the tarball into a new project: imports, works, and type-checks', () => {
