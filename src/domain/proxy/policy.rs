@@ -955,6 +955,44 @@ impl EndpointSpec<'_> {
             Some(Value::String(s)) => Some(parse_member_path(self.ctx, &self.field("owner"), s)?),
             Some(_) => return Err(self.err("owner", "expected a dotted path such as data.author")),
         };
+        self.check_body_paths(&body, action)?;
+        if *action == Action::Create {
+            self.check_create_names_no_item(&body, segments)?;
+        }
+        Ok(body)
+    }
+
+    /// A create never names an item: no `id`/`_id` field, no `{id}` segment.
+    fn check_create_names_no_item(
+        &self,
+        body: &BodyPolicy,
+        segments: &[Segment],
+    ) -> Result<(), ConfigError> {
+        let names_id = |p: &Vec<String>| p.last().is_some_and(|l| l == "id" || l == "_id");
+        if let Some(p) = body.fields.iter().find(|p| names_id(p)) {
+            return Err(self.err(
+                "fields",
+                format!(
+                    "{}: a create endpoint never takes an item id (use an update endpoint)",
+                    p.join(".")
+                ),
+            ));
+        }
+        if param_names(segments)
+            .iter()
+            .any(|n| *n == "id" || *n == "_id")
+        {
+            return Err(self.err(
+                "path",
+                "a create endpoint never takes an item id in its path",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The paths Gatehouse sets, refuses or reads the id from must lie outside the values the
+    /// client may send freely, and a denied member is neither allowed nor the item's id.
+    fn check_body_paths(&self, body: &BodyPolicy, action: &Action) -> Result<(), ConfigError> {
         let id_field = match action {
             Action::Update(ItemRef {
                 id: Some(IdSource::Field(p)),
@@ -995,28 +1033,7 @@ impl EndpointSpec<'_> {
         {
             return Err(self.err("deny", format!("{} is also allowed", denied.join("."))));
         }
-        if *action == Action::Create {
-            let names_id = |p: &Vec<String>| p.last().is_some_and(|l| l == "id" || l == "_id");
-            if let Some(p) = body.fields.iter().find(|p| names_id(p)) {
-                return Err(self.err(
-                    "fields",
-                    format!(
-                        "{}: a create endpoint never takes an item id (use an update endpoint)",
-                        p.join(".")
-                    ),
-                ));
-            }
-            if param_names(segments)
-                .iter()
-                .any(|n| *n == "id" || *n == "_id")
-            {
-                return Err(self.err(
-                    "path",
-                    "a create endpoint never takes an item id in its path",
-                ));
-            }
-        }
-        Ok(body)
+        Ok(())
     }
 
     /// Owner rules that only hold together: an update that sets the owner checks it first and
@@ -1305,6 +1322,33 @@ fn parse_lookup(
             "required, e.g. items/{collection}/{id}",
         ));
     };
+    check_lookup_template(route, &format!("{field}.path"), template, params)?;
+    let owner = match spec.get("owner") {
+        Some(Value::String(s)) if !s.is_empty() && s.split('.').all(|p| !p.is_empty()) => {
+            s.split('.').map(str::to_string).collect()
+        }
+        _ => return Err(route_err(
+            route,
+            &format!("{field}.owner"),
+            "required: the dotted path of the owner in the stored item's answer, e.g. data.author",
+        )),
+    };
+    let injection = lookup_injection(ctx, field, spec)?;
+    Ok(OwnerLookup {
+        template: template.clone(),
+        owner,
+        injection,
+    })
+}
+
+/// Checks a lookup path template: a plain path under the route's base, holding `{id}` and every
+/// named segment of the endpoint (so it reads the very item written), and a plain query.
+fn check_lookup_template(
+    route: &str,
+    at: &str,
+    template: &str,
+    params: &[&str],
+) -> Result<(), ConfigError> {
     // Check the template with every hole filled by a plain value.
     let (path_part, query_part) = template.split_once('?').unwrap_or((template, ""));
     let mut probe = path_part.to_string();
@@ -1313,12 +1357,12 @@ fn parse_lookup(
         let end = rest[start..]
             .find('}')
             .map(|e| start + e)
-            .ok_or_else(|| route_err(route, &format!("{field}.path"), "an unclosed {"))?;
+            .ok_or_else(|| route_err(route, at, "an unclosed {"))?;
         let name = &rest[start + 1..end];
         if name != "id" && !params.contains(&name) {
             return Err(route_err(
                 route,
-                &format!("{field}.path"),
+                at,
                 format!("{{{name}}}: not {{id}} nor a segment of the endpoint's path"),
             ));
         }
@@ -1334,7 +1378,7 @@ fn parse_lookup(
     if let Some(name) = missing {
         return Err(route_err(
             route,
-            &format!("{field}.path"),
+            at,
             format!("uses no {{{name}}}: the lookup must read the very item the request writes"),
         ));
     }
@@ -1346,7 +1390,7 @@ fn parse_lookup(
     {
         return Err(route_err(
             route,
-            &format!("{field}.path"),
+            at,
             "a plain path under the route's base holding {id}, e.g. items/{collection}/{id}",
         ));
     }
@@ -1356,20 +1400,21 @@ fn parse_lookup(
     {
         return Err(route_err(
             route,
-            &format!("{field}.path"),
+            at,
             "the query part may only hold plain name=value pairs",
         ));
     }
-    let owner = match spec.get("owner") {
-        Some(Value::String(s)) if !s.is_empty() && s.split('.').all(|p| !p.is_empty()) => {
-            s.split('.').map(str::to_string).collect()
-        }
-        _ => return Err(route_err(
-            route,
-            &format!("{field}.owner"),
-            "required: the dotted path of the owner in the stored item's answer, e.g. data.author",
-        )),
-    };
+    Ok(())
+}
+
+/// The credential a lookup is sent with: its own `secret` (and `inject`), else the route's read
+/// rule's.
+fn lookup_injection(
+    ctx: &RouteContext<'_>,
+    field: &str,
+    spec: &Map<String, Value>,
+) -> Result<Option<Injection>, ConfigError> {
+    let route = ctx.route;
     let injection = match spec.get("secret") {
         Some(_) => {
             let mut rule = Map::new();
@@ -1419,11 +1464,7 @@ fn parse_lookup(
             }
         }
     };
-    Ok(OwnerLookup {
-        template: template.clone(),
-        owner,
-        injection,
-    })
+    Ok(injection)
 }
 
 fn parse_query(
@@ -1443,43 +1484,17 @@ fn parse_query(
         Value::Object(map) => map
             .iter()
             .map(|(name, kind)| {
-                let at = format!("{field}.{name}");
-                let kind = match kind {
-                    Value::String(k) if k == "any" => QueryKind::Any,
-                    Value::String(k) if k == "uint" => QueryKind::Uint,
-                    Value::String(k) if k == "json" => QueryKind::Json(Vec::new()),
-                    Value::Array(_) => QueryKind::OneOf(
-                        kind.as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| route_err(route, &at, "expected a list of values")))
-                            .collect::<Result<_, _>>()?,
-                    ),
-                    Value::Object(spec) if spec.keys().all(|k| k == "operators") => {
-                        let ops = match spec.get("operators") {
-                            Some(Value::Array(ops)) => ops
-                                .iter()
-                                .map(|o| match o.as_str() {
-                                    Some(o) if o.starts_with('$') && o.len() > 1 => Ok(o.to_string()),
-                                    _ => Err(route_err(route, &at, "operators are names such as \"$eq\"")),
-                                })
-                                .collect::<Result<_, _>>()?,
-                            _ => return Err(route_err(route, &at, "expected { operators = [\"$eq\", …] }")),
-                        };
-                        QueryKind::Json(ops)
-                    }
-                    _ => {
-                        return Err(route_err(
-                            route,
-                            &at,
-                            "expected \"any\", \"uint\", \"json\", { operators = [...] } or a list of values",
-                        ))
-                    }
-                };
+                let kind = parse_query_kind(route, &format!("{field}.{name}"), kind)?;
                 Ok((name.clone(), kind))
             })
             .collect::<Result<_, _>>()?,
-        _ => return Err(route_err(route, field, "expected a list of names or a table of name = kind")),
+        _ => {
+            return Err(route_err(
+                route,
+                field,
+                "expected a list of names or a table of name = kind",
+            ))
+        }
     };
     for (name, _) in &entries {
         let plain = !name.is_empty()
@@ -1502,6 +1517,47 @@ fn parse_query(
         }
     }
     Ok(entries)
+}
+
+/// One query parameter's kind: `"any"`, `"uint"`, `"json"`, `{ operators = [...] }` or a list
+/// of allowed values.
+fn parse_query_kind(route: &str, at: &str, kind: &Value) -> Result<QueryKind, ConfigError> {
+    let strings = |items: &[Value], why: &str| -> Result<Vec<String>, ConfigError> {
+        items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| route_err(route, at, why))
+            })
+            .collect()
+    };
+    match kind {
+        Value::String(k) if k == "any" => Ok(QueryKind::Any),
+        Value::String(k) if k == "uint" => Ok(QueryKind::Uint),
+        Value::String(k) if k == "json" => Ok(QueryKind::Json(Vec::new())),
+        Value::Array(values) => Ok(QueryKind::OneOf(strings(
+            values,
+            "expected a list of values",
+        )?)),
+        Value::Object(spec) if spec.keys().all(|k| k == "operators") => {
+            let why =
+                "expected { operators = [\"$eq\", …] }, operators being names such as \"$eq\"";
+            let Some(Value::Array(ops)) = spec.get("operators") else {
+                return Err(route_err(route, at, why));
+            };
+            let ops = strings(ops, why)?;
+            if ops.iter().any(|o| !o.starts_with('$') || o.len() < 2) {
+                return Err(route_err(route, at, why));
+            }
+            Ok(QueryKind::Json(ops))
+        }
+        _ => Err(route_err(
+            route,
+            at,
+            "expected \"any\", \"uint\", \"json\", { operators = [...] } or a list of values",
+        )),
+    }
 }
 
 #[cfg(test)]
