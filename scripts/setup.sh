@@ -105,6 +105,19 @@ if [ -f "$EX/package-lock.json" ] &&
   (cd "$EX" && npm ci --no-audit --no-fund --loglevel=error)
   ex_stamp >"$EX/node_modules/.gatehouse-lock"
 fi
+# Moves a finished install (temporary directory $1, under $GATEHOUSE_TOOLS) to $2 with its marker
+# $3, replacing an older one; a concurrent setup that placed the same install first is fine. Ends
+# the EXIT trap that would remove $1 on failure.
+put_in_place() {
+  chmod 755 "$1"
+  printf '%s\n' "$3" >"$1/.gatehouse-installed"
+  rm -rf "$2"
+  mv -T "$1" "$2" 2>/dev/null ||
+    [ "$(cat "$2/.gatehouse-installed" 2>/dev/null)" = "$3" ] || # a concurrent setup won
+    { echo "error: could not move $4 into $2" >&2; exit 1; }
+  rm -rf "$1"
+  trap - EXIT
+}
 # A real Directus 11 (SQLite) for the end-to-end tests, from tests/directus's lockfile: installed
 # once per machine into $GATEHOUSE_DIRECTUS ($GATEHOUSE_TOOLS/directus-<lockfile hash>) and reused.
 # sqlite3 and isolated-vm compile from source with node-gyp (about 4 minutes on 2 busy cores), so the
@@ -148,14 +161,7 @@ if [ "$(cat "$GATEHOUSE_DIRECTUS/.gatehouse-installed" 2>/dev/null)" != "$DX_STA
   [ -x "$DX_TMP/node_modules/.bin/directus" ] || { echo "error: the Directus install has no node_modules/.bin/directus" >&2; exit 1; }
   (cd "$DX_TMP" && node --no-node-snapshot -e 'require("sqlite3"); require("isolated-vm")') ||
     { echo "error: the Directus install's sqlite3 or isolated-vm native module does not load" >&2; exit 1; }
-  chmod 755 "$DX_TMP"
-  printf '%s\n' "$DX_STAMP" >"$DX_TMP/.gatehouse-installed"
-  rm -rf "$GATEHOUSE_DIRECTUS"
-  mv -T "$DX_TMP" "$GATEHOUSE_DIRECTUS" 2>/dev/null ||
-    [ "$(cat "$GATEHOUSE_DIRECTUS/.gatehouse-installed" 2>/dev/null)" = "$DX_STAMP" ] || # a concurrent setup won
-    { echo "error: could not move the Directus install into $GATEHOUSE_DIRECTUS" >&2; exit 1; }
-  rm -rf "$DX_TMP"
-  trap - EXIT
+  put_in_place "$DX_TMP" "$GATEHOUSE_DIRECTUS" "$DX_STAMP" "the Directus install"
   log "Directus installed in $((SECONDS - DX_START)) s"
 fi
 # schemathesis for the OpenAPI contract test (tests/e2e/openapi.test.mjs, tests/schemathesis/): a
@@ -194,14 +200,7 @@ if [ "$(cat "$ST_VENV/.gatehouse-installed" 2>/dev/null)" != "$ST_STAMP" ] || [ 
   fi
   "$ST_TMP/bin/python" -m schemathesis.cli --version >/dev/null ||
     { echo "error: the schemathesis virtualenv does not run schemathesis" >&2; exit 1; }
-  chmod 755 "$ST_TMP"
-  printf '%s\n' "$ST_STAMP" >"$ST_TMP/.gatehouse-installed"
-  rm -rf "$ST_VENV"
-  mv -T "$ST_TMP" "$ST_VENV" 2>/dev/null ||
-    [ "$(cat "$ST_VENV/.gatehouse-installed" 2>/dev/null)" = "$ST_STAMP" ] || # a concurrent setup won
-    { echo "error: could not move the schemathesis virtualenv into $ST_VENV" >&2; exit 1; }
-  rm -rf "$ST_TMP"
-  trap - EXIT
+  put_in_place "$ST_TMP" "$ST_VENV" "$ST_STAMP" "the schemathesis virtualenv"
   "$ST_VENV/bin/python" -m schemathesis.cli --version >/dev/null ||
     { echo "error: the schemathesis virtualenv does not run after moving it into $ST_VENV" >&2; exit 1; }
   log "schemathesis installed ($(grep -m1 '^schemathesis==' "$ST_REQ"))"
