@@ -1,5 +1,6 @@
 //! The rules of an account's own fields: email and display name.
 
+use crate::domain::vars::valid_role;
 use crate::primitives::error::Error;
 
 /// Trims and lower-cases an email and checks its shape.
@@ -35,6 +36,29 @@ pub fn normalize_name(raw: Option<&str>) -> Result<Option<String>, Error> {
         ));
     }
     Ok(Some(name.to_string()))
+}
+
+/// Most roles one account holds.
+pub const MAX_ROLES: usize = 32;
+
+/// An account's roles: 1–64 of `a-z 0-9 _ - .` each, never `anonymous` (the role of no
+/// caller), each once in the order given, at most [`MAX_ROLES`].
+pub fn role_list<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, Error> {
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        if !valid_role(name) || name == "anonymous" {
+            return Err(Error::BadRequest(format!(
+                "roles: {name:?} is not a role name (1-64 of a-z 0-9 _ - ., not \"anonymous\")"
+            )));
+        }
+        if !out.iter().any(|o| o == name) {
+            out.push(name.to_string());
+        }
+    }
+    if out.len() > MAX_ROLES {
+        return Err(Error::BadRequest(format!("roles: at most {MAX_ROLES}")));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use crate::domain::proxy::routes::valid_route_name;
 use crate::domain::store::ApiKey;
 use crate::primitives::encoding::{base32_lower, hex};
+use crate::primitives::error::Error;
 use crate::primitives::platform::{random_array, Rng};
 use crate::primitives::secrets::Pepper;
 
@@ -60,9 +62,52 @@ pub fn key_json(k: &ApiKey) -> Value {
     })
 }
 
-/// Whether `name` is a valid proxy route name for a scope: 1–64 of `a-z 0-9 _ - .`.
-pub fn valid_scope(name: &str) -> bool {
-    crate::domain::vars::valid_role(name)
+/// The longest lifetime of a key: ten years.
+pub const MAX_LIFETIME_MS: i64 = 3650 * 86_400_000;
+
+/// Most scopes one key holds.
+pub const MAX_SCOPES: usize = 32;
+
+/// A key's label: trimmed, 1–100 characters, no control characters.
+pub fn label(raw: &str) -> Result<String, Error> {
+    let label = raw.trim();
+    if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "label: 1-100 characters, no control characters".into(),
+        ));
+    }
+    Ok(label.to_string())
+}
+
+/// A key's scopes: the names of the proxy routes it may use (a scope that could never name a
+/// route is refused), each once, in the order given.
+pub fn scopes<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, Error> {
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        if out.len() == MAX_SCOPES {
+            return Err(Error::BadRequest(format!("scopes: at most {MAX_SCOPES}")));
+        }
+        if !valid_route_name(name) {
+            return Err(Error::BadRequest(format!(
+                "scopes: {name:?} is not a route name (1-64 of a-z, 0-9, _ and -)"
+            )));
+        }
+        if !out.iter().any(|o| o == name) {
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// A key's expiry: Unix ms after `now`, at most [`MAX_LIFETIME_MS`] ahead, or none.
+pub fn expiry(at: Option<i64>, now: i64) -> Result<Option<i64>, Error> {
+    match at {
+        None => Ok(None),
+        Some(t) if t > now && t <= now + MAX_LIFETIME_MS => Ok(Some(t)),
+        Some(_) => Err(Error::BadRequest(
+            "expires_at: Unix milliseconds in the future, at most 10 years ahead, or null".into(),
+        )),
+    }
 }
 
 #[cfg(test)]

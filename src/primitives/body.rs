@@ -1,17 +1,23 @@
 //! JSON request bodies: one parser and one mapping of every way a body can be wrong to an error.
 
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::primitives::error::Error;
 use crate::primitives::http::Request;
 
-/// Parses a JSON object body of at most `max_bytes`. `allow_empty`: an empty body counts as
-/// `{}`.
-pub fn json_body(
+/// Reads a JSON object body of at most `max_bytes` into `T`. `allow_empty`: an empty body
+/// counts as `{}`. Every way a body can be wrong maps here, once: too large (413), not JSON
+/// (415), malformed JSON (400 `invalid_json`), the wrong shape: not an object, a member
+/// missing or of the wrong type (400 `bad_request`, naming the member). Members `T` does not
+/// name are ignored; of a repeated member the last counts, as in every JSON parser the
+/// browser side uses.
+pub fn json_body<T: DeserializeOwned>(
     req: &Request,
     max_bytes: usize,
     allow_empty: bool,
-) -> Result<Map<String, Value>, Error> {
+) -> Result<T, Error> {
     if req.body.len() > max_bytes {
         return Err(Error::PayloadTooLarge(max_bytes));
     }
@@ -24,7 +30,7 @@ pub fn json_body(
     }
     if req.body.iter().all(u8::is_ascii_whitespace) {
         if allow_empty {
-            return Ok(Map::new());
+            return T::deserialize(Value::Object(Map::new())).map_err(rejection);
         }
         return Err(if content_type.is_none() {
             Error::UnsupportedMediaType
@@ -35,8 +41,10 @@ pub fn json_body(
     if content_type.is_none() {
         return Err(Error::UnsupportedMediaType);
     }
+    // The whole document is checked as JSON first (a lone surrogate or an out-of-range number
+    // in a member `T` ignores is still `invalid_json`); its values then move into `T`.
     match serde_json::from_slice::<Value>(&req.body) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(object @ Value::Object(_)) => T::deserialize(object).map_err(rejection),
         Ok(_) => Err(Error::BadRequest(
             "the request body must be a JSON object".into(),
         )),
@@ -44,34 +52,72 @@ pub fn json_body(
     }
 }
 
-/// A required string member.
-pub fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
-    match body.get(name) {
-        Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(Error::BadRequest(format!("{name}: required"))),
-        Some(_) => Err(Error::BadRequest(format!("{name}: expected a string"))),
-    }
+/// The one mapping of a body of the wrong shape for `T`: 400 naming what is wrong.
+fn rejection(err: serde_json::Error) -> Error {
+    Error::BadRequest(format!("the request body: {err}"))
 }
 
-/// An optional string member (`null` counts as absent).
-pub fn optional_string<'a>(
-    body: &'a Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'a str>, Error> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(Error::BadRequest(format!(
-            "{name}: expected a string or null"
-        ))),
-    }
+/// `POST /auth/register` and `POST /auth/login`.
+#[derive(Deserialize)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+    /// Registration only.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Deliver the refresh token in the body rather than the cookie.
+    #[serde(default)]
+    pub refresh_token_in_body: Option<bool>,
 }
 
-/// An optional boolean member (absent or `null`: `false`).
-pub fn optional_bool(body: &Map<String, Value>, name: &str) -> Result<bool, Error> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(Error::BadRequest(format!("{name}: expected true or false"))),
-    }
+/// `POST /auth/refresh` and `POST /auth/logout` (the token may come from the cookie instead).
+#[derive(Deserialize, Default)]
+pub struct RefreshBody {
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// `POST /auth/password`.
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// `POST /admin/users/{id}/password`.
+#[derive(Deserialize)]
+pub struct NewPassword {
+    pub new_password: String,
+}
+
+/// `POST /admin/users`.
+#[derive(Deserialize)]
+pub struct NewUser {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Default: the configured roles of self-registered users.
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+}
+
+/// `PUT /admin/users/{id}/roles`.
+#[derive(Deserialize)]
+pub struct Roles {
+    pub roles: Vec<String>,
+}
+
+/// `POST /admin/api-keys`.
+#[derive(Deserialize)]
+pub struct NewKey {
+    pub label: String,
+    pub role: String,
+    pub scopes: Vec<String>,
+    /// Default: the minting admin.
+    #[serde(default)]
+    pub owner_user_id: Option<String>,
+    /// Unix ms; none: never expires.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }

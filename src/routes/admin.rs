@@ -6,19 +6,18 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::domain::account::{normalize_email, normalize_name};
+use crate::domain::account::{normalize_email, normalize_name, role_list};
 use crate::domain::apikey::{self, key_json};
 use crate::domain::caller::{Caller, CredentialKind};
 use crate::domain::password;
 use crate::domain::store::{ApiKey, AuditEvent, AuditQuery, RevokeReason, Store, User, UserQuery};
-use crate::domain::vars::valid_role;
-use crate::primitives::body::{json_body, optional_string, string_field};
+use crate::primitives::body::{json_body, NewKey, NewPassword, NewUser, Roles};
 use crate::primitives::encoding::{decode_query_component_strict, new_id, QueryDecodeError};
 use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
 use crate::routes::table::AdminOp;
-use crate::routes::views::{family_json, user_json};
+use crate::routes::views::{admin_user_json, family_json};
 use crate::services::accounts::new_user;
 use crate::services::audit::audit_event;
 use crate::services::auth::{self, authenticate, check_token_session, enabled_user};
@@ -31,17 +30,6 @@ const MAX_PAGE: u32 = 200;
 /// The largest integer storage round-trips exactly: D1 passes numbers as JS doubles, so every
 /// integer taken from a request and bound into a query stays at or below 2^53 - 1.
 pub const MAX_STORED_INT: i64 = (1 << 53) - 1;
-/// How far ahead an API key's expiry may be set (ten years, as the CLI's `--expires-days 3650`).
-pub const MAX_KEY_LIFETIME_MS: i64 = 3650 * 86_400_000;
-
-/// A user's full view for admins.
-fn admin_user_json(u: &User) -> Value {
-    let mut v = user_json(u);
-    v["disabled"] = json!(u.disabled);
-    v["created_at"] = json!(u.created_at);
-    v["updated_at"] = json!(u.updated_at);
-    v
-}
 
 // ---------------------------------------------------------------------------------------------
 // Query strings
@@ -107,36 +95,6 @@ fn page_limit(q: &Map<String, Value>) -> Result<u32, Error> {
 
 // ---------------------------------------------------------------------------------------------
 // Bodies
-
-fn roles_field(body: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, Error> {
-    let Some(value) = body.get(name).filter(|v| !v.is_null()) else {
-        return Ok(None);
-    };
-    let Value::Array(items) = value else {
-        return Err(Error::BadRequest(format!(
-            "{name}: expected an array of names"
-        )));
-    };
-    let mut out: Vec<String> = Vec::new();
-    for item in items {
-        match item.as_str() {
-            Some(r) if valid_role(r) && r != "anonymous" => {
-                if !out.iter().any(|o| o == r) {
-                    out.push(r.to_string());
-                }
-            }
-            _ => {
-                return Err(Error::BadRequest(format!(
-                    "{name}: each must be 1-64 of a-z 0-9 _ - . (not \"anonymous\")"
-                )))
-            }
-        }
-    }
-    if out.len() > 32 {
-        return Err(Error::BadRequest(format!("{name}: at most 32")));
-    }
-    Ok(Some(out))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch
@@ -283,12 +241,14 @@ async fn create_user<S: Store, H: Pbkdf2>(
     req: &Request,
     admin: &Admin,
 ) -> Result<Response, Error> {
-    let body = json_body(req, svc.config.max_body_bytes, false)?;
-    let email = normalize_email(string_field(&body, "email")?)?;
-    let pw = string_field(&body, "password")?;
-    let name = normalize_name(optional_string(&body, "name")?)?;
-    let roles = roles_field(&body, "roles")?.unwrap_or_else(|| svc.config.default_roles.clone());
-    let user = new_user(svc, email, name, pw, roles).await?;
+    let body: NewUser = json_body(req, svc.config.max_body_bytes, false)?;
+    let email = normalize_email(&body.email)?;
+    let name = normalize_name(body.name.as_deref())?;
+    let roles = match &body.roles {
+        Some(roles) => role_list(roles.iter().map(String::as_str))?,
+        None => svc.config.default_roles.clone(),
+    };
+    let user = new_user(svc, email, name, &body.password, roles).await?;
     let now = user.created_at;
     let ev = admin.event(
         req,
@@ -343,9 +303,8 @@ async fn set_roles<S: Store, H>(
     admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
-    let body = json_body(req, svc.config.max_body_bytes, false)?;
-    let roles =
-        roles_field(&body, "roles")?.ok_or_else(|| Error::BadRequest("roles: required".into()))?;
+    let body: Roles = json_body(req, svc.config.max_body_bytes, false)?;
+    let roles = role_list(body.roles.iter().map(String::as_str))?;
     if id == admin.user.id && !roles.iter().any(|r| r == ADMIN_ROLE) {
         return Err(Error::BadRequest(
             "an admin cannot remove their own admin role".into(),
@@ -377,8 +336,8 @@ async fn reset_password<S: Store, H: Pbkdf2>(
     admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
-    let body = json_body(req, svc.config.max_body_bytes, false)?;
-    let new = string_field(&body, "new_password")?;
+    let body: NewPassword = json_body(req, svc.config.max_body_bytes, false)?;
+    let new = body.new_password.as_str();
     password::check_policy(new)?;
     target_user(svc, id).await?;
     let phc = password::hash(svc.hasher, svc.rng, new, svc.config.pbkdf2_iterations).await?;
@@ -476,44 +435,6 @@ async fn list_keys<S: Store, H>(
     Ok(Response::json(200, &json!({ "api_keys": list })))
 }
 
-/// A key's `label`: 1–100 characters, no control characters, trimmed.
-fn key_label(body: &Map<String, Value>) -> Result<String, Error> {
-    let label = string_field(body, "label")?.trim().to_string();
-    if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
-        return Err(Error::BadRequest(
-            "label: 1-100 characters, no control characters".into(),
-        ));
-    }
-    Ok(label)
-}
-
-/// A key's `scopes`: the proxy route names it may use.
-fn key_scopes(body: &Map<String, Value>) -> Result<Vec<String>, Error> {
-    let scopes = roles_field(body, "scopes")?.ok_or_else(|| {
-        Error::BadRequest("scopes: required (an array of proxy route names)".into())
-    })?;
-    if let Some(bad) = scopes.iter().find(|s| !apikey::valid_scope(s)) {
-        return Err(Error::BadRequest(format!(
-            "scopes: {bad:?} is not a route name"
-        )));
-    }
-    Ok(scopes)
-}
-
-/// A key's `expires_at`: Unix ms in the future, at most [`MAX_KEY_LIFETIME_MS`] ahead, or none.
-fn key_expiry(body: &Map<String, Value>, now: i64) -> Result<Option<i64>, Error> {
-    match body.get("expires_at") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_i64() {
-            Some(t) if t > now && t <= now + MAX_KEY_LIFETIME_MS => Ok(Some(t)),
-            _ => Err(Error::BadRequest(
-                "expires_at: Unix milliseconds in the future, at most 10 years ahead, or null"
-                    .into(),
-            )),
-        },
-    }
-}
-
 /// The owner of a new key: an enabled user who, like the minting admin, holds `role`.
 async fn key_owner<S: Store, H>(
     svc: &Services<'_, S, H>,
@@ -547,14 +468,14 @@ async fn mint_key<S: Store, H>(
     req: &Request,
     admin: &Admin,
 ) -> Result<Response, Error> {
-    let body = json_body(req, svc.config.max_body_bytes, false)?;
+    let body: NewKey = json_body(req, svc.config.max_body_bytes, false)?;
     let pepper = auth::pepper(svc)?;
-    let label = key_label(&body)?;
-    let role = string_field(&body, "role")?.to_string();
-    let scopes = key_scopes(&body)?;
-    let owner_id = optional_string(&body, "owner_user_id")?.unwrap_or(&admin.user.id);
+    let label = apikey::label(&body.label)?;
+    let scopes = apikey::scopes(body.scopes.iter().map(String::as_str))?;
+    let owner_id = body.owner_user_id.as_deref().unwrap_or(&admin.user.id);
     let now = svc.clock.now_ms();
-    let expires_at = key_expiry(&body, now)?;
+    let expires_at = apikey::expiry(body.expires_at, now)?;
+    let role = body.role;
     let owner = key_owner(svc, admin, owner_id, &role).await?;
     let key = apikey::generate(svc.rng);
     let record = ApiKey {

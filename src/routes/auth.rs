@@ -1,7 +1,7 @@
 //! The account endpoints under `/auth/`: register, login, refresh, logout, the session's CSRF
 //! token, the caller's profile and password change.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::domain::account::{normalize_email, normalize_name};
 use crate::domain::caller::Caller;
@@ -11,7 +11,7 @@ use crate::domain::password::{self, Verdict};
 use crate::domain::refresh::{self, Decision};
 use crate::domain::store::{Family, NewFamily, RevokeReason, Rotation, Store, User};
 use crate::domain::token::AccessClaims;
-use crate::primitives::body::{json_body, optional_bool, optional_string, string_field};
+use crate::primitives::body::{json_body, Credentials, PasswordChange, RefreshBody};
 use crate::primitives::cookies;
 use crate::primitives::encoding::new_id;
 use crate::primitives::error::{Error, TokenRejection};
@@ -48,12 +48,12 @@ enum Delivery {
 
 impl Delivery {
     /// What a register or login body asks for (`refresh_token_in_body`).
-    fn asked(body: &Map<String, Value>) -> Result<Self, Error> {
-        Ok(if optional_bool(body, "refresh_token_in_body")? {
+    fn asked(body: &Credentials) -> Self {
+        if body.refresh_token_in_body == Some(true) {
             Self::Body
         } else {
             Self::Cookie
-        })
+        }
     }
 }
 
@@ -122,18 +122,24 @@ pub(super) async fn register<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body = json_body(req, svc.config.max_body_bytes, false)?;
+    let body: Credentials = json_body(req, svc.config.max_body_bytes, false)?;
     if svc.config.registration == Registration::Closed {
         return Err(Error::RegistrationClosed);
     }
     if let Some(ip) = req.client_ip() {
         ratelimit::check(svc, Bucket::RegisterIp, ip).await?;
     }
-    let email = normalize_email(string_field(&body, "email")?)?;
-    let pw = string_field(&body, "password")?;
-    let name = normalize_name(optional_string(&body, "name")?)?;
-    let delivery = Delivery::asked(&body)?;
-    let user = new_user(svc, email, name, pw, svc.config.default_roles.clone()).await?;
+    let email = normalize_email(&body.email)?;
+    let name = normalize_name(body.name.as_deref())?;
+    let delivery = Delivery::asked(&body);
+    let user = new_user(
+        svc,
+        email,
+        name,
+        &body.password,
+        svc.config.default_roles.clone(),
+    )
+    .await?;
     let now = user.created_at;
     let (token, family) = new_family(svc, req, &user.id);
     let registered = own_event(
@@ -161,11 +167,9 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body = json_body(req, svc.config.max_body_bytes, false)?;
-    let raw_email = string_field(&body, "email")?;
-    let pw = string_field(&body, "password")?;
-    let delivery = Delivery::asked(&body)?;
-    let user = check_credentials(svc, req, raw_email, pw).await?;
+    let body: Credentials = json_body(req, svc.config.max_body_bytes, false)?;
+    let delivery = Delivery::asked(&body);
+    let user = check_credentials(svc, req, &body.email, &body.password).await?;
     let now = svc.clock.now_ms();
     let (token, family) = new_family(svc, req, &user.id);
     let succeeded = own_event(
@@ -259,11 +263,11 @@ async fn check_credentials<S: Store, H: Pbkdf2>(
 
 /// The refresh token of a request: from the body (wins) or the cookie.
 fn presented_refresh_token(
-    body: &Map<String, Value>,
+    body: RefreshBody,
     req: &Request,
 ) -> Result<Option<(String, Delivery)>, Error> {
-    if let Some(token) = optional_string(body, "refresh_token")? {
-        return Ok(Some((token.to_string(), Delivery::Body)));
+    if let Some(token) = body.refresh_token {
+        return Ok(Some((token, Delivery::Body)));
     }
     let cookies: Vec<&str> = req
         .cookies(REFRESH_COOKIE)
@@ -285,8 +289,8 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body = json_body(req, svc.config.max_body_bytes, true)?;
-    let Some((presented, delivery)) = presented_refresh_token(&body, req)? else {
+    let body: RefreshBody = json_body(req, svc.config.max_body_bytes, true)?;
+    let Some((presented, delivery)) = presented_refresh_token(body, req)? else {
         return Err(Error::NoAuth);
     };
     if delivery == Delivery::Cookie {
@@ -404,9 +408,9 @@ pub(super) async fn logout<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body = json_body(req, svc.config.max_body_bytes, true)?;
+    let body: RefreshBody = json_body(req, svc.config.max_body_bytes, true)?;
     let now = svc.clock.now_ms();
-    if let Some((token, delivery)) = presented_refresh_token(&body, req)? {
+    if let Some((token, delivery)) = presented_refresh_token(body, req)? {
         if delivery == Delivery::Cookie {
             csrf::check_origin(&svc.config.allowed_origins, req)?;
         }
@@ -509,9 +513,8 @@ pub(super) async fn change_password<S: Store, H: Pbkdf2>(
     let (caller, user) = authenticated(svc, req).await?;
     // A sensitive change: the token's session must still stand, not only the token unexpired.
     check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
-    let body = json_body(req, svc.config.max_body_bytes, false)?;
-    let current = string_field(&body, "current_password")?;
-    let new = string_field(&body, "new_password")?;
+    let body: PasswordChange = json_body(req, svc.config.max_body_bytes, false)?;
+    let (current, new) = (body.current_password.as_str(), body.new_password.as_str());
     password::check_policy(new)?;
     let iterations = svc.config.pbkdf2_iterations;
     let now = svc.clock.now_ms();

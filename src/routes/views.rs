@@ -9,6 +9,15 @@ pub fn user_json(user: &User) -> Value {
     json!({ "id": user.id, "email": user.email, "name": user.name, "roles": user.roles })
 }
 
+/// A user's full view for admins (and the command line).
+pub fn admin_user_json(u: &User) -> Value {
+    let mut v = user_json(u);
+    v["disabled"] = json!(u.disabled);
+    v["created_at"] = json!(u.created_at);
+    v["updated_at"] = json!(u.updated_at);
+    v
+}
+
 /// A session (refresh family) as shown to its owner or an admin.
 pub fn family_json(f: &Family, now: i64, idle_ms: i64) -> Value {
     let status = f.status(now, idle_ms).as_str();

@@ -38,3 +38,23 @@ pub fn own_event(
 ) -> AuditEvent {
     audit_event(req, now, kind, user_id, user_id, family_id, detail)
 }
+
+/// An event done by the operator's command line: no actor and no request; its detail says
+/// `"by": "cli"`.
+pub fn cli_event(now: i64, kind: &str, subject: &str, detail: Option<Value>) -> AuditEvent {
+    let mut detail = match detail {
+        Some(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    detail.insert("by".into(), Value::from("cli"));
+    AuditEvent {
+        at: now,
+        kind: kind.to_string(),
+        actor_user_id: None,
+        subject_user_id: Some(subject.to_string()),
+        family_id: None,
+        ip: None,
+        user_agent: None,
+        detail: Some(Value::Object(detail)),
+    }
+}

@@ -218,7 +218,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
                 )),
             ),
             Ok(db) => {
-                let store = D1Store::new(db);
+                let store = d1::store(db);
                 let clock = FixedClock(now);
                 let services = Services {
                     config,
@@ -250,7 +250,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             return;
         }
     };
-    match crate::services::prune::run(&D1Store::new(db), config, now).await {
+    match crate::services::prune::run(&d1::store(db), config, now).await {
         Ok(counts) => console_log!(
             "prune at {now}: {} families, {} refresh tokens, {} audit events, {} rate-limit counters deleted",
             counts.families,

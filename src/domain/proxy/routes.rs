@@ -354,14 +354,18 @@ fn parse_route(
     })
 }
 
-/// A route's table, once its name and its fields' names are checked.
-fn route_spec<'v>(name: &str, spec: &'v Value) -> Result<&'v Map<String, Value>, ConfigError> {
-    let valid_name = !name.is_empty()
+/// Whether `name` can name a route (and so an API key's scope): 1–64 of `a-z 0-9 _ -`.
+pub fn valid_route_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b));
-    if !valid_name {
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
+}
+
+/// A route's table, once its name and its fields' names are checked.
+fn route_spec<'v>(name: &str, spec: &'v Value) -> Result<&'v Map<String, Value>, ConfigError> {
+    if !valid_route_name(name) {
         return Err(err(format!(
             "route name {name:?}: use 1-64 of a-z, 0-9, _ and -"
         )));

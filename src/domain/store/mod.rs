@@ -1,7 +1,7 @@
 //! The storage contract: what Gatehouse needs to remember, and nothing about how.
 //!
-//! Two implementations: [`memory::MemoryStore`] (the native tests) and the D1 store in the
-//! Workers adapter. Both are held to one contract suite (`crate::domain::contract`, compiled for tests and the `selftest` build),
+//! Two implementations: [`memory::MemoryStore`] (the native tests) and [`sql::SqlStore`], whose
+//! statements the Workers adapter runs on D1 and the `gatehouse` CLI through wrangler. Both are held to one contract suite (`crate::domain::contract`, compiled for tests and the `selftest` build),
 //! run natively against memory by `cargo test` and inside workerd against real D1.
 //!
 //! Every method that changes more than one row does so atomically (one D1 `batch()`, one lock
@@ -9,6 +9,7 @@
 //! [`Store::rotate_refresh`] and docs/storage-schema.md.
 
 pub mod memory;
+pub mod sql;
 
 use std::fmt;
 
