@@ -681,6 +681,7 @@ fn users_page_and_search_and_a_password_reset_revokes_sessions() {
     assert!(gate
         .stored(&bob_id)
         .password_hash
+        .as_str()
         .starts_with("$pbkdf2-sha256$"));
 }
 

@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use gatehouse::domain::config::Config;
 use gatehouse::domain::refresh;
 use gatehouse::domain::store::memory::MemoryStore;
-use gatehouse::domain::store::{AuditEvent, Family, NewFamily, Store, TokenState, User};
+use gatehouse::domain::store::{
+    AuditEvent, Family, NewFamily, PasswordPhc, Store, TokenHash, TokenState, User,
+};
 use gatehouse::domain::token::{AccessClaims, KeySet};
 use gatehouse::primitives::encoding::{b64url, b64url_decode, hex};
 use gatehouse::primitives::http::{Request, Response};
@@ -282,7 +284,7 @@ fn claims_for(user_id: &str) -> AccessClaims {
 }
 
 /// A user stored directly, bypassing registration.
-fn stored_user(email: &str, password_hash: String, disabled: bool) -> User {
+fn stored_user(email: &str, password_hash: PasswordPhc, disabled: bool) -> User {
     User {
         id: gatehouse::primitives::encoding::new_id(&SystemRng, "usr_"),
         email: email.into(),
@@ -295,7 +297,7 @@ fn stored_user(email: &str, password_hash: String, disabled: bool) -> User {
     }
 }
 
-fn password_hash(password: &str, iterations: u32) -> String {
+fn password_hash(password: &str, iterations: u32) -> PasswordPhc {
     block_on(gatehouse::domain::password::hash(
         &RustPbkdf2,
         &SystemRng,
@@ -626,8 +628,10 @@ fn login_upgrades_a_hash_made_with_fewer_iterations() {
     let session = gate.register("upgrade@example.com");
     let old_hash = gate.user(&session.user_id).password_hash;
     assert!(
-        old_hash.starts_with("$pbkdf2-sha256$i=10000,l=32$"),
-        "{old_hash}"
+        old_hash
+            .as_str()
+            .starts_with("$pbkdf2-sha256$i=10000,l=32$"),
+        "{old_hash:?}"
     );
 
     gate.reconfigure(&[("PBKDF2_ITERATIONS", "20000")]);
@@ -636,8 +640,9 @@ fn login_upgrades_a_hash_made_with_fewer_iterations() {
     let user = gate.user(&session.user_id);
     assert!(
         user.password_hash
+            .as_str()
             .starts_with("$pbkdf2-sha256$i=20000,l=32$"),
-        "{}",
+        "{:?}",
         user.password_hash
     );
     assert_eq!(user.updated_at, gate.now());
@@ -698,16 +703,19 @@ fn an_unusable_stored_hash_is_a_wrong_password_not_a_crash() {
         String::new(),
         "plaintext".to_string(),
         "$pbkdf2-sha256$i=999999999,l=32$c2FsdHNhbHQ$AAAA".to_string(),
-        password_hash(PASSWORD, 10_000).replace("i=10000", "i=0"),
+        password_hash(PASSWORD, 10_000)
+            .as_str()
+            .replace("i=10000", "i=0"),
     ]
     .into_iter()
     .enumerate()
     {
         let email = format!("broken{i}@example.com");
-        block_on(
-            gate.store
-                .create_user(&stored_user(&email, hash, false), None, None),
-        )
+        block_on(gate.store.create_user(
+            &stored_user(&email, PasswordPhc::from_stored(hash), false),
+            None,
+            None,
+        ))
         .unwrap();
         expect_error(
             &gate.login_response(&email, PASSWORD),
@@ -1507,27 +1515,32 @@ fn storage_holds_hashes_not_secrets() {
     ];
     for token in tokens {
         assert!(gate.token_state(token).is_some(), "found by its hash");
-        let plain = block_on(gate.store.token_state(token)).unwrap();
+        let plain = block_on(
+            gate.store
+                .token_state(&TokenHash::from_stored(token.to_string())),
+        )
+        .unwrap();
         assert!(plain.is_none(), "found by its plaintext");
-        let bare = block_on(gate.store.token_state(&token[4..])).unwrap();
+        let bare = block_on(
+            gate.store
+                .token_state(&TokenHash::from_stored(token[4..].to_string())),
+        )
+        .unwrap();
         assert!(bare.is_none(), "found without its prefix");
     }
 
     // The rotated token keeps only the successor's hash and a sealed form of it.
     let rotated = gate.token_state(&logged_in.refresh_token).unwrap();
     let successor = &refreshed.refresh_token;
-    assert_eq!(
-        rotated.successor_hash.as_deref(),
-        Some(refresh::hash(successor).as_str())
-    );
+    assert_eq!(rotated.successor_hash, Some(refresh::hash(successor)));
     let sealed = rotated.successor_sealed.expect("sealed successor");
     let successor_bytes = b64url_decode(&successor[4..]).unwrap();
     assert_ne!(sealed, hex(&successor_bytes));
     assert!(!sealed.contains(&successor[4..]));
 
     let user = gate.user(&registered.user_id);
-    assert!(!user.password_hash.contains(PASSWORD));
-    assert!(user.password_hash.starts_with("$pbkdf2-sha256$"));
+    assert!(!user.password_hash.as_str().contains(PASSWORD));
+    assert!(user.password_hash.as_str().starts_with("$pbkdf2-sha256$"));
     // Salted: the same password hashes differently for another user.
     let other = gate.register("secrets2@example.com");
     assert_ne!(gate.user(&other.user_id).password_hash, user.password_hash);

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::domain::proxy::routes::valid_route_name;
-use crate::domain::store::ApiKey;
+use crate::domain::store::{ApiKey, KeyHash};
 use crate::primitives::encoding::{base32_lower, hex};
 use crate::primitives::error::Error;
 use crate::primitives::platform::{random_array, Rng};
@@ -39,11 +39,11 @@ pub fn well_formed(key: &str) -> bool {
 }
 
 /// The stored form: hex HMAC-SHA256 of the whole key under the pepper.
-pub fn hash(pepper: &Pepper, key: &str) -> String {
+pub fn hash(pepper: &Pepper, key: &str) -> KeyHash {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(pepper.bytes()).expect("HMAC accepts any key length");
     mac.update(key.as_bytes());
-    hex(&mac.finalize().into_bytes())
+    KeyHash::from_stored(hex(&mac.finalize().into_bytes()))
 }
 
 /// A key's public view (never its hash).
@@ -135,8 +135,8 @@ mod tests {
             crate::domain::config::Config::for_tests(&[("API_KEY_PEPPER", &"q".repeat(32))]);
         let key = generate(&SystemRng);
         let h = hash(config.api_key_pepper.as_ref().unwrap(), &key);
-        assert_eq!(h.len(), 64);
-        assert!(!h.contains(&key[3..]));
+        assert_eq!(h.as_str().len(), 64);
+        assert!(!h.as_str().contains(&key[3..]));
         assert_ne!(h, hash(other.api_key_pepper.as_ref().unwrap(), &key));
         assert!(!format!("{config:?}").contains(&"p".repeat(32)));
     }

@@ -12,8 +12,8 @@ use self::futures_join::join_all;
 
 use crate::domain::refresh;
 use crate::domain::store::{
-    ApiKey, AuditEvent, AuditQuery, NewFamily, PruneCutoffs, RevokeReason, Rotation, Store,
-    TokenState, User, UserQuery,
+    ApiKey, AuditEvent, AuditQuery, KeyHash, NewFamily, PasswordPhc, PruneCutoffs, RevokeReason,
+    Rotation, Store, TokenState, User, UserQuery,
 };
 use crate::primitives::encoding::new_id;
 use crate::primitives::error::Error;
@@ -51,7 +51,7 @@ fn user(email_hint: &str) -> User {
         email: format!("{email_hint}.{}@example.test", &id[4..12]),
         id,
         name: Some("Ada Lovelace".into()),
-        password_hash: "$pbkdf2-sha256$i=10000,l=32$c2FsdHNhbHRzYWx0c2FsdA$M5fgfTQFdt/UZ9ItXSpJUbfh+t3SP1e/381emb1bpCs".into(),
+        password_hash: PasswordPhc::from_stored("$pbkdf2-sha256$i=10000,l=32$c2FsdHNhbHRzYWx0c2FsdA$M5fgfTQFdt/UZ9ItXSpJUbfh+t3SP1e/381emb1bpCs".into()),
         roles: vec!["user".into(), "editor".into()],
         disabled: false,
         created_at: NOW,
@@ -245,7 +245,7 @@ async fn rotation_replaces_the_live_token<S: Store>(store: &S) -> CaseResult {
     let state = rotate(store, &rotation(&token, &next, later)).await?;
     check!(state.rotated_at == Some(later), "rotated_at: {state:?}");
     check!(
-        state.successor_hash.as_deref() == Some(refresh::hash(&next).as_str()),
+        state.successor_hash == Some(refresh::hash(&next)),
         "successor not ours"
     );
     let unsealed = refresh::unseal(
@@ -279,7 +279,7 @@ async fn rotation_replaces_the_live_token<S: Store>(store: &S) -> CaseResult {
     let third = refresh::generate(&SystemRng);
     let state = rotate(store, &rotation(&next, &third, later + 1)).await?;
     check!(
-        state.successor_hash.as_deref() == Some(refresh::hash(&third).as_str()),
+        state.successor_hash == Some(refresh::hash(&third)),
         "second rotation lost"
     );
     // Only the newest rotated token keeps a sealed successor: an old token plus a database
@@ -310,7 +310,7 @@ async fn a_rotated_token_does_not_rotate_again<S: Store>(store: &S) -> CaseResul
     rotate(store, &rotation(&token, &a, NOW + 1)).await?;
     let state = rotate(store, &rotation(&token, &b, NOW + 2)).await?;
     check!(
-        state.successor_hash.as_deref() == Some(refresh::hash(&a).as_str()),
+        state.successor_hash == Some(refresh::hash(&a)),
         "second caller replaced the successor"
     );
     check!(
@@ -346,7 +346,7 @@ async fn concurrent_rotations_have_one_winner<S: Store>(store: &S) -> CaseResult
         "{} different successors won",
         winners.len()
     );
-    let winner = winners.into_iter().next().unwrap_or_default();
+    let winner = winners.into_iter().next().ok_or("no successor won")?;
     check!(
         successors.iter().any(|s| refresh::hash(s) == winner),
         "the winner is none of the callers"
@@ -476,7 +476,7 @@ async fn password_change_revokes_other_families<S: Store>(store: &S) -> CaseResu
     changed.detail = Some(serde_json::json!({ "by": "self" }));
     let revoked = ok(
         store
-            .change_password(&u.id, "$new-hash", Some(&keep.id), NOW + 9, &changed)
+            .change_password(&u.id, &phc("$new-hash"), Some(&keep.id), NOW + 9, &changed)
             .await,
         "change_password",
     )?;
@@ -491,7 +491,7 @@ async fn password_change_revokes_other_families<S: Store>(store: &S) -> CaseResu
     );
     let got = ok(store.user_by_id(&u.id).await, "user_by_id")?.ok_or("user missing")?;
     check!(
-        got.password_hash == "$new-hash" && got.updated_at == NOW + 9,
+        got.password_hash == phc("$new-hash") && got.updated_at == NOW + 9,
         "hash not changed"
     );
     let kept = ok(store.family(&keep.id).await, "family")?.ok_or("family missing")?;
@@ -505,7 +505,7 @@ async fn password_change_revokes_other_families<S: Store>(store: &S) -> CaseResu
     again.at = NOW + 10;
     let revoked = ok(
         store
-            .change_password(&u.id, "$newer", None, NOW + 10, &again)
+            .change_password(&u.id, &phc("$newer"), None, NOW + 10, &again)
             .await,
         "change_password",
     )?;
@@ -521,7 +521,7 @@ async fn password_change_revokes_other_families<S: Store>(store: &S) -> CaseResu
     let ghost = event_for("usr_pw_ghost", "password_changed");
     let revoked = ok(
         store
-            .change_password("usr_pw_ghost", "$x", None, NOW + 11, &ghost)
+            .change_password("usr_pw_ghost", &phc("$x"), None, NOW + 11, &ghost)
             .await,
         "change_password",
     )?;
@@ -540,12 +540,12 @@ async fn hash_upgrade_keeps_sessions<S: Store>(store: &S) -> CaseResult {
     let (u, _, fam) = session(store, "up").await?;
     ok(
         store
-            .upgrade_password_hash(&u.id, "$upgraded", NOW + 1)
+            .upgrade_password_hash(&u.id, &phc("$upgraded"), NOW + 1)
             .await,
         "upgrade",
     )?;
     let got = ok(store.user_by_id(&u.id).await, "user_by_id")?.ok_or("user missing")?;
-    check!(got.password_hash == "$upgraded", "hash not upgraded");
+    check!(got.password_hash == phc("$upgraded"), "hash not upgraded");
     let fam = ok(store.family(&fam.id).await, "family")?.ok_or("family missing")?;
     check!(fam.revoked_at.is_none(), "upgrade revoked a family");
     Ok(())
@@ -753,11 +753,16 @@ async fn user_families_and_revoke_all<S: Store>(store: &S) -> CaseResult {
     Ok(())
 }
 
+/// A stored password hash standing for a real one.
+fn phc(text: &str) -> PasswordPhc {
+    PasswordPhc::from_stored(text.into())
+}
+
 fn api_key(owner: &str, now: i64) -> ApiKey {
     ApiKey {
         id: new_id(&SystemRng, "key_"),
-        key_hash: crate::primitives::encoding::hex(&crate::primitives::encoding::sha256(
-            new_id(&SystemRng, "").as_bytes(),
+        key_hash: KeyHash::from_stored(crate::primitives::encoding::hex(
+            &crate::primitives::encoding::sha256(new_id(&SystemRng, "").as_bytes()),
         )),
         label: "deploy bot".into(),
         owner_user_id: owner.into(),
@@ -798,7 +803,13 @@ async fn api_keys_round_trip<S: Store>(store: &S) -> CaseResult {
         "owner: {found:?}"
     );
     check!(
-        ok(store.api_key_by_hash("00").await, "api_key_by_hash")?.is_none(),
+        ok(
+            store
+                .api_key_by_hash(&KeyHash::from_stored("00".into()))
+                .await,
+            "api_key_by_hash"
+        )?
+        .is_none(),
         "unknown hash found"
     );
     let listed = ok(store.list_api_keys(Some(&u.id)).await, "list_api_keys")?;

@@ -8,6 +8,7 @@
 use subtle::ConstantTimeEq;
 
 use crate::domain::config::MAX_PBKDF2_ITERATIONS;
+use crate::domain::store::PasswordPhc;
 use crate::primitives::encoding::{b64_phc, b64_phc_decode};
 use crate::primitives::error::Error;
 use crate::primitives::platform::{random_array, Pbkdf2, Rng};
@@ -100,17 +101,19 @@ pub async fn hash(
     rng: &dyn Rng,
     password: &str,
     iterations: u32,
-) -> Result<String, Error> {
+) -> Result<PasswordPhc, Error> {
     let salt: [u8; SALT_BYTES] = random_array(rng);
     let hash = hasher
         .derive(password.as_bytes(), &salt, iterations)
         .await?;
-    Ok(PasswordHash {
-        iterations,
-        salt: salt.to_vec(),
-        hash,
-    }
-    .to_phc())
+    Ok(PasswordPhc::from_stored(
+        PasswordHash {
+            iterations,
+            salt: salt.to_vec(),
+            hash,
+        }
+        .to_phc(),
+    ))
 }
 
 /// The outcome of checking a password against a stored hash.
@@ -127,11 +130,11 @@ pub enum Verdict {
 /// Checks `password` against the PHC string `stored`; `iterations` is the configured count.
 pub async fn verify(
     hasher: &impl Pbkdf2,
-    stored: &str,
+    stored: &PasswordPhc,
     password: &str,
     iterations: u32,
 ) -> Result<Verdict, Error> {
-    let Some(parsed) = PasswordHash::parse(stored) else {
+    let Some(parsed) = PasswordHash::parse(stored.as_str()) else {
         // An unusable stored hash must cost the same as a real check and must not log anyone in.
         dummy_verify(hasher, password, iterations).await?;
         return Ok(Verdict::Mismatch);
@@ -249,7 +252,7 @@ mod tests {
     #[test]
     fn hash_verify_and_rehash() {
         let phc = block_on(hash(&RustPbkdf2, &SystemRng, "correct horse", 10_000)).unwrap();
-        assert!(phc.starts_with("$pbkdf2-sha256$i=10000,l=32$"));
+        assert!(phc.as_str().starts_with("$pbkdf2-sha256$i=10000,l=32$"));
         let check =
             |pw: &str, iterations| block_on(verify(&RustPbkdf2, &phc, pw, iterations)).unwrap();
         assert_eq!(check("correct horse", 10_000), Verdict::Match);
@@ -280,7 +283,7 @@ mod tests {
         ] {
             assert!(PasswordHash::parse(bad).is_none(), "{bad}");
             assert_eq!(
-                block_on(verify(&RustPbkdf2, bad, "correct horse", 10_000)).unwrap(),
+                block_on(verify(&RustPbkdf2, &PasswordPhc::from_stored(bad.into()), "correct horse", 10_000)).unwrap(),
                 Verdict::Mismatch
             );
         }

@@ -25,7 +25,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::domain::store::TokenState;
+use crate::domain::store::{TokenHash, TokenState};
 use crate::primitives::encoding::{b64url, b64url_decode, hex, hex_decode, sha256};
 use crate::primitives::error::Error;
 use crate::primitives::platform::{random_array, Rng};
@@ -50,8 +50,8 @@ pub fn well_formed(token: &str) -> bool {
 }
 
 /// The stored form of a token: hex SHA-256 of its full text.
-pub fn hash(token: &str) -> String {
-    hex(&sha256(token.as_bytes()))
+pub fn hash(token: &str) -> TokenHash {
+    TokenHash::from_stored(hex(&sha256(token.as_bytes())))
 }
 
 fn pad(predecessor: &str) -> [u8; 32] {
@@ -70,12 +70,12 @@ pub fn seal(predecessor: &str, successor: &str) -> String {
 }
 
 /// Unseals a successor and checks it against its stored hash.
-pub fn unseal(predecessor: &str, sealed: &str, successor_hash: &str) -> Option<String> {
+pub fn unseal(predecessor: &str, sealed: &str, successor_hash: &TokenHash) -> Option<String> {
     let sealed: [u8; 32] = hex_decode(sealed)?.try_into().ok()?;
     let pad = pad(predecessor);
     let bytes: Vec<u8> = sealed.iter().zip(pad).map(|(b, p)| b ^ p).collect();
     let token = format!("{PREFIX}{}", b64url(&bytes));
-    (hash(&token) == successor_hash).then_some(token)
+    (hash(&token) == *successor_hash).then_some(token)
 }
 
 /// Why a reuse revoked a family (recorded in the audit log).
@@ -130,7 +130,7 @@ pub fn decide_hashed(
     state: &TokenState,
     presented: &str,
     ours: &str,
-    ours_hash: &str,
+    ours_hash: &TokenHash,
     now: i64,
     windows: Windows,
 ) -> Decision {
@@ -141,7 +141,7 @@ pub fn decide_hashed(
     if family.expires_at <= now {
         return Decision::Reject(Error::InvalidRefreshToken("family expired"));
     }
-    if state.successor_hash.as_deref() == Some(ours_hash) {
+    if state.successor_hash.as_ref() == Some(ours_hash) {
         return Decision::Issue {
             token: ours.to_string(),
             replay: false,
@@ -161,7 +161,7 @@ pub fn decide_hashed(
         let unsealed = state
             .successor_sealed
             .as_deref()
-            .zip(state.successor_hash.as_deref())
+            .zip(state.successor_hash.as_ref())
             .and_then(|(sealed, h)| unseal(presented, sealed, h));
         return match unsealed {
             Some(token) => Decision::Issue {
@@ -228,7 +228,7 @@ mod tests {
         assert!(well_formed(&a));
         assert!(!well_formed("ghr_short"));
         assert!(!well_formed(&a[4..]));
-        assert_eq!(hash(&a).len(), 64);
+        assert_eq!(hash(&a).as_str().len(), 64);
     }
 
     #[test]

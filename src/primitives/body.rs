@@ -30,7 +30,7 @@ pub fn json_body<T: DeserializeOwned>(
     }
     if req.body.iter().all(u8::is_ascii_whitespace) {
         if allow_empty {
-            return T::deserialize(Value::Object(Map::new())).map_err(rejection);
+            return typed(Value::Object(Map::new()));
         }
         return Err(if content_type.is_none() {
             Error::UnsupportedMediaType
@@ -44,7 +44,7 @@ pub fn json_body<T: DeserializeOwned>(
     // The whole document is checked as JSON first (a lone surrogate or an out-of-range number
     // in a member `T` ignores is still `invalid_json`); its values then move into `T`.
     match serde_json::from_slice::<Value>(&req.body) {
-        Ok(object @ Value::Object(_)) => T::deserialize(object).map_err(rejection),
+        Ok(object @ Value::Object(_)) => typed(object),
         Ok(_) => Err(Error::BadRequest(
             "the request body must be a JSON object".into(),
         )),
@@ -52,9 +52,17 @@ pub fn json_body<T: DeserializeOwned>(
     }
 }
 
-/// The one mapping of a body of the wrong shape for `T`: 400 naming what is wrong.
-fn rejection(err: serde_json::Error) -> Error {
-    Error::BadRequest(format!("the request body: {err}"))
+/// Moves a parsed object into `T`; the one mapping of the wrong shape: 400 naming the member.
+fn typed<T: DeserializeOwned>(object: Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize(object).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        Error::BadRequest(if path == "." {
+            format!("the request body: {inner}")
+        } else {
+            format!("{path}: {inner}")
+        })
+    })
 }
 
 /// `POST /auth/register` and `POST /auth/login`.

@@ -3,12 +3,97 @@
 use crate::primitives::cookies;
 use crate::primitives::error::{Error, TokenRejection};
 
+/// A request method. The common ones are variants; any other is kept as sent (upper-cased), so
+/// an unknown method reaches the route table and gets its `405`, never turns into `GET`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`
+    #[default]
+    Get,
+    /// `HEAD`
+    Head,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `PATCH`
+    Patch,
+    /// `DELETE`
+    Delete,
+    /// `OPTIONS`
+    Options,
+    /// Any other method, upper-cased.
+    Other(Box<str>),
+}
+
+impl Method {
+    /// Reads a method name, case-insensitively.
+    pub fn parse(raw: &str) -> Self {
+        let known = [
+            ("GET", Self::Get),
+            ("HEAD", Self::Head),
+            ("POST", Self::Post),
+            ("PUT", Self::Put),
+            ("PATCH", Self::Patch),
+            ("DELETE", Self::Delete),
+            ("OPTIONS", Self::Options),
+        ];
+        known
+            .into_iter()
+            .find(|(name, _)| raw.eq_ignore_ascii_case(name))
+            .map_or_else(|| Self::Other(raw.to_ascii_uppercase().into()), |(_, m)| m)
+    }
+
+    /// The method's name, upper-case.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+            Self::Other(name) => name,
+        }
+    }
+
+    /// `GET` and `HEAD`: the methods that only read.
+    pub fn is_read(&self) -> bool {
+        matches!(self, Self::Get | Self::Head)
+    }
+}
+
+impl From<&str> for Method {
+    fn from(raw: &str) -> Self {
+        Self::parse(raw)
+    }
+}
+
+impl PartialEq<str> for Method {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Method {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An incoming request, already size-limited by the adapter. `Debug` shows no header value,
 /// query or body: they carry credentials.
 #[derive(Clone, Default)]
 pub struct Request {
-    /// Upper-case method, e.g. `POST`.
-    pub method: String,
+    /// The method.
+    pub method: Method,
     /// The URL path, still percent-encoded, e.g. `/auth/login`.
     pub path: String,
     /// The raw query string without its `?` (empty when there is none).
@@ -49,7 +134,7 @@ impl Request {
     pub fn new(method: &str, target: &str) -> Self {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         Self {
-            method: method.to_ascii_uppercase(),
+            method: Method::parse(method),
             path: path.to_string(),
             query: query.to_string(),
             ..Self::default()

@@ -9,7 +9,7 @@ use crate::domain::config::{Config, Registration};
 use crate::domain::csrf;
 use crate::domain::password::{self, Verdict};
 use crate::domain::refresh::{self, Decision};
-use crate::domain::store::{Family, NewFamily, RevokeReason, Rotation, Store, User};
+use crate::domain::store::{Family, NewFamily, RevokeReason, Rotation, Store, TokenHash, User};
 use crate::domain::token::AccessClaims;
 use crate::primitives::body::{json_body, Credentials, PasswordChange, RefreshBody};
 use crate::primitives::cookies;
@@ -356,7 +356,7 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
 async fn check_refresh_session<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    presented_hash: &str,
+    presented_hash: &TokenHash,
     delivery: Delivery,
 ) -> Result<(), Error> {
     let limit_refresh = svc.config.rate_limits.refresh_per_family > 0;

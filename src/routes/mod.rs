@@ -75,7 +75,7 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
     let incoming = proxy::Incoming::new(route, req, body)?;
     let targets = proxy::select(route, req, remainder, incoming.json())?;
     let caller = authenticate(svc, req).await?;
-    let (target, rule) = proxy::authorize(route, targets, &req.method, caller.as_ref())?;
+    let (target, rule) = proxy::authorize(route, targets, req.method.as_str(), caller.as_ref())?;
     let prepared = proxy::prepare(route, &target, caller.as_ref(), req, incoming)?;
     let secret = svc
         .config
@@ -155,7 +155,7 @@ async fn route<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let (endpoint, params) = table::find(&req.method, &req.path)?;
+    let (endpoint, params) = table::find(req.method.as_str(), &req.path)?;
     match endpoint {
         Endpoint::Healthz => Ok(Response::json(200, &json!({ "status": "ok" }))),
         Endpoint::Readyz => {

@@ -127,7 +127,7 @@ async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request,
     Ok(Request {
         // The method as sent: the runtime's `Method` type reads every method it does not know
         // (SEARCH, PROPFIND…) as GET, which would route it as a read.
-        method: req.inner().method().to_ascii_uppercase(),
+        method: crate::primitives::http::Method::parse(&req.inner().method()),
         path: url.path().to_string(),
         query: url.query().unwrap_or("").to_string(),
         scheme: url.scheme().to_string(),

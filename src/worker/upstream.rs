@@ -26,7 +26,7 @@ impl Upstream for FetchUpstream {
             headers.append(name, value).map_err(unreachable)?;
         }
         let mut init = RequestInit::new();
-        init.with_method(Method::from(request.method))
+        init.with_method(Method::from(request.method.as_str().to_string()))
             .with_headers(headers)
             .with_redirect(RequestRedirect::Manual);
         if let Some(body) = request.body {

@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::domain::caller::Caller;
 use crate::primitives::encoding;
 use crate::primitives::error::Error;
-use crate::primitives::http::Request;
+use crate::primitives::http::{Method, Request};
 
 pub use policy::Target;
 use policy::{Action, OwnerLookup};
@@ -42,7 +42,7 @@ pub use routes::{Route, Routes};
 #[derive(Clone, PartialEq, Eq)]
 pub struct UpstreamRequest {
     /// Method.
-    pub method: String,
+    pub method: Method,
     /// Absolute URL under the route's base.
     pub url: String,
     /// Headers (lower-case names).
@@ -130,7 +130,7 @@ impl Incoming {
             return Err(Error::PayloadTooLarge(route.max_body_bytes));
         }
         let media = req.media_type().unwrap_or_default();
-        let json = (is_write(&req.method) && !body.is_empty() && is_json(&media)).then(|| {
+        let json = (!req.method.is_read() && !body.is_empty() && is_json(&media)).then(|| {
             json::parse(&body).map_err(|e| match e {
                 json::StrictError::Syntax => Error::InvalidJson,
                 json::StrictError::Duplicate(name) => {
@@ -148,10 +148,6 @@ impl Incoming {
 }
 
 /// Whether `method` may carry a body to change something (anything but GET and HEAD).
-fn is_write(method: &str) -> bool {
-    !matches!(method, "GET" | "HEAD")
-}
-
 /// Phase 1 (select): what on `route` the request may be aimed at, in the order tried (the endpoints
 /// matching its method and path, or the whole base of a `forward_all` route). `body` is the
 /// parsed write body (see [`policy::select`]); `remainder` is what [`check_path`] returned.
@@ -162,12 +158,12 @@ pub fn select<'r>(
     body: Option<&Value>,
 ) -> Result<Vec<Target<'r>>, Error> {
     if route.forward_all {
-        if route.rules_for(&req.method).is_none() {
+        if route.rules_for(req.method.as_str()).is_none() {
             return Err(Error::MethodNotAllowed(route.allow().into()));
         }
         return Ok(vec![Target::Base]);
     }
-    policy::select(&route.endpoints, &req.method, remainder, body)
+    policy::select(&route.endpoints, req.method.as_str(), remainder, body)
 }
 
 /// Phase 2 (authorize): the first of `targets` with a rule that admits `caller`, and that rule. When none
@@ -221,7 +217,7 @@ pub fn prepare(
     incoming: Incoming,
 ) -> Result<Prepared, Error> {
     let Incoming { body, media, json } = incoming;
-    let write = is_write(&req.method);
+    let write = !req.method.is_read();
     let forward_unseen = |body: Vec<u8>| -> Result<Option<Vec<u8>>, Error> {
         if !write || body.is_empty() {
             // fetch refuses a GET or HEAD with a body; there is nothing to forward.
@@ -298,7 +294,15 @@ pub fn owner_lookup<'r>(
     let url = format!("{}{path}", route.upstream);
     Some((
         signed_request(
-            route, "GET", url, query, headers, None, caller, req, identity,
+            route,
+            Method::Get,
+            url,
+            query,
+            headers,
+            None,
+            caller,
+            req,
+            identity,
         ),
         lookup,
     ))
@@ -360,7 +364,7 @@ pub fn rewrite(
     let url = format!("{}{remainder}", route.upstream);
     signed_request(
         route,
-        &req.method,
+        req.method.clone(),
         url,
         query,
         headers,
@@ -397,7 +401,7 @@ fn inject(injection: Option<&Injection>, headers: &mut Vec<(String, String)>, qu
 #[allow(clippy::too_many_arguments)]
 fn signed_request(
     route: &Route,
-    method: &str,
+    method: Method,
     mut url: String,
     query: String,
     mut headers: Vec<(String, String)>,
@@ -431,7 +435,7 @@ fn signed_request(
     let (signature_input, signature) = sign::sign(
         identity.secret,
         &sign::Signed {
-            method,
+            method: method.as_str(),
             path: &url[upstream_path_start..path_end],
             query: &query,
             fields: &fields,
@@ -444,7 +448,7 @@ fn signed_request(
     headers.push(("signature-input".into(), signature_input));
     headers.push(("signature".into(), signature));
     UpstreamRequest {
-        method: method.to_string(),
+        method,
         url,
         headers,
         body,

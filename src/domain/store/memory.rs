@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{
-    ApiKey, AuditEvent, AuditQuery, Family, KeyLookup, NewFamily, PruneCounts, PruneCutoffs,
-    RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenState, User, UserQuery,
+    ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
+    PruneCounts, PruneCutoffs, RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenHash,
+    TokenState, User, UserQuery,
 };
 use crate::primitives::error::Error;
 
@@ -14,7 +15,7 @@ struct TokenRow {
     family_id: String,
     generation: i64,
     rotated_at: Option<i64>,
-    successor_hash: Option<String>,
+    successor_hash: Option<TokenHash>,
     successor_sealed: Option<String>,
 }
 
@@ -22,7 +23,7 @@ struct TokenRow {
 struct State {
     users: HashMap<String, User>,
     families: HashMap<String, Family>,
-    tokens: HashMap<String, TokenRow>,
+    tokens: HashMap<TokenHash, TokenRow>,
     events: Vec<StoredEvent>,
     next_event_id: i64,
     api_keys: HashMap<String, ApiKey>,
@@ -102,7 +103,7 @@ impl State {
         Ok(())
     }
 
-    fn token_state(&self, token_hash: &str) -> Option<TokenState> {
+    fn token_state(&self, token_hash: &TokenHash) -> Option<TokenState> {
         let row = self.tokens.get(token_hash)?;
         let family = self.families.get(&row.family_id)?.clone();
         Some(TokenState {
@@ -166,10 +167,15 @@ impl Store for MemoryStore {
         Ok(self.with(|s| s.users.get(id).cloned()))
     }
 
-    async fn upgrade_password_hash(&self, user_id: &str, phc: &str, now: i64) -> Result<(), Error> {
+    async fn upgrade_password_hash(
+        &self,
+        user_id: &str,
+        phc: &PasswordPhc,
+        now: i64,
+    ) -> Result<(), Error> {
         self.with(|s| {
             if let Some(user) = s.users.get_mut(user_id) {
-                user.password_hash = phc.to_string();
+                user.password_hash = phc.clone();
                 user.updated_at = now;
             }
         });
@@ -179,7 +185,7 @@ impl Store for MemoryStore {
     async fn change_password(
         &self,
         user_id: &str,
-        phc: &str,
+        phc: &PasswordPhc,
         keep: Option<&str>,
         now: i64,
         event: &AuditEvent,
@@ -188,7 +194,7 @@ impl Store for MemoryStore {
             let Some(user) = s.users.get_mut(user_id) else {
                 return 0;
             };
-            user.password_hash = phc.to_string();
+            user.password_hash = phc.clone();
             user.updated_at = now;
             let ids: Vec<String> = s
                 .families
@@ -260,7 +266,7 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn token_state(&self, token_hash: &str) -> Result<Option<TokenState>, Error> {
+    async fn token_state(&self, token_hash: &TokenHash) -> Result<Option<TokenState>, Error> {
         Ok(self.with(|s| s.token_state(token_hash)))
     }
 
@@ -429,12 +435,12 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyLookup>, Error> {
+    async fn api_key_by_hash(&self, key_hash: &KeyHash) -> Result<Option<KeyLookup>, Error> {
         Ok(self.with(|s| {
             let key = s
                 .api_keys
                 .values()
-                .find(|k| k.key_hash == key_hash)?
+                .find(|k| k.key_hash == *key_hash)?
                 .clone();
             let owner = s.users.get(&key.owner_user_id)?;
             Some(KeyLookup {

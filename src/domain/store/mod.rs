@@ -15,6 +15,55 @@ use std::fmt;
 
 use crate::primitives::error::Error;
 
+/// Declares a stored hash: a string that is only ever made by hashing (or read back from
+/// storage), so a plaintext credential cannot be stored where a hash belongs by mistake.
+macro_rules! stored_hash {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A value read back from storage, where only hashes are written.
+            pub fn from_stored(stored: String) -> Self {
+                Self(stored)
+            }
+
+            /// The stored text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(…)"))
+            }
+        }
+    };
+}
+
+stored_hash!(
+    /// A refresh token's stored form: SHA-256 (hex) of the token
+    /// (`crate::domain::refresh::hash`).
+    TokenHash
+);
+stored_hash!(
+    /// An API key's stored form: HMAC-SHA256 (hex) under the pepper
+    /// (`crate::domain::apikey::hash`).
+    KeyHash
+);
+stored_hash!(
+    /// A password's stored form: a PBKDF2 PHC string (`crate::domain::password::hash`).
+    PasswordPhc
+);
+
 /// A user account.
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
@@ -25,7 +74,7 @@ pub struct User {
     /// Display name.
     pub name: Option<String>,
     /// PHC string.
-    pub password_hash: String,
+    pub password_hash: PasswordPhc,
     /// Role names.
     pub roles: Vec<String>,
     /// A disabled user cannot log in or refresh.
@@ -63,7 +112,7 @@ pub struct NewFamily {
     /// The login's `User-Agent`.
     pub user_agent: Option<String>,
     /// SHA-256 (hex) of the first refresh token.
-    pub first_token_hash: String,
+    pub first_token_hash: TokenHash,
 }
 
 /// A refresh family.
@@ -137,9 +186,9 @@ impl Family {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
     /// SHA-256 (hex) of the presented token.
-    pub token_hash: String,
+    pub token_hash: TokenHash,
     /// SHA-256 (hex) of this caller's freshly made successor.
-    pub successor_hash: String,
+    pub successor_hash: TokenHash,
     /// The successor sealed under the presented token (see `crate::domain::refresh::seal`).
     pub successor_sealed: String,
     /// Unix ms.
@@ -158,7 +207,7 @@ pub struct TokenState {
     /// When it was rotated, if it was.
     pub rotated_at: Option<i64>,
     /// The hash of the successor that won the rotation.
-    pub successor_hash: Option<String>,
+    pub successor_hash: Option<TokenHash>,
     /// That successor, sealed under this token.
     pub successor_sealed: Option<String>,
 }
@@ -215,7 +264,7 @@ pub struct ApiKey {
     /// `key_…`.
     pub id: String,
     /// Hex HMAC-SHA256 of the key under `API_KEY_PEPPER`.
-    pub key_hash: String,
+    pub key_hash: KeyHash,
     /// What it is for, as its minter said.
     pub label: String,
     /// The user it acts as.
@@ -345,7 +394,12 @@ pub trait Store {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, Error>;
 
     /// Replaces a password hash without revoking anything (parameter upgrade at login).
-    async fn upgrade_password_hash(&self, user_id: &str, phc: &str, now: i64) -> Result<(), Error>;
+    async fn upgrade_password_hash(
+        &self,
+        user_id: &str,
+        phc: &PasswordPhc,
+        now: i64,
+    ) -> Result<(), Error>;
 
     /// Sets a new password hash, revokes every live family of the user except `keep` and
     /// records `event` with `revoked_sessions` (how many families were revoked) added to its
@@ -353,7 +407,7 @@ pub trait Store {
     async fn change_password(
         &self,
         user_id: &str,
-        phc: &str,
+        phc: &PasswordPhc,
         keep: Option<&str>,
         now: i64,
         event: &AuditEvent,
@@ -376,7 +430,7 @@ pub trait Store {
     async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Option<TokenState>, Error>;
 
     /// The state of a token without changing anything.
-    async fn token_state(&self, token_hash: &str) -> Result<Option<TokenState>, Error>;
+    async fn token_state(&self, token_hash: &TokenHash) -> Result<Option<TokenState>, Error>;
 
     /// Revokes a family if it is still live and, only if this call revoked it, records `event`,
     /// atomically. Returns whether this call revoked it.
@@ -448,7 +502,7 @@ pub trait Store {
     async fn create_api_key(&self, key: &ApiKey, event: &AuditEvent) -> Result<(), Error>;
 
     /// The key with this hash, with its owner's roles and status.
-    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyLookup>, Error>;
+    async fn api_key_by_hash(&self, key_hash: &KeyHash) -> Result<Option<KeyLookup>, Error>;
 
     /// A key by id.
     async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, Error>;

@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::{
-    ApiKey, AuditEvent, AuditQuery, Family, KeyLookup, NewFamily, PruneCounts, PruneCutoffs,
-    RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenState, User, UserQuery,
+    ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
+    PruneCounts, PruneCutoffs, RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenHash,
+    TokenState, User, UserQuery,
 };
 use crate::primitives::error::Error;
 
@@ -118,8 +119,8 @@ fn stmt<'a>(sql: impl Into<Cow<'static, str>>, params: Vec<Param<'a>>) -> Statem
     }
 }
 
-fn text(s: &str) -> Param<'_> {
-    Param::Text(Cow::Borrowed(s))
+fn text<T: AsRef<str> + ?Sized>(s: &T) -> Param<'_> {
+    Param::Text(Cow::Borrowed(s.as_ref()))
 }
 
 fn owned(s: String) -> Param<'static> {
@@ -127,7 +128,7 @@ fn owned(s: String) -> Param<'static> {
 }
 
 fn opt_text(s: Option<&str>) -> Param<'_> {
-    s.map_or(Param::Null, text)
+    s.map_or(Param::Null, |s| text(s))
 }
 
 fn int(n: i64) -> Param<'static> {
@@ -198,7 +199,7 @@ impl UserRow {
             id: self.id,
             email: self.email,
             name: self.name,
-            password_hash: self.password_hash,
+            password_hash: PasswordPhc::from_stored(self.password_hash),
             roles,
             disabled: self.disabled != 0,
             created_at: self.created_at,
@@ -250,7 +251,7 @@ impl From<TokenRow> for TokenState {
             family: r.family.into(),
             generation: r.generation,
             rotated_at: r.rotated_at,
-            successor_hash: r.successor_hash,
+            successor_hash: r.successor_hash.map(TokenHash::from_stored),
             successor_sealed: r.successor_sealed,
         }
     }
@@ -320,7 +321,7 @@ impl ApiKeyRow {
         })?;
         Ok(ApiKey {
             id: self.id,
-            key_hash: self.key_hash,
+            key_hash: KeyHash::from_stored(self.key_hash),
             label: self.label,
             owner_user_id: self.owner_user_id,
             created_by: self.created_by,
@@ -491,7 +492,12 @@ impl<E: Executor> Store for SqlStore<E> {
             .transpose()
     }
 
-    async fn upgrade_password_hash(&self, user_id: &str, phc: &str, now: i64) -> Result<(), Error> {
+    async fn upgrade_password_hash(
+        &self,
+        user_id: &str,
+        phc: &PasswordPhc,
+        now: i64,
+    ) -> Result<(), Error> {
         self.run(stmt(
             USER_UPDATE_PASSWORD_SQL,
             vec![text(user_id), text(phc), int(now)],
@@ -503,7 +509,7 @@ impl<E: Executor> Store for SqlStore<E> {
     async fn change_password(
         &self,
         user_id: &str,
-        phc: &str,
+        phc: &PasswordPhc,
         keep: Option<&str>,
         now: i64,
         event: &AuditEvent,
@@ -601,7 +607,7 @@ impl<E: Executor> Store for SqlStore<E> {
             .map(TokenState::from))
     }
 
-    async fn token_state(&self, token_hash: &str) -> Result<Option<TokenState>, Error> {
+    async fn token_state(&self, token_hash: &TokenHash) -> Result<Option<TokenState>, Error> {
         Ok(self
             .first::<TokenRow>(stmt(TOKEN_STATE_SQL, vec![text(token_hash)]))
             .await?
@@ -787,7 +793,7 @@ impl<E: Executor> Store for SqlStore<E> {
         .map(drop)
     }
 
-    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyLookup>, Error> {
+    async fn api_key_by_hash(&self, key_hash: &KeyHash) -> Result<Option<KeyLookup>, Error> {
         let row = self
             .first::<KeyLookupRow>(stmt(
                 "SELECT k.*, u.roles AS owner_roles, u.disabled AS owner_disabled \
