@@ -43,9 +43,35 @@ static ROUTE: LazyLock<Route> = LazyLock::new(|| {
 
 /// Member names: those the policies name first, then credentials and names never accepted.
 const NAMES: &[&str] = &[
-    "data", "title", "meta", "note", "tags", "status", "author", "by", "_state", "_id", "id",
-    "body", "flags", "public", "owner", "published", "x", "api_key", "API_KEY", "api.key",
-    "api%5Fkey", "api key", "token", "access_token", "_method", "secret_x", "a[b]", "", "\u{1}",
+    "data",
+    "title",
+    "meta",
+    "note",
+    "tags",
+    "status",
+    "author",
+    "by",
+    "_state",
+    "_id",
+    "id",
+    "body",
+    "flags",
+    "public",
+    "owner",
+    "published",
+    "x",
+    "api_key",
+    "API_KEY",
+    "api.key",
+    "api%5Fkey",
+    "api key",
+    "token",
+    "access_token",
+    "_method",
+    "secret_x",
+    "a[b]",
+    "",
+    "\u{1}",
 ];
 const POLICY_NAMES: usize = 16;
 
@@ -93,13 +119,17 @@ enum Doc {
 }
 
 fn doc() -> impl Strategy<Value = Doc> {
-    leaf().prop_map(Doc::Leaf).prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..3).prop_map(Doc::Array),
-            proptest::collection::vec((proptest::sample::select(&NAMES[..8]), inner), 0..4)
-                .prop_map(|m| Doc::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
-        ]
-    })
+    leaf()
+        .prop_map(Doc::Leaf)
+        .prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Doc::Array),
+                proptest::collection::vec((proptest::sample::select(&NAMES[..8]), inner), 0..4)
+                    .prop_map(|m| Doc::Object(
+                        m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                    )),
+            ]
+        })
 }
 
 /// The text of `doc`, member names escaped as `\uXXXX` where `escape` says so.
@@ -108,16 +138,25 @@ fn render(doc: &Doc, escape: &mut impl Iterator<Item = bool>) -> String {
         Doc::Leaf(v) => v.to_string(),
         Doc::Array(items) => format!(
             "[{}]",
-            items.iter().map(|d| render(d, escape)).collect::<Vec<_>>().join(",")
+            items
+                .iter()
+                .map(|d| render(d, escape))
+                .collect::<Vec<_>>()
+                .join(",")
         ),
         Doc::Object(members) => {
             let members: Vec<String> = members
                 .iter()
                 .map(|(k, v)| {
                     let name = if escape.next().unwrap_or(false) {
-                        k.chars().map(|c| format!("\\u{:04x}", c as u32)).collect::<String>()
+                        k.chars()
+                            .map(|c| format!("\\u{:04x}", c as u32))
+                            .collect::<String>()
                     } else {
-                        serde_json::to_string(k).unwrap().trim_matches('"').to_string()
+                        serde_json::to_string(k)
+                            .unwrap()
+                            .trim_matches('"')
+                            .to_string()
                     };
                     format!("\"{name}\" : {}", render(v, escape))
                 })
@@ -149,12 +188,23 @@ fn policy_paths(policy: &Value) -> Vec<String> {
         .iter()
         .flat_map(|k| policy[k].as_array().cloned().unwrap_or_default())
         .filter_map(|v| v.as_str().map(str::to_string))
-        .chain(policy["force"].as_object().into_iter().flat_map(|m| m.keys().cloned()))
+        .chain(
+            policy["force"]
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.keys().cloned()),
+        )
         .chain(policy["owner"].as_str().map(str::to_string))
         .collect();
     let extra: Vec<String> = paths
         .iter()
-        .flat_map(|p| [format!("{p}.api_key"), format!("{p}.x"), format!("{p}._method")])
+        .flat_map(|p| {
+            [
+                format!("{p}.api_key"),
+                format!("{p}.x"),
+                format!("{p}._method"),
+            ]
+        })
         .collect();
     paths.extend(extra);
     paths.extend(["x", "api_key", "data.x", "API_KEY"].map(str::to_string));
@@ -179,14 +229,19 @@ fn set(value: &mut Value, path: &str, new: Value) {
 }
 
 fn at<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
-    path.split('.').try_fold(value, |node, key| node.as_object()?.get(key))
+    path.split('.')
+        .try_fold(value, |node, key| node.as_object()?.get(key))
 }
 
 /// Every (dotted path, value) of the object members of `value`, leaves and inner nodes alike.
 fn members(value: &Value, prefix: &str, out: &mut Vec<(String, Value)>) {
     if let Value::Object(map) = value {
         for (k, v) in map {
-            let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             out.push((path.clone(), v.clone()));
             members(v, &path, out);
         }

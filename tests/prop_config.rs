@@ -62,8 +62,21 @@ fn var_value() -> impl Strategy<Value = String> {
 /// one field changed.
 fn routes_value() -> impl Strategy<Value = String> {
     let field = proptest::sample::select(vec![
-        "prefix", "upstream", "timeout_ms", "max_body_bytes", "public", "endpoints", "forward_all",
-        "inject", "strip_headers", "strip_query", "read", "write", "GET", "DELETE", "owner_field",
+        "prefix",
+        "upstream",
+        "timeout_ms",
+        "max_body_bytes",
+        "public",
+        "endpoints",
+        "forward_all",
+        "inject",
+        "strip_headers",
+        "strip_query",
+        "read",
+        "write",
+        "GET",
+        "DELETE",
+        "owner_field",
         "nope",
     ]);
     let value = prop_oneof![
@@ -76,7 +89,9 @@ fn routes_value() -> impl Strategy<Value = String> {
         Just(json!({ "roles": ["anonymous"], "secret": "CMS_KEY" })),
         Just(json!({ "header": "api-key", "value": "{secret}" })),
         Just(json!([{ "method": "GET", "path": "items/{m}", "roles": ["user"] }])),
-        Just(json!([{ "method": "POST", "path": "x", "action": "create", "fields": ["a"], "roles": ["user"] }])),
+        Just(
+            json!([{ "method": "POST", "path": "x", "action": "create", "fields": ["a"], "roles": ["user"] }])
+        ),
         Just(json!([])),
     ];
     let good = json!({ "prefix": "/cms/", "upstream": "https://cms.example/api/",
@@ -107,7 +122,10 @@ fn parse(vars: &[(&str, String)]) -> Result<Config, ConfigError> {
 fn base() -> Vec<(&'static str, String)> {
     vec![
         ("JWT_SIGNING_KEY", b64url(&[3u8; 32])),
-        ("UPSTREAM_SIGNING_SECRET", "an upstream signing secret of 32+ chars".into()),
+        (
+            "UPSTREAM_SIGNING_SECRET",
+            "an upstream signing secret of 32+ chars".into(),
+        ),
         ("CMS_KEY", "cms-key-value".into()),
     ]
 }

@@ -54,7 +54,11 @@ fn near_miss(name: &str) -> impl Strategy<Value = String> {
 #[derive(Debug, Clone)]
 enum Piece {
     /// `name=value`, with optional whitespace around each.
-    Pair { name: String, value: String, pad: (bool, bool) },
+    Pair {
+        name: String,
+        value: String,
+        pad: (bool, bool),
+    },
     /// Something without `=`, or blank.
     Junk(String),
 }

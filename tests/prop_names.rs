@@ -22,8 +22,10 @@ use gatehouse::primitives::error::Error;
 const LISTED: &[&str] = &["limit", "sort", "fields", "filter", "page_size", "q"];
 
 static ROUTES: LazyLock<Routes> = LazyLock::new(|| {
-    let query: serde_json::Map<String, serde_json::Value> =
-        LISTED.iter().map(|n| (n.to_string(), json!("any"))).collect();
+    let query: serde_json::Map<String, serde_json::Value> = LISTED
+        .iter()
+        .map(|n| (n.to_string(), json!("any")))
+        .collect();
     let routes = json!({ "cms": {
         "prefix": "/cms/", "upstream": "https://cms.example/api/",
         "endpoints": [{ "method": "GET", "path": "items", "roles": ["anonymous"], "query": query }],
@@ -33,10 +35,51 @@ static ROUTES: LazyLock<Routes> = LazyLock::new(|| {
 
 /// Spellings that make PHP, `qs` and URLSearchParams read names differently.
 const NAME_PIECES: &[&str] = &[
-    "limit", "sort", "fields", "filter", "page", "_size", "q", "api", "key", "_key", "token",
-    "access", "_method", "API", "KEY", "Limit", "_", "%5F", "%5f", ".", "%2E", " ", "+", "%20",
-    "[", "]", "%5B", "%5D", "[]", "[x]", "%00", "\0", "?", "%3F", "%25", "%255F", "%", "%6C",
-    "%6c%69mit", "%3D", "%26", "%3B", "%C3%A9", "é", "\u{130}",
+    "limit",
+    "sort",
+    "fields",
+    "filter",
+    "page",
+    "_size",
+    "q",
+    "api",
+    "key",
+    "_key",
+    "token",
+    "access",
+    "_method",
+    "API",
+    "KEY",
+    "Limit",
+    "_",
+    "%5F",
+    "%5f",
+    ".",
+    "%2E",
+    " ",
+    "+",
+    "%20",
+    "[",
+    "]",
+    "%5B",
+    "%5D",
+    "[]",
+    "[x]",
+    "%00",
+    "\0",
+    "?",
+    "%3F",
+    "%25",
+    "%255F",
+    "%",
+    "%6C",
+    "%6c%69mit",
+    "%3D",
+    "%26",
+    "%3B",
+    "%C3%A9",
+    "é",
+    "\u{130}",
 ];
 
 /// A raw parameter name: no `=`, `&` or `;` (they end a name).

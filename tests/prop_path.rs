@@ -12,14 +12,60 @@ use gatehouse::primitives::error::Error;
 
 /// Pieces that make escapes likely: dots, slashes, escapes of every kind, `;`, controls.
 const PIECES: &[&str] = &[
-    "a", "b", "x1", "~", "-", "_", "é", ".", "..", "/", "//", "\\", ";", ";x=1", ":", "%", "%2", "%2e",
-    "%2E", "%2f", "%2F", "%5c", "%5C", "%25", "%252e", "%3b", "%3B", "%3a", "%00", "%0a", "%20",
-    "%7f", "%41", "%c0%ae", "%c0%af", "%e0%80%ae", "%C3%A9", "%e2%80%ae", "%ef%bc%8e", "%u002e",
-    " ", "\t", "\0", "?", "#", "@", "http:", "c:",
+    "a",
+    "b",
+    "x1",
+    "~",
+    "-",
+    "_",
+    "é",
+    ".",
+    "..",
+    "/",
+    "//",
+    "\\",
+    ";",
+    ";x=1",
+    ":",
+    "%",
+    "%2",
+    "%2e",
+    "%2E",
+    "%2f",
+    "%2F",
+    "%5c",
+    "%5C",
+    "%25",
+    "%252e",
+    "%3b",
+    "%3B",
+    "%3a",
+    "%00",
+    "%0a",
+    "%20",
+    "%7f",
+    "%41",
+    "%c0%ae",
+    "%c0%af",
+    "%e0%80%ae",
+    "%C3%A9",
+    "%e2%80%ae",
+    "%ef%bc%8e",
+    "%u002e",
+    " ",
+    "\t",
+    "\0",
+    "?",
+    "#",
+    "@",
+    "http:",
+    "c:",
 ];
 
 /// Plain segments, to keep most generated remainders acceptable.
-const PLAIN: &[&str] = &["a", "b", "items", "x1", "posts", "é", "%C3%A9", "v1.2", "~u", "_"];
+const PLAIN: &[&str] = &[
+    "a", "b", "items", "x1", "posts", "é", "%C3%A9", "v1.2", "~u", "_",
+];
 
 fn remainder() -> impl Strategy<Value = String> {
     let segment = prop_oneof![
@@ -63,7 +109,11 @@ fn readings(remainder: &str) -> Vec<Vec<u8>> {
     // Windows and WHATWG "special" URLs read `\` as `/`.
     let slashed: Vec<Vec<u8>> = all
         .iter()
-        .map(|r| r.iter().map(|&b| if b == b'\\' { b'/' } else { b }).collect())
+        .map(|r| {
+            r.iter()
+                .map(|&b| if b == b'\\' { b'/' } else { b })
+                .collect()
+        })
         .collect();
     all.extend(slashed);
     all

@@ -150,8 +150,14 @@ fn refresh(store: &MemoryStore, presented: &str, now: i64, l: &Lifetimes) -> Dec
         idle_cutoff: rotation.idle_cutoff,
         grace_ms: l.grace,
     };
-    let decision =
-        refresh::decide_hashed(&state, presented, &ours, &rotation.successor_hash, now, windows);
+    let decision = refresh::decide_hashed(
+        &state,
+        presented,
+        &ours,
+        &rotation.successor_hash,
+        now,
+        windows,
+    );
     if let Decision::Reuse(_) = decision {
         block_on(store.revoke_family(&state.family.id, RevokeReason::Reuse, now, None)).unwrap();
     }

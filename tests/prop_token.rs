@@ -73,7 +73,11 @@ fn claims() -> impl Strategy<Value = AccessClaims> {
 
 /// A token signed with the signing key's seed over `header` and `payload` exactly as given.
 fn sign_raw(pair: &KeyPair, header: &str, payload: &str) -> String {
-    let input = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64url(header.as_bytes()),
+        b64url(payload.as_bytes())
+    );
     let signature = pair.sk.sign(input.as_bytes(), None);
     format!("{input}.{}", b64url(&signature[..]))
 }
@@ -106,7 +110,8 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         "\\PC{0,8}".prop_map(Value::String),
     ];
     leaf.prop_recursive(2, 8, 3, |inner| {
@@ -460,7 +465,11 @@ static TOKEN_POOL: LazyLock<Vec<(String, i64, i64, bool)>> = LazyLock::new(|| {
             let ours = i != 3;
             let claims = AccessClaims {
                 iss: ISSUER.into(),
-                aud: if ours { AUDIENCE.into() } else { "other".into() },
+                aud: if ours {
+                    AUDIENCE.into()
+                } else {
+                    "other".into()
+                },
                 sub: format!("usr_{i}"),
                 jti: format!("j{i}"),
                 roles: vec![],

@@ -22,7 +22,10 @@ pub fn config() -> Config {
 
 /// One of `parts`, or one arbitrary character: the alphabet of "almost valid" inputs, built by
 /// concatenating `count` pieces.
-pub fn pieces(parts: &'static [&'static str], count: std::ops::Range<usize>) -> BoxedStrategy<String> {
+pub fn pieces(
+    parts: &'static [&'static str],
+    count: std::ops::Range<usize>,
+) -> BoxedStrategy<String> {
     let piece = prop_oneof![
         4 => proptest::sample::select(parts).prop_map(str::to_string),
         1 => any::<char>().prop_map(|c| c.to_string()),
