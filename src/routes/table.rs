@@ -56,7 +56,7 @@ pub enum Endpoint {
     Me,
     /// `GET /auth/session`
     SessionCsrf,
-    /// `GET /client/gatehouse.js` and `/client/gatehouse.d.ts`
+    /// `GET /client/gatehouse.js`, `/client/gatehouse.d.ts` and `/openapi.json`
     ClientAsset,
     /// `POST /auth/register`
     Register,
@@ -86,6 +86,7 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("GET",    "/auth/session",                Endpoint::SessionCsrf),
     ("GET",    assets::MODULE_PATH,            Endpoint::ClientAsset),
     ("GET",    assets::TYPES_PATH,             Endpoint::ClientAsset),
+    ("GET",    assets::OPENAPI_PATH,           Endpoint::ClientAsset),
     ("POST",   "/auth/register",               Endpoint::Register),
     ("POST",   "/auth/login",                  Endpoint::Login),
     ("POST",   "/auth/refresh",                Endpoint::Refresh),
@@ -108,6 +109,12 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("DELETE", "/admin/api-keys/{}",           Endpoint::Admin(AdminOp::RevokeKey)),
     ("GET",    "/admin/audit",                 Endpoint::Admin(AdminOp::Audit)),
 ];
+
+/// Every row of the table as `(method, path pattern)`, `{}` standing for a segment (`GET` rows
+/// answer `HEAD` too); `tests/openapi.rs` holds docs/openapi.yaml to them.
+pub fn rows() -> impl Iterator<Item = (&'static str, &'static str)> {
+    TABLE.iter().map(|(method, pattern, _)| (*method, *pattern))
+}
 
 /// The `{}` segments of `path` when it matches `pattern`.
 fn matches<'p>(pattern: &str, path: &'p str) -> Option<Vec<&'p str>> {

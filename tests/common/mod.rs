@@ -104,3 +104,5 @@ pub fn expect_error(res: &Response, status: u16, code: &str) {
         describe(res)
     );
 }
+
+pub mod prop;

@@ -5,7 +5,8 @@
 //! the way to the CMS (the runtime's URL parser, a reverse proxy, PHP, a Java servlet container)
 //! could read it as leaving the base. So any of these is refused, with no attempt to "clean" it:
 //!
-//! * dot segments (`.`, `..`, also with `;params` as servlet containers read them);
+//! * dot segments (`.`, `..`, also with `;params` as servlet containers read them, and with
+//!   the `;` percent-encoded, as they read them behind a decoding proxy);
 //! * empty segments (`//`), which also covers scheme-relative forms;
 //! * a colon in the first segment (`http:…`, `c:…`: absolute forms);
 //! * backslashes, control characters and whitespace, raw or percent-encoded;
@@ -47,13 +48,15 @@ pub fn check_remainder(remainder: &str) -> Result<(), Error> {
         decoded.push(b);
         i += 1;
     }
-    if std::str::from_utf8(&decoded).is_err() {
+    let Ok(decoded) = std::str::from_utf8(&decoded) else {
         return Err(Error::InvalidPath("encoded bytes that are not valid UTF-8"));
-    }
+    };
     if remainder.is_empty() {
         return Ok(());
     }
     let segments: Vec<&str> = remainder.split('/').collect();
+    // Encoded separators are refused above, so the decoded text has the same segments.
+    let decoded_segments: Vec<&str> = decoded.split('/').collect();
     let last = segments.len() - 1;
     for (index, segment) in segments.iter().enumerate() {
         if segment.is_empty() {
@@ -63,8 +66,11 @@ pub fn check_remainder(remainder: &str) -> Result<(), Error> {
             }
             return Err(Error::InvalidPath("an empty path segment"));
         }
+        // Also as a servlet container reads the segment once a decoder on the way (a reverse
+        // proxy) has turned `%3B` into `;`: `..%3Bx` and `.%3B` are dot segments to it.
         let bare = segment.split(';').next().unwrap_or("");
-        if bare == "." || bare == ".." {
+        let decoded_bare = decoded_segments[index].split(';').next().unwrap_or("");
+        if [bare, decoded_bare].iter().any(|b| *b == "." || *b == "..") {
             return Err(Error::InvalidPath("a dot segment"));
         }
         if index == 0 && segment.contains(':') {
@@ -136,6 +142,9 @@ mod tests {
             "..;/x",
             "a/..;jsessionid=1/b",
             "a/.;/b",
+            "..%3Bx/y",
+            "a/.%3b/b",
+            "..%3b",
         ] {
             assert!(check_remainder(bad).is_err(), "{bad:?} was accepted");
         }

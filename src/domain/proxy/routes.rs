@@ -63,7 +63,7 @@ const READ_METHODS: &[&str] = &["GET", "HEAD"];
 const WRITE_METHODS: &[&str] = &["POST", "PUT", "PATCH", "DELETE"];
 /// Paths Gatehouse answers itself; no route prefix may shadow them.
 const RESERVED_PREFIXES: &[&str] = &["/auth/", "/admin/", "/.well-known/", "/client/", "/__"];
-const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz"];
+const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json"];
 
 /// Where an injected credential goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
