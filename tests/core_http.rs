@@ -181,7 +181,10 @@ impl Gate {
     /// Adds the `X-CSRF-Token` of `token`'s session, as the page that logged in would.
     fn with_csrf(&self, req: Request, token: &str) -> Request {
         let family = self.family_of(token);
-        req.with_header("x-csrf-token", &self.config.csrf_key.token(&family.id))
+        req.with_header(
+            "x-csrf-token",
+            &self.config.browser.csrf_key.token(&family.id),
+        )
     }
 
     fn family_of(&self, token: &str) -> Family {
@@ -1716,7 +1719,7 @@ fn a_cookie_state_change_needs_an_allowed_origin_and_the_sessions_csrf_token() {
     let token = cookie_token(the_set_cookie(&res)).to_string();
     let csrf = res.json_body()["csrf_token"].as_str().unwrap().to_string();
     let family = gate.family_of(&token);
-    assert_eq!(csrf, gate.config.csrf_key.token(&family.id));
+    assert_eq!(csrf, gate.config.browser.csrf_key.token(&family.id));
 
     let pair = format!("gatehouse_refresh={token}");
     let base = |path: &str| {
@@ -1739,9 +1742,10 @@ fn a_cookie_state_change_needs_an_allowed_origin_and_the_sessions_csrf_token() {
             base(path)
                 .with_header("origin", SITE)
                 .with_header("x-csrf-token", "ghc_wrong"),
-            base(path)
-                .with_header("origin", SITE)
-                .with_header("x-csrf-token", &gate.config.csrf_key.token("fam_other")),
+            base(path).with_header("origin", SITE).with_header(
+                "x-csrf-token",
+                &gate.config.browser.csrf_key.token("fam_other"),
+            ),
         ];
         for req in cases {
             expect_error(&gate.send(&req), 403, "csrf_validation_failed");

@@ -134,7 +134,7 @@ impl Gate {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             sid: None,
         };
-        self.config.keys.sign(claims, NOW, 900).unwrap()
+        self.config.tokens.keys.sign(claims, NOW, 900).unwrap()
     }
 
     /// Status, headers (if proxied) and the last upstream request (if one was sent by this call).
@@ -440,7 +440,7 @@ fn route_config_errors_name_the_route_and_field() {
             "a secret in an error"
         );
     }
-    let debug = format!("{:?}", config_with(&routes()).unwrap().routes);
+    let debug = format!("{:?}", config_with(&routes()).unwrap().proxy.routes);
     assert!(!debug.contains("read-key-value") && !debug.contains("write-key-value"));
 }
 
@@ -530,6 +530,7 @@ fn answers_vary_on_authorization() {
         gatehouse::domain::proxy::filter_response(
             &config_with(&routes())
                 .unwrap()
+                .proxy
                 .routes
                 .iter()
                 .next()
@@ -553,7 +554,7 @@ fn answers_vary_on_authorization() {
     let (_, headers, _, _) = gate.send(Request::new("GET", "/cms/content/items/posts"));
     assert_eq!(header(&headers, "vary"), Some("Authorization"));
     let config = config_with(&routes()).unwrap();
-    let route = config.routes.iter().next().unwrap();
+    let route = config.proxy.routes.iter().next().unwrap();
     for already in ["*", "authorization", "Origin, Authorization"] {
         let out = gatehouse::domain::proxy::filter_response(
             route,
@@ -1279,7 +1280,7 @@ fn endpoint_config_errors_name_the_route_and_endpoint() {
     assert!(err.reason.contains("forward_all"), "{}", err.reason);
     for name in ["cockpit", "cockpit-moderated", "directus"] {
         let config = config_with(&recipe(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let debug = format!("{:?}", config.routes);
+        let debug = format!("{:?}", config.proxy.routes);
         assert!(!debug.contains("-value"), "a secret in Debug");
     }
 }

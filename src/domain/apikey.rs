@@ -134,10 +134,13 @@ mod tests {
         let other =
             crate::domain::config::Config::for_tests(&[("API_KEY_PEPPER", &"q".repeat(32))]);
         let key = generate(&SystemRng);
-        let h = hash(config.api_key_pepper.as_ref().unwrap(), &key);
+        let h = hash(config.accounts.api_key_pepper.as_ref().unwrap(), &key);
         assert_eq!(h.as_str().len(), 64);
         assert!(!h.as_str().contains(&key[3..]));
-        assert_ne!(h, hash(other.api_key_pepper.as_ref().unwrap(), &key));
+        assert_ne!(
+            h,
+            hash(other.accounts.api_key_pepper.as_ref().unwrap(), &key)
+        );
         assert!(!format!("{config:?}").contains(&"p".repeat(32)));
     }
 }

@@ -26,9 +26,24 @@ pub enum Registration {
     Closed,
 }
 
-/// The whole, validated configuration.
+/// The whole, validated configuration, by section.
 #[derive(Debug)]
 pub struct Config {
+    /// Access tokens, refresh families and the keys that sign them.
+    pub tokens: Tokens,
+    /// Accounts: registration, roles, passwords, API keys.
+    pub accounts: Accounts,
+    /// Browser mode: the refresh cookie, CORS and CSRF.
+    pub browser: Browser,
+    /// The CMS proxy.
+    pub proxy: Proxy,
+    /// Sizes, rate limits and retention.
+    pub limits: Limits,
+}
+
+/// Access tokens, refresh families and the keys that sign them.
+#[derive(Debug)]
+pub struct Tokens {
     /// `iss` of access tokens (`JWT_ISSUER`, default `gatehouse`).
     pub issuer: String,
     /// `aud` of access tokens (`JWT_AUDIENCE`, default: the issuer).
@@ -44,14 +59,31 @@ pub struct Config {
     pub refresh_grace_secs: i64,
     /// Allowed clock skew when checking `exp`/`iat` (`CLOCK_LEEWAY_SECONDS`, default 30).
     pub clock_leeway_secs: i64,
+    /// Signing key (`JWT_SIGNING_KEY`, secret) and previous public keys
+    /// (`JWT_PREVIOUS_PUBLIC_KEYS`).
+    pub keys: KeySet,
+    /// Access tokens verified by this isolate (lives as long as the keys).
+    pub verify_cache: VerifyCache,
+}
+
+/// Accounts: registration, roles, passwords, API keys.
+#[derive(Debug)]
+pub struct Accounts {
     /// `REGISTRATION`: `open` or `closed` (default).
     pub registration: Registration,
     /// Roles of self-registered users (`DEFAULT_ROLES`, comma-separated, default `user`).
     pub default_roles: Vec<String>,
     /// PBKDF2 iterations for new hashes (`PBKDF2_ITERATIONS`, default and maximum 100,000).
     pub pbkdf2_iterations: u32,
-    /// Largest accepted request body in bytes (`MAX_BODY_BYTES`, default 65,536).
-    pub max_body_bytes: usize,
+    /// `API_KEY_PEPPER` (secret, at least 32 characters); `None`: API keys are switched off.
+    pub api_key_pepper: Option<Pepper>,
+    /// The key of the hashes that name emails and clients in counters and logs.
+    pub subject_key: crate::domain::subject::SubjectKey,
+}
+
+/// Browser mode: the refresh cookie, CORS and CSRF.
+#[derive(Debug)]
+pub struct Browser {
     /// `SameSite` of the refresh cookie (`COOKIE_SAMESITE`, default `Lax`).
     pub cookie_same_site: SameSite,
     /// Origins of the pages that may call Gatehouse from a browser with credentials
@@ -59,22 +91,25 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     /// Key of the session-bound CSRF tokens, derived from the signing key.
     pub csrf_key: crate::domain::csrf::CsrfKey,
-    /// The key of the hashes that name emails and clients in counters and logs.
-    pub subject_key: crate::domain::subject::SubjectKey,
-    /// Signing key (`JWT_SIGNING_KEY`, secret) and previous public keys
-    /// (`JWT_PREVIOUS_PUBLIC_KEYS`).
-    pub keys: KeySet,
-    /// Access tokens verified by this isolate (lives as long as the keys).
-    pub verify_cache: VerifyCache,
+}
+
+/// The CMS proxy.
+#[derive(Debug)]
+pub struct Proxy {
     /// Proxied routes (`ROUTES`, default none).
     pub routes: Routes,
     /// HMAC key of the identity signature on proxied requests (`UPSTREAM_SIGNING_SECRET`,
     /// secret; required when `ROUTES` is set).
     pub upstream_signing_secret: Option<Secret>,
-    /// `API_KEY_PEPPER` (secret, at least 32 characters); `None`: API keys are switched off.
-    pub api_key_pepper: Option<Pepper>,
+}
+
+/// Sizes, rate limits and retention.
+#[derive(Debug)]
+pub struct Limits {
+    /// Largest accepted request body in bytes (`MAX_BODY_BYTES`, default 65,536).
+    pub max_body_bytes: usize,
     /// Rate limits (`RATE_LIMIT_*`).
-    pub rate_limits: RateLimits,
+    pub rate: RateLimits,
     /// Audit events older than this many days are pruned (`AUDIT_RETENTION_DAYS`, default 90).
     pub audit_retention_days: i64,
     /// Ended sessions are kept this many days before pruning (`SESSION_RETENTION_DAYS`,
@@ -100,69 +135,43 @@ pub struct RateLimits {
 impl Config {
     /// The body limit for a request to `path`: its route's, or `MAX_BODY_BYTES`.
     pub fn body_limit(&self, path: &str) -> usize {
-        self.routes
+        self.proxy
+            .routes
             .find(path)
-            .map_or(self.max_body_bytes, |r| r.max_body_bytes)
+            .map_or(self.limits.max_body_bytes, |r| r.max_body_bytes)
     }
 
     /// Parses and validates every variable. `lookup` answers vars and secrets alike. Sections
     /// are read in a fixed order, so the first invalid variable is the one reported.
     pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
-        let (issuer, audience) = token_names(lookup)?;
-        let lifetimes = Lifetimes::parse(lookup)?;
-        let pbkdf2_iterations = int_in(
-            lookup,
-            "PBKDF2_ITERATIONS",
-            MAX_PBKDF2_ITERATIONS,
-            MIN_PBKDF2_ITERATIONS,
-            MAX_PBKDF2_ITERATIONS,
-        )?;
-        let max_body_bytes = int_in(lookup, "MAX_BODY_BYTES", 65_536, 1_024, 1_048_576)?;
-        let registration = registration(lookup)?;
-        let default_roles = default_roles(lookup)?;
-        let cookie_same_site = cookie_same_site(lookup)?;
-        let allowed_origins = AllowedOrigins::parse(get(lookup, "ALLOWED_ORIGINS").as_deref())?;
-        let (seed, keys) = signing_keys(lookup)?;
+        let (seed, tokens) = Tokens::parse(lookup)?;
+        let accounts = Accounts::parse(lookup, &seed)?;
+        let limits = Limits::parse(lookup)?;
+        let browser = Browser {
+            cookie_same_site: cookie_same_site(lookup)?,
+            allowed_origins: AllowedOrigins::parse(get(lookup, "ALLOWED_ORIGINS").as_deref())?,
+            csrf_key: crate::domain::csrf::CsrfKey::derive(&seed),
+        };
         let routes = match get(lookup, "ROUTES") {
-            Some(raw) => Routes::parse(&raw, lookup, max_body_bytes)?,
+            Some(raw) => Routes::parse(&raw, lookup, limits.max_body_bytes)?,
             None => Routes::default(),
         };
-        let upstream_signing_secret = upstream_signing_secret(lookup, &routes)?;
-        let api_key_pepper = api_key_pepper(lookup)?;
-        let rate_limits = RateLimits::parse(lookup)?;
-        let audit_retention_days = int_in(lookup, "AUDIT_RETENTION_DAYS", 90, 1, 3_650)?;
-        let session_retention_days = int_in(lookup, "SESSION_RETENTION_DAYS", 7, 0, 365)?;
-
-        Ok(Self {
-            issuer,
-            audience,
-            access_ttl_secs: lifetimes.access_ttl_secs,
-            refresh_ttl_secs: lifetimes.refresh_ttl_secs,
-            refresh_idle_secs: lifetimes.refresh_idle_secs,
-            refresh_grace_secs: lifetimes.refresh_grace_secs,
-            clock_leeway_secs: lifetimes.clock_leeway_secs,
-            registration,
-            default_roles,
-            pbkdf2_iterations,
-            max_body_bytes,
-            cookie_same_site,
-            allowed_origins,
-            csrf_key: crate::domain::csrf::CsrfKey::derive(&seed),
-            subject_key: crate::domain::subject::SubjectKey::derive(&seed),
-            keys,
-            verify_cache: VerifyCache::default(),
+        let proxy = Proxy {
+            upstream_signing_secret: upstream_signing_secret(lookup, &routes)?,
             routes,
-            upstream_signing_secret,
-            api_key_pepper,
-            rate_limits,
-            audit_retention_days,
-            session_retention_days,
+        };
+        Ok(Self {
+            tokens,
+            accounts,
+            browser,
+            proxy,
+            limits,
         })
     }
 
     /// Whether `origin` (an `Origin` header's value) is listed in `ALLOWED_ORIGINS`.
     pub fn origin_allowed(&self, origin: &str) -> bool {
-        self.allowed_origins.allows(origin)
+        self.browser.allowed_origins.allows(origin)
     }
 
     /// A configuration for tests: the given vars over a fixed signing key.
@@ -201,17 +210,11 @@ fn token_names(lookup: Lookup<'_>) -> Result<(String, String), ConfigError> {
     Ok((issuer, audience))
 }
 
-/// Token and session lifetimes, in seconds.
-struct Lifetimes {
-    access_ttl_secs: i64,
-    refresh_ttl_secs: i64,
-    refresh_idle_secs: i64,
-    refresh_grace_secs: i64,
-    clock_leeway_secs: i64,
-}
-
-impl Lifetimes {
-    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+impl Tokens {
+    /// `JWT_*`, the lifetimes and the signing keys; also the signing seed, from which the
+    /// other keys are derived.
+    fn parse(lookup: Lookup<'_>) -> Result<([u8; 32], Self), ConfigError> {
+        let (issuer, audience) = token_names(lookup)?;
         let access_ttl_secs = int_in(lookup, "ACCESS_TOKEN_TTL", 900, 60, 86_400)?;
         let refresh_ttl_secs = int_in(
             lookup,
@@ -233,12 +236,51 @@ impl Lifetimes {
                 format!("must not exceed REFRESH_TOKEN_TTL ({refresh_ttl_secs})"),
             ));
         }
-        Ok(Self {
+        let refresh_grace_secs = int_in(lookup, "REFRESH_GRACE_SECONDS", 10, 1, 120)?;
+        let clock_leeway_secs = int_in(lookup, "CLOCK_LEEWAY_SECONDS", 30, 0, 300)?;
+        let (seed, keys) = signing_keys(lookup)?;
+        let tokens = Self {
+            issuer,
+            audience,
             access_ttl_secs,
             refresh_ttl_secs,
             refresh_idle_secs,
-            refresh_grace_secs: int_in(lookup, "REFRESH_GRACE_SECONDS", 10, 1, 120)?,
-            clock_leeway_secs: int_in(lookup, "CLOCK_LEEWAY_SECONDS", 30, 0, 300)?,
+            refresh_grace_secs,
+            clock_leeway_secs,
+            keys,
+            verify_cache: VerifyCache::default(),
+        };
+        Ok((seed, tokens))
+    }
+}
+
+impl Accounts {
+    /// `REGISTRATION`, `DEFAULT_ROLES`, `PBKDF2_ITERATIONS`, `API_KEY_PEPPER`.
+    fn parse(lookup: Lookup<'_>, seed: &[u8; 32]) -> Result<Self, ConfigError> {
+        Ok(Self {
+            registration: registration(lookup)?,
+            default_roles: default_roles(lookup)?,
+            pbkdf2_iterations: int_in(
+                lookup,
+                "PBKDF2_ITERATIONS",
+                MAX_PBKDF2_ITERATIONS,
+                MIN_PBKDF2_ITERATIONS,
+                MAX_PBKDF2_ITERATIONS,
+            )?,
+            api_key_pepper: api_key_pepper(lookup)?,
+            subject_key: crate::domain::subject::SubjectKey::derive(seed),
+        })
+    }
+}
+
+impl Limits {
+    /// `MAX_BODY_BYTES`, `RATE_LIMIT_*`, `*_RETENTION_DAYS`.
+    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            max_body_bytes: int_in(lookup, "MAX_BODY_BYTES", 65_536, 1_024, 1_048_576)?,
+            rate: RateLimits::parse(lookup)?,
+            audit_retention_days: int_in(lookup, "AUDIT_RETENTION_DAYS", 90, 1, 3_650)?,
+            session_retention_days: int_in(lookup, "SESSION_RETENTION_DAYS", 7, 0, 365)?,
         })
     }
 }
@@ -413,17 +455,17 @@ mod tests {
     fn defaults() {
         let k = key();
         let config = parse(&[("JWT_SIGNING_KEY", &k)]).unwrap();
-        assert_eq!(config.issuer, "gatehouse");
-        assert_eq!(config.audience, "gatehouse");
-        assert_eq!(config.access_ttl_secs, 900);
-        assert_eq!(config.refresh_ttl_secs, 30 * 86_400);
-        assert_eq!(config.refresh_idle_secs, 7 * 86_400);
-        assert_eq!(config.refresh_grace_secs, 10);
-        assert_eq!(config.registration, Registration::Closed);
-        assert_eq!(config.default_roles, vec!["user"]);
-        assert_eq!(config.pbkdf2_iterations, 100_000);
-        assert_eq!(config.max_body_bytes, 65_536);
-        assert_eq!(config.cookie_same_site, SameSite::Lax);
+        assert_eq!(config.tokens.issuer, "gatehouse");
+        assert_eq!(config.tokens.audience, "gatehouse");
+        assert_eq!(config.tokens.access_ttl_secs, 900);
+        assert_eq!(config.tokens.refresh_ttl_secs, 30 * 86_400);
+        assert_eq!(config.tokens.refresh_idle_secs, 7 * 86_400);
+        assert_eq!(config.tokens.refresh_grace_secs, 10);
+        assert_eq!(config.accounts.registration, Registration::Closed);
+        assert_eq!(config.accounts.default_roles, vec!["user"]);
+        assert_eq!(config.accounts.pbkdf2_iterations, 100_000);
+        assert_eq!(config.limits.max_body_bytes, 65_536);
+        assert_eq!(config.browser.cookie_same_site, SameSite::Lax);
     }
 
     #[test]
@@ -487,7 +529,7 @@ mod tests {
         assert_eq!(err.var, "JWT_PREVIOUS_PUBLIC_KEYS");
         assert!(!err.to_string().contains(&k));
         let config = parse(&[("JWT_SIGNING_KEY", &k), ("REGISTRATION", "Open")]).unwrap();
-        assert_eq!(config.registration, Registration::Open);
+        assert_eq!(config.accounts.registration, Registration::Open);
     }
 
     #[test]
@@ -501,8 +543,8 @@ mod tests {
     fn roles_are_deduplicated_and_may_be_empty() {
         let k = key();
         let config = parse(&[("JWT_SIGNING_KEY", &k), ("DEFAULT_ROLES", "a, b,a,,")]).unwrap();
-        assert_eq!(config.default_roles, vec!["a", "b"]);
+        assert_eq!(config.accounts.default_roles, vec!["a", "b"]);
         let config = parse(&[("JWT_SIGNING_KEY", &k), ("DEFAULT_ROLES", " , ")]).unwrap();
-        assert!(config.default_roles.is_empty());
+        assert!(config.accounts.default_roles.is_empty());
     }
 }

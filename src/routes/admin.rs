@@ -241,12 +241,12 @@ async fn create_user<S: Store, H: Pbkdf2>(
     req: &Request,
     admin: &Admin,
 ) -> Result<Response, Error> {
-    let body: NewUser = json_body(req, svc.config.max_body_bytes, false)?;
+    let body: NewUser = json_body(req, svc.config.limits.max_body_bytes, false)?;
     let email = normalize_email(&body.email)?;
     let name = normalize_name(body.name.as_deref())?;
     let roles = match &body.roles {
         Some(roles) => role_list(roles.iter().map(String::as_str))?,
-        None => svc.config.default_roles.clone(),
+        None => svc.config.accounts.default_roles.clone(),
     };
     let user = new_user(svc, email, name, &body.password, roles).await?;
     let now = user.created_at;
@@ -303,7 +303,7 @@ async fn set_roles<S: Store, H>(
     admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
-    let body: Roles = json_body(req, svc.config.max_body_bytes, false)?;
+    let body: Roles = json_body(req, svc.config.limits.max_body_bytes, false)?;
     let roles = role_list(body.roles.iter().map(String::as_str))?;
     if id == admin.user.id && !roles.iter().any(|r| r == ADMIN_ROLE) {
         return Err(Error::BadRequest(
@@ -336,11 +336,17 @@ async fn reset_password<S: Store, H: Pbkdf2>(
     admin: &Admin,
     id: &str,
 ) -> Result<Response, Error> {
-    let body: NewPassword = json_body(req, svc.config.max_body_bytes, false)?;
+    let body: NewPassword = json_body(req, svc.config.limits.max_body_bytes, false)?;
     let new = body.new_password.as_str();
     password::check_policy(new)?;
     target_user(svc, id).await?;
-    let phc = password::hash(svc.hasher, svc.rng, new, svc.config.pbkdf2_iterations).await?;
+    let phc = password::hash(
+        svc.hasher,
+        svc.rng,
+        new,
+        svc.config.accounts.pbkdf2_iterations,
+    )
+    .await?;
     let now = svc.clock.now_ms();
     // The store adds `revoked_sessions` to the detail, in the same atomic write.
     let ev = admin.event(
@@ -361,7 +367,7 @@ async fn reset_password<S: Store, H: Pbkdf2>(
 async fn list_sessions<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Result<Response, Error> {
     target_user(svc, id).await?;
     let now = svc.clock.now_ms();
-    let idle_ms = svc.config.refresh_idle_secs * 1000;
+    let idle_ms = svc.config.tokens.refresh_idle_secs * 1000;
     let families = svc.store.user_families(id).await?;
     let list: Vec<Value> = families
         .iter()
@@ -468,7 +474,7 @@ async fn mint_key<S: Store, H>(
     req: &Request,
     admin: &Admin,
 ) -> Result<Response, Error> {
-    let body: NewKey = json_body(req, svc.config.max_body_bytes, false)?;
+    let body: NewKey = json_body(req, svc.config.limits.max_body_bytes, false)?;
     let pepper = auth::pepper(svc)?;
     let label = apikey::label(&body.label)?;
     let scopes = apikey::scopes(body.scopes.iter().map(String::as_str))?;

@@ -35,7 +35,7 @@ fn refresh_cookie(config: &Config, value: &str, max_age_secs: i64) -> String {
         value,
         REFRESH_COOKIE_PATH,
         max_age_secs,
-        config.cookie_same_site,
+        config.browser.cookie_same_site,
     )
 }
 
@@ -69,20 +69,23 @@ fn session_response<S, H>(
     let config = svc.config;
     let now = svc.clock.now_ms();
     let claims = AccessClaims {
-        iss: config.issuer.clone(),
-        aud: config.audience.clone(),
+        iss: config.tokens.issuer.clone(),
+        aud: config.tokens.audience.clone(),
         sub: user.id.clone(),
         jti: new_id(svc.rng, ""),
         roles: user.roles.clone(),
         sid: Some(family_id.to_string()),
     };
-    let access_token = config.keys.sign(claims, now, config.access_ttl_secs)?;
+    let access_token = config
+        .tokens
+        .keys
+        .sign(claims, now, config.tokens.access_ttl_secs)?;
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": config.access_ttl_secs,
+        "expires_in": config.tokens.access_ttl_secs,
         "user": user_json(user),
-        "csrf_token": config.csrf_key.token(family_id),
+        "csrf_token": config.browser.csrf_key.token(family_id),
     });
     let response = match delivery {
         Delivery::Body => {
@@ -108,7 +111,7 @@ fn new_family<S, H>(svc: &Services<'_, S, H>, req: &Request, user_id: &str) -> (
         id: new_id(svc.rng, "fam_"),
         user_id: user_id.to_string(),
         created_at: now,
-        expires_at: now + svc.config.refresh_ttl_secs * 1000,
+        expires_at: now + svc.config.tokens.refresh_ttl_secs * 1000,
         user_agent: req.user_agent(),
         first_token_hash: refresh::hash(&token),
     };
@@ -122,8 +125,8 @@ pub(super) async fn register<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body: Credentials = json_body(req, svc.config.max_body_bytes, false)?;
-    if svc.config.registration == Registration::Closed {
+    let body: Credentials = json_body(req, svc.config.limits.max_body_bytes, false)?;
+    if svc.config.accounts.registration == Registration::Closed {
         return Err(Error::RegistrationClosed);
     }
     if let Some(ip) = req.client_ip() {
@@ -137,7 +140,7 @@ pub(super) async fn register<S: Store, H: Pbkdf2>(
         email,
         name,
         &body.password,
-        svc.config.default_roles.clone(),
+        svc.config.accounts.default_roles.clone(),
     )
     .await?;
     let now = user.created_at;
@@ -167,7 +170,7 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body: Credentials = json_body(req, svc.config.max_body_bytes, false)?;
+    let body: Credentials = json_body(req, svc.config.limits.max_body_bytes, false)?;
     let delivery = Delivery::asked(&body);
     let user = check_credentials(svc, req, &body.email, &body.password).await?;
     let now = svc.clock.now_ms();
@@ -200,7 +203,7 @@ async fn check_credentials<S: Store, H: Pbkdf2>(
     raw_email: &str,
     pw: &str,
 ) -> Result<User, Error> {
-    let iterations = svc.config.pbkdf2_iterations;
+    let iterations = svc.config.accounts.pbkdf2_iterations;
     let now = svc.clock.now_ms();
 
     // Only a well-formed address is looked up or logged: a password typed into the email field
@@ -228,7 +231,7 @@ async fn check_credentials<S: Store, H: Pbkdf2>(
                 None,
                 Some(json!({
                     // Kept only as a keyed hash: it may be a password typed into the email field.
-                    "email_hash": email.as_deref().map(|e| svc.config.subject_key.email(e)),
+                    "email_hash": email.as_deref().map(|e| svc.config.accounts.subject_key.email(e)),
                     "cause": "unknown_email"
                 })),
             ))
@@ -289,12 +292,12 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body: RefreshBody = json_body(req, svc.config.max_body_bytes, true)?;
+    let body: RefreshBody = json_body(req, svc.config.limits.max_body_bytes, true)?;
     let Some((presented, delivery)) = presented_refresh_token(body, req)? else {
         return Err(Error::NoAuth);
     };
     if delivery == Delivery::Cookie {
-        csrf::check_origin(&svc.config.allowed_origins, req)?;
+        csrf::check_origin(&svc.config.browser.allowed_origins, req)?;
     }
     if !refresh::well_formed(&presented) {
         return Err(Error::InvalidRefreshToken("malformed"));
@@ -308,7 +311,7 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
         successor_hash: refresh::hash(&ours),
         successor_sealed: refresh::seal(&presented, &ours),
         now,
-        idle_cutoff: now - svc.config.refresh_idle_secs * 1000,
+        idle_cutoff: now - svc.config.tokens.refresh_idle_secs * 1000,
     };
     let Some(state) = svc.store.rotate_refresh(&rotation).await? else {
         return Err(Error::InvalidRefreshToken("unknown"));
@@ -316,7 +319,7 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
     let family = &state.family;
     let windows = refresh::Windows {
         idle_cutoff: rotation.idle_cutoff,
-        grace_ms: svc.config.refresh_grace_secs * 1000,
+        grace_ms: svc.config.tokens.refresh_grace_secs * 1000,
     };
     match refresh::decide_hashed(
         &state,
@@ -359,7 +362,7 @@ async fn check_refresh_session<S: Store, H: Pbkdf2>(
     presented_hash: &TokenHash,
     delivery: Delivery,
 ) -> Result<(), Error> {
-    let limit_refresh = svc.config.rate_limits.refresh_per_family > 0;
+    let limit_refresh = svc.config.limits.rate.refresh_per_family > 0;
     if delivery == Delivery::Body && !limit_refresh {
         return Ok(());
     }
@@ -370,8 +373,8 @@ async fn check_refresh_session<S: Store, H: Pbkdf2>(
             return Err(Error::InvalidRefreshToken("unknown"));
         };
         csrf::check(
-            &svc.config.csrf_key,
-            &svc.config.allowed_origins,
+            &svc.config.browser.csrf_key,
+            &svc.config.browser.allowed_origins,
             req,
             &state.family.id,
         )?;
@@ -408,18 +411,18 @@ pub(super) async fn logout<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body: RefreshBody = json_body(req, svc.config.max_body_bytes, true)?;
+    let body: RefreshBody = json_body(req, svc.config.limits.max_body_bytes, true)?;
     let now = svc.clock.now_ms();
     if let Some((token, delivery)) = presented_refresh_token(body, req)? {
         if delivery == Delivery::Cookie {
-            csrf::check_origin(&svc.config.allowed_origins, req)?;
+            csrf::check_origin(&svc.config.browser.allowed_origins, req)?;
         }
         if refresh::well_formed(&token) {
             if let Some(state) = svc.store.token_state(&refresh::hash(&token)).await? {
                 if delivery == Delivery::Cookie {
                     csrf::check(
-                        &svc.config.csrf_key,
-                        &svc.config.allowed_origins,
+                        &svc.config.browser.csrf_key,
+                        &svc.config.browser.allowed_origins,
                         req,
                         &state.family.id,
                     )?;
@@ -449,7 +452,7 @@ pub(super) async fn session_csrf<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    csrf::check_origin(&svc.config.allowed_origins, req)?;
+    csrf::check_origin(&svc.config.browser.allowed_origins, req)?;
     let cookies: Vec<&str> = req
         .cookies(REFRESH_COOKIE)
         .filter(|v| !v.is_empty())
@@ -467,17 +470,17 @@ pub(super) async fn session_csrf<S: Store, H: Pbkdf2>(
     };
     let now = svc.clock.now_ms();
     let family = &state.family;
-    let live = family.is_live(now, svc.config.refresh_idle_secs * 1000)
+    let live = family.is_live(now, svc.config.tokens.refresh_idle_secs * 1000)
         && state
             .rotated_at
-            .is_none_or(|at| now - at <= svc.config.refresh_grace_secs * 1000);
+            .is_none_or(|at| now - at <= svc.config.tokens.refresh_grace_secs * 1000);
     if !live {
         return Err(Error::InvalidRefreshToken("session ended"));
     }
     Ok(Response::json(
         200,
         &json!({
-            "csrf_token": svc.config.csrf_key.token(&family.id),
+            "csrf_token": svc.config.browser.csrf_key.token(&family.id),
             "expires_at": family.expires_at / 1000,
         }),
     ))
@@ -513,10 +516,10 @@ pub(super) async fn change_password<S: Store, H: Pbkdf2>(
     let (caller, user) = authenticated(svc, req).await?;
     // A sensitive change: the token's session must still stand, not only the token unexpired.
     check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
-    let body: PasswordChange = json_body(req, svc.config.max_body_bytes, false)?;
+    let body: PasswordChange = json_body(req, svc.config.limits.max_body_bytes, false)?;
     let (current, new) = (body.current_password.as_str(), body.new_password.as_str());
     password::check_policy(new)?;
-    let iterations = svc.config.pbkdf2_iterations;
+    let iterations = svc.config.accounts.pbkdf2_iterations;
     let now = svc.clock.now_ms();
     if password::verify(svc.hasher, &user.password_hash, current, iterations).await?
         == Verdict::Mismatch

@@ -41,8 +41,8 @@ pub async fn serve<S: Store, H: Pbkdf2, U: Upstream>(
     upstream: &U,
     mut req: Request,
 ) -> Outcome<U::Body> {
-    let preflight = cors::preflight(&svc.config.allowed_origins, &req);
-    let mut outcome = match (preflight, svc.config.routes.find(&req.path)) {
+    let preflight = cors::preflight(&svc.config.browser.allowed_origins, &req);
+    let mut outcome = match (preflight, svc.config.proxy.routes.find(&req.path)) {
         (Some(preflight), _) => Outcome::Local(preflight),
         (None, Some(route)) => {
             // The body moves on to the upstream request.
@@ -79,6 +79,7 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
     let prepared = proxy::prepare(route, &target, caller.as_ref(), req, incoming)?;
     let secret = svc
         .config
+        .proxy
         .upstream_signing_secret
         .as_ref()
         .ok_or_else(|| Error::Internal("ROUTES without UPSTREAM_SIGNING_SECRET".into()))?;
@@ -123,7 +124,7 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
 /// Handles one request that is not proxied. Never panics on input; every failure becomes an
 /// error response.
 pub async fn handle<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) -> Response {
-    let mut response = match cors::preflight(&svc.config.allowed_origins, req) {
+    let mut response = match cors::preflight(&svc.config.browser.allowed_origins, req) {
         Some(preflight) => preflight,
         None => answer(svc, req).await,
     };
@@ -147,7 +148,11 @@ async fn answer<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) ->
 /// error: adds the CORS headers for the request's origin.
 /// Idempotent.
 pub fn finish(config: &Config, req: &Request, headers: &mut Vec<(String, String)>) {
-    cors::apply(&config.allowed_origins, req.header("origin"), headers);
+    cors::apply(
+        &config.browser.allowed_origins,
+        req.header("origin"),
+        headers,
+    );
 }
 
 /// Sends a request to its endpoint in the route table.
@@ -162,7 +167,7 @@ async fn route<S: Store, H: Pbkdf2>(
             svc.store.ping().await?;
             Ok(Response::json(200, &json!({ "status": "ready" })))
         }
-        Endpoint::Jwks => Ok(Response::json(200, &svc.config.keys.jwks())
+        Endpoint::Jwks => Ok(Response::json(200, &svc.config.tokens.keys.jwks())
             .with_header("cache-control", "public, max-age=300")),
         Endpoint::Me => me(svc, req).await,
         Endpoint::SessionCsrf => session_csrf(svc, req).await,

@@ -21,7 +21,7 @@ pub async fn list<S: Store, H: Pbkdf2>(
 ) -> Result<Response, Error> {
     let (user_id, current) = caller_session(svc, req).await?;
     let now = svc.clock.now_ms();
-    let idle_ms = svc.config.refresh_idle_secs * 1000;
+    let idle_ms = svc.config.tokens.refresh_idle_secs * 1000;
     let families = svc.store.user_families(&user_id).await?;
     let list: Vec<Value> = families
         .iter()

@@ -22,8 +22,13 @@ pub async fn new_user<S, H: Pbkdf2>(
         id: new_id(svc.rng, "usr_"),
         email,
         name,
-        password_hash: password::hash(svc.hasher, svc.rng, pw, svc.config.pbkdf2_iterations)
-            .await?,
+        password_hash: password::hash(
+            svc.hasher,
+            svc.rng,
+            pw,
+            svc.config.accounts.pbkdf2_iterations,
+        )
+        .await?,
         roles,
         disabled: false,
         created_at: now,

@@ -35,13 +35,13 @@ pub fn authenticate_access_token<S, H>(
     token: &str,
 ) -> Result<Caller, Error> {
     let config = svc.config;
-    let verified = config.verify_cache.verify(
-        &config.keys,
+    let verified = config.tokens.verify_cache.verify(
+        &config.tokens.keys,
         token,
         svc.clock.now_ms(),
-        config.clock_leeway_secs,
-        &config.issuer,
-        &config.audience,
+        config.tokens.clock_leeway_secs,
+        &config.tokens.issuer,
+        &config.tokens.audience,
     )?;
     Ok(Caller::from_access_token(verified.claims))
 }
@@ -75,7 +75,7 @@ pub async fn check_token_session<S: Store, H>(
 
 /// The pepper, or `misconfigured` naming it (for minting).
 pub fn pepper<'a, S, H>(svc: &'a Services<'_, S, H>) -> Result<&'a Pepper, Error> {
-    svc.config.api_key_pepper.as_ref().ok_or_else(|| {
+    svc.config.accounts.api_key_pepper.as_ref().ok_or_else(|| {
         Error::Misconfigured(ConfigError::new(
             "API_KEY_PEPPER",
             "missing: API keys need it (`wrangler secret put API_KEY_PEPPER`)",
@@ -89,7 +89,7 @@ pub async fn authenticate_key<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     key: &str,
 ) -> Result<Caller, Error> {
-    let Some(pepper) = svc.config.api_key_pepper.as_ref() else {
+    let Some(pepper) = svc.config.accounts.api_key_pepper.as_ref() else {
         return Err(Error::InvalidApiKey(
             "API keys are off: API_KEY_PEPPER is not set",
         ));

@@ -12,9 +12,9 @@ const DAY_MS: i64 = 86_400_000;
 pub fn cutoffs(config: &Config, now: i64) -> PruneCutoffs {
     PruneCutoffs {
         now,
-        families_ended_before: now - config.session_retention_days * DAY_MS,
-        idle_ms: config.refresh_idle_secs * 1000,
-        audit_before: now - config.audit_retention_days * DAY_MS,
+        families_ended_before: now - config.limits.session_retention_days * DAY_MS,
+        idle_ms: config.tokens.refresh_idle_secs * 1000,
+        audit_before: now - config.limits.audit_retention_days * DAY_MS,
     }
 }
 

@@ -47,7 +47,7 @@ pub async fn check<S: Store, H>(
     bucket: Bucket,
     subject: &str,
 ) -> Result<(), Error> {
-    let limits = &svc.config.rate_limits;
+    let limits = &svc.config.limits.rate;
     let limit = bucket.limit(limits);
     if limit == 0 {
         return Ok(());
@@ -57,7 +57,7 @@ pub async fn check<S: Store, H>(
     // Counted under a name that is never the text a client sent: an email (which may be a
     // password typed into the wrong field) as a keyed hash, a client by its network.
     let subject = match bucket {
-        Bucket::LoginAccount => svc.config.subject_key.email(subject),
+        Bucket::LoginAccount => svc.config.accounts.subject_key.email(subject),
         Bucket::LoginIp | Bucket::RegisterIp => client_network(subject),
         Bucket::RefreshFamily => subject.to_string(),
     };

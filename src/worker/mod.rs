@@ -200,7 +200,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
     let refused = |config: &Config, err: &Error| {
         let mut response = Response::error(err);
         crate::primitives::cors::apply(
-            &config.allowed_origins,
+            &config.browser.allowed_origins,
             origin.as_deref(),
             &mut response.headers,
         );
