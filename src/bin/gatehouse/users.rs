@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use gatehouse::domain::account::{normalize_email, normalize_name, role_list};
 use gatehouse::domain::config::{MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS};
 use gatehouse::domain::password;
-use gatehouse::domain::store::{Store, User, UserQuery};
+use gatehouse::domain::store::{PasswordPhc, Store, User, UserQuery};
 use gatehouse::primitives::encoding::new_id;
 use gatehouse::primitives::error::Error;
 use gatehouse::primitives::platform::{RustPbkdf2, SystemRng};
@@ -152,20 +152,7 @@ pub fn add_user(args: &AddUser) -> Result<(), String> {
         if args.name.is_some() {
             eprintln!("gatehouse: --name is not changed by --update");
         }
-        if user.roles != roles {
-            let detail = json!({ "from": user.roles, "to": roles });
-            let event = cli_event(now, "role_changed", &user.id, Some(detail));
-            ready(store.set_roles(&user.id, &roles, now, &event)).map_err(say)?;
-        }
-        let event = cli_event(now, "password_changed", &user.id, None);
-        let revoked =
-            ready(store.change_password(&user.id, &phc, None, now, &event)).map_err(say)?;
-        println!(
-            "saved {email} with roles [{}] in the {} D1 database; revoked {revoked} sessions",
-            roles.join(", "),
-            args.target.place()
-        );
-        return Ok(());
+        return update_user(args, &user, &roles, &phc);
     }
     let user = User {
         id: new_id(&SystemRng, "usr_"),
@@ -199,6 +186,32 @@ pub fn add_user(args: &AddUser) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `add-user --update` of an existing user: new roles (when they differ) and password, which
+/// revokes their sessions.
+fn update_user(
+    args: &AddUser,
+    user: &User,
+    roles: &[String],
+    phc: &PasswordPhc,
+) -> Result<(), String> {
+    let store = args.target.store();
+    let now = now_ms();
+    if user.roles != roles {
+        let detail = json!({ "from": user.roles, "to": roles });
+        let event = cli_event(now, "role_changed", &user.id, Some(detail));
+        ready(store.set_roles(&user.id, roles, now, &event)).map_err(say)?;
+    }
+    let event = cli_event(now, "password_changed", &user.id, None);
+    let revoked = ready(store.change_password(&user.id, phc, None, now, &event)).map_err(say)?;
+    println!(
+        "saved {} with roles [{}] in the {} D1 database; revoked {revoked} sessions",
+        user.email,
+        roles.join(", "),
+        args.target.place()
+    );
+    Ok(())
 }
 
 pub fn set_roles(args: &SetRoles) -> Result<(), String> {

@@ -247,20 +247,7 @@ pub fn prepare(
             (None, None)
         }
         Action::Create | Action::Update(_) => {
-            // The body is forwarded re-serialized: an encoding it came with would no longer hold.
-            if req
-                .header("content-encoding")
-                .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
-            {
-                return Err(Error::UnsupportedMediaType);
-            }
-            if body.is_empty() {
-                return Err(Error::BodyNotAllowed(
-                    "the body must be a JSON object".into(),
-                ));
-            }
-            let value = json.ok_or(Error::UnsupportedMediaType)??;
-            let value = endpoint.apply_body(value, caller, route.credential_names())?;
+            let value = checked_body(route, endpoint, caller, req, &body, json)?;
             (Some(value.to_string().into_bytes()), Some(value))
         }
     };
@@ -269,6 +256,31 @@ pub fn prepare(
         None => None,
     };
     Ok(Prepared { body, item_id })
+}
+
+/// A create's or update's body with the endpoint's body policy applied.
+fn checked_body(
+    route: &Route,
+    endpoint: &policy::Endpoint,
+    caller: Option<&Caller>,
+    req: &Request,
+    body: &[u8],
+    json: Option<Result<Value, Error>>,
+) -> Result<Value, Error> {
+    // The body is forwarded re-serialized: an encoding it came with would no longer hold.
+    if req
+        .header("content-encoding")
+        .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
+    {
+        return Err(Error::UnsupportedMediaType);
+    }
+    if body.is_empty() {
+        return Err(Error::BodyNotAllowed(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    let value = json.ok_or(Error::UnsupportedMediaType)??;
+    endpoint.apply_body(value, caller, route.credential_names())
 }
 
 /// The request that reads the stored item of an owner-checked update or delete, and how to

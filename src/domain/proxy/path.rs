@@ -19,6 +19,19 @@ use crate::primitives::error::Error;
 
 /// Checks `remainder` (still percent-encoded, without a leading `/`).
 pub fn check_remainder(remainder: &str) -> Result<(), Error> {
+    let decoded = decode_checked(remainder)?;
+    let Ok(decoded) = std::str::from_utf8(&decoded) else {
+        return Err(Error::InvalidPath("encoded bytes that are not valid UTF-8"));
+    };
+    if remainder.is_empty() {
+        return Ok(());
+    }
+    check_segments(remainder, decoded)
+}
+
+/// Percent-decodes `remainder` once, refusing escapes of separators, dots, `%` and control
+/// characters, raw backslashes and raw control characters.
+fn decode_checked(remainder: &str) -> Result<Vec<u8>, Error> {
     let bytes = remainder.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -48,12 +61,12 @@ pub fn check_remainder(remainder: &str) -> Result<(), Error> {
         decoded.push(b);
         i += 1;
     }
-    let Ok(decoded) = std::str::from_utf8(&decoded) else {
-        return Err(Error::InvalidPath("encoded bytes that are not valid UTF-8"));
-    };
-    if remainder.is_empty() {
-        return Ok(());
-    }
+    Ok(decoded)
+}
+
+/// The segments of a non-empty remainder, as sent and decoded: none empty (but a trailing
+/// slash), none a dot segment, no scheme-like first segment.
+fn check_segments(remainder: &str, decoded: &str) -> Result<(), Error> {
     let segments: Vec<&str> = remainder.split('/').collect();
     // Encoded separators are refused above, so the decoded text has the same segments.
     let decoded_segments: Vec<&str> = decoded.split('/').collect();

@@ -435,7 +435,8 @@ fn check_query_value(kind: &QueryKind, shown: &str, value: &str) -> Result<(), E
 }
 
 /// Walks a body object: every member must be known (or lead to a known member), none denied,
-/// none a credential, no name with a path character.
+/// none a credential, no name with a path character. `prefix` is scratch space: the path of
+/// the object being walked (on an error it is left as it was at the member refused).
 fn check_members(
     map: &Map<String, Value>,
     prefix: &mut Vec<String>,
@@ -444,42 +445,22 @@ fn check_members(
     credentials: &[String],
 ) -> Result<(), Error> {
     for (name, value) in map {
-        let shown = || {
-            let mut p = prefix.join(".");
-            if !p.is_empty() {
-                p.push('.');
-            }
-            p.push_str(name);
-            p
-        };
-        if name.is_empty() || name.contains(['.', '[', ']']) || name.chars().any(char::is_control) {
-            return Err(Error::BodyNotAllowed(format!(
-                "{:?}: member names may not be empty or hold . [ ] or control characters",
-                shown()
-            )));
-        }
-        if credentials.contains(&normalize_param_name(name)) {
-            return Err(Error::BodyNotAllowed(format!(
-                "{}: credentials and method overrides are not accepted in the body",
-                shown()
-            )));
-        }
         prefix.push(name.clone());
+        check_member_name(name, prefix, credentials)?;
+        let field = || prefix.join(".");
         if deny.iter().any(|d| d == prefix) {
-            let field = prefix.join(".");
-            prefix.pop();
             return Err(Error::BodyNotAllowed(format!(
-                "{field}: may not be sent here"
+                "{}: may not be sent here",
+                field()
             )));
         }
         if known.iter().any(|k| *k == prefix) {
             // An allowed member: any value, but never a credential inside it.
             let cred = |k: &str| credentials.contains(&normalize_param_name(k));
             if let Some(inner) = json::find_member(value, &cred) {
-                let field = format!("{}.{inner}", prefix.join("."));
-                prefix.pop();
                 return Err(Error::BodyNotAllowed(format!(
-                    "{field}: credentials and method overrides are not accepted in the body"
+                    "{}.{inner}: credentials and method overrides are not accepted in the body",
+                    field()
                 )));
             }
         } else if known
@@ -487,19 +468,37 @@ fn check_members(
             .any(|k| k.len() > prefix.len() && k.starts_with(prefix))
         {
             let Value::Object(inner) = value else {
-                let field = prefix.join(".");
-                prefix.pop();
-                return Err(Error::BodyNotAllowed(format!("{field}: must be an object")));
+                return Err(Error::BodyNotAllowed(format!(
+                    "{}: must be an object",
+                    field()
+                )));
             };
             check_members(inner, prefix, known, deny, credentials)?;
         } else {
-            let field = prefix.join(".");
-            prefix.pop();
             return Err(Error::BodyNotAllowed(format!(
-                "{field}: not a field this endpoint accepts"
+                "{}: not a field this endpoint accepts",
+                field()
             )));
         }
         prefix.pop();
+    }
+    Ok(())
+}
+
+/// A member's own name (the last of `path`): not empty, no path character or control
+/// character, not a credential or method override.
+fn check_member_name(name: &str, path: &[String], credentials: &[String]) -> Result<(), Error> {
+    if name.is_empty() || name.contains(['.', '[', ']']) || name.chars().any(char::is_control) {
+        return Err(Error::BodyNotAllowed(format!(
+            "{:?}: member names may not be empty or hold . [ ] or control characters",
+            path.join(".")
+        )));
+    }
+    if credentials.contains(&normalize_param_name(name)) {
+        return Err(Error::BodyNotAllowed(format!(
+            "{}: credentials and method overrides are not accepted in the body",
+            path.join(".")
+        )));
     }
     Ok(())
 }
@@ -831,11 +830,23 @@ impl EndpointSpec<'_> {
                 ))
             }
         };
+        self.check_action_fields(&action, write, segments)?;
+        Ok(action)
+    }
+
+    /// What only some actions may have: a GraphQL path is only ever forwarded, a body policy
+    /// belongs to creates and updates, an item to updates and deletes.
+    fn check_action_fields(
+        &self,
+        action: &Action,
+        write: bool,
+        segments: &[Segment],
+    ) -> Result<(), ConfigError> {
         let graphql = segments.iter().any(|s| match s {
             Segment::Literal(t) => is_graphql(t),
             Segment::Param { values, .. } => values.iter().flatten().any(|v| is_graphql(v)),
         });
-        if graphql && write && action != Action::Forward {
+        if graphql && write && *action != Action::Forward {
             return Err(self.err(
                 "action",
                 "a GraphQL endpoint's body cannot be checked: use action = \"forward\", without owner or body policy, and give it only to trusted roles",
@@ -848,7 +859,7 @@ impl EndpointSpec<'_> {
             {
                 return Err(self.err(
                     k,
-                    if action == Action::Forward {
+                    if *action == Action::Forward {
                         "this endpoint's body is forwarded unseen, so no owner or body policy can hold on it (route refused)"
                     } else {
                         "only create and update endpoints have a body policy"
@@ -861,7 +872,7 @@ impl EndpointSpec<'_> {
                 return Err(self.err(k, "only update and delete endpoints name an item"));
             }
         }
-        Ok(action)
+        Ok(())
     }
 
     /// An update's or delete's `id` and owner `lookup`.
@@ -905,21 +916,9 @@ impl EndpointSpec<'_> {
         action: &Action,
         segments: &[Segment],
     ) -> Result<BodyPolicy, ConfigError> {
-        let paths = |field: &str, value: &Value| -> Result<Vec<Vec<String>>, ConfigError> {
-            let Value::Array(items) = value else {
-                return Err(self.err(field, "expected a list of dotted paths such as data.title"));
-            };
-            items
-                .iter()
-                .map(|v| match v {
-                    Value::String(s) => parse_member_path(self.ctx, &self.field(field), s),
-                    _ => Err(self.err(field, "expected a list of dotted paths such as data.title")),
-                })
-                .collect()
-        };
         let mut body = BodyPolicy {
             fields: match self.spec.get("fields") {
-                Some(v) => paths("fields", v)?,
+                Some(v) => self.member_paths("fields", v)?,
                 None => {
                     return Err(self.err(
                         "fields",
@@ -930,26 +929,12 @@ impl EndpointSpec<'_> {
             deny: self
                 .spec
                 .get("deny")
-                .map(|v| paths("deny", v))
+                .map(|v| self.member_paths("deny", v))
                 .transpose()?
                 .unwrap_or_default(),
+            force: self.forced_members()?,
             ..BodyPolicy::default()
         };
-        if let Some(v) = self.spec.get("force") {
-            let Value::Object(force) = v else {
-                return Err(self.err("force", "expected a table of path = value"));
-            };
-            for (path, value) in force {
-                let forced = match value {
-                    Value::String(s) if s == "{user}" => Forced::User,
-                    v => Forced::Value(v.clone()),
-                };
-                body.force.push((
-                    parse_member_path(self.ctx, &self.field("force"), path)?,
-                    forced,
-                ));
-            }
-        }
         body.owner = match self.spec.get("owner") {
             None => None,
             Some(Value::String(s)) => Some(parse_member_path(self.ctx, &self.field("owner"), s)?),
@@ -960,6 +945,43 @@ impl EndpointSpec<'_> {
             self.check_create_names_no_item(&body, segments)?;
         }
         Ok(body)
+    }
+
+    /// A list of dotted member paths (`fields`, `deny`).
+    fn member_paths(&self, field: &str, value: &Value) -> Result<Vec<Vec<String>>, ConfigError> {
+        let Value::Array(items) = value else {
+            return Err(self.err(field, "expected a list of dotted paths such as data.title"));
+        };
+        items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => parse_member_path(self.ctx, &self.field(field), s),
+                _ => Err(self.err(field, "expected a list of dotted paths such as data.title")),
+            })
+            .collect()
+    }
+
+    /// `force`: a table of member path = value (`"{user}"`: the caller's user id).
+    fn forced_members(&self) -> Result<Vec<(Vec<String>, Forced)>, ConfigError> {
+        let Some(v) = self.spec.get("force") else {
+            return Ok(Vec::new());
+        };
+        let Value::Object(force) = v else {
+            return Err(self.err("force", "expected a table of path = value"));
+        };
+        force
+            .iter()
+            .map(|(path, value)| {
+                let forced = match value {
+                    Value::String(s) if s == "{user}" => Forced::User,
+                    v => Forced::Value(v.clone()),
+                };
+                Ok((
+                    parse_member_path(self.ctx, &self.field("force"), path)?,
+                    forced,
+                ))
+            })
+            .collect()
     }
 
     /// A create never names an item: no `id`/`_id` field, no `{id}` segment.
@@ -1341,16 +1363,14 @@ fn parse_lookup(
     })
 }
 
-/// Checks a lookup path template: a plain path under the route's base, holding `{id}` and every
-/// named segment of the endpoint (so it reads the very item written), and a plain query.
-fn check_lookup_template(
+/// The lookup path template with every hole (`{id}` or a named segment of the endpoint) filled
+/// by a plain value, for checking; any other hole is refused.
+fn fill_holes(
     route: &str,
     at: &str,
-    template: &str,
+    path_part: &str,
     params: &[&str],
-) -> Result<(), ConfigError> {
-    // Check the template with every hole filled by a plain value.
-    let (path_part, query_part) = template.split_once('?').unwrap_or((template, ""));
+) -> Result<String, ConfigError> {
     let mut probe = path_part.to_string();
     let mut rest = path_part;
     while let Some(start) = rest.find('{') {
@@ -1369,6 +1389,19 @@ fn check_lookup_template(
         probe = probe.replace(&format!("{{{name}}}"), "x");
         rest = &rest[end + 1..];
     }
+    Ok(probe)
+}
+
+/// Checks a lookup path template: a plain path under the route's base, holding `{id}` and every
+/// named segment of the endpoint (so it reads the very item written), and a plain query.
+fn check_lookup_template(
+    route: &str,
+    at: &str,
+    template: &str,
+    params: &[&str],
+) -> Result<(), ConfigError> {
+    let (path_part, query_part) = template.split_once('?').unwrap_or((template, ""));
+    let probe = fill_holes(route, at, path_part, params)?;
     let plain_path = probe
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b));

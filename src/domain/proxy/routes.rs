@@ -282,37 +282,13 @@ fn parse_route(
     let upstream = parse_upstream(name, spec)?;
     let scheme_end = upstream.find("://").map_or(0, |i| i + 3);
     let upstream_path_start = scheme_end + upstream[scheme_end..].find('/').unwrap_or(0);
-    let timeout_ms = uint_field(
-        name,
-        spec,
-        "timeout_ms",
-        DEFAULT_TIMEOUT_MS as u64,
-        100,
-        120_000,
-    )? as u32;
-    let max_body_bytes = uint_field(
-        name,
-        spec,
-        "max_body_bytes",
-        default_body_limit as u64,
-        0,
-        MAX_ROUTE_BODY_BYTES as u64,
-    )? as usize;
+    let (timeout_ms, max_body_bytes) = route_limits(name, spec, default_body_limit)?;
     let public = bool_field(name, spec, "public")?;
     let default_inject = spec
         .get("inject")
         .map(|v| parse_placement(name, "inject", v))
         .transpose()?;
-    let strip_headers = with_defaults(
-        DEFAULT_STRIP_HEADERS,
-        string_list(name, spec, "strip_headers")?,
-        normalize_header_name,
-    );
-    let mut strip_query = with_defaults(
-        DEFAULT_STRIP_QUERY,
-        string_list(name, spec, "strip_query")?,
-        normalize_param_name,
-    );
+    let (strip_headers, mut strip_query) = strip_lists(name, spec)?;
     let rules = parse_method_rules(name, spec, default_inject.as_ref(), lookup)?;
     let forward_all = bool_field(name, spec, "forward_all")?;
     // Names a client may never send in a query or body: the strip list and injected slots.
@@ -352,6 +328,49 @@ fn parse_route(
         // Parsed once per isolate; the `Allow` value lives as long as the configuration.
         allow: Box::leak(allow.into_boxed_str()),
     })
+}
+
+/// A route's `timeout_ms` and `max_body_bytes`.
+fn route_limits(
+    name: &str,
+    spec: &Map<String, Value>,
+    default_body_limit: usize,
+) -> Result<(u32, usize), ConfigError> {
+    let timeout_ms = uint_field(
+        name,
+        spec,
+        "timeout_ms",
+        DEFAULT_TIMEOUT_MS as u64,
+        100,
+        120_000,
+    )? as u32;
+    let max_body_bytes = uint_field(
+        name,
+        spec,
+        "max_body_bytes",
+        default_body_limit as u64,
+        0,
+        MAX_ROUTE_BODY_BYTES as u64,
+    )? as usize;
+    Ok((timeout_ms, max_body_bytes))
+}
+
+/// A route's `strip_headers` and `strip_query`, each over its defaults, normalized.
+fn strip_lists(
+    name: &str,
+    spec: &Map<String, Value>,
+) -> Result<(Vec<String>, Vec<String>), ConfigError> {
+    let strip_headers = with_defaults(
+        DEFAULT_STRIP_HEADERS,
+        string_list(name, spec, "strip_headers")?,
+        normalize_header_name,
+    );
+    let strip_query = with_defaults(
+        DEFAULT_STRIP_QUERY,
+        string_list(name, spec, "strip_query")?,
+        normalize_param_name,
+    );
+    Ok((strip_headers, strip_query))
 }
 
 /// Whether `name` can name a route (and so an API key's scope): 1–64 of `a-z 0-9 _ -`.
@@ -654,21 +673,29 @@ fn parse_rule(
         ));
     }
     let roles = rule_roles(route, field, rule.get("roles"))?;
+    let injection = rule_injection(route, field, rule, default_inject, lookup)?;
+    Ok(Rule { roles, injection })
+}
+
+/// A rule's `secret` and where it goes (`inject`, else the route's).
+fn rule_injection(
+    route: &str,
+    field: &str,
+    rule: &Map<String, Value>,
+    default_inject: Option<&Placement>,
+    lookup: Lookup<'_>,
+) -> Result<Option<Injection>, ConfigError> {
     let placement = rule
         .get("inject")
         .map(|v| parse_placement(route, &format!("{field}.inject"), v))
         .transpose()?;
-    let injection = match rule.get("secret") {
-        None => {
-            if placement.is_some() {
-                return Err(route_err(
-                    route,
-                    &format!("{field}.inject"),
-                    "given without a `secret` to inject",
-                ));
-            }
-            None
-        }
+    match rule.get("secret") {
+        None if placement.is_some() => Err(route_err(
+            route,
+            &format!("{field}.inject"),
+            "given without a `secret` to inject",
+        )),
+        None => Ok(None),
         Some(Value::String(secret_name)) => {
             let value = secret_value(route, field, secret_name, lookup)?;
             let placement = placement
@@ -680,21 +707,18 @@ fn parse_rule(
                         "a secret needs `inject` (here or on the route)",
                     )
                 })?;
-            Some(Injection {
+            Ok(Some(Injection {
                 secret_name: secret_name.clone(),
                 secret: Secret::new(value),
                 placement,
-            })
+            }))
         }
-        Some(_) => {
-            return Err(route_err(
-                route,
-                &format!("{field}.secret"),
-                "expected a secret's name",
-            ))
-        }
-    };
-    Ok(Rule { roles, injection })
+        Some(_) => Err(route_err(
+            route,
+            &format!("{field}.secret"),
+            "expected a secret's name",
+        )),
+    }
 }
 
 /// A rule's `roles`: a non-empty list of role names.
@@ -768,62 +792,64 @@ pub(crate) fn parse_placement(
         ));
     };
     match (spec.get("header"), spec.get("query")) {
-        (Some(Value::String(header)), None) => {
-            let name = header.trim().to_ascii_lowercase();
-            let token = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            if !token {
-                return Err(bad("not a valid header name"));
-            }
-            if is_hop_by_hop(&name)
-                || [
-                    "host",
-                    "content-length",
-                    "content-type",
-                    "content-digest",
-                    "signature",
-                    "signature-input",
-                ]
-                .contains(&name.as_str())
-                || name.starts_with("x-gatehouse-")
-            {
-                return Err(bad("this header cannot carry a credential"));
-            }
-            let template = match spec.get("value") {
-                None => "{secret}".to_string(),
-                Some(Value::String(t)) if t.contains("{secret}") => t.clone(),
-                Some(_) => return Err(bad("value must be a string containing {secret}")),
-            };
-            if template.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                return Err(bad("value contains control characters"));
-            }
-            if spec.keys().any(|k| k != "header" && k != "value") {
-                return Err(bad("a header injection has only header and value"));
-            }
-            Ok(Placement::Header { name, template })
-        }
-        (None, Some(Value::String(query))) => {
-            let name = query.trim();
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-            {
-                return Err(bad(
-                    "the query parameter name must be plain (A-Z a-z 0-9 - . _ ~)",
-                ));
-            }
-            if spec.keys().any(|k| k != "query") {
-                return Err(bad("a query injection has only query"));
-            }
-            Ok(Placement::Query {
-                name: name.to_string(),
-            })
-        }
+        (Some(Value::String(header)), None) => header_placement(spec, header).map_err(bad),
+        (None, Some(Value::String(query))) => query_placement(spec, query).map_err(bad),
         _ => Err(bad("set exactly one of header or query")),
     }
+}
+
+/// `{ header = "…", value = "…{secret}…" }`; an error says why.
+fn header_placement(spec: &Map<String, Value>, header: &str) -> Result<Placement, &'static str> {
+    let name = header.trim().to_ascii_lowercase();
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Err("not a valid header name");
+    }
+    let reserved = [
+        "host",
+        "content-length",
+        "content-type",
+        "content-digest",
+        "signature",
+        "signature-input",
+    ];
+    if is_hop_by_hop(&name) || reserved.contains(&name.as_str()) || name.starts_with("x-gatehouse-")
+    {
+        return Err("this header cannot carry a credential");
+    }
+    let template = match spec.get("value") {
+        None => "{secret}".to_string(),
+        Some(Value::String(t)) if t.contains("{secret}") => t.clone(),
+        Some(_) => return Err("value must be a string containing {secret}"),
+    };
+    if template.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err("value contains control characters");
+    }
+    if spec.keys().any(|k| k != "header" && k != "value") {
+        return Err("a header injection has only header and value");
+    }
+    Ok(Placement::Header { name, template })
+}
+
+/// `{ query = "…" }`; an error says why.
+fn query_placement(spec: &Map<String, Value>, query: &str) -> Result<Placement, &'static str> {
+    let name = query.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        return Err("the query parameter name must be plain (A-Z a-z 0-9 - . _ ~)");
+    }
+    if spec.keys().any(|k| k != "query") {
+        return Err("a query injection has only query");
+    }
+    Ok(Placement::Query {
+        name: name.to_string(),
+    })
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and every `Proxy-*` header, never forwarded in either
