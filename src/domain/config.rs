@@ -133,12 +133,10 @@ pub struct RateLimits {
 }
 
 impl Config {
-    /// The body limit for a request to `path`: its route's, or `MAX_BODY_BYTES`.
-    pub fn body_limit(&self, path: &str) -> usize {
-        self.proxy
-            .routes
-            .find(path)
-            .map_or(self.limits.max_body_bytes, |r| r.max_body_bytes)
+    /// The body limit of a request on `route` (found once, by the adapter): the route's, or
+    /// `MAX_BODY_BYTES`.
+    pub fn body_limit(&self, route: Option<&crate::domain::proxy::Route>) -> usize {
+        route.map_or(self.limits.max_body_bytes, |r| r.max_body_bytes)
     }
 
     /// Parses and validates every variable. `lookup` answers vars and secrets alike. Sections

@@ -39,10 +39,22 @@ pub enum Outcome<B> {
 pub async fn serve<S: Store, H: Pbkdf2, U: Upstream>(
     svc: &Services<'_, S, H>,
     upstream: &U,
+    req: Request,
+) -> Outcome<U::Body> {
+    let route = svc.config.proxy.routes.find(&req.path);
+    serve_on(svc, upstream, req, route).await
+}
+
+/// [`serve`] with the request's proxied route already found (the adapter finds it once, for
+/// the body limit, before it reads the body).
+pub async fn serve_on<S: Store, H: Pbkdf2, U: Upstream>(
+    svc: &Services<'_, S, H>,
+    upstream: &U,
     mut req: Request,
+    route: Option<&Route>,
 ) -> Outcome<U::Body> {
     let preflight = cors::preflight(&svc.config.browser.allowed_origins, &req);
-    let mut outcome = match (preflight, svc.config.proxy.routes.find(&req.path)) {
+    let mut outcome = match (preflight, route) {
         (Some(preflight), _) => Outcome::Local(preflight),
         (None, Some(route)) => {
             // The body moves on to the upstream request.

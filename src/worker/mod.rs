@@ -19,6 +19,7 @@ use worker::{
 };
 
 use crate::domain::config::Config;
+use crate::domain::proxy::Route;
 use crate::primitives::error::ConfigError;
 use crate::primitives::error::Error;
 use crate::primitives::http::{Request, Response};
@@ -78,7 +79,11 @@ const DRAIN_LIMIT: u64 = 1 << 20;
 
 /// Converts the runtime's request, reading at most `limit` bytes of body. A body over the limit
 /// is read on to its end (see [`DRAIN_LIMIT`]) before the refusal.
-async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request, Error> {
+async fn read_request(
+    mut req: worker::Request,
+    url: &worker::Url,
+    limit: usize,
+) -> Result<Request, Error> {
     let mut headers = Vec::new();
     for (name, value) in req.headers().entries() {
         headers.push((name.to_ascii_lowercase(), value));
@@ -121,9 +126,6 @@ async fn read_request(mut req: worker::Request, limit: usize) -> Result<Request,
             body.extend_from_slice(&chunk);
         }
     }
-    let url = req
-        .url()
-        .map_err(|e| Error::BadRequest(format!("the request URL could not be parsed: {e}")))?;
     Ok(Request {
         // The method as sent: the runtime's `Method` type reads every method it does not know
         // (SEARCH, PROPFIND…) as GET, which would route it as a read.
@@ -190,10 +192,18 @@ fn send(outcome: Outcome<worker::ResponseBody>) -> worker::Result<worker::Respon
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
     let now = Date::now().as_millis() as i64;
     let config = config(&env);
+    let url = req
+        .url()
+        .map_err(|e| Error::BadRequest(format!("the request URL could not be parsed: {e}")));
+    // The proxied route, found once: its body limit applies before the body is read.
+    let route = match (&url, config.as_ref()) {
+        (Ok(url), Ok(config)) => config.proxy.routes.find(url.path()),
+        _ => None,
+    };
     let limit = config
         .as_ref()
         .as_ref()
-        .map_or(FALLBACK_BODY_LIMIT, |c| c.body_limit(&req.path()));
+        .map_or(FALLBACK_BODY_LIMIT, |c| c.body_limit(route));
     let origin = req.headers().get("origin").ok().flatten();
     // An answer given before the core sees the request (a 413, no D1): with a valid
     // configuration, still readable by allowed pages.
@@ -206,7 +216,11 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
         );
         Outcome::Local(response)
     };
-    let outcome = match (read_request(req, limit).await, config.as_ref()) {
+    let request = match url {
+        Ok(url) => read_request(req, &url, limit).await,
+        Err(err) => Err(err),
+    };
+    let outcome = match (request, config.as_ref()) {
         (_, Err(err)) => Outcome::Local(Response::error(&Error::Misconfigured(err.clone()))),
         (Err(err), Ok(config)) => refused(config, &err),
         (Ok(request), Ok(config)) => match env.d1("DB") {
@@ -227,7 +241,7 @@ async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<
                     clock: &clock,
                     rng: &SystemRng,
                 };
-                dispatch(&services, request).await
+                dispatch(&services, request, route).await
             }
         },
     };
@@ -266,8 +280,9 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
     request: Request,
+    route: Option<&Route>,
 ) -> Outcome<worker::ResponseBody> {
-    routes::serve(services, &FetchUpstream, request).await
+    routes::serve_on(services, &FetchUpstream, request, route).await
 }
 
 /// The self-test build adds `/__selftest/contract` (the storage contract suite against this
@@ -276,6 +291,7 @@ async fn dispatch(
 async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
     request: Request,
+    route: Option<&Route>,
 ) -> Outcome<worker::ResponseBody> {
     use serde_json::json;
     Outcome::Local(match (request.method.as_str(), request.path.as_str()) {
@@ -291,6 +307,6 @@ async fn dispatch(
             let (ok, cases) = crate::domain::password::pbkdf2_cross_check(services.hasher).await;
             Response::json(200, &json!({ "ok": ok, "cases": cases }))
         }
-        _ => return routes::serve(services, &FetchUpstream, request).await,
+        _ => return routes::serve_on(services, &FetchUpstream, request, route).await,
     })
 }
