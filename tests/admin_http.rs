@@ -3,32 +3,31 @@
 
 mod common;
 
-use std::cell::Cell;
-
 use futures::executor::block_on;
 use serde_json::{json, Value};
 
 use gatehouse::domain::caller::CredentialKind;
 use gatehouse::domain::config::Config;
-use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::store::{AuditQuery, Store, User};
 use gatehouse::primitives::encoding::b64url;
 use gatehouse::primitives::http::{Request, Response};
-use gatehouse::primitives::platform::RustPbkdf2;
-use gatehouse::routes::handle;
 use gatehouse::services::auth::authenticate;
-use gatehouse::services::Services;
 
-use common::{expect_error, expect_status, TestClock, PASSWORD, SECOND, T0};
+use common::{expect_error, expect_status, PASSWORD, SECOND, T0};
 
 const MINUTE: i64 = 60 * SECOND;
 const DAY: i64 = 86_400 * SECOND;
 const PEPPER: &str = "pepper-pepper-pepper-pepper-pepper-42";
 
-struct Gate {
-    config: Config,
-    store: MemoryStore,
-    clock: TestClock,
+/// The shared [`common::Gate`] with the admin tests' helpers.
+struct Gate(common::Gate);
+
+impl std::ops::Deref for Gate {
+    type Target = common::Gate;
+
+    fn deref(&self) -> &common::Gate {
+        &self.0
+    }
 }
 
 fn config(overrides: &[(&str, &str)]) -> Config {
@@ -44,27 +43,7 @@ fn config(overrides: &[(&str, &str)]) -> Config {
 
 impl Gate {
     fn new(overrides: &[(&str, &str)]) -> Self {
-        Self {
-            config: config(overrides),
-            store: MemoryStore::new(),
-            clock: TestClock(Cell::new(T0)),
-        }
-    }
-
-    fn svc(&self) -> Services<'_, MemoryStore, RustPbkdf2> {
-        common::services(&self.config, &self.store, &self.clock)
-    }
-
-    fn send(&self, req: &Request) -> Response {
-        block_on(handle(&self.svc(), req))
-    }
-
-    fn advance(&self, ms: i64) {
-        self.clock.0.set(self.clock.0.get() + ms);
-    }
-
-    fn now(&self) -> i64 {
-        self.clock.0.get()
+        Self(common::Gate::new(config(overrides)))
     }
 
     fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Response {
@@ -383,7 +362,7 @@ fn keys_need_a_pepper_and_never_exceed_the_minters_or_owners_roles() {
     );
 
     let mut off = Gate::new(&[]);
-    off.config = {
+    off.0.config = {
         let seed = b64url(&[7u8; 32]);
         Config::from_lookup(&|n: &str| match n {
             "JWT_SIGNING_KEY" => Some(seed.clone()),

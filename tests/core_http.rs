@@ -7,26 +7,20 @@
 
 mod common;
 
-use std::cell::Cell;
-
 use futures::executor::block_on;
 use serde_json::{json, Value};
 
 use gatehouse::domain::config::Config;
 use gatehouse::domain::refresh;
-use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::store::{
     AuditEvent, Family, NewFamily, PasswordPhc, Store, TokenHash, TokenState, User,
 };
 use gatehouse::domain::token::{AccessClaims, KeySet};
 use gatehouse::primitives::encoding::{b64url, b64url_decode, hex};
 use gatehouse::primitives::http::{Request, Response};
-use gatehouse::primitives::platform::{Clock, RustPbkdf2, SystemRng};
-use gatehouse::routes::handle;
+use gatehouse::primitives::platform::{RustPbkdf2, SystemRng};
 
-use common::{
-    describe, error_code, expect_error, expect_status, TestClock, PASSWORD, SECOND, SEED, T0,
-};
+use common::{describe, error_code, expect_error, expect_status, PASSWORD, SECOND, SEED, T0};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -81,44 +75,25 @@ impl Session {
     }
 }
 
-/// One Gatehouse: a configuration, a store and a clock.
-struct Gate {
-    config: Config,
-    store: MemoryStore,
-    clock: TestClock,
+/// The shared [`common::Gate`] with the core tests' helpers.
+struct Gate(common::Gate);
+
+impl std::ops::Deref for Gate {
+    type Target = common::Gate;
+
+    fn deref(&self) -> &common::Gate {
+        &self.0
+    }
 }
 
 impl Gate {
     fn new(overrides: &[(&str, &str)]) -> Self {
-        Self {
-            config: config(overrides),
-            store: MemoryStore::new(),
-            clock: TestClock(Cell::new(T0)),
-        }
+        Self(common::Gate::new(config(overrides)))
     }
 
     /// The same store and clock under another configuration (think: a redeploy).
     fn reconfigure(&mut self, overrides: &[(&str, &str)]) {
-        self.config = config(overrides);
-    }
-
-    fn now(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    fn set_time(&self, ms: i64) {
-        self.clock.0.set(ms);
-    }
-
-    fn advance(&self, ms: i64) {
-        self.set_time(self.now() + ms);
-    }
-
-    fn send(&self, req: &Request) -> Response {
-        block_on(handle(
-            &common::services(&self.config, &self.store, &self.clock),
-            req,
-        ))
+        self.0.config = config(overrides);
     }
 
     fn post(&self, path: &str, body: Value) -> Response {

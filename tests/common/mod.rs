@@ -9,12 +9,15 @@ use std::cell::Cell;
 
 use serde_json::Value;
 
+use futures::executor::block_on;
 use gatehouse::domain::config::Config;
 use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::primitives::encoding::b64url;
 use gatehouse::primitives::error::ConfigError;
-use gatehouse::primitives::http::Response;
+
+use gatehouse::primitives::http::{Request, Response};
 use gatehouse::primitives::platform::{Clock, RustPbkdf2, SystemRng};
+use gatehouse::routes::handle;
 use gatehouse::services::Services;
 
 /// The start of every test's clock: a whole second, so JWT `iat` equals it exactly.
@@ -68,6 +71,45 @@ pub fn services<'a>(
         hasher: &RustPbkdf2,
         clock,
         rng: &SystemRng,
+    }
+}
+
+/// One Gatehouse: a configuration, an in-memory store and a clock that stands at [`T0`] until
+/// the test moves it. The test files wrap it with helpers of their own.
+pub struct Gate {
+    pub config: Config,
+    pub store: MemoryStore,
+    pub clock: TestClock,
+}
+
+impl Gate {
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            store: MemoryStore::new(),
+            clock: TestClock(Cell::new(T0)),
+        }
+    }
+
+    pub fn svc(&self) -> Services<'_, MemoryStore, RustPbkdf2> {
+        services(&self.config, &self.store, &self.clock)
+    }
+
+    /// Handles `req` as the worker would (outside the proxy).
+    pub fn send(&self, req: &Request) -> Response {
+        block_on(handle(&self.svc(), req))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn set_time(&self, ms: i64) {
+        self.clock.0.set(ms);
+    }
+
+    pub fn advance(&self, ms: i64) {
+        self.set_time(self.now() + ms);
     }
 }
 

@@ -187,14 +187,18 @@ struct UserRow {
     updated_at: i64,
 }
 
+/// A JSON array of names stored in a text column (`users.roles`, `api_keys.scopes`).
+fn name_list(column: &str, row_id: &str, text: &str) -> Result<Vec<String>, Error> {
+    serde_json::from_str(text).map_err(|e| {
+        Error::Internal(format!(
+            "{column} of {row_id} is not a JSON array of names: {e}"
+        ))
+    })
+}
+
 impl UserRow {
     fn into_user(self) -> Result<User, Error> {
-        let roles = serde_json::from_str(&self.roles).map_err(|e| {
-            Error::Internal(format!(
-                "users.roles of {} is not a JSON array: {e}",
-                self.id
-            ))
-        })?;
+        let roles = name_list("users.roles", &self.id, &self.roles)?;
         Ok(User {
             id: self.id,
             email: self.email,
@@ -313,12 +317,7 @@ struct ApiKeyRow {
 
 impl ApiKeyRow {
     fn into_key(self) -> Result<ApiKey, Error> {
-        let scopes = serde_json::from_str(&self.scopes).map_err(|e| {
-            Error::Internal(format!(
-                "api_keys.scopes of {} is not a JSON array: {e}",
-                self.id
-            ))
-        })?;
+        let scopes = name_list("api_keys.scopes", &self.id, &self.scopes)?;
         Ok(ApiKey {
             id: self.id,
             key_hash: KeyHash::from_stored(self.key_hash),
@@ -804,8 +803,7 @@ impl<E: Executor> Store for SqlStore<E> {
         let Some(row) = row else {
             return Ok(None);
         };
-        let owner_roles = serde_json::from_str(&row.owner_roles)
-            .map_err(|e| Error::Internal(format!("users.roles is not a JSON array: {e}")))?;
+        let owner_roles = name_list("users.roles", &row.key.owner_user_id, &row.owner_roles)?;
         Ok(Some(KeyLookup {
             owner_roles,
             owner_disabled: row.owner_disabled != 0,
