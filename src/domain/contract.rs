@@ -8,7 +8,7 @@
 //! Failures are returned, not panicked: a panic in wasm aborts the isolate and would hide which
 //! case failed.
 
-use self::futures_join::join_all;
+use futures_util::future::join_all;
 
 use crate::domain::refresh;
 use crate::domain::store::{
@@ -1265,51 +1265,6 @@ pub async fn run<S: Store>(store: &S) -> Vec<Outcome> {
     // Last: it deletes what other cases left behind.
     case!(prune_removes_only_what_ended);
     out
-}
-
-/// A minimal `join_all` so the worker build needs no `futures` dependency.
-mod futures_join {
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    pub struct JoinAll<F: Future> {
-        futures: Vec<Option<Pin<Box<F>>>>,
-        outputs: Vec<Option<F::Output>>,
-    }
-
-    pub fn join_all<F: Future>(iter: impl IntoIterator<Item = F>) -> JoinAll<F> {
-        let futures: Vec<_> = iter.into_iter().map(|f| Some(Box::pin(f))).collect();
-        let outputs = futures.iter().map(|_| None).collect();
-        JoinAll { futures, outputs }
-    }
-
-    impl<F: Future> Future for JoinAll<F> {
-        type Output = Vec<F::Output>;
-        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            // Safe: JoinAll never moves the pinned boxes it owns; it is Unpin.
-            let this = self.get_mut();
-            let mut pending = false;
-            for (slot, out) in this.futures.iter_mut().zip(this.outputs.iter_mut()) {
-                if let Some(fut) = slot {
-                    match fut.as_mut().poll(cx) {
-                        Poll::Ready(v) => {
-                            *out = Some(v);
-                            *slot = None;
-                        }
-                        Poll::Pending => pending = true,
-                    }
-                }
-            }
-            if pending {
-                Poll::Pending
-            } else {
-                Poll::Ready(this.outputs.iter_mut().filter_map(Option::take).collect())
-            }
-        }
-    }
-
-    impl<F: Future> Unpin for JoinAll<F> {}
 }
 
 #[cfg(test)]
