@@ -1839,3 +1839,50 @@ fn cors_headers_go_on_successes_errors_and_preflights_of_listed_origins_only() {
         .starts_with("text/javascript"));
     assert!(String::from_utf8_lossy(&res.body).contains("export function createClient"));
 }
+
+/// PBKDF2 that counts its derivations.
+struct CountingPbkdf2(std::cell::Cell<u32>);
+
+impl gatehouse::primitives::platform::Pbkdf2 for CountingPbkdf2 {
+    async fn derive(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<[u8; 32], gatehouse::primitives::error::Error> {
+        self.0.set(self.0.get() + 1);
+        gatehouse::primitives::platform::RustPbkdf2
+            .derive(password, salt, iterations)
+            .await
+    }
+}
+
+#[test]
+fn a_login_derives_its_password_hash_once_and_uses_four_storage_operations() {
+    let gate = Gate::new(&[]);
+    gate.register("once@example.com");
+    let hasher = CountingPbkdf2(std::cell::Cell::new(0));
+    let svc = gatehouse::services::Services {
+        config: &gate.config,
+        store: &gate.store,
+        hasher: &hasher,
+        clock: &gate.clock,
+        rng: &gatehouse::primitives::platform::SystemRng,
+    };
+    let before = gate.store.operations();
+    let req = Request::new("POST", "/auth/login")
+        .with_header("cf-connecting-ip", "203.0.113.7")
+        .with_json(
+            &json!({ "email": "once@example.com", "password": PASSWORD, "refresh_token_in_body": true }),
+        );
+    let res = futures::executor::block_on(gatehouse::routes::handle(&svc, &req));
+    expect_status(&res, 200);
+    assert_eq!(hasher.0.get(), 1, "PBKDF2 derivations of one login");
+    // Two rate-limit counters (client network, account), the user, the new family with its
+    // audit event in one batch.
+    assert_eq!(
+        gate.store.operations() - before,
+        4,
+        "storage operations of one login"
+    );
+}

@@ -164,6 +164,30 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 #[test]
+fn a_caller_seen_before_is_proxied_without_touching_storage() {
+    let gate = Gate::new();
+    let token = gate.token("usr_1", &["user"]);
+    let get = || {
+        Request::new("GET", "/cms/content/items/posts")
+            .with_header("authorization", &format!("Bearer {token}"))
+    };
+    let (status, _, seen, _) = gate.send(get());
+    assert_eq!(status, 200);
+    assert!(seen.is_some());
+    let after_first = gate.store.operations();
+    for _ in 0..3 {
+        let (status, _, seen, _) = gate.send(get());
+        assert_eq!(status, 200);
+        assert!(seen.is_some(), "each request reaches the upstream once");
+    }
+    assert_eq!(
+        gate.store.operations(),
+        after_first,
+        "a caller seen before costs no storage operation"
+    );
+}
+
+#[test]
 fn anonymous_read_gets_the_read_key_and_loses_client_credentials() {
     let gate = Gate::new();
     let req = Request::new(

@@ -1,6 +1,7 @@
 //! An in-memory [`Store`]: the reference implementation of the contract, for tests.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::{
@@ -35,6 +36,9 @@ struct State {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Storage operations so far (each a D1 statement or batch in the SQL store): what tests
+    /// count to show that a path reads or writes no more than it should.
+    operations: AtomicU64,
 }
 
 impl MemoryStore {
@@ -43,7 +47,13 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// How many storage operations (method calls other than `ping`) this store has served.
+    pub fn operations(&self) -> u64 {
+        self.operations.load(Ordering::Relaxed)
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        self.operations.fetch_add(1, Ordering::Relaxed);
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
