@@ -1886,3 +1886,95 @@ fn a_login_derives_its_password_hash_once_and_uses_four_storage_operations() {
         "storage operations of one login"
     );
 }
+
+/// The `kid` in an access token's header.
+fn kid_of(access_token: &str) -> String {
+    let header = access_token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(&b64url_decode(header).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn rotating_the_signing_key_twice_logs_no_one_out_and_old_tokens_end_at_their_exp() {
+    let seeds = [SEED, [21u8; 32], [22u8; 32]];
+    let keys: Vec<KeySet> = seeds.iter().map(|s| KeySet::new(s, &[]).unwrap()).collect();
+    let x = |i: usize| b64url(&keys[i].public_key());
+    let seed = |i: usize| b64url(&seeds[i]);
+    let jwks_kids = |gate: &Gate| -> Vec<String> {
+        let res = gate.send(&Request::new("GET", "/.well-known/jwks.json"));
+        expect_status(&res, 200)["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let kid = |i: usize| keys[i].current_kid().to_string();
+
+    let mut gate = Gate::new(&[]);
+    let first = gate.register("rotate@example.com");
+    let mut refresh = first.refresh_token.clone();
+    let mut step = |gate: &Gate| {
+        let res = gate.refresh(&refresh);
+        let session = Session::from_response(&expect_status_res(res));
+        refresh = session.refresh_token;
+        session.access_token
+    };
+
+    for (old, new) in [(0, 1), (1, 2)] {
+        let old_token = step(&gate);
+        assert_eq!(kid_of(&old_token), kid(old));
+        // Step 1: the next key is published (second in the JWKS) and its tokens would verify.
+        gate.reconfigure(&[
+            ("JWT_SIGNING_KEY", &seed(old)),
+            ("JWT_NEXT_PUBLIC_KEY", &x(new)),
+        ]);
+        assert_eq!(jwks_kids(&gate)[..2], [kid(old), kid(new)]);
+        assert_eq!(
+            kid_of(&step(&gate)),
+            kid(old),
+            "still signed by the old key"
+        );
+        // An isolate already on the next key's configuration may sign with it: accepted here.
+        let early = sign_access(&seeds[new], claims_for(&first.user_id), gate.now(), 900);
+        expect_status(&gate.me(&early), 200);
+        gate.advance(301 * SECOND);
+        // Step 2: the next key signs; the old key's tokens keep verifying.
+        gate.reconfigure(&[
+            ("JWT_SIGNING_KEY", &seed(new)),
+            ("JWT_PREVIOUS_PUBLIC_KEYS", &x(old)),
+        ]);
+        assert_eq!(jwks_kids(&gate)[0], kid(new));
+        expect_status(&gate.me(&old_token), 200);
+        let new_token = step(&gate);
+        assert_eq!(kid_of(&new_token), kid(new));
+        expect_status(&gate.me(&new_token), 200);
+        // Past the old token's exp (ACCESS_TOKEN_TTL 900 s + CLOCK_LEEWAY_SECONDS 30 s): refused.
+        gate.advance(930 * SECOND);
+        expect_status(&gate.me(&old_token), 401);
+        expect_status(&gate.me(&step(&gate)), 200);
+        // Step 3: the old key is retired.
+        gate.reconfigure(&[("JWT_SIGNING_KEY", &seed(new))]);
+        assert_eq!(jwks_kids(&gate), [kid(new)]);
+    }
+    // The session born under the first key is still alive under the third.
+    expect_status(&gate.me(&step(&gate)), 200);
+    assert_eq!(gate.live_tokens(&gate.family_of(&refresh).id), 1);
+}
+
+fn expect_status_res(res: Response) -> Response {
+    expect_status(&res, 200);
+    res
+}
+
+#[test]
+fn the_next_key_must_be_a_public_key() {
+    let err = common::try_config(&[("JWT_NEXT_PUBLIC_KEY", &b64url(&SEED))], &[]).unwrap_err();
+    assert!(err.to_string().contains("JWT_NEXT_PUBLIC_KEY"), "{err}");
+    assert!(
+        !err.to_string().contains(&b64url(&SEED)),
+        "the seed is echoed"
+    );
+    let err = common::try_config(&[("JWT_NEXT_PUBLIC_KEY", "short")], &[]).unwrap_err();
+    assert!(err.to_string().contains("JWT_NEXT_PUBLIC_KEY"), "{err}");
+}

@@ -351,6 +351,23 @@ fn signing_keys(lookup: Lookup<'_>) -> Result<([u8; 32], KeySet), ConfigError> {
             )
         })?,
     };
+    // The next key first (published ahead of its use), then the previous ones.
+    let mut published = Vec::new();
+    if let Some(raw) = get(lookup, "JWT_NEXT_PUBLIC_KEY") {
+        let next = decode_key32(&raw).ok_or_else(|| {
+            ConfigError::new(
+                "JWT_NEXT_PUBLIC_KEY",
+                "not a base64url-encoded 32-byte public key (the x that `gatehouse rotate-key prepare` prints)",
+            )
+        })?;
+        if next == seed {
+            return Err(ConfigError::new(
+                "JWT_NEXT_PUBLIC_KEY",
+                "is the signing key's private seed; set the next key's public x only",
+            ));
+        }
+        published.push(next);
+    }
     let mut previous = Vec::new();
     if let Some(raw) = get(lookup, "JWT_PREVIOUS_PUBLIC_KEYS") {
         for (i, item) in raw
@@ -377,8 +394,11 @@ fn signing_keys(lookup: Lookup<'_>) -> Result<([u8; 32], KeySet), ConfigError> {
             "contains the signing key's private seed; list public keys (x) only",
         ));
     }
-    let keys = KeySet::new(&seed, &previous)
-        .map_err(|why| ConfigError::new("JWT_PREVIOUS_PUBLIC_KEYS", why))?;
+    published.extend(previous);
+    // Every 32-byte value is accepted as an Ed25519 public key, so this cannot fail on input
+    // that decoded; the error names both variables in case it ever does.
+    let keys = KeySet::new(&seed, &published)
+        .map_err(|why| ConfigError::new("JWT_NEXT_PUBLIC_KEY / JWT_PREVIOUS_PUBLIC_KEYS", why))?;
     Ok((seed, keys))
 }
 

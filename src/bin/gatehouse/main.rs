@@ -13,6 +13,8 @@ mod keygen;
 #[cfg(not(target_arch = "wasm32"))]
 mod keys;
 #[cfg(not(target_arch = "wasm32"))]
+mod rotate;
+#[cfg(not(target_arch = "wasm32"))]
 mod users;
 #[cfg(not(target_arch = "wasm32"))]
 mod wrangler;
@@ -35,7 +37,7 @@ mod cli {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     use clap::{Parser, Subcommand};
 
-    use super::{keygen, keys, users};
+    use super::{keygen, keys, rotate, users};
 
     /// The operator's command line of Gatehouse.
     #[derive(Parser)]
@@ -49,6 +51,9 @@ mod cli {
     enum Command {
         /// Makes the worker's Ed25519 signing key (or, with --pepper, its API_KEY_PEPPER).
         Keygen(keygen::Keygen),
+        /// Replaces the signing key in three steps (prepare, promote, retire) without logging
+        /// anyone out, printing the wrangler commands of each.
+        RotateKey(rotate::RotateKey),
         /// Creates a user; with --update replaces an existing user's password and roles and
         /// revokes all their sessions.
         AddUser(users::AddUser),
@@ -75,6 +80,7 @@ mod cli {
         };
         let result = match cli.command {
             Command::Keygen(args) => keygen::run(&args),
+            Command::RotateKey(args) => rotate::run(&args),
             Command::AddUser(args) => users::add_user(&args),
             Command::SetRoles(args) => users::set_roles(&args),
             Command::DisableUser(args) => users::set_disabled(&args, true),
