@@ -27,6 +27,7 @@ const VARS: &[(&str, bool)] = &[
     ("COOKIE_SAMESITE", false),
     ("ALLOWED_ORIGINS", false),
     ("JWT_SIGNING_KEY", true),
+    ("JWT_NEXT_PUBLIC_KEY", false),
     ("JWT_PREVIOUS_PUBLIC_KEYS", false),
     ("ROUTES", false),
     ("UPSTREAM_SIGNING_SECRET", true),
