@@ -3,6 +3,33 @@
 use crate::primitives::cookies;
 use crate::primitives::error::{Error, TokenRejection};
 
+/// Reads headers written as one `name\nvalue\n…` string (how the Workers adapter moves them
+/// across the boundary in one call).
+pub fn headers_from_flat(flat: &str) -> Vec<(String, String)> {
+    let mut parts = flat.split('\n');
+    let mut pairs = Vec::new();
+    while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+        pairs.push((name.to_string(), value.to_string()));
+    }
+    pairs
+}
+
+/// Writes headers as one `name\nvalue\n…` string. A line break or NUL in a name or value
+/// would let one header become two: refused (the runtime refuses them in headers anyway).
+pub fn flat_headers(pairs: &[(String, String)]) -> Result<String, String> {
+    let mut flat = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+    for (name, value) in pairs {
+        if name.contains(['\n', '\r', '\0']) || value.contains(['\n', '\r', '\0']) {
+            return Err(format!("the header {name:?} holds a line break or NUL"));
+        }
+        flat.push_str(name);
+        flat.push('\n');
+        flat.push_str(value);
+        flat.push('\n');
+    }
+    Ok(flat)
+}
+
 /// A request method. The common ones are variants; any other is kept as sent (upper-cased), so
 /// an unknown method reaches the route table and gets its `405`, never turns into `GET`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -306,6 +333,31 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flat_headers_round_trip_and_refuse_line_breaks() {
+        let pairs = vec![
+            (
+                "content-type".to_string(),
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            ("x-empty".to_string(), String::new()),
+            ("set-cookie".to_string(), "a=b; Path=/".to_string()),
+        ];
+        let flat = flat_headers(&pairs).unwrap();
+        assert_eq!(headers_from_flat(&flat), pairs);
+        assert_eq!(headers_from_flat(""), vec![]);
+        for bad in ["a\nevil: 1", "a\rb", "a\0b"] {
+            assert!(
+                flat_headers(&[("x".into(), bad.into())]).is_err(),
+                "{bad:?}"
+            );
+            assert!(
+                flat_headers(&[(bad.into(), "v".into())]).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn cookies_are_found_among_many() {

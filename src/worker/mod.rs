@@ -7,14 +7,16 @@
 
 mod crypto;
 mod d1;
+mod glue;
 mod upstream;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use futures_util::StreamExt;
+use wasm_bindgen::JsValue;
 use worker::{
-    console_error, console_log, event, ByteStream, Context, Date, Env, Headers, ScheduleContext,
+    console_error, console_log, event, ByteStream, Context, Date, Env, ScheduleContext,
     ScheduledEvent,
 };
 
@@ -22,7 +24,7 @@ use crate::domain::config::Config;
 use crate::domain::proxy::Route;
 use crate::primitives::error::ConfigError;
 use crate::primitives::error::Error;
-use crate::primitives::http::{Request, Response};
+use crate::primitives::http::{flat_headers, headers_from_flat, Method, Request, Response};
 use crate::primitives::platform::{FixedClock, SystemRng};
 use crate::routes::{self, Outcome};
 use crate::services::Services;
@@ -80,25 +82,16 @@ const DRAIN_LIMIT: u64 = 1 << 20;
 /// Converts the runtime's request, reading at most `limit` bytes of body. A body over the limit
 /// is read on to its end (see [`DRAIN_LIMIT`]) before the refusal.
 async fn read_request(
-    mut req: worker::Request,
-    url: &worker::Url,
+    req: &web_sys::Request,
+    target: Target<'_>,
     limit: usize,
 ) -> Result<Request, Error> {
-    let mut headers = Vec::new();
-    for (name, value) in req.headers().entries() {
-        headers.push((name.to_ascii_lowercase(), value));
-    }
+    let headers = headers_from_flat(&glue::headers_flat(&req.headers()));
     let declared = headers
         .iter()
         .find(|(k, _)| k == "content-length")
         .and_then(|(_, v)| v.trim().parse::<u64>().ok());
-    let mut stream = match req.inner().body() {
-        Some(_) => Some(
-            req.stream()
-                .map_err(|e| Error::Internal(format!("reading the body: {e}")))?,
-        ),
-        None => None,
-    };
+    let mut stream = req.body().map(ByteStream::from);
     if let Some(declared) = declared.filter(|&n| n > limit as u64) {
         // A client that waits for `100 Continue` sends no body after a refusal: nothing to read.
         let waits = headers
@@ -127,15 +120,44 @@ async fn read_request(
         }
     }
     Ok(Request {
-        // The method as sent: the runtime's `Method` type reads every method it does not know
-        // (SEARCH, PROPFIND…) as GET, which would route it as a read.
-        method: crate::primitives::http::Method::parse(&req.inner().method()),
-        path: url.path().to_string(),
-        query: url.query().unwrap_or("").to_string(),
-        scheme: url.scheme().to_string(),
+        // The method as sent: a method the runtime does not know (SEARCH, PROPFIND…) stays
+        // itself and is routed as such, never as a read.
+        method: Method::parse(&req.method()),
+        path: target.path.to_string(),
+        query: target.query.to_string(),
+        scheme: target.scheme.to_string(),
         headers,
         body,
     })
+}
+
+/// The parts of the request URL the core reads. The runtime hands an absolute URL it has
+/// already parsed and normalized (`scheme://authority/path?query`, no fragment).
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    scheme: &'a str,
+    path: &'a str,
+    query: &'a str,
+}
+
+impl<'a> Target<'a> {
+    fn parse(url: &'a str) -> Result<Self, Error> {
+        let unparsable = || Error::BadRequest("the request URL could not be parsed".into());
+        let (scheme, rest) = url.split_once("://").ok_or_else(unparsable)?;
+        let start = rest.find('/').ok_or_else(unparsable)?;
+        let path_and_query = &rest[start..];
+        let path_and_query = path_and_query
+            .split_once('#')
+            .map_or(path_and_query, |(before, _)| before);
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        Ok(Self {
+            scheme,
+            path,
+            query,
+        })
+    }
 }
 
 /// Reads the rest of a refused body and drops it, stopping after `budget` bytes or at an error
@@ -150,26 +172,18 @@ async fn discard(stream: &mut ByteStream, budget: u64) {
     }
 }
 
-fn headers_of(pairs: &[(String, String)]) -> worker::Result<Headers> {
-    let headers = Headers::new();
-    for (name, value) in pairs {
-        headers.append(name, value)?;
-    }
-    Ok(headers)
-}
-
-fn to_worker(response: Response) -> worker::Result<worker::Response> {
-    let headers = headers_of(&response.headers)?;
-    let out = if response.body.is_empty() {
-        worker::Response::empty()?
-    } else {
-        worker::Response::from_bytes(response.body)?
-    };
-    Ok(out.with_status(response.status).with_headers(headers))
+/// The runtime's response: headers in one crossing, the body as bytes or the upstream's stream.
+fn respond(
+    status: u16,
+    headers: &[(String, String)],
+    body: &JsValue,
+) -> worker::Result<web_sys::Response> {
+    let flat = flat_headers(headers).map_err(worker::Error::RustError)?;
+    glue::respond(status, &flat, body).map_err(worker::Error::from)
 }
 
 /// Logs a local response's line and converts it; an upstream answer streams through.
-fn send(outcome: Outcome<worker::ResponseBody>) -> worker::Result<worker::Response> {
+fn send(outcome: Outcome<JsValue>) -> worker::Result<web_sys::Response> {
     match outcome {
         Outcome::Local(response) => {
             if let Some(line) = &response.log {
@@ -179,46 +193,53 @@ fn send(outcome: Outcome<worker::ResponseBody>) -> worker::Result<worker::Respon
                     console_log!("{line}");
                 }
             }
-            to_worker(response)
+            let body = if response.body.is_empty() {
+                JsValue::NULL
+            } else {
+                js_sys::Uint8Array::from(response.body.as_slice()).into()
+            };
+            respond(response.status, &response.headers, &body)
         }
-        Outcome::Proxied(answer) => Ok(worker::ResponseBuilder::new()
-            .with_status(answer.status)
-            .with_headers(headers_of(&answer.headers)?)
-            .body(answer.body)),
+        Outcome::Proxied(answer) => respond(answer.status, &answer.headers, &answer.body),
     }
 }
 
+/// The entry takes the runtime's own request (no conversion that reads `request.cf` or copies
+/// headers one call at a time).
 #[event(fetch)]
-async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+async fn fetch(
+    req: web_sys::Request,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<web_sys::Response> {
     let now = Date::now().as_millis() as i64;
     let config = config(&env);
-    let url = req
-        .url()
-        .map_err(|e| Error::BadRequest(format!("the request URL could not be parsed: {e}")));
+    let url = req.url();
+    let target = Target::parse(&url);
     // The proxied route, found once: its body limit applies before the body is read.
-    let route = match (&url, config.as_ref()) {
-        (Ok(url), Ok(config)) => config.proxy.routes.find(url.path()),
+    let route = match (&target, config.as_ref()) {
+        (Ok(target), Ok(config)) => config.proxy.routes.find(target.path),
         _ => None,
     };
     let limit = config
         .as_ref()
         .as_ref()
         .map_or(FALLBACK_BODY_LIMIT, |c| c.body_limit(route));
-    let origin = req.headers().get("origin").ok().flatten();
+    let request = match target {
+        Ok(target) => read_request(&req, target, limit).await,
+        Err(err) => Err(err),
+    };
     // An answer given before the core sees the request (a 413, no D1): with a valid
     // configuration, still readable by allowed pages.
     let refused = |config: &Config, err: &Error| {
         let mut response = Response::error(err);
+        let origin = req.headers().get("origin").ok().flatten();
         crate::primitives::cors::apply(
             &config.browser.allowed_origins,
             origin.as_deref(),
             &mut response.headers,
         );
         Outcome::Local(response)
-    };
-    let request = match url {
-        Ok(url) => read_request(req, &url, limit).await,
-        Err(err) => Err(err),
     };
     let outcome = match (request, config.as_ref()) {
         (_, Err(err)) => Outcome::Local(Response::error(&Error::Misconfigured(err.clone()))),
@@ -281,7 +302,7 @@ async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
     request: Request,
     route: Option<&Route>,
-) -> Outcome<worker::ResponseBody> {
+) -> Outcome<JsValue> {
     routes::serve_on(services, &FetchUpstream, request, route).await
 }
 
@@ -292,7 +313,7 @@ async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
     request: Request,
     route: Option<&Route>,
-) -> Outcome<worker::ResponseBody> {
+) -> Outcome<JsValue> {
     use serde_json::json;
     Outcome::Local(match (request.method.as_str(), request.path.as_str()) {
         ("POST", "/__selftest/contract") => {

@@ -1,74 +1,65 @@
-//! Outbound `fetch` to a proxied route's upstream: redirects are never followed, the answer is
-//! awaited up to the route's timeout (then the request is aborted), and the body comes back as
-//! the runtime's stream, unread.
+//! Outbound `fetch` to a proxied route's upstream through `glue.js`: redirects are never
+//! followed, the answer's headers are awaited up to the route's timeout (then the request is
+//! aborted), and the body comes back as the runtime's stream, unread.
 
-use std::time::Duration;
-
-use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use worker::{AbortController, Delay, Fetch, Headers, Method, RequestInit, RequestRedirect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::ByteStream;
 
+use super::glue;
 use crate::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
+use crate::primitives::http::{flat_headers, headers_from_flat};
 
 /// The Workers runtime's `fetch`.
 pub struct FetchUpstream;
 
 impl Upstream for FetchUpstream {
-    type Body = worker::ResponseBody;
+    /// The answer's body stream, or `null`.
+    type Body = JsValue;
 
     async fn send(
         &self,
         request: UpstreamRequest,
-    ) -> Result<UpstreamResponse<Self::Body>, UpstreamFailure> {
-        let unreachable = |e: worker::Error| UpstreamFailure::Unreachable(e.to_string());
-        let headers = Headers::new();
-        for (name, value) in &request.headers {
-            headers.append(name, value).map_err(unreachable)?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(Method::from(request.method.as_str().to_string()))
-            .with_headers(headers)
-            .with_redirect(RequestRedirect::Manual);
-        if let Some(body) = request.body {
-            // The one copy fetch needs (into JS memory); the Rust bytes are freed here.
-            init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-        }
-        let outbound = worker::Request::new_with_init(&request.url, &init).map_err(unreachable)?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let fetch = Fetch::Request(outbound);
-        let answer = std::pin::pin!(fetch.send_with_signal(&signal));
-        let timeout = Delay::from(Duration::from_millis(u64::from(request.timeout_ms)));
-        match select(answer, timeout).await {
-            Either::Left((Ok(response), _)) => {
-                let headers = response
-                    .headers()
-                    .entries()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                    .collect();
-                let status = response.status_code();
-                let (_, body) = response.into_parts();
-                Ok(UpstreamResponse {
-                    status,
-                    headers,
-                    body,
-                })
+    ) -> Result<UpstreamResponse<JsValue>, UpstreamFailure> {
+        let flat = flat_headers(&request.headers).map_err(UpstreamFailure::Unreachable)?;
+        let body = match &request.body {
+            // The one copy fetch needs (into JS memory).
+            Some(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
+            None => JsValue::NULL,
+        };
+        let promise = glue::upstream_fetch(
+            &request.url,
+            request.method.as_str(),
+            &flat,
+            &body,
+            request.timeout_ms,
+        );
+        let answer = JsFuture::from(promise).await.map_err(|err| {
+            if glue::error_name(&err) == "TimeoutError" {
+                UpstreamFailure::Timeout
+            } else {
+                UpstreamFailure::Unreachable(format!("{err:?}"))
             }
-            Either::Left((Err(err), _)) => Err(unreachable(err)),
-            Either::Right(_) => {
-                controller.abort();
-                Err(UpstreamFailure::Timeout)
-            }
-        }
+        })?;
+        let response: web_sys::Response = answer
+            .dyn_into()
+            .map_err(|_| UpstreamFailure::Unreachable("fetch answered no Response".into()))?;
+        Ok(UpstreamResponse {
+            status: response.status(),
+            headers: headers_from_flat(&glue::headers_flat(&response.headers())),
+            body: response.body().map_or(JsValue::NULL, JsValue::from),
+        })
     }
 
-    async fn read_body(&self, body: Self::Body, limit: usize) -> Result<Vec<u8>, UpstreamFailure> {
-        let unreadable = |e: worker::Error| UpstreamFailure::Unreachable(e.to_string());
-        let mut response = worker::Response::from_body(body).map_err(unreadable)?;
-        let mut stream = response.stream().map_err(unreadable)?;
+    async fn read_body(&self, body: JsValue, limit: usize) -> Result<Vec<u8>, UpstreamFailure> {
+        let Ok(stream) = body.dyn_into::<web_sys::ReadableStream>() else {
+            return Ok(Vec::new());
+        };
+        let mut stream = ByteStream::from(stream);
         let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(unreadable)?;
+            let chunk = chunk.map_err(|e| UpstreamFailure::Unreachable(e.to_string()))?;
             if out.len() + chunk.len() > limit {
                 return Err(UpstreamFailure::Unreachable(format!(
                     "the answer is larger than {limit} bytes"

@@ -1,0 +1,51 @@
+// The adapter's few calls into the runtime, each one boundary crossing: headers travel as one
+// string of `name\nvalue\n` pairs (a header name or value never holds a line break: the
+// runtime refuses one, and the Rust side checks what it sends). No decision is made here.
+
+/** The headers of a request or response as `name\nvalue\n…` (names lower-case). */
+export function headersFlat(headers) {
+  let flat = '';
+  for (const [name, value] of headers) flat += name + '\n' + value + '\n';
+  return flat;
+}
+
+function headersOf(flat) {
+  const headers = new Headers();
+  const parts = flat.split('\n');
+  for (let i = 0; i + 1 < parts.length; i += 2) headers.append(parts[i], parts[i + 1]);
+  return headers;
+}
+
+/** A response with these headers; `body` is bytes, a stream or null. */
+export function respond(status, flat, body) {
+  return new Response(body, { status, headers: headersOf(flat) });
+}
+
+/**
+ * fetch() that follows no redirect and gives up when the answer's headers have not come within
+ * `timeoutMs` (the body then streams on without a deadline). A timeout rejects with a
+ * `TimeoutError`.
+ */
+export async function upstreamFetch(url, method, flat, body, timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException('the upstream did not answer in time', 'TimeoutError')),
+    timeoutMs,
+  );
+  try {
+    return await fetch(url, {
+      method,
+      headers: headersOf(flat),
+      body,
+      redirect: 'manual',
+      signal: controller.signal,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The `name` of a thrown value (`TimeoutError`, `TypeError`…), or ''. */
+export function errorName(err) {
+  return (err && err.name) || '';
+}

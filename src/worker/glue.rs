@@ -1,0 +1,29 @@
+//! The bindings of `glue.js`: the runtime calls the adapter makes, each one boundary crossing,
+//! with headers as one `name\nvalue\n…` string.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(module = "/src/worker/glue.js")]
+extern "C" {
+    /// The headers as `name\nvalue\n…`, names lower-case.
+    #[wasm_bindgen(js_name = headersFlat)]
+    pub fn headers_flat(headers: &web_sys::Headers) -> String;
+
+    /// A response with the headers of `flat`; `body`: bytes, a stream or null.
+    #[wasm_bindgen(catch)]
+    pub fn respond(status: u16, flat: &str, body: &JsValue) -> Result<web_sys::Response, JsValue>;
+
+    /// `fetch` with no redirect and a deadline for the answer's headers.
+    #[wasm_bindgen(js_name = upstreamFetch)]
+    pub fn upstream_fetch(
+        url: &str,
+        method: &str,
+        flat: &str,
+        body: &JsValue,
+        timeout_ms: u32,
+    ) -> js_sys::Promise;
+
+    /// The `name` of a thrown value.
+    #[wasm_bindgen(js_name = errorName)]
+    pub fn error_name(err: &JsValue) -> String;
+}
