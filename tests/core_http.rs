@@ -240,12 +240,17 @@ fn set_cookies(res: &Response) -> Vec<&str> {
         .collect()
 }
 
-/// The one `Set-Cookie` of a response.
+/// The one refresh-cookie `Set-Cookie` of a response (a login or registration also sets the
+/// device cookie).
 #[track_caller]
 fn the_set_cookie(res: &Response) -> &str {
-    match set_cookies(res).as_slice() {
+    let refresh: Vec<&str> = set_cookies(res)
+        .into_iter()
+        .filter(|c| c.starts_with("gatehouse_refresh="))
+        .collect();
+    match refresh.as_slice() {
         [one] => one,
-        other => panic!("expected one set-cookie, got {other:?}"),
+        other => panic!("expected one refresh set-cookie, got {other:?}"),
     }
 }
 

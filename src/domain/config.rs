@@ -59,6 +59,8 @@ pub struct Config {
     pub allowed_origins: AllowedOrigins,
     /// Key of the session-bound CSRF tokens, derived from the signing key.
     pub csrf_key: crate::domain::csrf::CsrfKey,
+    /// Key of the device cookies, derived from the signing key.
+    pub device_key: crate::domain::device::DeviceKey,
     /// The key of the hashes that name emails and clients in counters and logs.
     pub subject_key: crate::domain::subject::SubjectKey,
     /// Signing key (`JWT_SIGNING_KEY`, secret) and previous public keys
@@ -87,8 +89,12 @@ pub struct Config {
 pub struct RateLimits {
     /// Window length in seconds (`RATE_LIMIT_WINDOW_SECONDS`, default 900).
     pub window_secs: i64,
-    /// Logins per account (email) per window (`RATE_LIMIT_LOGIN_PER_ACCOUNT`, default 10).
+    /// Logins per account (email) and client network per window
+    /// (`RATE_LIMIT_LOGIN_PER_ACCOUNT`, default 10).
     pub login_per_account: i64,
+    /// Logins per account from all networks together per window, except from a browser with
+    /// the account's device cookie (`RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL`, default 50).
+    pub login_per_account_total: i64,
     /// Logins per client IP per window (`RATE_LIMIT_LOGIN_PER_IP`, default 50).
     pub login_per_ip: i64,
     /// Registrations per client IP per window (`RATE_LIMIT_REGISTER_PER_IP`, default 10).
@@ -148,6 +154,7 @@ impl Config {
             cookie_same_site,
             allowed_origins,
             csrf_key: crate::domain::csrf::CsrfKey::derive(&seed),
+            device_key: crate::domain::device::DeviceKey::derive(&seed),
             subject_key: crate::domain::subject::SubjectKey::derive(&seed),
             keys,
             verify_cache: VerifyCache::default(),
@@ -380,6 +387,13 @@ impl RateLimits {
         Ok(Self {
             window_secs: int_in(lookup, "RATE_LIMIT_WINDOW_SECONDS", 900, 1, 86_400)?,
             login_per_account: int_in(lookup, "RATE_LIMIT_LOGIN_PER_ACCOUNT", 10, 0, 1_000_000)?,
+            login_per_account_total: int_in(
+                lookup,
+                "RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL",
+                50,
+                0,
+                1_000_000,
+            )?,
             login_per_ip: int_in(lookup, "RATE_LIMIT_LOGIN_PER_IP", 50, 0, 1_000_000)?,
             register_per_ip: int_in(lookup, "RATE_LIMIT_REGISTER_PER_IP", 10, 0, 1_000_000)?,
             refresh_per_family: int_in(lookup, "RATE_LIMIT_REFRESH_PER_FAMILY", 60, 0, 1_000_000)?,
@@ -420,6 +434,8 @@ mod tests {
         assert_eq!(config.refresh_idle_secs, 7 * 86_400);
         assert_eq!(config.refresh_grace_secs, 10);
         assert_eq!(config.registration, Registration::Closed);
+        assert_eq!(config.rate_limits.login_per_account, 10);
+        assert_eq!(config.rate_limits.login_per_account_total, 50);
         assert_eq!(config.default_roles, vec!["user"]);
         assert_eq!(config.pbkdf2_iterations, 100_000);
         assert_eq!(config.max_body_bytes, 65_536);
@@ -440,6 +456,10 @@ mod tests {
                 "REFRESH_IDLE_TIMEOUT",
             ),
             (&[("REGISTRATION", "maybe")], "REGISTRATION"),
+            (
+                &[("RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL", "-1")],
+                "RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL",
+            ),
             (&[("DEFAULT_ROLES", "user,Admin")], "DEFAULT_ROLES"),
             (&[("DEFAULT_ROLES", "anonymous")], "DEFAULT_ROLES"),
             (&[("COOKIE_SAMESITE", "sometimes")], "COOKIE_SAMESITE"),

@@ -7,6 +7,7 @@ use crate::domain::account::{normalize_email, normalize_name};
 use crate::domain::caller::Caller;
 use crate::domain::config::{Config, Registration};
 use crate::domain::csrf;
+use crate::domain::device::{DEVICE_COOKIE, DEVICE_TTL_SECS};
 use crate::domain::password::{self, Verdict};
 use crate::domain::refresh::{self, Decision};
 use crate::domain::store::{Family, NewFamily, RevokeReason, Rotation, Store, TokenHash, User};
@@ -36,6 +37,32 @@ fn refresh_cookie(config: &Config, value: &str, max_age_secs: i64) -> String {
         REFRESH_COOKIE_PATH,
         max_age_secs,
         config.cookie_same_site,
+    )
+}
+
+/// Adds the device cookie of account `email` to a login or registration answered in cookie
+/// mode (a script asking for its refresh token in the body gets no cookie at all).
+fn with_device_cookie<S, H>(
+    svc: &Services<'_, S, H>,
+    response: Response,
+    email: &str,
+    delivery: Delivery,
+) -> Response {
+    if delivery == Delivery::Body {
+        return response;
+    }
+    let config = svc.config;
+    let account = config.subject_key.email(email);
+    let value = config.device_key.issue(&account, svc.clock.now_ms());
+    response.append_header(
+        "set-cookie",
+        &cookies::set_cookie(
+            DEVICE_COOKIE,
+            &value,
+            REFRESH_COOKIE_PATH,
+            DEVICE_TTL_SECS,
+            config.cookie_same_site,
+        ),
     )
 }
 
@@ -153,14 +180,15 @@ pub(super) async fn register<S: Store, H: Pbkdf2>(
     svc.store
         .create_user(&user, Some(&family), Some(&registered))
         .await?;
-    session_response(
+    let response = session_response(
         svc,
         201,
         &user,
         &token,
         (&family.id, family.expires_at),
         delivery,
-    )
+    )?;
+    Ok(with_device_cookie(svc, response, &user.email, delivery))
 }
 
 pub(super) async fn login<S: Store, H: Pbkdf2>(
@@ -181,19 +209,21 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
         None,
     );
     svc.store.create_family(&family, Some(&succeeded)).await?;
-    session_response(
+    let response = session_response(
         svc,
         200,
         &user,
         &token,
         (&family.id, family.expires_at),
         delivery,
-    )
+    )?;
+    Ok(with_device_cookie(svc, response, &user.email, delivery))
 }
 
 /// The user whose email and password these are, enabled; every failure is recorded and
-/// answered alike (401 `invalid_credentials`). Rate limits per IP and per account come first; a
-/// hash made with fewer iterations than configured is upgraded.
+/// answered alike (401 `invalid_credentials`). Rate limits per IP, per account and network, and
+/// per account (unless the browser shows the account's device cookie) come first; a hash made
+/// with fewer iterations than configured is upgraded.
 async fn check_credentials<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
@@ -210,7 +240,12 @@ async fn check_credentials<S: Store, H: Pbkdf2>(
         ratelimit::check(svc, Bucket::LoginIp, ip).await?;
     }
     if let Some(email) = &email {
-        ratelimit::check(svc, Bucket::LoginAccount, email).await?;
+        let account = svc.config.subject_key.email(email);
+        let trusted_device =
+            svc.config
+                .device_key
+                .any_valid(&account, req.cookies(DEVICE_COOKIE), now);
+        ratelimit::check_login_account(svc, email, req.client_ip(), trusted_device).await?;
     }
     let user = match &email {
         Some(email) => svc.store.user_by_email(email).await?,
