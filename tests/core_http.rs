@@ -763,6 +763,116 @@ fn emails_are_matched_trimmed_and_case_insensitively() {
     );
 }
 
+/// PBKDF2 that counts its derivations.
+struct CountingPbkdf2(Cell<u32>);
+
+impl gatehouse::primitives::platform::Pbkdf2 for CountingPbkdf2 {
+    async fn derive(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<[u8; 32], gatehouse::primitives::error::Error> {
+        self.0.set(self.0.get() + 1);
+        RustPbkdf2.derive(password, salt, iterations).await
+    }
+}
+
+/// A registration sent with a counting hasher: the answer and how many PBKDF2 derivations it
+/// took.
+fn counted(gate: &Gate, body: Value) -> (Response, u32) {
+    let hasher = CountingPbkdf2(Cell::new(0));
+    let svc = gatehouse::services::Services {
+        config: &gate.config,
+        store: &gate.store,
+        hasher: &hasher,
+        clock: &gate.clock,
+        rng: &SystemRng,
+    };
+    let res = block_on(handle(
+        &svc,
+        &Request::new("POST", "/auth/register").with_json(&body),
+    ));
+    (res, hasher.0.get())
+}
+
+#[test]
+fn hidden_registration_answers_a_taken_email_exactly_like_a_new_one() {
+    let gate = Gate::new(&[("REGISTRATION_ENUMERATION", "hide")]);
+    let (new, new_work) = counted(
+        &gate,
+        json!({ "email": "Ada@example.com", "password": PASSWORD, "refresh_token_in_body": true }),
+    );
+    let (taken, taken_work) = counted(
+        &gate,
+        json!({ "email": " ada@EXAMPLE.com", "password": "another long password", "refresh_token_in_body": true }),
+    );
+    for res in [&new, &taken] {
+        assert_eq!(res.status, 202, "{}", describe(res));
+        assert_eq!(res.json_body(), json!({ "status": "accepted" }));
+        assert!(set_cookies(res).is_empty(), "{}", describe(res));
+    }
+    assert_eq!(
+        (new.headers.clone(), new.body.clone()),
+        (taken.headers.clone(), taken.body.clone())
+    );
+    assert_eq!((new_work, taken_work), (1, 1), "one PBKDF2 hash either way");
+    // The account exists once, with the first password; the second request logged nobody in.
+    let session = gate.login("ada@example.com");
+    expect_error(
+        &gate.login_response("ada@example.com", "another long password"),
+        401,
+        "invalid_credentials",
+    );
+    let sessions = gate.send(&bearer("/auth/sessions", &session.access_token));
+    let sessions = expect_status(&sessions, 200);
+    assert_eq!(
+        sessions["sessions"].as_array().unwrap().len(),
+        1,
+        "{sessions}"
+    );
+    let kinds: Vec<String> = gate
+        .events(&session.user_id)
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "registered").count(),
+        1,
+        "{kinds:?}"
+    );
+    // Bad input is refused alike for a new and a taken email.
+    for email in ["ada@example.com", "grace@example.com"] {
+        let (res, _) = counted(&gate, json!({ "email": email, "password": "short" }));
+        expect_error(&res, 400, "weak_password");
+    }
+    let (res, _) = counted(
+        &gate,
+        json!({ "email": "no at sign", "password": PASSWORD }),
+    );
+    expect_error(&res, 400, "bad_request");
+    // Browser mode as well: no cookie of any kind.
+    let (res, _) = counted(
+        &gate,
+        json!({ "email": "new@example.com", "password": PASSWORD }),
+    );
+    assert_eq!(res.status, 202);
+    assert!(set_cookies(&res).is_empty());
+    gate.login("new@example.com");
+}
+
+#[test]
+fn revealing_registration_is_the_default() {
+    let gate = Gate::new(&[]);
+    gate.register("ada@example.com");
+    let (res, work) = counted(
+        &gate,
+        json!({ "email": "ada@example.com", "password": PASSWORD }),
+    );
+    expect_error(&res, 409, "email_taken");
+    assert_eq!(work, 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cookie mode
 

@@ -26,6 +26,16 @@ pub enum Registration {
     Closed,
 }
 
+/// What `POST /auth/register` tells about an email that already has an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationEnumeration {
+    /// `409 email_taken` (the default): clear to users, and tells anyone who has an account.
+    Reveal,
+    /// The same `202` for a new and a taken email, no session either way: the new user logs in
+    /// next. Nobody learns from registration whether an account exists.
+    Hide,
+}
+
 /// The whole, validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -46,6 +56,8 @@ pub struct Config {
     pub clock_leeway_secs: i64,
     /// `REGISTRATION`: `open` or `closed` (default).
     pub registration: Registration,
+    /// `REGISTRATION_ENUMERATION`: `reveal` (default) or `hide`.
+    pub registration_enumeration: RegistrationEnumeration,
     /// Roles of self-registered users (`DEFAULT_ROLES`, comma-separated, default `user`).
     pub default_roles: Vec<String>,
     /// PBKDF2 iterations for new hashes (`PBKDF2_ITERATIONS`, default and maximum 100,000).
@@ -125,6 +137,7 @@ impl Config {
         )?;
         let max_body_bytes = int_in(lookup, "MAX_BODY_BYTES", 65_536, 1_024, 1_048_576)?;
         let registration = registration(lookup)?;
+        let registration_enumeration = registration_enumeration(lookup)?;
         let default_roles = default_roles(lookup)?;
         let cookie_same_site = cookie_same_site(lookup)?;
         let allowed_origins = AllowedOrigins::parse(get(lookup, "ALLOWED_ORIGINS").as_deref())?;
@@ -148,6 +161,7 @@ impl Config {
             refresh_grace_secs: lifetimes.refresh_grace_secs,
             clock_leeway_secs: lifetimes.clock_leeway_secs,
             registration,
+            registration_enumeration,
             default_roles,
             pbkdf2_iterations,
             max_body_bytes,
@@ -261,6 +275,21 @@ fn registration(lookup: Lookup<'_>) -> Result<Registration, ConfigError> {
         Some(other) => Err(ConfigError::new(
             "REGISTRATION",
             format!("expected open or closed, got {other:?}"),
+        )),
+    }
+}
+
+/// `REGISTRATION_ENUMERATION`: `reveal` (default) or `hide`.
+fn registration_enumeration(lookup: Lookup<'_>) -> Result<RegistrationEnumeration, ConfigError> {
+    match get(lookup, "REGISTRATION_ENUMERATION")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("reveal") => Ok(RegistrationEnumeration::Reveal),
+        Some("hide") => Ok(RegistrationEnumeration::Hide),
+        Some(other) => Err(ConfigError::new(
+            "REGISTRATION_ENUMERATION",
+            format!("expected reveal or hide, got {other:?}"),
         )),
     }
 }
@@ -434,6 +463,10 @@ mod tests {
         assert_eq!(config.refresh_idle_secs, 7 * 86_400);
         assert_eq!(config.refresh_grace_secs, 10);
         assert_eq!(config.registration, Registration::Closed);
+        assert_eq!(
+            config.registration_enumeration,
+            RegistrationEnumeration::Reveal
+        );
         assert_eq!(config.rate_limits.login_per_account, 10);
         assert_eq!(config.rate_limits.login_per_account_total, 50);
         assert_eq!(config.default_roles, vec!["user"]);
@@ -456,6 +489,10 @@ mod tests {
                 "REFRESH_IDLE_TIMEOUT",
             ),
             (&[("REGISTRATION", "maybe")], "REGISTRATION"),
+            (
+                &[("REGISTRATION_ENUMERATION", "sometimes")],
+                "REGISTRATION_ENUMERATION",
+            ),
             (
                 &[("RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL", "-1")],
                 "RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL",
@@ -506,8 +543,17 @@ mod tests {
         let err = parse(&[("JWT_SIGNING_KEY", &k), ("JWT_PREVIOUS_PUBLIC_KEYS", &k)]).unwrap_err();
         assert_eq!(err.var, "JWT_PREVIOUS_PUBLIC_KEYS");
         assert!(!err.to_string().contains(&k));
-        let config = parse(&[("JWT_SIGNING_KEY", &k), ("REGISTRATION", "Open")]).unwrap();
+        let config = parse(&[
+            ("JWT_SIGNING_KEY", &k),
+            ("REGISTRATION", "Open"),
+            ("REGISTRATION_ENUMERATION", "Hide"),
+        ])
+        .unwrap();
         assert_eq!(config.registration, Registration::Open);
+        assert_eq!(
+            config.registration_enumeration,
+            RegistrationEnumeration::Hide
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::domain::account::{normalize_email, normalize_name};
 use crate::domain::caller::Caller;
-use crate::domain::config::{Config, Registration};
+use crate::domain::config::{Config, Registration, RegistrationEnumeration};
 use crate::domain::csrf;
 use crate::domain::device::{DEVICE_COOKIE, DEVICE_TTL_SECS};
 use crate::domain::password::{self, Verdict};
@@ -158,6 +158,9 @@ pub(super) async fn register<S: Store, H: Pbkdf2>(
     }
     let email = normalize_email(&body.email)?;
     let name = normalize_name(body.name.as_deref())?;
+    if svc.config.registration_enumeration == RegistrationEnumeration::Hide {
+        return register_hidden(svc, req, email, name, &body.password).await;
+    }
     let delivery = Delivery::asked(&body);
     let user = new_user(
         svc,
@@ -189,6 +192,33 @@ pub(super) async fn register<S: Store, H: Pbkdf2>(
         delivery,
     )?;
     Ok(with_device_cookie(svc, response, &user.email, delivery))
+}
+
+/// `REGISTRATION_ENUMERATION=hide`: a new and a taken email get the same answer, `202` with no
+/// session, after the same work (the password policy, the PBKDF2 hash, the insert that the
+/// store refuses for a taken email). Nobody is logged in here, least of all into an account that
+/// already existed: the new user logs in next.
+async fn register_hidden<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    email: String,
+    name: Option<String>,
+    pw: &str,
+) -> Result<Response, Error> {
+    let user = new_user(svc, email, name, pw, svc.config.default_roles.clone()).await?;
+    let registered = own_event(
+        req,
+        user.created_at,
+        "registered",
+        Some(&user.id),
+        None,
+        None,
+    );
+    match svc.store.create_user(&user, None, Some(&registered)).await {
+        Ok(()) | Err(Error::EmailTaken) => {}
+        Err(err) => return Err(err),
+    }
+    Ok(Response::json(202, &json!({ "status": "accepted" })))
 }
 
 pub(super) async fn login<S: Store, H: Pbkdf2>(
