@@ -842,6 +842,27 @@ fn users_page_and_search_and_a_password_reset_revokes_sessions() {
         409,
         "email_taken",
     );
+    // Admins create accounts under the same email rules: folded, never a mixed-script look-alike.
+    expect_error(
+        &gate.call(
+            "POST",
+            "/admin/users",
+            &root,
+            Some(json!({ "email": "u0\u{200b}@EXAMPLE.org", "password": PASSWORD })),
+        ),
+        409,
+        "email_taken",
+    );
+    expect_error(
+        &gate.call(
+            "POST",
+            "/admin/users",
+            &root,
+            Some(json!({ "email": "u0@ex\u{430}mple.org", "password": PASSWORD })),
+        ),
+        400,
+        "bad_request",
+    );
     let page = expect_status(
         &gate.call("GET", "/admin/users?limit=2&q=example.org", &root, None),
         200,

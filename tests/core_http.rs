@@ -763,6 +763,75 @@ fn emails_are_matched_trimmed_and_case_insensitively() {
     );
 }
 
+#[test]
+fn look_alike_emails_are_one_account_or_refused() {
+    let gate = Gate::new(&[]);
+    let session = gate.register("lock@example.com");
+    // Invisible characters, full-width forms and letter case fold to the same address.
+    for look_alike in [
+        "lo\u{200b}ck@example.com",
+        "\u{feff}lock@example.com\u{2060}",
+        "ｌｏｃｋ@example.com",
+        "LOCK@EXAMPLE.COM\u{ad}",
+    ] {
+        let res = gate.post(
+            "/auth/register",
+            json!({ "email": look_alike, "password": PASSWORD }),
+        );
+        expect_error(&res, 409, "email_taken");
+        // Login folds the same way and finds the account.
+        assert_eq!(
+            gate.login(look_alike).user_id,
+            session.user_id,
+            "{look_alike:?}"
+        );
+    }
+    // A Cyrillic letter among Latin ones cannot make a second "lock@example.com".
+    for look_alike in ["l\u{43e}ck@example.com", "lock@\u{435}xample.com"] {
+        let res = gate.post(
+            "/auth/register",
+            json!({ "email": look_alike, "password": PASSWORD }),
+        );
+        expect_error(&res, 400, "bad_request");
+        let message = res.json_body()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(message.starts_with("email: mixes scripts"), "{message}");
+        expect_error(
+            &gate.login_response(look_alike, PASSWORD),
+            401,
+            "invalid_credentials",
+        );
+    }
+    // One script throughout is fine, however unlike Latin it looks.
+    let other = gate.register("иван@пример.рф");
+    assert_eq!(gate.user(&other.user_id).email, "иван@пример.рф");
+    // What folding leaves must still be an address.
+    let res = gate.post(
+        "/auth/register",
+        json!({ "email": "\u{200b}@example.com", "password": PASSWORD }),
+    );
+    expect_error(&res, 400, "bad_request");
+}
+
+#[test]
+fn an_account_stored_under_a_spelling_folding_changes_still_logs_in() {
+    let gate = Gate::new(&[]);
+    let user = stored_user(
+        "old\u{200b}@example.com",
+        password_hash(PASSWORD, 10_000),
+        false,
+    );
+    block_on(gate.store.create_user(&user, None, None)).unwrap();
+    assert_eq!(gate.login("old\u{200b}@example.com").user_id, user.id);
+    expect_error(
+        &gate.login_response("old@example.com", PASSWORD),
+        401,
+        "invalid_credentials",
+    );
+}
+
 /// PBKDF2 that counts its derivations.
 struct CountingPbkdf2(Cell<u32>);
 

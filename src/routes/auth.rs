@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::account::{normalize_email, normalize_name};
+use crate::domain::account::{legacy_email, new_account_email, normalize_email, normalize_name};
 use crate::domain::caller::Caller;
 use crate::domain::config::{Config, Registration, RegistrationEnumeration};
 use crate::domain::csrf;
@@ -156,7 +156,7 @@ pub(super) async fn register<S: Store, H: Pbkdf2>(
     if let Some(ip) = req.client_ip() {
         ratelimit::check(svc, Bucket::RegisterIp, ip).await?;
     }
-    let email = normalize_email(&body.email)?;
+    let email = new_account_email(&body.email)?;
     let name = normalize_name(body.name.as_deref())?;
     if svc.config.registration_enumeration == RegistrationEnumeration::Hide {
         return register_hidden(svc, req, email, name, &body.password).await;
@@ -228,6 +228,8 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
     let body: Credentials = json_body(req, svc.config.max_body_bytes, false)?;
     let delivery = Delivery::asked(&body);
     let user = check_credentials(svc, req, &body.email, &body.password).await?;
+    // The device cookie names the account as the rate limits do: by the normal form typed.
+    let account_email = normalize_email(&body.email).unwrap_or_else(|_| user.email.clone());
     let now = svc.clock.now_ms();
     let (token, family) = new_family(svc, req, &user.id);
     let succeeded = own_event(
@@ -247,7 +249,7 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
         (&family.id, family.expires_at),
         delivery,
     )?;
-    Ok(with_device_cookie(svc, response, &user.email, delivery))
+    Ok(with_device_cookie(svc, response, &account_email, delivery))
 }
 
 /// The user whose email and password these are, enabled; every failure is recorded and
@@ -277,10 +279,14 @@ async fn check_credentials<S: Store, H: Pbkdf2>(
                 .any_valid(&account, req.cookies(DEVICE_COOKIE), now);
         ratelimit::check_login_account(svc, email, req.client_ip(), trusted_device).await?;
     }
-    let user = match &email {
+    let mut user = match &email {
         Some(email) => svc.store.user_by_email(email).await?,
         None => None,
     };
+    if let (None, Some(_), Some(legacy)) = (&user, &email, legacy_email(raw_email)) {
+        // An account stored before emails were folded, under a spelling folding changes.
+        user = svc.store.user_by_email(&legacy).await?;
+    }
     let Some(user) = user else {
         // Same work, same answer as a wrong password.
         password::dummy_verify(svc.hasher, pw, iterations).await?;
