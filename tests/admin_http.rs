@@ -133,6 +133,226 @@ fn login_per_account_trips_exactly_at_the_threshold_and_releases_after_the_windo
     gate.user("bob@example.com", &["user"]);
 }
 
+/// A login of `email` from `ip`, with `cookie` (a `Cookie` header value) if any, in cookie mode.
+fn login_from(email: &str, password: &str, ip: &str, cookie: Option<&str>) -> Request {
+    let req = Request::new("POST", "/auth/login")
+        .with_json(&json!({ "email": email, "password": password }))
+        .with_header("cf-connecting-ip", ip);
+    match cookie {
+        Some(cookie) => req.with_header("cookie", cookie),
+        None => req,
+    }
+}
+
+/// The `gatehouse_device=…` pair a response sets.
+#[track_caller]
+fn device_cookie(res: &Response) -> String {
+    let set: Vec<&str> = res
+        .headers
+        .iter()
+        .filter(|(name, value)| name == "set-cookie" && value.starts_with("gatehouse_device="))
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert_eq!(set.len(), 1, "{:?}", res.headers);
+    assert!(
+        set[0].ends_with(&format!(
+            "; Path=/auth; Max-Age={}; HttpOnly; Secure; SameSite=Lax",
+            90 * 86_400
+        )),
+        "{}",
+        set[0]
+    );
+    set[0].split(';').next().unwrap().to_string()
+}
+
+#[test]
+fn an_attacker_exhausting_one_network_does_not_lock_the_owner_out_of_another() {
+    let gate = Gate::new(&[
+        ("RATE_LIMIT_LOGIN_PER_ACCOUNT", "3"),
+        ("RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL", "100"),
+        ("RATE_LIMIT_WINDOW_SECONDS", "600"),
+    ]);
+    gate.user("ada@example.com", &["user"]);
+    gate.clock.0.set(T0 - T0 % (600 * SECOND) + 600 * SECOND);
+    let attacker = "203.0.113.9";
+    for _ in 0..3 {
+        let res = gate.send(&login_from("ada@example.com", "guess", attacker, None));
+        expect_error(&res, 401, "invalid_credentials");
+    }
+    // Network A is spent, the right password included; an IPv6 attacker's whole /64 likewise.
+    let res = gate.send(&login_from("ada@example.com", PASSWORD, attacker, None));
+    expect_error(&res, 429, "auth_rate_limited");
+    for ip in ["2001:db8:5:6::1", "2001:db8:5:6::2", "2001:db8:5:6:ffff::3"] {
+        let res = gate.send(&login_from("ada@example.com", "guess", ip, None));
+        expect_error(&res, 401, "invalid_credentials");
+    }
+    let res = gate.send(&login_from(
+        "ada@example.com",
+        "guess",
+        "2001:db8:5:6::4",
+        None,
+    ));
+    expect_error(&res, 429, "auth_rate_limited");
+    // The owner, from their own network and with no cookie of any kind, gets in.
+    let res = gate.send(&login_from(
+        "ada@example.com",
+        PASSWORD,
+        "198.51.100.7",
+        None,
+    ));
+    expect_status(&res, 200);
+}
+
+#[test]
+fn the_account_wide_ceiling_stops_a_distributed_attack_but_not_a_known_browser() {
+    let gate = Gate::new(&[
+        ("RATE_LIMIT_LOGIN_PER_ACCOUNT", "3"),
+        ("RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL", "5"),
+        ("RATE_LIMIT_LOGIN_PER_IP", "0"),
+        ("RATE_LIMIT_WINDOW_SECONDS", "600"),
+    ]);
+    gate.user("ada@example.com", &["user"]);
+    gate.user("bob@example.com", &["user"]);
+    gate.clock.0.set(T0 - T0 % (600 * SECOND) + 600 * SECOND);
+    // The owner logged in from this browser before: it holds the device cookie.
+    let res = gate.send(&login_from(
+        "ada@example.com",
+        PASSWORD,
+        "198.51.100.7",
+        None,
+    ));
+    let ada_device = device_cookie(&res);
+    let res = gate.send(&login_from(
+        "bob@example.com",
+        PASSWORD,
+        "198.51.100.8",
+        None,
+    ));
+    let bob_device = device_cookie(&res);
+    // Four more attempts from four networks reach the ceiling of 5 (the owner's counted too).
+    for i in 1..=4 {
+        let res = gate.send(&login_from(
+            "ada@example.com",
+            "guess",
+            &format!("192.0.2.{i}"),
+            None,
+        ));
+        expect_error(&res, 401, "invalid_credentials");
+    }
+    // A fresh network, even with the right password, meets the ceiling.
+    let res = gate.send(&login_from("ada@example.com", PASSWORD, "192.0.2.50", None));
+    expect_error(&res, 429, "auth_rate_limited");
+    assert_eq!(res.header("retry-after"), Some("600"));
+    // The owner's browser passes it, from any network.
+    let with_cookie = |ip: &str, cookie: &str| {
+        gate.send(&login_from(
+            "ada@example.com",
+            PASSWORD,
+            ip,
+            Some(&format!("a=1; {cookie}")),
+        ))
+    };
+    let res = with_cookie("198.51.100.7", &ada_device);
+    expect_status(&res, 200);
+    let renewed = device_cookie(&res);
+    expect_status(&with_cookie("198.51.100.99", &renewed), 200);
+    // Forged, other-account and malformed cookies do not.
+    let forged = format!("{}A", &ada_device[..ada_device.len() - 1]);
+    let forged = if forged == ada_device {
+        format!("{}B", &ada_device[..ada_device.len() - 1])
+    } else {
+        forged
+    };
+    let (_, value) = ada_device.split_once('=').unwrap();
+    let (expiry, mac) = value["ghd_".len()..].split_once('.').unwrap();
+    let stretched = format!(
+        "gatehouse_device=ghd_{}.{mac}",
+        expiry.parse::<i64>().unwrap() + 86_400
+    );
+    for cookie in [
+        forged.as_str(),
+        bob_device.as_str(),
+        stretched.as_str(),
+        "gatehouse_device=ghd_1.x",
+    ] {
+        expect_error(
+            &with_cookie("198.51.100.7", cookie),
+            429,
+            "auth_rate_limited",
+        );
+    }
+    // The per-account-and-network limit still holds for the known browser.
+    gate.advance(600 * SECOND);
+    for _ in 0..3 {
+        let res = gate.send(&login_from(
+            "ada@example.com",
+            "guess",
+            "198.51.100.7",
+            Some(&ada_device),
+        ));
+        expect_error(&res, 401, "invalid_credentials");
+    }
+    expect_error(
+        &with_cookie("198.51.100.7", &ada_device),
+        429,
+        "auth_rate_limited",
+    );
+    // Another account's ceiling was never touched.
+    let res = gate.send(&login_from("bob@example.com", PASSWORD, "192.0.2.50", None));
+    expect_status(&res, 200);
+}
+
+#[test]
+fn an_expired_device_cookie_does_not_pass_the_ceiling() {
+    let gate = Gate::new(&[
+        ("RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL", "2"),
+        ("RATE_LIMIT_WINDOW_SECONDS", "600"),
+    ]);
+    gate.user("ada@example.com", &["user"]);
+    let res = gate.send(&login_from(
+        "ada@example.com",
+        PASSWORD,
+        "198.51.100.7",
+        None,
+    ));
+    let device = device_cookie(&res);
+    gate.advance(90 * DAY);
+    gate.clock.0.set(gate.now() - gate.now() % (600 * SECOND));
+    for i in 1..=2 {
+        let res = gate.send(&login_from(
+            "ada@example.com",
+            "guess",
+            &format!("192.0.2.{i}"),
+            None,
+        ));
+        expect_error(&res, 401, "invalid_credentials");
+    }
+    let res = gate.send(&login_from(
+        "ada@example.com",
+        PASSWORD,
+        "198.51.100.7",
+        Some(&device),
+    ));
+    expect_error(&res, 429, "auth_rate_limited");
+}
+
+#[test]
+fn scripts_get_no_device_cookie() {
+    let gate = Gate::new(&[]);
+    gate.user("ada@example.com", &["user"]);
+    let res = gate.send(&Request::new("POST", "/auth/login").with_json(
+        &json!({ "email": "ada@example.com", "password": PASSWORD, "refresh_token_in_body": true }),
+    ));
+    expect_status(&res, 200);
+    assert!(!res.headers.iter().any(|(name, _)| name == "set-cookie"));
+    let res = gate.send(
+        &Request::new("POST", "/auth/register")
+            .with_json(&json!({ "email": "new@example.com", "password": PASSWORD })),
+    );
+    expect_status(&res, 201);
+    device_cookie(&res);
+}
+
 #[test]
 fn login_and_registration_per_ip_and_refresh_per_family() {
     let gate = Gate::new(&[
@@ -600,6 +820,27 @@ fn users_page_and_search_and_a_password_reset_revokes_sessions() {
         ),
         409,
         "email_taken",
+    );
+    // Admins create accounts under the same email rules: folded, never a mixed-script look-alike.
+    expect_error(
+        &gate.call(
+            "POST",
+            "/admin/users",
+            &root,
+            Some(json!({ "email": "u0\u{200b}@EXAMPLE.org", "password": PASSWORD })),
+        ),
+        409,
+        "email_taken",
+    );
+    expect_error(
+        &gate.call(
+            "POST",
+            "/admin/users",
+            &root,
+            Some(json!({ "email": "u0@ex\u{430}mple.org", "password": PASSWORD })),
+        ),
+        400,
+        "bad_request",
     );
     let page = expect_status(
         &gate.call("GET", "/admin/users?limit=2&q=example.org", &root, None),

@@ -218,12 +218,17 @@ fn set_cookies(res: &Response) -> Vec<&str> {
         .collect()
 }
 
-/// The one `Set-Cookie` of a response.
+/// The one refresh-cookie `Set-Cookie` of a response (a login or registration also sets the
+/// device cookie).
 #[track_caller]
 fn the_set_cookie(res: &Response) -> &str {
-    match set_cookies(res).as_slice() {
+    let refresh: Vec<&str> = set_cookies(res)
+        .into_iter()
+        .filter(|c| c.starts_with("gatehouse_refresh="))
+        .collect();
+    match refresh.as_slice() {
         [one] => one,
-        other => panic!("expected one set-cookie, got {other:?}"),
+        other => panic!("expected one refresh set-cookie, got {other:?}"),
     }
 }
 
@@ -734,6 +739,187 @@ fn emails_are_matched_trimmed_and_case_insensitively() {
         409,
         "email_taken",
     );
+}
+
+#[test]
+fn look_alike_emails_are_one_account_or_refused() {
+    let gate = Gate::new(&[]);
+    let session = gate.register("lock@example.com");
+    // Invisible characters, full-width forms and letter case fold to the same address.
+    for look_alike in [
+        "lo\u{200b}ck@example.com",
+        "\u{feff}lock@example.com\u{2060}",
+        "ｌｏｃｋ@example.com",
+        "LOCK@EXAMPLE.COM\u{ad}",
+    ] {
+        let res = gate.post(
+            "/auth/register",
+            json!({ "email": look_alike, "password": PASSWORD }),
+        );
+        expect_error(&res, 409, "email_taken");
+        // Login folds the same way and finds the account.
+        assert_eq!(
+            gate.login(look_alike).user_id,
+            session.user_id,
+            "{look_alike:?}"
+        );
+    }
+    // A Cyrillic letter among Latin ones cannot make a second "lock@example.com".
+    for look_alike in ["l\u{43e}ck@example.com", "lock@\u{435}xample.com"] {
+        let res = gate.post(
+            "/auth/register",
+            json!({ "email": look_alike, "password": PASSWORD }),
+        );
+        expect_error(&res, 400, "bad_request");
+        let message = res.json_body()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(message.starts_with("email: mixes scripts"), "{message}");
+        expect_error(
+            &gate.login_response(look_alike, PASSWORD),
+            401,
+            "invalid_credentials",
+        );
+    }
+    // One script throughout is fine, however unlike Latin it looks.
+    let other = gate.register("иван@пример.рф");
+    assert_eq!(gate.user(&other.user_id).email, "иван@пример.рф");
+    // What folding leaves must still be an address.
+    let res = gate.post(
+        "/auth/register",
+        json!({ "email": "\u{200b}@example.com", "password": PASSWORD }),
+    );
+    expect_error(&res, 400, "bad_request");
+}
+
+#[test]
+fn an_account_stored_under_a_spelling_folding_changes_still_logs_in() {
+    let gate = Gate::new(&[]);
+    let user = stored_user(
+        "old\u{200b}@example.com",
+        password_hash(PASSWORD, 10_000),
+        false,
+    );
+    block_on(gate.store.create_user(&user, None, None)).unwrap();
+    assert_eq!(gate.login("old\u{200b}@example.com").user_id, user.id);
+    expect_error(
+        &gate.login_response("old@example.com", PASSWORD),
+        401,
+        "invalid_credentials",
+    );
+}
+
+/// PBKDF2 that counts its derivations.
+struct CountingPbkdf2(std::cell::Cell<u32>);
+
+impl gatehouse::primitives::platform::Pbkdf2 for CountingPbkdf2 {
+    async fn derive(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<[u8; 32], gatehouse::primitives::error::Error> {
+        self.0.set(self.0.get() + 1);
+        gatehouse::primitives::platform::RustPbkdf2
+            .derive(password, salt, iterations)
+            .await
+    }
+}
+
+/// A registration sent with a counting hasher: the answer and how many PBKDF2 derivations it
+/// took.
+fn counted(gate: &Gate, body: Value) -> (Response, u32) {
+    let hasher = CountingPbkdf2(std::cell::Cell::new(0));
+    let svc = gatehouse::services::Services {
+        config: &gate.config,
+        store: &gate.store,
+        hasher: &hasher,
+        clock: &gate.clock,
+        rng: &SystemRng,
+    };
+    let res = block_on(gatehouse::routes::handle(
+        &svc,
+        &Request::new("POST", "/auth/register").with_json(&body),
+    ));
+    (res, hasher.0.get())
+}
+
+#[test]
+fn hidden_registration_answers_a_taken_email_exactly_like_a_new_one() {
+    let gate = Gate::new(&[("REGISTRATION_ENUMERATION", "hide")]);
+    let (new, new_work) = counted(
+        &gate,
+        json!({ "email": "Ada@example.com", "password": PASSWORD, "refresh_token_in_body": true }),
+    );
+    let (taken, taken_work) = counted(
+        &gate,
+        json!({ "email": " ada@EXAMPLE.com", "password": "another long password", "refresh_token_in_body": true }),
+    );
+    for res in [&new, &taken] {
+        assert_eq!(res.status, 202, "{}", describe(res));
+        assert_eq!(res.json_body(), json!({ "status": "accepted" }));
+        assert!(set_cookies(res).is_empty(), "{}", describe(res));
+    }
+    assert_eq!(
+        (new.headers.clone(), new.body.clone()),
+        (taken.headers.clone(), taken.body.clone())
+    );
+    assert_eq!((new_work, taken_work), (1, 1), "one PBKDF2 hash either way");
+    // The account exists once, with the first password; the second request logged nobody in.
+    let session = gate.login("ada@example.com");
+    expect_error(
+        &gate.login_response("ada@example.com", "another long password"),
+        401,
+        "invalid_credentials",
+    );
+    let sessions = gate.send(&bearer("/auth/sessions", &session.access_token));
+    let sessions = expect_status(&sessions, 200);
+    assert_eq!(
+        sessions["sessions"].as_array().unwrap().len(),
+        1,
+        "{sessions}"
+    );
+    let kinds: Vec<String> = gate
+        .events(&session.user_id)
+        .iter()
+        .map(|e| e.kind.clone())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "registered").count(),
+        1,
+        "{kinds:?}"
+    );
+    // Bad input is refused alike for a new and a taken email.
+    for email in ["ada@example.com", "grace@example.com"] {
+        let (res, _) = counted(&gate, json!({ "email": email, "password": "short" }));
+        expect_error(&res, 400, "weak_password");
+    }
+    let (res, _) = counted(
+        &gate,
+        json!({ "email": "no at sign", "password": PASSWORD }),
+    );
+    expect_error(&res, 400, "bad_request");
+    // Browser mode as well: no cookie of any kind.
+    let (res, _) = counted(
+        &gate,
+        json!({ "email": "new@example.com", "password": PASSWORD }),
+    );
+    assert_eq!(res.status, 202);
+    assert!(set_cookies(&res).is_empty());
+    gate.login("new@example.com");
+}
+
+#[test]
+fn revealing_registration_is_the_default() {
+    let gate = Gate::new(&[]);
+    gate.register("ada@example.com");
+    let (res, work) = counted(
+        &gate,
+        json!({ "email": "ada@example.com", "password": PASSWORD }),
+    );
+    expect_error(&res, 409, "email_taken");
+    assert_eq!(work, 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1840,25 +2026,8 @@ fn cors_headers_go_on_successes_errors_and_preflights_of_listed_origins_only() {
     assert!(String::from_utf8_lossy(&res.body).contains("export function createClient"));
 }
 
-/// PBKDF2 that counts its derivations.
-struct CountingPbkdf2(std::cell::Cell<u32>);
-
-impl gatehouse::primitives::platform::Pbkdf2 for CountingPbkdf2 {
-    async fn derive(
-        &self,
-        password: &[u8],
-        salt: &[u8],
-        iterations: u32,
-    ) -> Result<[u8; 32], gatehouse::primitives::error::Error> {
-        self.0.set(self.0.get() + 1);
-        gatehouse::primitives::platform::RustPbkdf2
-            .derive(password, salt, iterations)
-            .await
-    }
-}
-
 #[test]
-fn a_login_derives_its_password_hash_once_and_uses_four_storage_operations() {
+fn a_login_derives_its_password_hash_once_and_uses_five_storage_operations() {
     let gate = Gate::new(&[]);
     gate.register("once@example.com");
     let hasher = CountingPbkdf2(std::cell::Cell::new(0));

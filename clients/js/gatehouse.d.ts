@@ -40,6 +40,11 @@ export interface GatehouseClient {
   readonly ready: Promise<User | null>;
   readonly user: User | null;
   readonly authenticated: boolean;
+  /**
+   * Creates the account and logs in. Where registration hides accounts
+   * (`REGISTRATION_ENUMERATION=hide`, answered 202 without a session) it logs in right after;
+   * a taken email then fails as `invalid_credentials`, like a login with a wrong password.
+   */
   register(input: { email: string; password: string; name?: string }): Promise<User>;
   login(input: { email: string; password: string }): Promise<User>;
   /** Ends the session on the server (every tab, the cookie) and in every tab of this site. */

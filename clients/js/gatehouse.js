@@ -235,7 +235,10 @@ export function createClient(options = {}) {
   }
 
   async function enter(path, body) {
-    const res = await post(path, body);
+    return entered(await post(path, body));
+  }
+
+  async function entered(res) {
     if (!res.ok) throw await errorOf(res);
     const next = fromAnswer(await res.json());
     next.issuedAt = now();
@@ -251,7 +254,13 @@ export function createClient(options = {}) {
     get authenticated() {
       return !!session;
     },
-    register: ({ email, password, name } = {}) => enter('/auth/register', { email, password, name }),
+    async register({ email, password, name } = {}) {
+      const res = await post('/auth/register', { email, password, name });
+      // REGISTRATION_ENUMERATION=hide: 202, no session whether or not the email was taken; the
+      // new account logs in next (a taken email fails like a wrong password).
+      if (res.status === 202) return enter('/auth/login', { email, password });
+      return entered(res);
+    },
     login: ({ email, password } = {}) => enter('/auth/login', { email, password }),
     async logout() {
       let csrf = session && session.csrfToken;

@@ -26,6 +26,16 @@ pub enum Registration {
     Closed,
 }
 
+/// What `POST /auth/register` tells about an email that already has an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationEnumeration {
+    /// `409 email_taken` (the default): clear to users, and tells anyone who has an account.
+    Reveal,
+    /// The same `202` for a new and a taken email, no session either way: the new user logs in
+    /// next. Nobody learns from registration whether an account exists.
+    Hide,
+}
+
 /// The whole, validated configuration, by section.
 #[derive(Debug)]
 pub struct Config {
@@ -71,6 +81,8 @@ pub struct Tokens {
 pub struct Accounts {
     /// `REGISTRATION`: `open` or `closed` (default).
     pub registration: Registration,
+    /// `REGISTRATION_ENUMERATION`: `reveal` (default) or `hide`.
+    pub registration_enumeration: RegistrationEnumeration,
     /// Roles of self-registered users (`DEFAULT_ROLES`, comma-separated, default `user`).
     pub default_roles: Vec<String>,
     /// PBKDF2 iterations for new hashes (`PBKDF2_ITERATIONS`, default and maximum 100,000).
@@ -91,6 +103,8 @@ pub struct Browser {
     pub allowed_origins: AllowedOrigins,
     /// Key of the session-bound CSRF tokens, derived from the signing key.
     pub csrf_key: crate::domain::csrf::CsrfKey,
+    /// Key of the device cookies, derived from the signing key.
+    pub device_key: crate::domain::device::DeviceKey,
 }
 
 /// The CMS proxy.
@@ -122,8 +136,12 @@ pub struct Limits {
 pub struct RateLimits {
     /// Window length in seconds (`RATE_LIMIT_WINDOW_SECONDS`, default 900).
     pub window_secs: i64,
-    /// Logins per account (email) per window (`RATE_LIMIT_LOGIN_PER_ACCOUNT`, default 10).
+    /// Logins per account (email) and client network per window
+    /// (`RATE_LIMIT_LOGIN_PER_ACCOUNT`, default 10).
     pub login_per_account: i64,
+    /// Logins per account from all networks together per window, except from a browser with
+    /// the account's device cookie (`RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL`, default 50).
+    pub login_per_account_total: i64,
     /// Logins per client IP per window (`RATE_LIMIT_LOGIN_PER_IP`, default 50).
     pub login_per_ip: i64,
     /// Registrations per client IP per window (`RATE_LIMIT_REGISTER_PER_IP`, default 10).
@@ -149,6 +167,7 @@ impl Config {
             cookie_same_site: cookie_same_site(lookup)?,
             allowed_origins: AllowedOrigins::parse(get(lookup, "ALLOWED_ORIGINS").as_deref())?,
             csrf_key: crate::domain::csrf::CsrfKey::derive(&seed),
+            device_key: crate::domain::device::DeviceKey::derive(&seed),
         };
         let routes = match get(lookup, "ROUTES") {
             Some(raw) => Routes::parse(&raw, lookup, limits.max_body_bytes)?,
@@ -257,6 +276,7 @@ impl Accounts {
     fn parse(lookup: Lookup<'_>, seed: &[u8; 32]) -> Result<Self, ConfigError> {
         Ok(Self {
             registration: registration(lookup)?,
+            registration_enumeration: registration_enumeration(lookup)?,
             default_roles: default_roles(lookup)?,
             pbkdf2_iterations: int_in(
                 lookup,
@@ -294,6 +314,21 @@ fn registration(lookup: Lookup<'_>) -> Result<Registration, ConfigError> {
         Some(other) => Err(ConfigError::new(
             "REGISTRATION",
             format!("expected open or closed, got {other:?}"),
+        )),
+    }
+}
+
+/// `REGISTRATION_ENUMERATION`: `reveal` (default) or `hide`.
+fn registration_enumeration(lookup: Lookup<'_>) -> Result<RegistrationEnumeration, ConfigError> {
+    match get(lookup, "REGISTRATION_ENUMERATION")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("reveal") => Ok(RegistrationEnumeration::Reveal),
+        Some("hide") => Ok(RegistrationEnumeration::Hide),
+        Some(other) => Err(ConfigError::new(
+            "REGISTRATION_ENUMERATION",
+            format!("expected reveal or hide, got {other:?}"),
         )),
     }
 }
@@ -440,6 +475,13 @@ impl RateLimits {
         Ok(Self {
             window_secs: int_in(lookup, "RATE_LIMIT_WINDOW_SECONDS", 900, 1, 86_400)?,
             login_per_account: int_in(lookup, "RATE_LIMIT_LOGIN_PER_ACCOUNT", 10, 0, 1_000_000)?,
+            login_per_account_total: int_in(
+                lookup,
+                "RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL",
+                50,
+                0,
+                1_000_000,
+            )?,
             login_per_ip: int_in(lookup, "RATE_LIMIT_LOGIN_PER_IP", 50, 0, 1_000_000)?,
             register_per_ip: int_in(lookup, "RATE_LIMIT_REGISTER_PER_IP", 10, 0, 1_000_000)?,
             refresh_per_family: int_in(lookup, "RATE_LIMIT_REFRESH_PER_FAMILY", 60, 0, 1_000_000)?,
@@ -480,6 +522,12 @@ mod tests {
         assert_eq!(config.tokens.refresh_idle_secs, 7 * 86_400);
         assert_eq!(config.tokens.refresh_grace_secs, 10);
         assert_eq!(config.accounts.registration, Registration::Closed);
+        assert_eq!(
+            config.accounts.registration_enumeration,
+            RegistrationEnumeration::Reveal
+        );
+        assert_eq!(config.limits.rate.login_per_account, 10);
+        assert_eq!(config.limits.rate.login_per_account_total, 50);
         assert_eq!(config.accounts.default_roles, vec!["user"]);
         assert_eq!(config.accounts.pbkdf2_iterations, 100_000);
         assert_eq!(config.limits.max_body_bytes, 65_536);
@@ -500,6 +548,14 @@ mod tests {
                 "REFRESH_IDLE_TIMEOUT",
             ),
             (&[("REGISTRATION", "maybe")], "REGISTRATION"),
+            (
+                &[("REGISTRATION_ENUMERATION", "sometimes")],
+                "REGISTRATION_ENUMERATION",
+            ),
+            (
+                &[("RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL", "-1")],
+                "RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL",
+            ),
             (&[("DEFAULT_ROLES", "user,Admin")], "DEFAULT_ROLES"),
             (&[("DEFAULT_ROLES", "anonymous")], "DEFAULT_ROLES"),
             (&[("COOKIE_SAMESITE", "sometimes")], "COOKIE_SAMESITE"),
@@ -546,8 +602,17 @@ mod tests {
         let err = parse(&[("JWT_SIGNING_KEY", &k), ("JWT_PREVIOUS_PUBLIC_KEYS", &k)]).unwrap_err();
         assert_eq!(err.var, "JWT_PREVIOUS_PUBLIC_KEYS");
         assert!(!err.to_string().contains(&k));
-        let config = parse(&[("JWT_SIGNING_KEY", &k), ("REGISTRATION", "Open")]).unwrap();
+        let config = parse(&[
+            ("JWT_SIGNING_KEY", &k),
+            ("REGISTRATION", "Open"),
+            ("REGISTRATION_ENUMERATION", "Hide"),
+        ])
+        .unwrap();
         assert_eq!(config.accounts.registration, Registration::Open);
+        assert_eq!(
+            config.accounts.registration_enumeration,
+            RegistrationEnumeration::Hide
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::domain::account::{normalize_email, normalize_name, role_list};
+use crate::domain::account::{new_account_email, normalize_name, role_list};
 use crate::domain::apikey::{self, key_json};
 use crate::domain::caller::{Caller, CredentialKind};
 use crate::domain::password;
@@ -242,7 +242,7 @@ async fn create_user<S: Store, H: Pbkdf2>(
     admin: &Admin,
 ) -> Result<Response, Error> {
     let body: NewUser = json_body(req, svc.config.limits.max_body_bytes, false)?;
-    let email = normalize_email(&body.email)?;
+    let email = new_account_email(&body.email)?;
     let name = normalize_name(body.name.as_deref())?;
     let roles = match &body.roles {
         Some(roles) => role_list(roles.iter().map(String::as_str))?,

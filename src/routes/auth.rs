@@ -3,10 +3,11 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::account::{normalize_email, normalize_name};
+use crate::domain::account::{legacy_email, new_account_email, normalize_email, normalize_name};
 use crate::domain::caller::Caller;
-use crate::domain::config::{Config, Registration};
+use crate::domain::config::{Config, Registration, RegistrationEnumeration};
 use crate::domain::csrf;
+use crate::domain::device::{DEVICE_COOKIE, DEVICE_TTL_SECS};
 use crate::domain::password::{self, Verdict};
 use crate::domain::refresh::{self, Decision};
 use crate::domain::store::{Family, NewFamily, RevokeReason, Rotation, Store, TokenHash, User};
@@ -36,6 +37,35 @@ fn refresh_cookie(config: &Config, value: &str, max_age_secs: i64) -> String {
         REFRESH_COOKIE_PATH,
         max_age_secs,
         config.browser.cookie_same_site,
+    )
+}
+
+/// Adds the device cookie of account `email` to a login or registration answered in cookie
+/// mode (a script asking for its refresh token in the body gets no cookie at all).
+fn with_device_cookie<S, H>(
+    svc: &Services<'_, S, H>,
+    response: Response,
+    email: &str,
+    delivery: Delivery,
+) -> Response {
+    if delivery == Delivery::Body {
+        return response;
+    }
+    let config = svc.config;
+    let account = config.accounts.subject_key.email(email);
+    let value = config
+        .browser
+        .device_key
+        .issue(&account, svc.clock.now_ms());
+    response.append_header(
+        "set-cookie",
+        &cookies::set_cookie(
+            DEVICE_COOKIE,
+            &value,
+            REFRESH_COOKIE_PATH,
+            DEVICE_TTL_SECS,
+            config.browser.cookie_same_site,
+        ),
     )
 }
 
@@ -132,8 +162,11 @@ pub(super) async fn register<S: Store, H: Pbkdf2>(
     if let Some(ip) = req.client_ip() {
         ratelimit::check(svc, Bucket::RegisterIp, ip).await?;
     }
-    let email = normalize_email(&body.email)?;
+    let email = new_account_email(&body.email)?;
     let name = normalize_name(body.name.as_deref())?;
+    if svc.config.accounts.registration_enumeration == RegistrationEnumeration::Hide {
+        return register_hidden(svc, req, email, name, &body.password).await;
+    }
     let delivery = Delivery::asked(&body);
     let user = new_user(
         svc,
@@ -156,14 +189,49 @@ pub(super) async fn register<S: Store, H: Pbkdf2>(
     svc.store
         .create_user(&user, Some(&family), Some(&registered))
         .await?;
-    session_response(
+    let response = session_response(
         svc,
         201,
         &user,
         &token,
         (&family.id, family.expires_at),
         delivery,
+    )?;
+    Ok(with_device_cookie(svc, response, &user.email, delivery))
+}
+
+/// `REGISTRATION_ENUMERATION=hide`: a new and a taken email get the same answer, `202` with no
+/// session, after the same work (the password policy, the PBKDF2 hash, the insert that the
+/// store refuses for a taken email). Nobody is logged in here, least of all into an account that
+/// already existed: the new user logs in next.
+async fn register_hidden<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    email: String,
+    name: Option<String>,
+    pw: &str,
+) -> Result<Response, Error> {
+    let user = new_user(
+        svc,
+        email,
+        name,
+        pw,
+        svc.config.accounts.default_roles.clone(),
     )
+    .await?;
+    let registered = own_event(
+        req,
+        user.created_at,
+        "registered",
+        Some(&user.id),
+        None,
+        None,
+    );
+    match svc.store.create_user(&user, None, Some(&registered)).await {
+        Ok(()) | Err(Error::EmailTaken) => {}
+        Err(err) => return Err(err),
+    }
+    Ok(Response::json(202, &json!({ "status": "accepted" })))
 }
 
 pub(super) async fn login<S: Store, H: Pbkdf2>(
@@ -173,6 +241,8 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
     let body: Credentials = json_body(req, svc.config.limits.max_body_bytes, false)?;
     let delivery = Delivery::asked(&body);
     let user = check_credentials(svc, req, &body.email, &body.password).await?;
+    // The device cookie names the account as the rate limits do: by the normal form typed.
+    let account_email = normalize_email(&body.email).unwrap_or_else(|_| user.email.clone());
     let now = svc.clock.now_ms();
     let (token, family) = new_family(svc, req, &user.id);
     let succeeded = own_event(
@@ -184,19 +254,21 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
         None,
     );
     svc.store.create_family(&family, Some(&succeeded)).await?;
-    session_response(
+    let response = session_response(
         svc,
         200,
         &user,
         &token,
         (&family.id, family.expires_at),
         delivery,
-    )
+    )?;
+    Ok(with_device_cookie(svc, response, &account_email, delivery))
 }
 
 /// The user whose email and password these are, enabled; every failure is recorded and
-/// answered alike (401 `invalid_credentials`). Rate limits per IP and per account come first; a
-/// hash made with fewer iterations than configured is upgraded.
+/// answered alike (401 `invalid_credentials`). Rate limits per IP, per account and network, and
+/// per account (unless the browser shows the account's device cookie) come first; a hash made
+/// with fewer iterations than configured is upgraded.
 async fn check_credentials<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
@@ -213,12 +285,22 @@ async fn check_credentials<S: Store, H: Pbkdf2>(
         ratelimit::check(svc, Bucket::LoginIp, ip).await?;
     }
     if let Some(email) = &email {
-        ratelimit::check(svc, Bucket::LoginAccount, email).await?;
+        let account = svc.config.accounts.subject_key.email(email);
+        let trusted_device =
+            svc.config
+                .browser
+                .device_key
+                .any_valid(&account, req.cookies(DEVICE_COOKIE), now);
+        ratelimit::check_login_account(svc, email, req.client_ip(), trusted_device).await?;
     }
-    let user = match &email {
+    let mut user = match &email {
         Some(email) => svc.store.user_by_email(email).await?,
         None => None,
     };
+    if let (None, Some(_), Some(legacy)) = (&user, &email, legacy_email(raw_email)) {
+        // An account stored before emails were folded, under a spelling folding changes.
+        user = svc.store.user_by_email(&legacy).await?;
+    }
     let Some(user) = user else {
         // Same work, same answer as a wrong password.
         password::dummy_verify(svc.hasher, pw, iterations).await?;

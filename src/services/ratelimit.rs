@@ -1,5 +1,5 @@
-//! Rate limits for login (per account and per IP), registration (per IP) and refresh (per
-//! session family): fixed windows counted in D1 by one atomic upsert
+//! Rate limits for login (per account and client network, per account from all networks, per
+//! IP), registration (per IP) and refresh (per session family): fixed windows counted in D1 by one atomic upsert
 //! ([`crate::domain::store::Store::hit_rate_limit`]), so every isolate and instance shares the count.
 //! Over the limit: 429 `auth_rate_limited` with `Retry-After` (seconds to the window's end).
 
@@ -11,8 +11,13 @@ use crate::services::Services;
 /// What is limited; the prefix of the counter's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
-    /// Login attempts per account (normalised email).
+    /// Login attempts per account (normalised email) and client network: what one attacker's
+    /// network can guess, without touching the owner's own network.
     LoginAccount,
+    /// Login attempts per account from all networks together: the ceiling of a guessing
+    /// attack spread over many networks. A browser with the account's device cookie is not
+    /// counted by it.
+    LoginAccountTotal,
     /// Login attempts per client IP.
     LoginIp,
     /// Registrations per client IP.
@@ -25,6 +30,7 @@ impl Bucket {
     fn prefix(self) -> &'static str {
         match self {
             Self::LoginAccount => "login_account",
+            Self::LoginAccountTotal => "login_account_total",
             Self::LoginIp => "login_ip",
             Self::RegisterIp => "register_ip",
             Self::RefreshFamily => "refresh_family",
@@ -34,6 +40,7 @@ impl Bucket {
     fn limit(self, svc_limits: &crate::domain::config::RateLimits) -> i64 {
         match self {
             Self::LoginAccount => svc_limits.login_per_account,
+            Self::LoginAccountTotal => svc_limits.login_per_account_total,
             Self::LoginIp => svc_limits.login_per_ip,
             Self::RegisterIp => svc_limits.register_per_ip,
             Self::RefreshFamily => svc_limits.refresh_per_family,
@@ -41,8 +48,45 @@ impl Bucket {
     }
 }
 
+/// Counts one login attempt for account `email` (normalised) from `client_ip`: on the
+/// account-and-network counter, then, unless the browser showed the account's device cookie
+/// (`trusted_device`), on the account-wide one. A request without a client address (only off
+/// Cloudflare) is counted as one network of its own.
+pub async fn check_login_account<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    email: &str,
+    client_ip: Option<&str>,
+    trusted_device: bool,
+) -> Result<(), Error> {
+    let account = svc.config.accounts.subject_key.email(email);
+    let network = client_ip.map_or_else(|| "-".to_string(), client_network);
+    hit(svc, Bucket::LoginAccount, &format!("{account}:{network}")).await?;
+    if !trusted_device {
+        hit(svc, Bucket::LoginAccountTotal, &account).await?;
+    }
+    Ok(())
+}
+
 /// Counts one attempt on `bucket` for `subject`; the attempt after the limit is refused.
 pub async fn check<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    bucket: Bucket,
+    subject: &str,
+) -> Result<(), Error> {
+    // Counted under a name that is never the text a client sent: an email (which may be a
+    // password typed into the wrong field) as a keyed hash, a client by its network.
+    let subject = match bucket {
+        Bucket::LoginAccount | Bucket::LoginAccountTotal => {
+            svc.config.accounts.subject_key.email(subject)
+        }
+        Bucket::LoginIp | Bucket::RegisterIp => client_network(subject),
+        Bucket::RefreshFamily => subject.to_string(),
+    };
+    hit(svc, bucket, &subject).await
+}
+
+/// Counts one attempt on `bucket` under `subject`, already in its stored form.
+async fn hit<S: Store, H>(
     svc: &Services<'_, S, H>,
     bucket: Bucket,
     subject: &str,
@@ -54,13 +98,6 @@ pub async fn check<S: Store, H>(
     }
     let window_ms = limits.window_secs * 1000;
     let now = svc.clock.now_ms();
-    // Counted under a name that is never the text a client sent: an email (which may be a
-    // password typed into the wrong field) as a keyed hash, a client by its network.
-    let subject = match bucket {
-        Bucket::LoginAccount => svc.config.accounts.subject_key.email(subject),
-        Bucket::LoginIp | Bucket::RegisterIp => client_network(subject),
-        Bucket::RefreshFamily => subject.to_string(),
-    };
     let key = format!("{}:{subject}", bucket.prefix());
     let hit = svc.store.hit_rate_limit(&key, window_ms, now).await?;
     if hit.count > limit {

@@ -25,6 +25,7 @@ describe('rate limits', () => {
         PBKDF2_ITERATIONS: '10000',
         RATE_LIMIT_WINDOW_SECONDS: String(WINDOW_S),
         RATE_LIMIT_LOGIN_PER_ACCOUNT: '3',
+        RATE_LIMIT_LOGIN_PER_ACCOUNT_TOTAL: '6',
         RATE_LIMIT_LOGIN_PER_IP: '5',
         RATE_LIMIT_REGISTER_PER_IP: '2',
         RATE_LIMIT_REFRESH_PER_FAMILY: '2',
@@ -64,19 +65,49 @@ describe('rate limits', () => {
     assert.equal(row?.count, 3);
   });
 
-  test('login per account: 3 attempts, right or wrong, then 429 until the window ends', async () => {
+  test('login per account and network: 3 attempts, right or wrong, then 429 until the window ends; the owner elsewhere is not locked out', async () => {
     const email = uniqueEmail();
     expectStatus(await register(email, '192.0.2.10'), 201);
     await windowStart();
     expectError(await login(email, 'wrong password', '192.0.2.11'), 401, 'invalid_credentials');
-    expectError(await login(email, 'wrong password', '192.0.2.12'), 401, 'invalid_credentials');
-    expectStatus(await login(email.toUpperCase(), PASSWORD, '192.0.2.13'), 200);
-    const res = await login(email, PASSWORD, '192.0.2.14');
+    expectError(await login(email, 'wrong password', '192.0.2.11'), 401, 'invalid_credentials');
+    expectStatus(await login(email.toUpperCase(), PASSWORD, '192.0.2.11'), 200);
+    const res = await login(email, PASSWORD, '192.0.2.11');
     expectError(res, 429, 'auth_rate_limited');
     const retry = Number(res.headers.get('retry-after'));
     assert.ok(retry >= 1 && retry <= WINDOW_S, `Retry-After ${retry}`);
+    expectStatus(await login(email, PASSWORD, '192.0.2.12'), 200);
     await sleep(retry * 1000);
-    expectStatus(await login(email, PASSWORD, '192.0.2.15'), 200);
+    expectStatus(await login(email, PASSWORD, '192.0.2.11'), 200);
+  });
+
+  test('login per account from all networks: a spread attack meets the ceiling, the browser that logged in before passes it', async () => {
+    const email = uniqueEmail();
+    expectStatus(await register(email, '192.0.2.60'), 201);
+    await windowStart();
+    // The owner's browser logs in (cookie mode) and keeps the device cookie.
+    const first = await c.post('/auth/login', { email, password: PASSWORD }, { headers: { 'cf-connecting-ip': '192.0.2.61' } });
+    expectStatus(first, 200);
+    const device = first.cookie('gatehouse_device');
+    assert.ok(device, first.describe());
+    assert.equal(device.attrs.httponly, true);
+    assert.equal(device.attrs.secure, true);
+    assert.equal(device.attrs.path, '/auth');
+    assert.equal(device.attrs['max-age'], String(90 * 86400));
+    for (let i = 0; i < 5; i++) {
+      expectError(await login(email, 'wrong password', `198.51.100.${60 + i}`), 401, 'invalid_credentials');
+    }
+    const refused = await login(email, PASSWORD, '198.51.100.70');
+    expectError(refused, 429, 'auth_rate_limited');
+    const fromBrowser = (cookie) =>
+      c.post('/auth/login', { email, password: PASSWORD }, { headers: { 'cf-connecting-ip': '192.0.2.61', cookie } });
+    expectStatus(await fromBrowser(`gatehouse_device=${device.value}`), 200);
+    const forged = device.value.slice(0, -1) + (device.value.endsWith('A') ? 'B' : 'A');
+    expectError(await fromBrowser(`gatehouse_device=${forged}`), 429, 'auth_rate_limited');
+    const rows = await w.db.prepare("SELECT key FROM rate_limits WHERE key LIKE 'login_account%'").all();
+    for (const { key } of rows.results) {
+      assert.ok(!key.includes('@'), `an email in a counter key: ${key}`);
+    }
   });
 
   test('login per IP: 5 attempts over any accounts, then 429', async () => {

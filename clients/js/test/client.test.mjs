@@ -29,8 +29,12 @@ function fakeGatehouse({ ttl = 900 } = {}) {
     const withCookie = init.credentials === 'include' ? state.cookie : null;
     await new Promise((r) => setTimeout(r, state.delays?.[u.pathname] ?? 5));
     switch (`${method} ${u.pathname}`) {
-      case 'POST /auth/login':
-      case 'POST /auth/register': {
+      case 'POST /auth/register':
+        // REGISTRATION_ENUMERATION=hide: the same 202 for a new and a taken email, no session.
+        if (state.hideRegistration) return json(202, { status: 'accepted' });
+      // falls through
+      case 'POST /auth/login': {
+        if (state.wrongPassword && u.pathname.endsWith('login')) return json(401, { error: { code: 'invalid_credentials', message: 'x' } });
         const fam = `fam${state.families.size + 1}`;
         state.families.set(fam, {});
         return json(u.pathname.endsWith('register') ? 201 : 200, issue(fam));
@@ -262,6 +266,33 @@ test('logout ends the session in every tab and the cookie stops working', async 
   const fresh = tab(gate, { channel: false });
   t.after(() => fresh.close());
   assert.equal(await fresh.ready, null);
+});
+
+test('register: logged in at once (201), or after a 202 of a registration that hides accounts by a login', async (t) => {
+  const open = fakeGatehouse();
+  const a = tab(open, { channel: false });
+  t.after(() => a.close());
+  assert.equal((await a.register({ email: 'a@example.com', password: 'pw' })).id, 'usr_1');
+  assert.deepEqual(open.calls.filter((c) => c.method === 'POST').map((c) => c.path), ['/auth/register']);
+
+  const hiding = fakeGatehouse();
+  hiding.hideRegistration = true;
+  const b = tab(hiding, { channel: false });
+  t.after(() => b.close());
+  assert.equal((await b.register({ email: 'a@example.com', password: 'pw' })).id, 'usr_1');
+  assert.equal(b.authenticated, true);
+  const posts = hiding.calls.filter((c) => c.method === 'POST');
+  assert.deepEqual(posts.map((c) => c.path), ['/auth/register', '/auth/login']);
+  assert.equal(posts[1].credentials, 'include');
+
+  // A taken email: the login that follows fails like a wrong password, nobody is logged in.
+  const taken = fakeGatehouse();
+  taken.hideRegistration = true;
+  taken.wrongPassword = true;
+  const c = tab(taken, { channel: false });
+  t.after(() => c.close());
+  await assert.rejects(c.register({ email: 'a@example.com', password: 'pw' }), (e) => e instanceof GatehouseError && e.code === 'invalid_credentials');
+  assert.equal(c.authenticated, false);
 });
 
 test('errors carry the stable code; baseUrl is checked', async (t) => {

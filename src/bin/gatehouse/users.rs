@@ -6,7 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::Args;
 use serde_json::{json, Value};
 
-use gatehouse::domain::account::{normalize_email, normalize_name, role_list};
+use gatehouse::domain::account::{
+    legacy_email, new_account_email, normalize_email, normalize_name, role_list,
+};
 use gatehouse::domain::config::{MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS};
 use gatehouse::domain::password;
 use gatehouse::domain::store::{PasswordPhc, Store, User, UserQuery};
@@ -103,9 +105,13 @@ fn roles(raw: &str) -> Result<Vec<String>, String> {
 /// The enabled or disabled user with this email.
 pub fn user(target: &Target, raw_email: &str) -> Result<User, String> {
     let email = normalize_email(raw_email).map_err(say)?;
-    ready(target.store().user_by_email(&email))
-        .map_err(say)?
-        .ok_or_else(|| format!("no user {email} in the {} D1 database", target.place()))
+    let store = target.store();
+    let mut found = ready(store.user_by_email(&email)).map_err(say)?;
+    if let (None, Some(legacy)) = (&found, legacy_email(raw_email)) {
+        // An account stored before emails were folded, under a spelling folding changes.
+        found = ready(store.user_by_email(&legacy)).map_err(say)?;
+    }
+    found.ok_or_else(|| format!("no user {email} in the {} D1 database", target.place()))
 }
 
 fn read_password(from_stdin: bool) -> Result<String, String> {
@@ -130,7 +136,14 @@ fn read_password(from_stdin: bool) -> Result<String, String> {
 }
 
 pub fn add_user(args: &AddUser) -> Result<(), String> {
-    let email = normalize_email(&args.email).map_err(say)?;
+    // A new account's email must not pass for another's (checked again below for an --update
+    // that finds no account to update).
+    let email = if args.update {
+        normalize_email(&args.email)
+    } else {
+        new_account_email(&args.email)
+    }
+    .map_err(say)?;
     let name = normalize_name(args.name.as_deref()).map_err(say)?;
     let roles = roles(&args.roles)?;
     let pw = read_password(args.password_stdin)?;
@@ -148,6 +161,9 @@ pub fn add_user(args: &AddUser) -> Result<(), String> {
     } else {
         None
     };
+    if args.update && existing.is_none() {
+        new_account_email(&args.email).map_err(say)?;
+    }
     if let Some(user) = existing {
         if args.name.is_some() {
             eprintln!("gatehouse: --name is not changed by --update");
