@@ -2047,11 +2047,12 @@ fn a_login_derives_its_password_hash_once_and_uses_five_storage_operations() {
     let res = futures::executor::block_on(gatehouse::routes::handle(&svc, &req));
     expect_status(&res, 200);
     assert_eq!(hasher.0.get(), 1, "PBKDF2 derivations of one login");
-    // Two rate-limit counters (client network, account), the user, the new family with its
-    // audit event in one batch.
+    // Three rate-limit counters (client network; account on this network; account-wide,
+    // which a device cookie would skip), the user, the new family with its audit event in one
+    // batch.
     assert_eq!(
         gate.store.operations() - before,
-        4,
+        5,
         "storage operations of one login"
     );
 }
