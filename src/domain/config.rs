@@ -3,6 +3,7 @@
 //! Every error names the variable it is about. Values of secret variables never appear in an
 //! error, a log line or `Debug` output.
 
+use crate::domain::liveness::LivenessCache;
 use crate::domain::proxy::Routes;
 use crate::domain::token::{decode_key32, KeySet, VerifyCache};
 use crate::domain::vars::{get, int_in, valid_role, Lookup};
@@ -16,6 +17,9 @@ use crate::primitives::secrets::{Pepper, Secret};
 pub const MAX_PBKDF2_ITERATIONS: u32 = 100_000;
 /// Fewest PBKDF2 iterations accepted.
 pub const MIN_PBKDF2_ITERATIONS: u32 = 10_000;
+
+/// Longest `REVOCATION_DELAY_SECONDS` accepted.
+pub const MAX_REVOCATION_DELAY_SECONDS: i64 = 300;
 
 /// Whether anyone may create an account through `POST /auth/register`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +70,14 @@ pub struct Config {
     pub keys: KeySet,
     /// Access tokens verified by this isolate (lives as long as the keys).
     pub verify_cache: VerifyCache,
+    /// How long this isolate may answer from what it read of a session, user or API key
+    /// before reading it again, in seconds (`REVOCATION_DELAY_SECONDS`, default 10, 0: read
+    /// on every request, at most 300): the longest a revocation, a disable or a role change
+    /// takes to reach every request.
+    pub revocation_delay_secs: i64,
+    /// Liveness of sessions, users and API keys read by this isolate (see
+    /// [`crate::domain::liveness`]).
+    pub liveness_cache: LivenessCache,
     /// Proxied routes (`ROUTES`, default none).
     pub routes: Routes,
     /// HMAC key of the identity signature on proxied requests (`UPSTREAM_SIGNING_SECRET`,
@@ -132,6 +144,13 @@ impl Config {
         let rate_limits = RateLimits::parse(lookup)?;
         let audit_retention_days = int_in(lookup, "AUDIT_RETENTION_DAYS", 90, 1, 3_650)?;
         let session_retention_days = int_in(lookup, "SESSION_RETENTION_DAYS", 7, 0, 365)?;
+        let revocation_delay_secs = int_in(
+            lookup,
+            "REVOCATION_DELAY_SECONDS",
+            10,
+            0,
+            MAX_REVOCATION_DELAY_SECONDS,
+        )?;
 
         Ok(Self {
             issuer,
@@ -151,6 +170,8 @@ impl Config {
             subject_key: crate::domain::subject::SubjectKey::derive(&seed),
             keys,
             verify_cache: VerifyCache::default(),
+            revocation_delay_secs,
+            liveness_cache: LivenessCache::default(),
             routes,
             upstream_signing_secret,
             api_key_pepper,
@@ -158,6 +179,11 @@ impl Config {
             audit_retention_days,
             session_retention_days,
         })
+    }
+
+    /// `REVOCATION_DELAY_SECONDS` in milliseconds.
+    pub fn revocation_delay_ms(&self) -> i64 {
+        self.revocation_delay_secs * 1000
     }
 
     /// Whether `origin` (an `Origin` header's value) is listed in `ALLOWED_ORIGINS`.
@@ -424,6 +450,7 @@ mod tests {
         assert_eq!(config.pbkdf2_iterations, 100_000);
         assert_eq!(config.max_body_bytes, 65_536);
         assert_eq!(config.cookie_same_site, SameSite::Lax);
+        assert_eq!(config.revocation_delay_secs, 10);
     }
 
     #[test]
@@ -454,6 +481,18 @@ mod tests {
                 "ALLOWED_ORIGINS",
             ),
             (&[("MAX_BODY_BYTES", "-1")], "MAX_BODY_BYTES"),
+            (
+                &[("REVOCATION_DELAY_SECONDS", "301")],
+                "REVOCATION_DELAY_SECONDS",
+            ),
+            (
+                &[("REVOCATION_DELAY_SECONDS", "-1")],
+                "REVOCATION_DELAY_SECONDS",
+            ),
+            (
+                &[("REVOCATION_DELAY_SECONDS", "1.5")],
+                "REVOCATION_DELAY_SECONDS",
+            ),
             (
                 &[("JWT_PREVIOUS_PUBLIC_KEYS", "nope")],
                 "JWT_PREVIOUS_PUBLIC_KEYS",

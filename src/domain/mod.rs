@@ -9,6 +9,7 @@ pub mod config;
 #[cfg(any(test, feature = "selftest"))]
 pub mod contract;
 pub mod csrf;
+pub mod liveness;
 pub mod password;
 pub mod proxy;
 pub mod refresh;

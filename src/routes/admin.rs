@@ -186,7 +186,7 @@ pub async fn require_admin<S: Store, H: Pbkdf2>(
     let Some(user) = enabled_user(svc, &caller.user_id).await? else {
         return Err(match caller.kind {
             CredentialKind::ApiKey => Error::InvalidApiKey("owner disabled"),
-            CredentialKind::AccessToken => Error::InvalidToken(TokenRejection::Claims),
+            CredentialKind::AccessToken => Error::InvalidToken(TokenRejection::Revoked),
         });
     };
     if caller.kind == CredentialKind::AccessToken {

@@ -1593,14 +1593,17 @@ mod tests {
     }
 
     fn caller(id: &str) -> Caller {
-        Caller::from_access_token(AccessClaims {
-            iss: "gatehouse".into(),
-            aud: "gatehouse".into(),
-            sub: id.into(),
-            jti: "j".into(),
-            roles: vec!["user".into()],
-            sid: None,
-        })
+        Caller::from_access_token(
+            AccessClaims {
+                iss: "gatehouse".into(),
+                aud: "gatehouse".into(),
+                sub: id.into(),
+                jti: "j".into(),
+                roles: vec!["user".into()],
+                sid: None,
+            },
+            &["user".into()],
+        )
     }
 
     #[test]
