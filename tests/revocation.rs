@@ -737,7 +737,11 @@ fn roles_are_the_tokens_that_the_user_still_holds() {
     let gate = Gate::new("10");
     let admin = gate.user("root@example.com", &["admin", "user"]);
     let ada = gate.user("ada@example.com", &["user"]);
-    assert_eq!(gate.proxy("GET", &ada.access), (200, None), "fills the cache");
+    assert_eq!(
+        gate.proxy("GET", &ada.access),
+        (200, None),
+        "fills the cache"
+    );
     // A role given after the token was issued does not count in that token...
     let res = gate.call(
         "PUT",
@@ -832,6 +836,67 @@ fn a_token_without_a_session_is_checked_against_its_user() {
     assert_eq!(gate.proxy("POST", &bare).0, 403);
     assert_eq!(
         gate.proxy("GET", &token("usr_nobody")),
+        (401, Some("invalid_token".into()))
+    );
+}
+
+#[test]
+fn the_admin_api_and_session_endpoints_do_not_wait_for_the_delay() {
+    let gate = Gate::new("10");
+    let admin = gate.user("root@example.com", &["admin", "user"]);
+    let other = gate.login("root@example.com", PASSWORD);
+    let (key, key_id) = gate.mint(&admin.access, &admin.id, "admin");
+    for bearer in [&admin.access, &key] {
+        expect_status(&gate.call("GET", "/admin/users", bearer, None), 200);
+    }
+    expect_status(
+        &gate.call("GET", "/auth/sessions", &admin.access, None),
+        200,
+    );
+    // Both cached now; revoked, they stop on the admin API and /auth/sessions at once.
+    let res = gate.call(
+        "DELETE",
+        &format!("/admin/api-keys/{key_id}"),
+        &other.access,
+        None,
+    );
+    expect_status(&res, 204);
+    let res = gate.call(
+        "DELETE",
+        &format!("/auth/sessions/{}", admin.sid),
+        &other.access,
+        None,
+    );
+    assert_eq!(res.status, 204);
+    let refused = |bearer: &str, path: &str| {
+        let res = gate.call("GET", path, bearer, None);
+        (res.status, error_code(&res))
+    };
+    assert_eq!(
+        refused(&key, "/admin/users"),
+        (401, Some("invalid_api_key".into()))
+    );
+    for path in ["/admin/users", "/auth/sessions"] {
+        assert_eq!(
+            refused(&admin.access, path),
+            (401, Some("invalid_token".into())),
+            "{path}"
+        );
+    }
+    // The proxy answers from the cache until the delay has passed (the key authenticates, but
+    // its one role, `admin`, does not read `/cms/`).
+    assert_eq!(
+        gate.proxy("GET", &key),
+        (403, Some("insufficient_role".into()))
+    );
+    assert_eq!(gate.proxy("GET", &admin.access), (200, None));
+    gate.at(gate.now() + DELAY);
+    assert_eq!(
+        gate.proxy("GET", &key),
+        (401, Some("invalid_api_key".into()))
+    );
+    assert_eq!(
+        gate.proxy("GET", &admin.access),
         (401, Some("invalid_token".into()))
     );
 }

@@ -131,6 +131,19 @@ pub async fn check_token_session<S: Store, H>(
     Ok(())
 }
 
+/// Refuses an API key (`key_id`) that was revoked, read from storage now: the admin API does
+/// not accept the up to `REVOCATION_DELAY_SECONDS` old answer of the liveness cache.
+pub async fn check_key_standing<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    key_id: &str,
+) -> Result<(), Error> {
+    let key = svc.store.api_key(key_id).await?;
+    if key.is_none_or(|k| k.revoked_at.is_some()) {
+        return Err(Error::InvalidApiKey("revoked"));
+    }
+    Ok(())
+}
+
 /// The pepper, or `misconfigured` naming it (for minting).
 pub fn pepper<'a, S, H>(svc: &'a Services<'_, S, H>) -> Result<&'a Pepper, Error> {
     svc.config.api_key_pepper.as_ref().ok_or_else(|| {
