@@ -7,7 +7,9 @@
 //! every request would put storage on the proxy's hot path, so `services::auth` reads it once
 //! and keeps it here, keyed by session, user or key hash, for at most the delay. An entry
 //! fetched at `fetched_at` answers requests whose clock reads less than
-//! `fetched_at + delay`; from that instant on the next request reads storage again. Because
+//! `fetched_at + delay`; from that instant on the next request reads storage again (and so does
+//! every request of that credential that arrives while the read is under way: concurrent reads
+//! are not merged, which costs reads, never correctness). Because
 //! `fetched_at` is the clock reading of the request that did the read, taken before the read
 //! ran, a change committed at instant `T` is seen by every request whose clock reads
 //! `T + delay` or later.
