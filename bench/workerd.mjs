@@ -535,7 +535,7 @@ async function main() {
   const now = Math.floor(Date.now() / 1000);
   const token = await edSign(
     { alg: 'EdDSA', typ: 'JWT', kid: key.kid },
-    { iss: 'gatehouse', aud: 'gatehouse', sub: 'usr_bench', jti: 'bench', roles: ['user'], iat: now, exp: now + 3600 },
+    { iss: 'gatehouse', aud: 'gatehouse', sub: 'usr_bench', jti: 'bench', roles: ['user'], sid: 'fam_bench', iat: now, exp: now + 3600 },
     key.privateKey,
   );
   const bearer = { authorization: `Bearer ${token}` };
@@ -806,8 +806,15 @@ async function main() {
     const extra = median(startup.gatehouse) - median(startup.bare);
     tgt('start, ms over bare', extra, '≤ 20', extra <= 20);
   }
-  const d1Total = ['gh-anon', 'gh-bearer', 'gh-endpoint'].reduce((a, id) => a + results[id].reduce((b, r) => b + r.d1, 0), 0);
-  out(`- D1 calls on the proxied GETs after warm-up: ${d1Total} (0) ${d1Total === 0 ? 'met' : 'NOT met'}`);
+  const d1Total = ['gh-anon', 'gh-endpoint'].reduce((a, id) => a + results[id].reduce((b, r) => b + r.d1, 0), 0);
+  out(`- D1 calls on the anonymous proxied GETs after warm-up: ${d1Total} (0) ${d1Total === 0 ? 'met' : 'NOT met'}`);
+  // The Bearer case reads its session when the isolate's answer is older than
+  // REVOCATION_DELAY_SECONDS (other cases run in between, so at each round's start too), once
+  // per connection whose request arrives while that read is under way.
+  const delay = Number(ghVars.REVOCATION_DELAY_SECONDS ?? 10);
+  const bearerCalls = results['gh-bearer'].reduce((b, r) => b + r.d1, 0);
+  const bearerMax = ROUNDS * CONNECTIONS * (1 + Math.ceil(SECONDS / delay));
+  out(`- D1 calls on the Bearer GETs after warm-up: ${bearerCalls} (≤ ${bearerMax}: at most one per connection per ${delay} s) ${bearerCalls <= bearerMax ? 'met' : 'NOT met'}`);
   out('Not measured by this bench: API key (needs a key row in D1), 2 KiB write, first token, login, refresh.');
   console.log(lines.join('\n'));
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use gatehouse::domain::config::Config;
 use gatehouse::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
 use gatehouse::domain::store::memory::MemoryStore;
+use gatehouse::domain::store::{AuditEvent, PasswordPhc, Store, User};
 use gatehouse::domain::token::AccessClaims;
 use gatehouse::primitives::http::Request;
 use gatehouse::primitives::platform::FixedClock;
@@ -125,7 +126,41 @@ impl Gate {
         }
     }
 
+    /// A token without a session for user `sub`, who is stored (created when new) holding
+    /// `roles` too: an access token carries only the roles its user still holds.
     fn token(&self, sub: &str, roles: &[&str]) -> String {
+        let roles_owned: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        match block_on(self.store.user_by_id(sub)).unwrap() {
+            Some(mut user) => {
+                user.roles.extend(roles_owned);
+                user.roles.sort();
+                user.roles.dedup();
+                let event = AuditEvent {
+                    at: NOW,
+                    kind: "role_changed".into(),
+                    actor_user_id: None,
+                    subject_user_id: Some(sub.into()),
+                    family_id: None,
+                    ip: None,
+                    user_agent: None,
+                    detail: None,
+                };
+                block_on(self.store.set_roles(sub, &user.roles, NOW, &event)).unwrap();
+            }
+            None => {
+                let user = User {
+                    id: sub.into(),
+                    email: format!("{sub}@example.test"),
+                    name: None,
+                    password_hash: PasswordPhc::from_stored("unused".into()),
+                    roles: roles_owned,
+                    disabled: false,
+                    created_at: NOW,
+                    updated_at: NOW,
+                };
+                block_on(self.store.create_user(&user, None, None)).unwrap();
+            }
+        }
         let claims = AccessClaims {
             iss: "gatehouse".into(),
             aud: "gatehouse".into(),

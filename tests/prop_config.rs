@@ -39,6 +39,7 @@ const VARS: &[(&str, bool)] = &[
     ("RATE_LIMIT_REFRESH_PER_FAMILY", false),
     ("AUDIT_RETENTION_DAYS", false),
     ("SESSION_RETENTION_DAYS", false),
+    ("REVOCATION_DELAY_SECONDS", false),
 ];
 
 /// Values near the edges of what the variables accept.

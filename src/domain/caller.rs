@@ -2,7 +2,8 @@
 //!
 //! `services::auth::authenticate` makes one from a request's credential. A `Caller` cannot be
 //! built outside this crate (it is `non_exhaustive`); inside it, it is made from a verified
-//! access token's claims or a checked API key, through the two constructors below.
+//! access token's claims or a checked API key, through the two constructors below, with the
+//! roles its user holds now (read at most `REVOCATION_DELAY_SECONDS` ago).
 
 use crate::domain::store::ApiKey;
 use crate::domain::token::AccessClaims;
@@ -32,7 +33,7 @@ impl CredentialKind {
 pub struct Caller {
     /// The user id (`usr_…`); for an API key, its owner.
     pub user_id: String,
-    /// The roles this credential carries.
+    /// The roles this credential carries that its user still holds.
     pub roles: Vec<String>,
     /// The session (refresh family) an access token belongs to.
     pub session_id: Option<String>,
@@ -45,11 +46,16 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The caller of an access token whose signature and claims verified.
-    pub(crate) fn from_access_token(claims: AccessClaims) -> Self {
+    /// The caller of an access token whose signature and claims verified and whose session
+    /// and user still stand, carrying the token's roles that its user still holds
+    /// (`current_roles`): a role removed since the token was issued no longer counts, and one
+    /// added since counts only in tokens issued after it.
+    pub(crate) fn from_access_token(claims: AccessClaims, current_roles: &[String]) -> Self {
+        let mut roles = claims.roles;
+        roles.retain(|r| current_roles.contains(r));
         Self {
             user_id: claims.sub,
-            roles: claims.roles,
+            roles,
             session_id: claims.sid,
             scopes: None,
             kind: CredentialKind::AccessToken,

@@ -3,6 +3,7 @@
 //! Every error names the variable it is about. Values of secret variables never appear in an
 //! error, a log line or `Debug` output.
 
+use crate::domain::liveness::LivenessCache;
 use crate::domain::proxy::Routes;
 use crate::domain::token::{decode_key32, KeySet, VerifyCache};
 use crate::domain::vars::{get, int_in, valid_role, Lookup};
@@ -16,6 +17,9 @@ use crate::primitives::secrets::{Pepper, Secret};
 pub const MAX_PBKDF2_ITERATIONS: u32 = 100_000;
 /// Fewest PBKDF2 iterations accepted.
 pub const MIN_PBKDF2_ITERATIONS: u32 = 10_000;
+
+/// Longest `REVOCATION_DELAY_SECONDS` accepted.
+pub const MAX_REVOCATION_DELAY_SECONDS: i64 = 300;
 
 /// Whether anyone may create an account through `POST /auth/register`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +78,14 @@ pub struct Tokens {
     pub keys: KeySet,
     /// Access tokens verified by this isolate (lives as long as the keys).
     pub verify_cache: VerifyCache,
+    /// How long this isolate may answer from what it read of a session, user or API key
+    /// before reading it again, in seconds (`REVOCATION_DELAY_SECONDS`, default 10, 0: read
+    /// on every request, at most 300): the longest a revocation, a disable or a role change
+    /// takes to reach every request.
+    pub revocation_delay_secs: i64,
+    /// Liveness of sessions, users and API keys read by this isolate (see
+    /// [`crate::domain::liveness`]).
+    pub liveness_cache: LivenessCache,
 }
 
 /// Accounts: registration, roles, passwords, API keys.
@@ -186,6 +198,11 @@ impl Config {
         })
     }
 
+    /// `REVOCATION_DELAY_SECONDS` in milliseconds.
+    pub fn revocation_delay_ms(&self) -> i64 {
+        self.tokens.revocation_delay_secs * 1000
+    }
+
     /// Whether `origin` (an `Origin` header's value) is listed in `ALLOWED_ORIGINS`.
     pub fn origin_allowed(&self, origin: &str) -> bool {
         self.browser.allowed_origins.allows(origin)
@@ -256,6 +273,13 @@ impl Tokens {
         let refresh_grace_secs = int_in(lookup, "REFRESH_GRACE_SECONDS", 10, 1, 120)?;
         let clock_leeway_secs = int_in(lookup, "CLOCK_LEEWAY_SECONDS", 30, 0, 300)?;
         let (seed, keys) = signing_keys(lookup)?;
+        let revocation_delay_secs = int_in(
+            lookup,
+            "REVOCATION_DELAY_SECONDS",
+            10,
+            0,
+            MAX_REVOCATION_DELAY_SECONDS,
+        )?;
         let tokens = Self {
             issuer,
             audience,
@@ -266,6 +290,8 @@ impl Tokens {
             clock_leeway_secs,
             keys,
             verify_cache: VerifyCache::default(),
+            revocation_delay_secs,
+            liveness_cache: LivenessCache::default(),
         };
         Ok((seed, tokens))
     }
@@ -532,6 +558,7 @@ mod tests {
         assert_eq!(config.accounts.pbkdf2_iterations, 100_000);
         assert_eq!(config.limits.max_body_bytes, 65_536);
         assert_eq!(config.browser.cookie_same_site, SameSite::Lax);
+        assert_eq!(config.tokens.revocation_delay_secs, 10);
     }
 
     #[test]
@@ -570,6 +597,18 @@ mod tests {
                 "ALLOWED_ORIGINS",
             ),
             (&[("MAX_BODY_BYTES", "-1")], "MAX_BODY_BYTES"),
+            (
+                &[("REVOCATION_DELAY_SECONDS", "301")],
+                "REVOCATION_DELAY_SECONDS",
+            ),
+            (
+                &[("REVOCATION_DELAY_SECONDS", "-1")],
+                "REVOCATION_DELAY_SECONDS",
+            ),
+            (
+                &[("REVOCATION_DELAY_SECONDS", "1.5")],
+                "REVOCATION_DELAY_SECONDS",
+            ),
             (
                 &[("JWT_PREVIOUS_PUBLIC_KEYS", "nope")],
                 "JWT_PREVIOUS_PUBLIC_KEYS",

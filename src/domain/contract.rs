@@ -753,6 +753,73 @@ async fn user_families_and_revoke_all<S: Store>(store: &S) -> CaseResult {
     Ok(())
 }
 
+async fn session_liveness_reads_family_and_user<S: Store>(store: &S) -> CaseResult {
+    let (u, _, fam) = session(store, "liveness").await?;
+    let live = ok(store.session_liveness(&fam.id).await, "session_liveness")?
+        .ok_or("a new family has no liveness")?;
+    check!(
+        live.user_id == u.id
+            && live.revoked_at.is_none()
+            && live.expires_at == fam.expires_at
+            && !live.user_disabled
+            && live.user_roles == u.roles,
+        "new family: {live:?}"
+    );
+    check!(live.stands_for(&u.id, NOW), "a new family does not stand");
+    check!(
+        !live.stands_for(&u.id, fam.expires_at) && !live.stands_for("usr_other", NOW),
+        "stands past its end or for another user"
+    );
+    let roles = vec!["viewer".to_string()];
+    ok(
+        store
+            .set_roles(&u.id, &roles, NOW + 1, &event_for(&u.id, "role_changed"))
+            .await,
+        "set_roles",
+    )?;
+    let live =
+        ok(store.session_liveness(&fam.id).await, "session_liveness")?.ok_or("family gone")?;
+    check!(live.user_roles == roles, "roles not current: {live:?}");
+    let (_, second) = family(&u.id, NOW + 2);
+    ok(store.create_family(&second, None).await, "create_family")?;
+    ok(
+        store
+            .revoke_family(&fam.id, RevokeReason::Logout, NOW + 3, None)
+            .await,
+        "revoke_family",
+    )?;
+    let live =
+        ok(store.session_liveness(&fam.id).await, "session_liveness")?.ok_or("family gone")?;
+    check!(
+        live.revoked_at == Some(NOW + 3) && !live.stands_for(&u.id, NOW + 4),
+        "revoked family: {live:?}"
+    );
+    let other = ok(store.session_liveness(&second.id).await, "session_liveness")?
+        .ok_or("second family gone")?;
+    check!(
+        other.stands_for(&u.id, NOW + 4),
+        "the other family ended too"
+    );
+    ok(
+        store
+            .set_disabled(&u.id, true, NOW + 5, &event_for(&u.id, "user_disabled"))
+            .await,
+        "set_disabled",
+    )?;
+    let other = ok(store.session_liveness(&second.id).await, "session_liveness")?
+        .ok_or("second family gone")?;
+    check!(
+        other.user_disabled && other.revoked_at == Some(NOW + 5),
+        "disabled user: {other:?}"
+    );
+    let none = ok(
+        store.session_liveness("fam_nosuchfamily").await,
+        "session_liveness",
+    )?;
+    check!(none.is_none(), "unknown family: {none:?}");
+    Ok(())
+}
+
 /// A stored password hash standing for a real one.
 fn phc(text: &str) -> PasswordPhc {
     PasswordPhc::from_stored(text.into())
@@ -1258,6 +1325,7 @@ pub async fn run<S: Store>(store: &S) -> Vec<Outcome> {
     case!(users_list_pages_and_searches);
     case!(roles_and_disabling_are_recorded);
     case!(user_families_and_revoke_all);
+    case!(session_liveness_reads_family_and_user);
     case!(api_keys_round_trip);
     case!(rate_limits_count_per_fixed_window);
     case!(rate_limit_windows_only_move_forward);

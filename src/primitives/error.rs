@@ -53,6 +53,9 @@ pub enum TokenRejection {
     IssuerOrAudience,
     /// `iat` lies in the future beyond the leeway.
     NotYetValid,
+    /// Its session ended (logout, revocation, absolute lifetime) or its user is disabled or
+    /// unknown.
+    Revoked,
 }
 
 impl fmt::Display for TokenRejection {
@@ -65,6 +68,7 @@ impl fmt::Display for TokenRejection {
             Self::Claims => "missing or malformed claims",
             Self::IssuerOrAudience => "wrong issuer or audience",
             Self::NotYetValid => "issued in the future",
+            Self::Revoked => "session ended or account disabled",
         })
     }
 }

@@ -20,7 +20,9 @@ use crate::routes::table::AdminOp;
 use crate::routes::views::{admin_user_json, family_json};
 use crate::services::accounts::new_user;
 use crate::services::audit::audit_event;
-use crate::services::auth::{self, authenticate, check_token_session, enabled_user};
+use crate::services::auth::{
+    self, authenticate, check_key_standing, check_token_session, enabled_user,
+};
 use crate::services::Services;
 
 /// The role the admin API requires.
@@ -177,7 +179,8 @@ impl Admin {
 }
 
 /// The caller, re-read from storage: enabled, holding `admin` now, and (for an access token)
-/// with a live session; for an API key, the key's role must be `admin`.
+/// with a live session, (for an API key) not revoked; for an API key, the key's role must be
+/// `admin`. None of this is taken from the liveness cache.
 pub async fn require_admin<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
@@ -186,11 +189,15 @@ pub async fn require_admin<S: Store, H: Pbkdf2>(
     let Some(user) = enabled_user(svc, &caller.user_id).await? else {
         return Err(match caller.kind {
             CredentialKind::ApiKey => Error::InvalidApiKey("owner disabled"),
-            CredentialKind::AccessToken => Error::InvalidToken(TokenRejection::Claims),
+            CredentialKind::AccessToken => Error::InvalidToken(TokenRejection::Revoked),
         });
     };
-    if caller.kind == CredentialKind::AccessToken {
-        check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
+    match (caller.kind, caller.key_id.as_deref()) {
+        (CredentialKind::AccessToken, _) => {
+            check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
+        }
+        (CredentialKind::ApiKey, Some(key_id)) => check_key_standing(svc, key_id).await?,
+        (CredentialKind::ApiKey, None) => return Err(Error::InvalidApiKey("unknown")),
     }
     let stored_admin = user.roles.iter().any(|r| r == ADMIN_ROLE);
     if !stored_admin || !caller.has_role(ADMIN_ROLE) {

@@ -574,9 +574,9 @@ async fn authenticated<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<(Caller, User), Error> {
     let token = req.bearer()?.ok_or(Error::NoAuth)?;
-    let caller = authenticate_access_token(svc, token)?;
+    let caller = authenticate_access_token(svc, token).await?;
     let Some(user) = enabled_user(svc, &caller.user_id).await? else {
-        return Err(Error::InvalidToken(TokenRejection::Claims));
+        return Err(Error::InvalidToken(TokenRejection::Revoked));
     };
     Ok((caller, user))
 }

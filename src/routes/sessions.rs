@@ -73,7 +73,7 @@ async fn caller_session<S: Store, H: Pbkdf2>(
         return Err(Error::ScopeViolation);
     }
     if enabled_user(svc, &caller.user_id).await?.is_none() {
-        return Err(Error::InvalidToken(TokenRejection::Claims));
+        return Err(Error::InvalidToken(TokenRejection::Revoked));
     }
     check_token_session(svc, &caller.user_id, caller.session_id.as_deref()).await?;
     Ok((caller.user_id, caller.session_id))

@@ -1,12 +1,18 @@
 //! Who is calling: the credential of a request, checked once, as a [`Caller`].
 //!
 //! The proxy and every endpoint that accepts more than one kind of credential go through
-//! [`authenticate`]. Access tokens are checked from their signature and claims alone (no storage
-//! read) through the isolate's verify cache, so a token costs one Ed25519 check per isolate.
+//! [`authenticate`]. An access token's signature and claims are checked through the isolate's
+//! verify cache (one Ed25519 check per token and isolate); its session and user, and an API
+//! key's row with its owner, through the isolate's liveness cache
+//! (`crate::domain::liveness`): one indexed read per session, user or key and isolate at most
+//! every `REVOCATION_DELAY_SECONDS`, none in between. A logout, a session revocation, a
+//! password change, a disable, a role removal or a key revocation therefore reaches every
+//! request within that delay.
 
 use crate::domain::apikey::{hash, well_formed, TOUCH_INTERVAL_MS};
 use crate::domain::caller::Caller;
-use crate::domain::store::{Store, User};
+use crate::domain::liveness::{Liveness, LivenessKey, UserLiveness};
+use crate::domain::store::{KeyLookup, SessionLiveness, Store, User};
 use crate::primitives::error::{ConfigError, Error, TokenRejection};
 use crate::primitives::http::Request;
 use crate::primitives::platform::Pbkdf2;
@@ -25,25 +31,82 @@ pub async fn authenticate<S: Store, H: Pbkdf2>(
     if token.starts_with(crate::domain::apikey::PREFIX) {
         return authenticate_key(svc, token).await.map(Some);
     }
-    authenticate_access_token(svc, token).map(Some)
+    authenticate_access_token(svc, token).await.map(Some)
 }
 
-/// The caller of an access token, verified through the isolate's verify cache: the one way an
-/// access token is checked.
-pub fn authenticate_access_token<S, H>(
+/// The caller of an access token: the one way an access token is checked. Its signature and
+/// claims are verified through the isolate's verify cache; then its session (`sid`) must still
+/// stand (not revoked, not past its absolute lifetime, its user enabled), or, for a token
+/// without a session, its user must exist and be enabled, as read at most
+/// `REVOCATION_DELAY_SECONDS` ago. The caller carries the token's roles that the user still
+/// holds. Anything else: 401 `invalid_token`.
+pub async fn authenticate_access_token<S: Store, H>(
     svc: &Services<'_, S, H>,
     token: &str,
 ) -> Result<Caller, Error> {
     let config = svc.config;
+    let now = svc.clock.now_ms();
     let verified = config.tokens.verify_cache.verify(
         &config.tokens.keys,
         token,
-        svc.clock.now_ms(),
+        now,
         config.tokens.clock_leeway_secs,
         &config.tokens.issuer,
         &config.tokens.audience,
     )?;
-    Ok(Caller::from_access_token(verified.claims))
+    let claims = verified.claims;
+    let roles = match claims.sid.as_deref() {
+        Some(sid) => match session_liveness(svc, sid, now).await? {
+            Some(session) if session.stands_for(&claims.sub, now) => session.user_roles,
+            _ => return Err(Error::InvalidToken(TokenRejection::Revoked)),
+        },
+        None => match user_liveness(svc, &claims.sub, now).await? {
+            Some(user) if !user.disabled => user.roles,
+            _ => return Err(Error::InvalidToken(TokenRejection::Revoked)),
+        },
+    };
+    Ok(Caller::from_access_token(claims, &roles))
+}
+
+/// Session `sid` joined with its user, from the liveness cache or (one read) storage.
+async fn session_liveness<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    sid: &str,
+    now: i64,
+) -> Result<Option<SessionLiveness>, Error> {
+    let (cache, delay) = (
+        &svc.config.tokens.liveness_cache,
+        svc.config.revocation_delay_ms(),
+    );
+    let key = LivenessKey::Session(sid.to_string());
+    if let Some(Liveness::Session(hit)) = cache.get(&key, now, delay) {
+        return Ok(hit);
+    }
+    let read = svc.store.session_liveness(sid).await?;
+    cache.put(key, Liveness::Session(read.clone()), now, delay);
+    Ok(read)
+}
+
+/// User `user_id`'s status and roles, from the liveness cache or (one read) storage.
+async fn user_liveness<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    user_id: &str,
+    now: i64,
+) -> Result<Option<UserLiveness>, Error> {
+    let (cache, delay) = (
+        &svc.config.tokens.liveness_cache,
+        svc.config.revocation_delay_ms(),
+    );
+    let key = LivenessKey::User(user_id.to_string());
+    if let Some(Liveness::User(hit)) = cache.get(&key, now, delay) {
+        return Ok(hit);
+    }
+    let read = svc.store.user_by_id(user_id).await?.map(|u| UserLiveness {
+        disabled: u.disabled,
+        roles: u.roles,
+    });
+    cache.put(key, Liveness::User(read.clone()), now, delay);
+    Ok(read)
 }
 
 /// The stored user `user_id` if it exists and is enabled (`None` otherwise): the one "user
@@ -56,8 +119,9 @@ pub async fn enabled_user<S: Store, H>(
 }
 
 /// Refuses an access token whose session (`session_id`, its `sid`) was revoked or is not
-/// `user_id`'s: sensitive endpoints need the session still standing, not only the token
-/// unexpired. A token without a session passes.
+/// `user_id`'s, read from storage now: sensitive endpoints (the admin API, password change,
+/// session management) do not accept the up to `REVOCATION_DELAY_SECONDS` old answer of the
+/// liveness cache. A token without a session passes.
 pub async fn check_token_session<S: Store, H>(
     svc: &Services<'_, S, H>,
     user_id: &str,
@@ -68,7 +132,20 @@ pub async fn check_token_session<S: Store, H>(
     };
     let family = svc.store.family(sid).await?;
     if family.is_none_or(|f| f.revoked_at.is_some() || f.user_id != user_id) {
-        return Err(Error::InvalidToken(TokenRejection::Claims));
+        return Err(Error::InvalidToken(TokenRejection::Revoked));
+    }
+    Ok(())
+}
+
+/// Refuses an API key (`key_id`) that was revoked, read from storage now: the admin API does
+/// not accept the up to `REVOCATION_DELAY_SECONDS` old answer of the liveness cache.
+pub async fn check_key_standing<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    key_id: &str,
+) -> Result<(), Error> {
+    let key = svc.store.api_key(key_id).await?;
+    if key.is_none_or(|k| k.revoked_at.is_some()) {
+        return Err(Error::InvalidApiKey("revoked"));
     }
     Ok(())
 }
@@ -84,7 +161,10 @@ pub fn pepper<'a, S, H>(svc: &'a Services<'_, S, H>) -> Result<&'a Pepper, Error
 }
 
 /// The caller of a `gk_…` bearer. Unknown, revoked, expired, of a disabled owner, or with API
-/// keys switched off (no pepper): 401 `invalid_api_key`.
+/// keys switched off (no pepper): 401 `invalid_api_key`. The key's row and its owner are read
+/// through the liveness cache (a known key is kept, live or not, for at most
+/// `REVOCATION_DELAY_SECONDS`; an unknown one never); `last_used_at` is written when the row is
+/// read and was last written at least a minute before.
 pub async fn authenticate_key<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     key: &str,
@@ -97,10 +177,33 @@ pub async fn authenticate_key<S: Store, H: Pbkdf2>(
     if !well_formed(key) {
         return Err(Error::InvalidApiKey("malformed"));
     }
-    let Some(found) = svc.store.api_key_by_hash(&hash(pepper, key)).await? else {
+    let now = svc.clock.now_ms();
+    let (cache, delay) = (
+        &svc.config.tokens.liveness_cache,
+        svc.config.revocation_delay_ms(),
+    );
+    let key_hash = hash(pepper, key);
+    let cache_key = LivenessKey::ApiKey(key_hash.clone());
+    if let Some(Liveness::ApiKey(hit)) = cache.get(&cache_key, now, delay) {
+        return key_caller(&hit, now);
+    }
+    let Some(mut found) = svc.store.api_key_by_hash(&key_hash).await? else {
         return Err(Error::InvalidApiKey("unknown"));
     };
-    let now = svc.clock.now_ms();
+    let verdict = key_caller(&found, now);
+    let k = &found.key;
+    if verdict.is_ok() && k.last_used_at.is_none_or(|t| t <= now - TOUCH_INTERVAL_MS) {
+        svc.store
+            .touch_api_key(&k.id, now, TOUCH_INTERVAL_MS)
+            .await?;
+        found.key.last_used_at = Some(now);
+    }
+    cache.put(cache_key, Liveness::ApiKey(found), now, delay);
+    verdict
+}
+
+/// The caller of a key found as `found`, checked at `now`.
+fn key_caller(found: &KeyLookup, now: i64) -> Result<Caller, Error> {
     let k = &found.key;
     if k.revoked_at.is_some() {
         return Err(Error::InvalidApiKey("revoked"));
@@ -110,11 +213,6 @@ pub async fn authenticate_key<S: Store, H: Pbkdf2>(
     }
     if found.owner_disabled {
         return Err(Error::InvalidApiKey("owner disabled"));
-    }
-    if k.last_used_at.is_none_or(|t| t <= now - TOUCH_INTERVAL_MS) {
-        svc.store
-            .touch_api_key(&k.id, now, TOUCH_INTERVAL_MS)
-            .await?;
     }
     // The key's role counts only while its owner still holds it.
     let roles = if found.owner_roles.contains(&k.role) {

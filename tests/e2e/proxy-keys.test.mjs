@@ -1,6 +1,6 @@
 // API keys on the CMS proxy: a key reaches the routes in its scope (403 scope_violation
-// elsewhere), its role decides the rule, its revocation stops the next proxied request, and the
-// key itself never reaches the upstream.
+// elsewhere), its role decides the rule, its revocation stops the next proxied request (with
+// REVOCATION_DELAY_SECONDS=0), and the key itself never reaches the upstream.
 
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -32,6 +32,8 @@ describe('API keys on the proxy', () => {
         API_KEY_PEPPER: PEPPER,
         ROUTES: JSON.stringify(routes),
         UPSTREAM_SIGNING_SECRET: 'upstream-signing-secret-0123456789abcdef',
+        // Every request reads its key: "the next request" below (revocation.test.mjs covers a delay).
+        REVOCATION_DELAY_SECONDS: '0',
       }),
     });
     c = client(w.url);

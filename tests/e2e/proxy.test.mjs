@@ -92,6 +92,13 @@ describe('proxy', () => {
       vars: openVars(key, { ROUTES: routes(up), UPSTREAM_SIGNING_SECRET: SIGNING_SECRET, ...KEYS }),
     });
     c = client(w.url);
+    // An access token carries only the roles its user still holds: the users exist, with them.
+    for (const [id, roles] of [['usr_alice', ['user']], ['usr_eddie', ['user', 'editor']], ['usr_root', ['user', 'admin']]]) {
+      await w.db
+        .prepare("INSERT INTO users (id, email, password_hash, roles, created_at, updated_at) VALUES (?1, ?2, 'unused', ?3, 0, 0)")
+        .bind(id, `${id}@example.test`, JSON.stringify(roles))
+        .run();
+    }
     user = token('usr_alice', ['user']);
     editor = token('usr_eddie', ['user', 'editor']);
     admin = token('usr_root', ['user', 'admin']);

@@ -198,7 +198,7 @@ pub fn revoke_key(args: &RevokeKey) -> Result<(), String> {
         Some(json!({ "key_id": id })),
     );
     if ready(store.revoke_api_key(id, now, &event)).map_err(say)? {
-        println!("revoked {id}; it stops working on its next request");
+        println!("revoked {id}; the admin API refuses it at once, the proxy within REVOCATION_DELAY_SECONDS");
     } else {
         println!("{id} was already revoked");
     }

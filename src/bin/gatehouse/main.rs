@@ -69,7 +69,7 @@ mod cli {
         MintKey(keys::MintKey),
         /// Lists API keys (never the keys themselves).
         ListKeys(keys::ListKeys),
-        /// Revokes an API key; it stops working on its next request.
+        /// Revokes an API key (the proxy refuses it within REVOCATION_DELAY_SECONDS).
         RevokeKey(keys::RevokeKey),
     }
 

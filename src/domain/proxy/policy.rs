@@ -1626,14 +1626,17 @@ mod tests {
     }
 
     fn caller(id: &str) -> Caller {
-        Caller::from_access_token(AccessClaims {
-            iss: "gatehouse".into(),
-            aud: "gatehouse".into(),
-            sub: id.into(),
-            jti: "j".into(),
-            roles: vec!["user".into()],
-            sid: None,
-        })
+        Caller::from_access_token(
+            AccessClaims {
+                iss: "gatehouse".into(),
+                aud: "gatehouse".into(),
+                sub: id.into(),
+                jti: "j".into(),
+                roles: vec!["user".into()],
+                sid: None,
+            },
+            &["user".into()],
+        )
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use super::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenHash,
-    TokenState, User, UserQuery,
+    PruneCounts, PruneCutoffs, RateHit, RevokeReason, Rotation, SessionLiveness, Store,
+    StoredEvent, TokenHash, TokenState, User, UserQuery,
 };
 use crate::primitives::error::Error;
 
@@ -298,6 +298,20 @@ impl Store for MemoryStore {
 
     async fn family(&self, family_id: &str) -> Result<Option<Family>, Error> {
         Ok(self.with(|s| s.families.get(family_id).cloned()))
+    }
+
+    async fn session_liveness(&self, family_id: &str) -> Result<Option<SessionLiveness>, Error> {
+        Ok(self.with(|s| {
+            let family = s.families.get(family_id)?;
+            let user = s.users.get(&family.user_id)?;
+            Some(SessionLiveness {
+                user_id: family.user_id.clone(),
+                revoked_at: family.revoked_at,
+                expires_at: family.expires_at,
+                user_disabled: user.disabled,
+                user_roles: user.roles.clone(),
+            })
+        }))
     }
 
     async fn live_tokens(&self, family_id: &str) -> Result<u64, Error> {

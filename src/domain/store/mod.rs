@@ -296,6 +296,34 @@ pub struct KeyLookup {
     pub owner_disabled: bool,
 }
 
+/// What authenticating an access token needs to know of its session (refresh family) and
+/// the session's user, read in one indexed lookup ([`Store::session_liveness`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLiveness {
+    /// The family's owner.
+    pub user_id: String,
+    /// Unix ms, if the family was revoked.
+    pub revoked_at: Option<i64>,
+    /// The family's absolute end, Unix ms.
+    pub expires_at: i64,
+    /// Whether the owner is disabled.
+    pub user_disabled: bool,
+    /// The owner's current roles.
+    pub user_roles: Vec<String>,
+}
+
+impl SessionLiveness {
+    /// Whether the session still stands at `now` for a token of `user_id`: not revoked, not
+    /// past its absolute lifetime, owned by `user_id`, whose account is enabled. (An idle
+    /// session still stands for the access tokens it issued: idleness only ends refreshing.)
+    pub fn stands_for(&self, user_id: &str, now: i64) -> bool {
+        self.revoked_at.is_none()
+            && self.expires_at > now
+            && self.user_id == user_id
+            && !self.user_disabled
+    }
+}
+
 /// A page of users: ordered by email, after `after_email`, optionally filtered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserQuery {
@@ -444,6 +472,10 @@ pub trait Store {
 
     /// A family by id.
     async fn family(&self, family_id: &str) -> Result<Option<Family>, Error>;
+
+    /// The family `family_id` joined with its user, in one indexed read: what an access
+    /// token's liveness check needs. `None` when no such family exists.
+    async fn session_liveness(&self, family_id: &str) -> Result<Option<SessionLiveness>, Error>;
 
     /// How many live (unrotated) tokens a family holds.
     async fn live_tokens(&self, family_id: &str) -> Result<u64, Error>;

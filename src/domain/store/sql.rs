@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateHit, RevokeReason, Rotation, Store, StoredEvent, TokenHash,
-    TokenState, User, UserQuery,
+    PruneCounts, PruneCutoffs, RateHit, RevokeReason, Rotation, SessionLiveness, Store,
+    StoredEvent, TokenHash, TokenState, User, UserQuery,
 };
 use crate::primitives::error::Error;
 
@@ -343,6 +343,21 @@ struct KeyLookupRow {
 }
 
 #[derive(Deserialize)]
+struct LivenessRow {
+    user_id: String,
+    revoked_at: Option<i64>,
+    expires_at: i64,
+    user_disabled: i64,
+    user_roles: String,
+}
+
+/// Parses a `users.roles` column (a JSON array).
+fn roles_column(raw: &str, user_id: &str) -> Result<Vec<String>, Error> {
+    serde_json::from_str(raw)
+        .map_err(|e| Error::Internal(format!("users.roles of {user_id} is not a JSON array: {e}")))
+}
+
+#[derive(Deserialize)]
 struct RateRow {
     count: i64,
     window_start: i64,
@@ -641,6 +656,28 @@ impl<E: Executor> Store for SqlStore<E> {
             ))
             .await?
             .map(Family::from))
+    }
+
+    async fn session_liveness(&self, family_id: &str) -> Result<Option<SessionLiveness>, Error> {
+        // Two primary-key lookups (refresh_families.id, users.id): one indexed read.
+        let row = self
+            .first::<LivenessRow>(stmt(
+                "SELECT f.user_id, f.revoked_at, f.expires_at, u.disabled AS user_disabled, \
+                 u.roles AS user_roles FROM refresh_families f JOIN users u ON u.id = f.user_id \
+                 WHERE f.id = ?1",
+                vec![text(family_id)],
+            ))
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(SessionLiveness {
+            user_roles: roles_column(&row.user_roles, &row.user_id)?,
+            user_id: row.user_id,
+            revoked_at: row.revoked_at,
+            expires_at: row.expires_at,
+            user_disabled: row.user_disabled != 0,
+        }))
     }
 
     async fn live_tokens(&self, family_id: &str) -> Result<u64, Error> {
