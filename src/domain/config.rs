@@ -414,8 +414,8 @@ fn signing_keys(lookup: Lookup<'_>) -> Result<([u8; 32], KeySet), ConfigError> {
     };
     // The next key first (published ahead of its use), then the previous ones.
     let mut published = Vec::new();
-    if let Some(raw) = get(lookup, "JWT_NEXT_PUBLIC_KEY") {
-        let next = decode_key32(&raw).ok_or_else(|| {
+    if let Some(next) = get(lookup, "JWT_NEXT_PUBLIC_KEY") {
+        let next = decode_key32(&next).ok_or_else(|| {
             ConfigError::new(
                 "JWT_NEXT_PUBLIC_KEY",
                 "not a base64url-encoded 32-byte public key (the x that `gatehouse rotate-key prepare` prints)",
@@ -429,25 +429,7 @@ fn signing_keys(lookup: Lookup<'_>) -> Result<([u8; 32], KeySet), ConfigError> {
         }
         published.push(next);
     }
-    let mut previous = Vec::new();
-    if let Some(raw) = get(lookup, "JWT_PREVIOUS_PUBLIC_KEYS") {
-        for (i, item) in raw
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .enumerate()
-        {
-            previous.push(decode_key32(item).ok_or_else(|| {
-                ConfigError::new(
-                    "JWT_PREVIOUS_PUBLIC_KEYS",
-                    format!(
-                        "item {} is not a base64url-encoded 32-byte public key",
-                        i + 1
-                    ),
-                )
-            })?);
-        }
-    }
+    let previous = previous_public_keys(lookup)?;
     if previous.contains(&seed) {
         // A private seed pasted where public keys belong would be published in the JWKS.
         return Err(ConfigError::new(
@@ -461,6 +443,30 @@ fn signing_keys(lookup: Lookup<'_>) -> Result<([u8; 32], KeySet), ConfigError> {
     let keys = KeySet::new(&seed, &published)
         .map_err(|why| ConfigError::new("JWT_NEXT_PUBLIC_KEY / JWT_PREVIOUS_PUBLIC_KEYS", why))?;
     Ok((seed, keys))
+}
+
+/// `JWT_PREVIOUS_PUBLIC_KEYS`: comma-separated public keys; an error names the bad item by
+/// position, never its value.
+fn previous_public_keys(lookup: Lookup<'_>) -> Result<Vec<[u8; 32]>, ConfigError> {
+    let Some(raw) = get(lookup, "JWT_PREVIOUS_PUBLIC_KEYS") else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .map(|(i, item)| {
+            decode_key32(item).ok_or_else(|| {
+                ConfigError::new(
+                    "JWT_PREVIOUS_PUBLIC_KEYS",
+                    format!(
+                        "item {} is not a base64url-encoded 32-byte public key",
+                        i + 1
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// `UPSTREAM_SIGNING_SECRET` (secret, at least 32 characters; required with `ROUTES`).

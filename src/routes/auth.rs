@@ -281,26 +281,8 @@ async fn check_credentials<S: Store, H: Pbkdf2>(
     // Only a well-formed address is looked up or logged: a password typed into the email field
     // must not end up in the audit log.
     let email = normalize_email(raw_email).ok();
-    if let Some(ip) = req.client_ip() {
-        ratelimit::check(svc, Bucket::LoginIp, ip).await?;
-    }
-    if let Some(email) = &email {
-        let account = svc.config.accounts.subject_key.email(email);
-        let trusted_device =
-            svc.config
-                .browser
-                .device_key
-                .any_valid(&account, req.cookies(DEVICE_COOKIE), now);
-        ratelimit::check_login_account(svc, email, req.client_ip(), trusted_device).await?;
-    }
-    let mut user = match &email {
-        Some(email) => svc.store.user_by_email(email).await?,
-        None => None,
-    };
-    if let (None, Some(_), Some(legacy)) = (&user, &email, legacy_email(raw_email)) {
-        // An account stored before emails were folded, under a spelling folding changes.
-        user = svc.store.user_by_email(&legacy).await?;
-    }
+    check_login_limits(svc, req, email.as_deref(), now).await?;
+    let user = find_login_user(svc, raw_email, email.as_deref()).await?;
     let Some(user) = user else {
         // Same work, same answer as a wrong password.
         password::dummy_verify(svc.hasher, pw, iterations).await?;
@@ -346,6 +328,49 @@ async fn check_credentials<S: Store, H: Pbkdf2>(
     Ok(user)
 }
 
+/// The login rate limits: per IP, per account and network, and per account unless the browser
+/// shows the account's device cookie.
+async fn check_login_limits<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    email: Option<&str>,
+    now: i64,
+) -> Result<(), Error> {
+    if let Some(ip) = req.client_ip() {
+        ratelimit::check(svc, Bucket::LoginIp, ip).await?;
+    }
+    if let Some(email) = email {
+        let account = svc.config.accounts.subject_key.email(email);
+        let trusted_device =
+            svc.config
+                .browser
+                .device_key
+                .any_valid(&account, req.cookies(DEVICE_COOKIE), now);
+        ratelimit::check_login_account(svc, email, req.client_ip(), trusted_device).await?;
+    }
+    Ok(())
+}
+
+/// The account of a login's (normalized) email, or of its spelling from before emails were
+/// folded.
+async fn find_login_user<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    raw_email: &str,
+    email: Option<&str>,
+) -> Result<Option<User>, Error> {
+    let Some(email) = email else {
+        return Ok(None);
+    };
+    if let Some(user) = svc.store.user_by_email(email).await? {
+        return Ok(Some(user));
+    }
+    match legacy_email(raw_email) {
+        // An account stored before emails were folded, under a spelling folding changes.
+        Some(legacy) => svc.store.user_by_email(&legacy).await,
+        None => Ok(None),
+    }
+}
+
 /// The refresh token of a request: from the body (wins) or the cookie.
 fn presented_refresh_token(
     body: RefreshBody,
@@ -374,16 +399,7 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let body: RefreshBody = json_body(req, svc.config.limits.max_body_bytes, true)?;
-    let Some((presented, delivery)) = presented_refresh_token(body, req)? else {
-        return Err(Error::NoAuth);
-    };
-    if delivery == Delivery::Cookie {
-        csrf::check_origin(&svc.config.browser.allowed_origins, req)?;
-    }
-    if !refresh::well_formed(&presented) {
-        return Err(Error::InvalidRefreshToken("malformed"));
-    }
+    let (presented, delivery) = refresh_token_of(svc, req)?;
     let presented_hash = refresh::hash(&presented);
     check_refresh_session(svc, req, &presented_hash, delivery).await?;
     let now = svc.clock.now_ms();
@@ -434,6 +450,25 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
         }
         Decision::Reject(err) => Err(err),
     }
+}
+
+/// The refresh token a refresh presents, well-formed, and how it came; one sent by cookie must
+/// come from an allowed origin.
+fn refresh_token_of<S, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<(String, Delivery), Error> {
+    let body: RefreshBody = json_body(req, svc.config.limits.max_body_bytes, true)?;
+    let Some((presented, delivery)) = presented_refresh_token(body, req)? else {
+        return Err(Error::NoAuth);
+    };
+    if delivery == Delivery::Cookie {
+        csrf::check_origin(&svc.config.browser.allowed_origins, req)?;
+    }
+    if !refresh::well_formed(&presented) {
+        return Err(Error::InvalidRefreshToken("malformed"));
+    }
+    Ok((presented, delivery))
 }
 
 /// Before a rotation: a refresh by cookie must show the session's CSRF token, and a session

@@ -154,10 +154,8 @@ pub fn add_user(args: &AddUser) -> Result<(), String> {
         args.iterations,
     ))
     .map_err(say)?;
-    let store = args.target.store();
-    let now = now_ms();
     let existing = if args.update {
-        ready(store.user_by_email(&email)).map_err(say)?
+        ready(args.target.store().user_by_email(&email)).map_err(say)?
     } else {
         None
     };
@@ -170,6 +168,18 @@ pub fn add_user(args: &AddUser) -> Result<(), String> {
         }
         return update_user(args, &user, &roles, &phc);
     }
+    create_user(args, email, name, roles, phc)
+}
+
+/// `add-user` of a new account: the user and its `registered` event.
+fn create_user(
+    args: &AddUser,
+    email: String,
+    name: Option<String>,
+    roles: Vec<String>,
+    phc: PasswordPhc,
+) -> Result<(), String> {
+    let now = now_ms();
     let user = User {
         id: new_id(&SystemRng, "usr_"),
         email,
@@ -186,7 +196,7 @@ pub fn add_user(args: &AddUser) -> Result<(), String> {
         &user.id,
         Some(json!({ "roles": user.roles })),
     );
-    match ready(store.create_user(&user, None, Some(&event))) {
+    match ready(args.target.store().create_user(&user, None, Some(&event))) {
         Err(Error::EmailTaken) => Err(
             "an account with this email already exists (use --update to replace its password and roles)"
                 .into(),
