@@ -114,6 +114,7 @@ fn new_family<S, H>(svc: &Services<'_, S, H>, req: &Request, user_id: &str) -> (
         expires_at: now + svc.config.tokens.refresh_ttl_secs * 1000,
         user_agent: req.user_agent(),
         first_token_hash: refresh::hash(&token),
+        console: None,
     };
     (token, family)
 }
