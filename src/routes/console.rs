@@ -15,7 +15,7 @@ use crate::primitives::encoding::new_id;
 use crate::primitives::error::Error;
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
-use crate::routes::admin::check_admin;
+use crate::routes::admin::{check_admin, ADMIN_ROLE};
 use crate::routes::auth::check_credentials;
 use crate::routes::views::admin_user_json;
 use crate::services::audit::own_event;
@@ -116,11 +116,13 @@ pub async fn sign_in<S: Store, H: Pbkdf2>(
 ) -> Result<Response, Error> {
     csrf::check_same_origin(req)?;
     let body: ConsoleSignIn = json_body(req, svc.config.limits.max_body_bytes, false)?;
-    let (caller, user, via) = match (body.email, body.password, body.api_key) {
+    let (user, via) = match (body.email, body.password, body.api_key) {
         (Some(email), Some(password), None) => {
             let user = check_credentials(svc, req, &email, &password).await?;
-            let caller = Caller::from_console_session(&user.id, &user.roles, "", None);
-            (caller, user, ConsoleVia::Password)
+            if !user.roles.iter().any(|r| r == ADMIN_ROLE) {
+                return Err(Error::InsufficientRole);
+            }
+            (user, ConsoleVia::Password)
         }
         (None, None, Some(key)) => {
             if let Some(ip) = req.client_ip() {
@@ -131,7 +133,9 @@ pub async fn sign_in<S: Store, H: Pbkdf2>(
                 return Err(Error::InvalidApiKey("owner missing"));
             };
             let key_id = caller.key_id.clone().unwrap_or_default();
-            (caller, user, ConsoleVia::ApiKey(key_id))
+            // The key's role must be `admin`, and its owner must hold it now.
+            let admin = check_admin(caller, user)?;
+            (admin.user, ConsoleVia::ApiKey(key_id))
         }
         _ => {
             return Err(Error::BadRequest(
@@ -139,7 +143,6 @@ pub async fn sign_in<S: Store, H: Pbkdf2>(
             ))
         }
     };
-    check_admin(caller, user.clone())?;
     let now = svc.clock.now_ms();
     let token = console::generate(svc.rng);
     let family = NewFamily {
