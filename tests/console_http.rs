@@ -469,10 +469,9 @@ fn a_key_bound_session_carries_the_key_and_ends_with_it() {
         ..AuditQuery::default()
     }))
     .unwrap();
-    assert_eq!(
-        events[0].event.detail.as_ref().unwrap()["via_key"],
-        record["id"]
-    );
+    let detail = events[0].event.detail.as_ref().unwrap();
+    assert_eq!(detail["via_key"], record["id"]);
+    assert_eq!(detail["via_console"], c.session_id.as_str());
     // Revoking the key ends the session on the next request.
     let res = gate.bearer(
         "DELETE",

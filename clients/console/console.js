@@ -261,8 +261,10 @@ function table(headers, rows, rowAttrs = () => ({})) {
 // ---------------------------------------------------------------------------------------------
 // Users
 
+// The users page's search and paging survive opening a user (a hash change renders anew).
+const listState = { q: '', cursors: [null] };
+
 async function users(view, selected) {
-  const listState = { q: '', cursors: [null] };
   const list = h('div', { testid: 'user-list' });
   const detail = h('div', { testid: 'user-detail' });
   const search = h('form', { testid: 'user-search', onsubmit: (e) => {
@@ -271,7 +273,7 @@ async function users(view, selected) {
     listState.cursors = [null];
     attempt(load);
   } },
-  h('label', {}, 'Search email or name', h('input', { name: 'q', type: 'search' })),
+  h('label', {}, 'Search email or name', h('input', { name: 'q', type: 'search', value: listState.q })),
   h('button', { type: 'submit' }, 'Search'));
 
   const create = h('form', { testid: 'create-user', onsubmit: (e) => {
@@ -422,7 +424,7 @@ async function keys(view) {
     });
   } },
   h('label', {}, 'Label', h('input', { name: 'label', required: true, maxlength: 100 })),
-  h('label', {}, 'Role', h('input', { name: 'role', required: true, value: 'admin' })),
+  h('label', {}, 'Role (one you and the owner hold)', h('input', { name: 'role', required: true, placeholder: 'e.g. editor' })),
   h('label', {}, 'Scopes (route names, comma-separated)', h('input', { name: 'scopes' })),
   h('label', {}, 'Owner user id (empty: you)', h('input', { name: 'owner_user_id' })),
   h('label', {}, 'Expires in days (empty: never)', h('input', { name: 'expires_days', type: 'number', min: 1, max: 3650 })),

@@ -150,7 +150,7 @@ pub struct Admin {
 
 impl Admin {
     /// An audit event with this admin as actor; done with an API key, the detail names it
-    /// (`via_key`).
+    /// (`via_key`), and done in the admin console, the console session (`via_console`).
     fn event(
         &self,
         req: &Request,
@@ -160,16 +160,24 @@ impl Admin {
         family_id: Option<&str>,
         detail: Option<Value>,
     ) -> AuditEvent {
-        let detail = match &self.caller.key_id {
-            Some(key_id) => {
-                let mut d = match detail {
-                    Some(Value::Object(map)) => map,
-                    _ => Map::new(),
-                };
+        let console = match self.caller.kind {
+            CredentialKind::ConsoleSession => self.caller.session_id.as_ref(),
+            CredentialKind::AccessToken | CredentialKind::ApiKey => None,
+        };
+        let detail = if self.caller.key_id.is_none() && console.is_none() {
+            detail
+        } else {
+            let mut d = match detail {
+                Some(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            if let Some(key_id) = &self.caller.key_id {
                 d.insert("via_key".into(), json!(key_id));
-                Some(Value::Object(d))
             }
-            None => detail,
+            if let Some(session_id) = console {
+                d.insert("via_console".into(), json!(session_id));
+            }
+            Some(Value::Object(d))
         };
         audit_event(
             req,

@@ -126,6 +126,7 @@ describe('the admin console in Chromium', { timeout: 180_000 }, () => {
     await page.click('a[data-page="keys"]');
     await page.waitForSelector('[data-testid="page-keys"] [data-testid="key-list"] table');
     await page.fill('[data-testid="mint-key"] input[name="label"]', 'e2e minted');
+    await page.fill('[data-testid="mint-key"] input[name="role"]', 'admin');
     await page.fill('[data-testid="mint-key"] input[name="scopes"]', 'cms');
     await page.click('[data-testid="mint-key"] button[type="submit"]');
     await page.waitForSelector('[data-testid="key-once"]');
@@ -182,6 +183,7 @@ describe('the admin console in Chromium', { timeout: 180_000 }, () => {
     assert.equal(detail.subject_user_id, victim.user.id);
     assert.equal(detail.actor_user_id, admin.id);
     assert.equal(detail.detail.via_key, consoleKeyRecord.id, 'done through the key-bound console session');
+    assert.match(detail.detail.via_console, /^fam_[a-z2-7]{26}$/);
     await shot('audit');
     // Until an hour ago there was nothing of the kind.
     await page.$eval('[data-testid="audit-filters"] input[name="until"]', (el) => {
