@@ -77,6 +77,8 @@ cat <<EOT
   demo login: $DEMO_EMAIL / $DEMO_PASSWORD
   the Nuxt example: http://localhost:$SITE_PORT/
   demo CMS:   http://127.0.0.1:$CMS_PORT (Cockpit v2-like), proxied at http://127.0.0.1:$PORT/cms/
+  admin console: http://localhost:$PORT/admin/console/ (for an admin; make one with
+             target/release/gatehouse add-user --local --email you@example.com --roles admin,user)
 
   curl -s -X POST http://127.0.0.1:$PORT/auth/login -H 'content-type: application/json' \\
        -d '{"email":"$DEMO_EMAIL","password":"$DEMO_PASSWORD","refresh_token_in_body":true}'

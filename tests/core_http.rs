@@ -300,6 +300,7 @@ fn new_family(user_id: &str, now: i64) -> (String, NewFamily) {
         expires_at: now + DEFAULT_REFRESH_TTL_SECS * 1000,
         user_agent: None,
         first_token_hash: refresh::hash(&token),
+        console: None,
     };
     (token, family)
 }

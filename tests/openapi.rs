@@ -232,6 +232,7 @@ fn every_error() -> Vec<Error> {
         Error::UpstreamTimeout(1),
         Error::CsrfValidationFailed(""),
         Error::InvalidApiKey(""),
+        Error::InvalidSession(""),
         Error::ScopeViolation,
         Error::AuthRateLimited(1),
         Error::Unavailable(String::new()),
@@ -239,7 +240,7 @@ fn every_error() -> Vec<Error> {
     ]
 }
 
-const VARIANTS: usize = 29;
+const VARIANTS: usize = 30;
 
 fn variant_index(err: &Error) -> usize {
     match err {
@@ -272,6 +273,7 @@ fn variant_index(err: &Error) -> usize {
         Error::AuthRateLimited(_) => 26,
         Error::Unavailable(_) => 27,
         Error::Internal(_) => 28,
+        Error::InvalidSession(_) => 29,
     }
 }
 

@@ -184,6 +184,7 @@ fn setup(l: &Lifetimes) -> (MemoryStore, Model) {
         expires_at: T0 + l.absolute,
         user_agent: None,
         first_token_hash: refresh::hash(&first),
+        console: None,
     };
     block_on(store.create_user(&user, Some(&family), None)).unwrap();
     let model = Model {

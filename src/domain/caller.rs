@@ -15,6 +15,8 @@ pub enum CredentialKind {
     AccessToken,
     /// An API key (`gk_…`).
     ApiKey,
+    /// The admin console's session cookie (only on `/admin/…`).
+    ConsoleSession,
 }
 
 impl CredentialKind {
@@ -23,6 +25,7 @@ impl CredentialKind {
         match self {
             Self::AccessToken => "access_token",
             Self::ApiKey => "api_key",
+            Self::ConsoleSession => "console_session",
         }
     }
 }
@@ -73,6 +76,38 @@ impl Caller {
             scopes: Some(key.scopes.clone()),
             kind: CredentialKind::ApiKey,
             key_id: Some(key.id.clone()),
+        }
+    }
+
+    /// The caller of a live admin console session (`session_id`) of user `user_id`, who holds
+    /// `user_roles` now. Signed in with a password, it carries those roles; bound to an API key,
+    /// it carries what the key carries: the key's role while the user still holds it, the key's
+    /// scope and its id.
+    pub(crate) fn from_console_session(
+        user_id: &str,
+        user_roles: &[String],
+        session_id: &str,
+        key: Option<&ApiKey>,
+    ) -> Self {
+        let (roles, scopes, key_id) = match key {
+            None => (user_roles.to_vec(), None, None),
+            Some(k) => (
+                user_roles
+                    .iter()
+                    .filter(|r| **r == k.role)
+                    .cloned()
+                    .collect(),
+                Some(k.scopes.clone()),
+                Some(k.id.clone()),
+            ),
+        };
+        Self {
+            user_id: user_id.to_string(),
+            roles,
+            session_id: Some(session_id.to_string()),
+            scopes,
+            kind: CredentialKind::ConsoleSession,
+            key_id,
         }
     }
 

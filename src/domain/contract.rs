@@ -12,8 +12,8 @@ use futures_util::future::join_all;
 
 use crate::domain::refresh;
 use crate::domain::store::{
-    ApiKey, AuditEvent, AuditQuery, KeyHash, NewFamily, PasswordPhc, PruneCutoffs, RevokeReason,
-    Rotation, Store, TokenState, User, UserQuery,
+    ApiKey, AuditEvent, AuditQuery, ConsoleVia, KeyHash, NewFamily, PasswordPhc, PruneCutoffs,
+    RevokeReason, Rotation, Store, TokenState, User, UserQuery,
 };
 use crate::primitives::encoding::new_id;
 use crate::primitives::error::Error;
@@ -68,6 +68,7 @@ fn family(user_id: &str, now: i64) -> (String, NewFamily) {
         expires_at: now + 30 * DAY,
         user_agent: Some("contract-test/1.0".into()),
         first_token_hash: refresh::hash(&token),
+        console: None,
     };
     (token, family)
 }
@@ -235,6 +236,38 @@ async fn new_family_has_one_live_token<S: Store>(store: &S) -> CaseResult {
         ok(store.live_tokens(&fam2.id).await, "live_tokens")? == 1,
         "second family live tokens != 1"
     );
+    Ok(())
+}
+
+async fn console_sessions_round_trip<S: Store>(store: &S) -> CaseResult {
+    let u = user("console");
+    ok(store.create_user(&u, None, None).await, "create_user")?;
+    for via in [
+        ConsoleVia::Password,
+        ConsoleVia::ApiKey("key_console".into()),
+    ] {
+        let (_, mut fam) = family(&u.id, NOW);
+        fam.console = Some(via.clone());
+        ok(store.create_family(&fam, None).await, "create_family")?;
+        let got = ok(store.family(&fam.id).await, "family")?;
+        check!(
+            got.as_ref().and_then(|f| f.console.clone()) == Some(via.clone()),
+            "family: {got:?}"
+        );
+        let state = ok(
+            store.token_state(&fam.first_token_hash).await,
+            "token_state",
+        )?;
+        check!(
+            state.as_ref().and_then(|s| s.family.console.clone()) == Some(via.clone()),
+            "token_state: {state:?}"
+        );
+    }
+    let (_, plain) = family(&u.id, NOW);
+    ok(store.create_family(&plain, None).await, "create_family")?;
+    let list = ok(store.user_families(&u.id).await, "user_families")?;
+    let consoles = list.iter().filter(|f| f.console.is_some()).count();
+    check!(list.len() == 3 && consoles == 2, "user_families: {list:?}");
     Ok(())
 }
 
@@ -1312,6 +1345,7 @@ pub async fn run<S: Store>(store: &S) -> Vec<Outcome> {
     case!(users_round_trip);
     case!(duplicate_email_writes_nothing);
     case!(new_family_has_one_live_token);
+    case!(console_sessions_round_trip);
     case!(rotation_replaces_the_live_token);
     case!(a_rotated_token_does_not_rotate_again);
     case!(concurrent_rotations_have_one_winner);

@@ -79,6 +79,45 @@ pub fn check_origin(origins: &AllowedOrigins, req: &Request) -> Result<(), Error
     }
 }
 
+/// Checks that a request authenticated by the admin console's cookie comes from a page of
+/// Gatehouse's own origin: `Origin` equal to it, or, without an `Origin`, `Sec-Fetch-Site:
+/// same-origin`. `ALLOWED_ORIGINS` does not count: the sites listed there may refresh their
+/// users' sessions, but never drive the admin console.
+pub fn check_same_origin(req: &Request) -> Result<(), Error> {
+    match req.header("origin") {
+        Some(origin) if is_own_origin(req, origin) => Ok(()),
+        Some(_) => Err(Error::CsrfValidationFailed("not Gatehouse's own origin")),
+        None if req
+            .header("sec-fetch-site")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("same-origin")) =>
+        {
+            Ok(())
+        }
+        None => Err(Error::CsrfValidationFailed(
+            "no Origin or Sec-Fetch-Site header",
+        )),
+    }
+}
+
+/// The check of a request authenticated by the console cookie of session `family_id`: always
+/// from Gatehouse's own origin, and, unless it is a `GET` or `HEAD`, with the session's CSRF
+/// token in `X-CSRF-Token`.
+pub fn check_console(key: &CsrfKey, req: &Request, family_id: &str) -> Result<(), Error> {
+    check_same_origin(req)?;
+    if req.method == "GET" || req.method == "HEAD" {
+        return Ok(());
+    }
+    check_token(key, req, family_id)
+}
+
+fn check_token(key: &CsrfKey, req: &Request, family_id: &str) -> Result<(), Error> {
+    match req.header(CSRF_HEADER).map(str::trim) {
+        None | Some("") => Err(Error::CsrfValidationFailed("no X-CSRF-Token header")),
+        Some(token) if key.matches(family_id, token) => Ok(()),
+        Some(_) => Err(Error::CsrfValidationFailed("wrong X-CSRF-Token")),
+    }
+}
+
 /// Whether `origin` is the origin the request was sent to (Gatehouse served on the site's own
 /// origin, which `ALLOWED_ORIGINS` need not list).
 fn is_own_origin(req: &Request, origin: &str) -> bool {
@@ -98,11 +137,7 @@ pub fn check(
     family_id: &str,
 ) -> Result<(), Error> {
     check_origin(origins, req)?;
-    match req.header(CSRF_HEADER).map(str::trim) {
-        None | Some("") => Err(Error::CsrfValidationFailed("no X-CSRF-Token header")),
-        Some(token) if key.matches(family_id, token) => Ok(()),
-        Some(_) => Err(Error::CsrfValidationFailed("wrong X-CSRF-Token")),
-    }
+    check_token(key, req, family_id)
 }
 
 #[cfg(test)]
@@ -137,6 +172,41 @@ mod tests {
         let other = CsrfKey::derive(&[9u8; 32]);
         assert_ne!(other.token("fam_a"), a);
         assert_eq!(format!("{other:?}"), "CsrfKey(..)");
+    }
+
+    #[test]
+    fn the_console_needs_its_own_origin_and_a_token_on_changes() {
+        let key = config().csrf_key;
+        let token = key.token("fam_c");
+        let own = |method: &str| {
+            Request::new(method, "/admin/users")
+                .with_header("host", "gate.example")
+                .with_header("origin", "https://gate.example")
+        };
+        let check = |r: &Request| check_console(&key, r, "fam_c").is_ok();
+        // Reads: the origin only.
+        assert!(check(&own("GET")));
+        assert!(check(
+            &Request::new("GET", "/admin/users").with_header("sec-fetch-site", "same-origin")
+        ));
+        assert!(!check(&Request::new("GET", "/admin/users")));
+        // A listed site is not the console's origin.
+        let listed = Request::new("GET", "/admin/users")
+            .with_header("host", "gate.example")
+            .with_header("origin", "https://site.example");
+        assert!(!check(&listed));
+        assert!(!check(
+            &Request::new("GET", "/admin/users").with_header("sec-fetch-site", "same-site")
+        ));
+        // Changes: the origin and the session's token.
+        assert!(!check(&own("POST")));
+        assert!(!check(&own("DELETE").with_header(CSRF_HEADER, "ghc_wrong")));
+        assert!(!check(
+            &own("POST").with_header(CSRF_HEADER, &key.token("fam_other"))
+        ));
+        assert!(check(&own("POST").with_header(CSRF_HEADER, &token)));
+        assert!(check(&own("PUT").with_header(CSRF_HEADER, &token)));
+        assert!(!check(&listed.clone().with_header(CSRF_HEADER, &token)));
     }
 
     #[test]

@@ -206,6 +206,7 @@ mod tests {
             revoked_at: None,
             revoke_reason: None,
             user_agent: None,
+            console: None,
         }
     }
 

@@ -129,3 +129,14 @@ pub struct NewKey {
     #[serde(default)]
     pub expires_at: Option<i64>,
 }
+
+/// `POST /admin/session`: an admin's email and password, or an API key.
+#[derive(Deserialize)]
+pub struct ConsoleSignIn {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<String>,
+}

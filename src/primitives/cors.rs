@@ -68,6 +68,11 @@ impl AllowedOrigins {
         Ok(Self(origins))
     }
 
+    /// The listed origins, lower-case, in the order given.
+    pub fn list(&self) -> &[String] {
+        &self.0
+    }
+
     /// Whether `origin` (an `Origin` header's value) is listed.
     pub fn allows(&self, origin: &str) -> bool {
         let origin = origin.trim();

@@ -128,6 +128,9 @@ pub enum Error {
     CsrfValidationFailed(&'static str),
     /// 401: an API key that is unknown, revoked or expired.
     InvalidApiKey(&'static str),
+    /// 401: an admin console session cookie that is unknown, ended (signed out, revoked,
+    /// expired, its API key revoked) or sent twice.
+    InvalidSession(&'static str),
     /// 403: an API key used outside its scope.
     ScopeViolation,
     /// 429: too many attempts; carries the seconds until the limit releases (`Retry-After`).
@@ -154,7 +157,8 @@ impl Error {
             | Self::InvalidCredentials
             | Self::InvalidRefreshToken(_)
             | Self::RefreshTokenReused
-            | Self::InvalidApiKey(_) => 401,
+            | Self::InvalidApiKey(_)
+            | Self::InvalidSession(_) => 401,
             Self::RegistrationClosed
             | Self::InsufficientRole
             | Self::CsrfValidationFailed(_)
@@ -200,6 +204,7 @@ impl Error {
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::CsrfValidationFailed(_) => "csrf_validation_failed",
             Self::InvalidApiKey(_) => "invalid_api_key",
+            Self::InvalidSession(_) => "invalid_session",
             Self::ScopeViolation => "scope_violation",
             Self::AuthRateLimited(_) => "auth_rate_limited",
             Self::Misconfigured(_) => "misconfigured",
@@ -236,6 +241,7 @@ impl Error {
             Self::UpstreamTimeout(ms) => format!("the upstream did not answer within {ms} ms"),
             Self::CsrfValidationFailed(_) => "CSRF validation failed".into(),
             Self::InvalidApiKey(_) => "the API key is not valid".into(),
+            Self::InvalidSession(_) => "the console session is not valid; sign in again".into(),
             Self::ScopeViolation => "the API key's scope does not include this route".into(),
             Self::AuthRateLimited(secs) => format!("too many attempts; retry in {secs} s"),
             Self::Misconfigured(_) => "gatehouse is misconfigured; see the worker logs".into(),
@@ -251,7 +257,8 @@ impl Error {
             Self::InvalidRefreshToken(why)
             | Self::InvalidPath(why)
             | Self::CsrfValidationFailed(why)
-            | Self::InvalidApiKey(why) => Some((*why).to_string()),
+            | Self::InvalidApiKey(why)
+            | Self::InvalidSession(why) => Some((*why).to_string()),
             Self::UpstreamUnavailable(cause) => Some(cause.clone()),
             Self::Misconfigured(err) => Some(err.to_string()),
             Self::Unavailable(cause) | Self::Internal(cause) => Some(cause.clone()),
@@ -317,6 +324,7 @@ impl Error {
             | Self::UpstreamUnavailable(_)
             | Self::UpstreamTimeout(_)
             | Self::CsrfValidationFailed(_)
+            | Self::InvalidSession(_)
             | Self::ScopeViolation
             | Self::Unavailable(_)
             | Self::Internal(_) => None,
@@ -383,6 +391,7 @@ mod tests {
             Error::UpstreamTimeout(10_000),
             Error::CsrfValidationFailed("origin not allowed"),
             Error::InvalidApiKey("revoked"),
+            Error::InvalidSession("session ended"),
             Error::ScopeViolation,
             Error::AuthRateLimited(60),
             Error::Misconfigured(ConfigError::new("ACCESS_TOKEN_TTL", "not a number")),
@@ -436,6 +445,7 @@ mod tests {
                 | Error::UpstreamTimeout(_)
                 | Error::CsrfValidationFailed(_)
                 | Error::InvalidApiKey(_)
+                | Error::InvalidSession(_)
                 | Error::ScopeViolation
                 | Error::AuthRateLimited(_)
                 | Error::Misconfigured(_)
@@ -443,7 +453,7 @@ mod tests {
                 | Error::Internal(_) => {}
             }
         }
-        assert_eq!(all_variants().len(), 29);
+        assert_eq!(all_variants().len(), 30);
     }
 
     #[test]

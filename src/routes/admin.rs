@@ -1,14 +1,19 @@
-//! The admin API under `/admin/…`: users, their sessions, API keys and the audit log.
+//! The admin API under `/admin/…`: users, their sessions, API keys, the audit log and the
+//! configuration summary.
 //!
 //! Every request re-reads the calling admin from storage, so disabling an admin, removing the
 //! role or revoking the admin's session takes effect on the next request. Callers without the
-//! `admin` role get 403 `insufficient_role`.
+//! `admin` role get 403 `insufficient_role`. Besides a Bearer access token or API key, the admin
+//! console's session cookie is a credential here (and only here), from Gatehouse's own origin,
+//! with the session's CSRF token on every change.
 
 use serde_json::{json, Map, Value};
 
 use crate::domain::account::{new_account_email, normalize_name, role_list};
 use crate::domain::apikey::{self, key_json};
 use crate::domain::caller::{Caller, CredentialKind};
+use crate::domain::config::Config;
+use crate::domain::csrf;
 use crate::domain::password;
 use crate::domain::store::{ApiKey, AuditEvent, AuditQuery, RevokeReason, Store, User, UserQuery};
 use crate::primitives::body::{json_body, NewKey, NewPassword, NewUser, Roles};
@@ -17,12 +22,13 @@ use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
 use crate::routes::table::AdminOp;
-use crate::routes::views::{admin_user_json, family_json};
+use crate::routes::views::{admin_user_json, family_json, registration_name};
 use crate::services::accounts::new_user;
 use crate::services::audit::audit_event;
 use crate::services::auth::{
     self, authenticate, check_key_standing, check_token_session, enabled_user,
 };
+use crate::services::console::authenticate_console;
 use crate::services::Services;
 
 /// The role the admin API requires.
@@ -132,6 +138,7 @@ pub async fn answer<S: Store, H: Pbkdf2>(
         AdminOp::MintKey => mint_key(svc, req, &admin).await,
         AdminOp::RevokeKey => revoke_key(svc, req, &admin, id).await,
         AdminOp::Audit => list_audit(svc, req).await,
+        AdminOp::Config => Ok(Response::json(200, &config_json(svc.config))),
     }
 }
 
@@ -145,7 +152,7 @@ pub struct Admin {
 
 impl Admin {
     /// An audit event with this admin as actor; done with an API key, the detail names it
-    /// (`via_key`).
+    /// (`via_key`), and done in the admin console, the console session (`via_console`).
     fn event(
         &self,
         req: &Request,
@@ -155,16 +162,24 @@ impl Admin {
         family_id: Option<&str>,
         detail: Option<Value>,
     ) -> AuditEvent {
-        let detail = match &self.caller.key_id {
-            Some(key_id) => {
-                let mut d = match detail {
-                    Some(Value::Object(map)) => map,
-                    _ => Map::new(),
-                };
+        let console = match self.caller.kind {
+            CredentialKind::ConsoleSession => self.caller.session_id.as_ref(),
+            CredentialKind::AccessToken | CredentialKind::ApiKey => None,
+        };
+        let detail = if self.caller.key_id.is_none() && console.is_none() {
+            detail
+        } else {
+            let mut d = match detail {
+                Some(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            if let Some(key_id) = &self.caller.key_id {
                 d.insert("via_key".into(), json!(key_id));
-                Some(Value::Object(d))
             }
-            None => detail,
+            if let Some(session_id) = console {
+                d.insert("via_console".into(), json!(session_id));
+            }
+            Some(Value::Object(d))
         };
         audit_event(
             req,
@@ -180,16 +195,37 @@ impl Admin {
 
 /// The caller, re-read from storage: enabled, holding `admin` now, and (for an access token)
 /// with a live session, (for an API key) not revoked; for an API key, the key's role must be
-/// `admin`. None of this is taken from the liveness cache.
+/// `admin`. None of this is taken from the liveness cache. Without an `Authorization` header,
+/// the console's session cookie: a live console session, from Gatehouse's own origin, with its
+/// CSRF token unless the request is a `GET` or `HEAD`.
 pub async fn require_admin<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Admin, Error> {
-    let caller: Caller = authenticate(svc, req).await?.ok_or(Error::NoAuth)?;
+    let (caller, user) = match authenticate(svc, req).await? {
+        Some(caller) => {
+            let user = bearer_user(svc, &caller).await?;
+            (caller, user)
+        }
+        None => {
+            let session = authenticate_console(svc, req).await?.ok_or(Error::NoAuth)?;
+            csrf::check_console(&svc.config.browser.csrf_key, req, &session.family.id)?;
+            (session.caller, session.user)
+        }
+    };
+    check_admin(caller, user)
+}
+
+/// The enabled user of a Bearer credential, with (for an access token) its session standing.
+async fn bearer_user<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    caller: &Caller,
+) -> Result<User, Error> {
     let Some(user) = enabled_user(svc, &caller.user_id).await? else {
         return Err(match caller.kind {
             CredentialKind::ApiKey => Error::InvalidApiKey("owner disabled"),
             CredentialKind::AccessToken => Error::InvalidToken(TokenRejection::Revoked),
+            CredentialKind::ConsoleSession => Error::InvalidSession("user disabled"),
         });
     };
     match (caller.kind, caller.key_id.as_deref()) {
@@ -198,7 +234,14 @@ pub async fn require_admin<S: Store, H: Pbkdf2>(
         }
         (CredentialKind::ApiKey, Some(key_id)) => check_key_standing(svc, key_id).await?,
         (CredentialKind::ApiKey, None) => return Err(Error::InvalidApiKey("unknown")),
+        // Read by `authenticate_console` with its session (and the key it is bound to).
+        (CredentialKind::ConsoleSession, _) => {}
     }
+    Ok(user)
+}
+
+/// An admin: the stored user holds `admin` now, and so does the credential.
+pub fn check_admin(caller: Caller, user: User) -> Result<Admin, Error> {
     let stored_admin = user.roles.iter().any(|r| r == ADMIN_ROLE);
     if !stored_admin || !caller.has_role(ADMIN_ROLE) {
         return Err(Error::InsufficientRole);
@@ -597,4 +640,88 @@ async fn list_audit<S: Store, H>(
         200,
         &json!({ "events": list, "next_cursor": next }),
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration summary
+
+/// What this Gatehouse is configured with, for the console's overview: settings, proxy routes
+/// with their endpoints, and which secrets are set, by name. Never a secret's value.
+pub fn config_json(config: &Config) -> Value {
+    let t = &config.tokens;
+    let a = &config.accounts;
+    let l = &config.limits;
+    let routes: Vec<Value> = config
+        .proxy
+        .routes
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "prefix": r.prefix,
+                "upstream": r.upstream,
+                "forward_all": r.forward_all,
+                "public": r.public,
+                "timeout_ms": r.timeout_ms,
+                "max_body_bytes": r.max_body_bytes,
+                "methods": r.allow(),
+                "endpoints": r.endpoints.iter().map(|e| e.label.as_str()).collect::<Vec<_>>(),
+                "secrets": r.secret_names(),
+            })
+        })
+        .collect();
+    let mut secrets = vec![
+        json!({ "name": "JWT_SIGNING_KEY", "set": true }),
+        json!({ "name": "API_KEY_PEPPER", "set": a.api_key_pepper.is_some() }),
+        json!({
+            "name": "UPSTREAM_SIGNING_SECRET",
+            "set": config.proxy.upstream_signing_secret.is_some(),
+        }),
+    ];
+    let mut named: Vec<&str> = config
+        .proxy
+        .routes
+        .iter()
+        .flat_map(|r| r.secret_names())
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    // A secret a route names must be set, or the configuration would not have loaded.
+    secrets.extend(named.iter().map(|n| json!({ "name": n, "set": true })));
+    json!({
+        "tokens": {
+            "issuer": t.issuer,
+            "audience": t.audience,
+            "access_ttl_secs": t.access_ttl_secs,
+            "refresh_ttl_secs": t.refresh_ttl_secs,
+            "refresh_idle_secs": t.refresh_idle_secs,
+            "refresh_grace_secs": t.refresh_grace_secs,
+            "clock_leeway_secs": t.clock_leeway_secs,
+            "signing_keys": t.keys.jwks()["keys"].as_array().map_or(0, Vec::len),
+        },
+        "accounts": {
+            "registration": registration_name(a.registration),
+            "default_roles": a.default_roles,
+            "api_keys_enabled": a.api_key_pepper.is_some(),
+            "pbkdf2_iterations": a.pbkdf2_iterations,
+        },
+        "browser": {
+            "allowed_origins": config.browser.allowed_origins.list(),
+            "cookie_same_site": config.browser.cookie_same_site.as_str(),
+        },
+        "limits": {
+            "max_body_bytes": l.max_body_bytes,
+            "audit_retention_days": l.audit_retention_days,
+            "session_retention_days": l.session_retention_days,
+            "rate": {
+                "window_secs": l.rate.window_secs,
+                "login_per_account": l.rate.login_per_account,
+                "login_per_ip": l.rate.login_per_ip,
+                "register_per_ip": l.rate.register_per_ip,
+                "refresh_per_family": l.rate.refresh_per_family,
+            },
+        },
+        "routes": routes,
+        "secrets": secrets,
+    })
 }

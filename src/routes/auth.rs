@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::domain::account::{legacy_email, new_account_email, normalize_email, normalize_name};
-use crate::domain::caller::Caller;
+use crate::domain::caller::{Caller, CredentialKind};
 use crate::domain::config::{Config, Registration, RegistrationEnumeration};
 use crate::domain::csrf;
 use crate::domain::device::{DEVICE_COOKIE, DEVICE_TTL_SECS};
@@ -18,10 +18,12 @@ use crate::primitives::encoding::new_id;
 use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
-use crate::routes::views::user_json;
+use crate::routes::views::{registration_name, user_json};
 use crate::services::accounts::new_user;
 use crate::services::audit::own_event;
-use crate::services::auth::{authenticate_access_token, check_token_session, enabled_user};
+use crate::services::auth::{
+    authenticate, authenticate_access_token, check_token_session, enabled_user,
+};
 use crate::services::ratelimit::{self, Bucket};
 use crate::services::Services;
 
@@ -144,6 +146,7 @@ fn new_family<S, H>(svc: &Services<'_, S, H>, req: &Request, user_id: &str) -> (
         expires_at: now + svc.config.tokens.refresh_ttl_secs * 1000,
         user_agent: req.user_agent(),
         first_token_hash: refresh::hash(&token),
+        console: None,
     };
     (token, family)
 }
@@ -269,7 +272,7 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
 /// answered alike (401 `invalid_credentials`). Rate limits per IP, per account and network, and
 /// per account (unless the browser shows the account's device cookie) come first; a hash made
 /// with fewer iterations than configured is upgraded.
-async fn check_credentials<S: Store, H: Pbkdf2>(
+pub(super) async fn check_credentials<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
     raw_email: &str,
@@ -601,6 +604,51 @@ pub(super) async fn session_csrf<S: Store, H: Pbkdf2>(
             "expires_at": family.expires_at / 1000,
         }),
     ))
+}
+
+/// `GET /auth/whoami`: who the request's credential is, for any caller. Without a credential
+/// 200 `{"authenticated": false, "registration"}`; with a valid access token or API key of an
+/// enabled user (an access token's session still standing), 200 with `authenticated: true`, the
+/// credential's kind, the user and what the credential carries. A credential that is sent but
+/// not valid is answered as everywhere else (401 with its code), so a client can tell an
+/// expired token from no token at all.
+pub(super) async fn whoami<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    let registration = registration_name(svc.config.accounts.registration);
+    let Some(caller) = authenticate(svc, req).await? else {
+        return Ok(Response::json(
+            200,
+            &json!({ "authenticated": false, "registration": registration }),
+        )
+        .with_header("cache-control", "no-store"));
+    };
+    let Some(user) = enabled_user(svc, &caller.user_id).await? else {
+        return Err(match caller.kind {
+            CredentialKind::ApiKey => Error::InvalidApiKey("owner disabled"),
+            CredentialKind::AccessToken | CredentialKind::ConsoleSession => {
+                Error::InvalidToken(TokenRejection::Claims)
+            }
+        });
+    };
+    if caller.kind == CredentialKind::AccessToken {
+        check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
+    }
+    Ok(Response::json(
+        200,
+        &json!({
+            "authenticated": true,
+            "credential": caller.kind.as_str(),
+            "user": user_json(&user),
+            "roles": caller.roles,
+            "session_id": caller.session_id,
+            "api_key_id": caller.key_id,
+            "scopes": caller.scopes,
+            "registration": registration,
+        }),
+    )
+    .with_header("cache-control", "no-store"))
 }
 
 /// The access token of a request (an API key is not one) and its enabled user.

@@ -17,11 +17,14 @@ use crate::services::Services;
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod console;
 pub mod sessions;
 pub mod table;
 pub mod views;
 
-use self::auth::{change_password, login, logout, me, refresh_session, register, session_csrf};
+use self::auth::{
+    change_password, login, logout, me, refresh_session, register, session_csrf, whoami,
+};
 use self::table::Endpoint;
 
 /// What the adapter sends back: a response of Gatehouse's own, or an upstream's answer whose
@@ -191,6 +194,12 @@ async fn route<S: Store, H: Pbkdf2>(
         Endpoint::Logout => logout(svc, req).await,
         Endpoint::ListOwnSessions => sessions::list(svc, req).await,
         Endpoint::RevokeOwnSession => sessions::revoke(svc, req, params[0]).await,
+        Endpoint::Whoami => whoami(svc, req).await,
+        Endpoint::ConsoleAsset => console::asset(&req.path).ok_or(Error::NotFound),
+        Endpoint::ConsoleRedirect => Ok(console::redirect()),
+        Endpoint::ConsoleSignIn => console::sign_in(svc, req).await,
+        Endpoint::ConsoleSession => console::current(svc, req).await,
+        Endpoint::ConsoleSignOut => console::sign_out(svc, req).await,
         Endpoint::Admin(op) => admin::answer(svc, req, op, &params).await,
     }
 }

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use crate::primitives::error::Error;
-use crate::routes::assets;
+use crate::routes::{assets, console};
 
 /// What the admin API does (`/admin/…`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub enum AdminOp {
     RevokeKey,
     /// `GET /admin/audit`
     Audit,
+    /// `GET /admin/config`
+    Config,
 }
 
 /// Each endpoint Gatehouse answers itself.
@@ -72,6 +74,18 @@ pub enum Endpoint {
     ListOwnSessions,
     /// `DELETE /auth/sessions/{id}`
     RevokeOwnSession,
+    /// `GET /auth/whoami`
+    Whoami,
+    /// `GET /admin/console/` and its script and style sheet
+    ConsoleAsset,
+    /// `GET /admin/console` (redirects to `/admin/console/`)
+    ConsoleRedirect,
+    /// `POST /admin/session`
+    ConsoleSignIn,
+    /// `GET /admin/session`
+    ConsoleSession,
+    /// `DELETE /admin/session`
+    ConsoleSignOut,
     /// `/admin/…`
     Admin(AdminOp),
 }
@@ -84,6 +98,7 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("GET",    "/.well-known/jwks.json",       Endpoint::Jwks),
     ("GET",    "/auth/me",                     Endpoint::Me),
     ("GET",    "/auth/session",                Endpoint::SessionCsrf),
+    ("GET",    "/auth/whoami",                 Endpoint::Whoami),
     ("GET",    assets::MODULE_PATH,            Endpoint::ClientAsset),
     ("GET",    assets::TYPES_PATH,             Endpoint::ClientAsset),
     ("GET",    assets::OPENAPI_PATH,           Endpoint::ClientAsset),
@@ -108,6 +123,14 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("POST",   "/admin/api-keys",              Endpoint::Admin(AdminOp::MintKey)),
     ("DELETE", "/admin/api-keys/{}",           Endpoint::Admin(AdminOp::RevokeKey)),
     ("GET",    "/admin/audit",                 Endpoint::Admin(AdminOp::Audit)),
+    ("GET",    "/admin/config",                Endpoint::Admin(AdminOp::Config)),
+    ("POST",   "/admin/session",               Endpoint::ConsoleSignIn),
+    ("GET",    "/admin/session",               Endpoint::ConsoleSession),
+    ("DELETE", "/admin/session",               Endpoint::ConsoleSignOut),
+    ("GET",    console::BARE_PATH,             Endpoint::ConsoleRedirect),
+    ("GET",    console::PAGE_PATH,             Endpoint::ConsoleAsset),
+    ("GET",    console::SCRIPT_PATH,           Endpoint::ConsoleAsset),
+    ("GET",    console::STYLE_PATH,            Endpoint::ConsoleAsset),
 ];
 
 /// Every row of the table as `(method, path pattern)`, `{}` standing for a segment (`GET` rows
@@ -195,6 +218,8 @@ mod tests {
         );
         assert_eq!(allow("GET", "/admin/api-keys/k"), "DELETE");
         assert_eq!(allow("POST", "/auth/sessions"), "GET, HEAD");
+        assert_eq!(allow("PUT", "/admin/session"), "POST, GET, HEAD, DELETE");
+        assert_eq!(allow("POST", "/admin/console/"), "GET, HEAD");
     }
 
     #[test]
@@ -209,6 +234,8 @@ mod tests {
             "/admin/users//disable",
             "/admin/users/u/sessions/",
             "/healthz/",
+            "/admin/console/x",
+            "/admin/console//",
         ] {
             assert_eq!(find("GET", path), Err(Error::NotFound), "{path}");
         }

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use crate::domain::config::Registration;
 use crate::domain::store::{Family, User};
 
 /// A user as shown to the user.
@@ -30,5 +31,17 @@ pub fn family_json(f: &Family, now: i64, idle_ms: i64) -> Value {
         "status": status,
         "revoked_at": f.revoked_at,
         "revoke_reason": f.revoke_reason,
+        "console": f.console.as_ref().map(|via| json!({
+            "via": via.as_str(),
+            "api_key_id": via.api_key_id(),
+        })),
     })
+}
+
+/// The name `REGISTRATION` is set with.
+pub fn registration_name(registration: Registration) -> &'static str {
+    match registration {
+        Registration::Open => "open",
+        Registration::Closed => "closed",
+    }
 }

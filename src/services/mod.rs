@@ -8,6 +8,7 @@ use crate::primitives::platform::{Clock, Rng};
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod prune;
 pub mod ratelimit;
 

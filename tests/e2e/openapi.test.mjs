@@ -92,7 +92,9 @@ describe('OpenAPI contract (docs/openapi.yaml)', () => {
     assert.deepEqual(error.properties.error.required, ['code', 'message']);
     assert.equal(error.properties.error.properties.code.$ref, '#/components/schemas/ErrorCode');
     const schemes = spec.components.securitySchemes;
-    assert.deepEqual(Object.keys(schemes).sort(), ['accessToken', 'apiKey', 'csrfToken', 'refreshCookie']);
+    assert.deepEqual(Object.keys(schemes).sort(), ['accessToken', 'apiKey', 'consoleCookie', 'csrfToken', 'refreshCookie']);
+    assert.equal(schemes.consoleCookie.in, 'cookie');
+    assert.equal(schemes.consoleCookie.name, 'gatehouse_console');
     assert.equal(schemes.refreshCookie.in, 'cookie');
     assert.equal(schemes.refreshCookie.name, 'gatehouse_refresh');
     assert.equal(schemes.csrfToken.name, 'X-CSRF-Token');

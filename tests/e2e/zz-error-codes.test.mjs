@@ -31,6 +31,7 @@ const REQUIRED = [
   'refresh_token_reused',
   'insufficient_role',
   'invalid_api_key',
+  'invalid_session',
   'scope_violation',
   'auth_rate_limited',
   'misconfigured',

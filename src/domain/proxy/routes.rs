@@ -171,14 +171,26 @@ impl Route {
         self.allow
     }
 
-    /// Every secret this route can inject (to keep them out of responses).
-    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
+    /// Every credential this route can inject.
+    fn injections(&self) -> impl Iterator<Item = &Injection> {
         self.rules
             .iter()
             .flat_map(|(_, rules)| rules.iter())
             .filter_map(|r| r.injection.as_ref())
             .chain(self.endpoints.iter().flat_map(Endpoint::secrets))
-            .map(|i| &i.secret)
+    }
+
+    /// Every secret this route can inject (to keep them out of responses).
+    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        self.injections().map(|i| &i.secret)
+    }
+
+    /// The names of the secrets this route injects, each once, sorted (never their values).
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.injections().map(|i| i.secret_name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
     /// Normalized names never forwarded from a client's query or body: the strip list (the

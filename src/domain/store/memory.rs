@@ -98,6 +98,7 @@ impl State {
                 revoked_at: None,
                 revoke_reason: None,
                 user_agent: family.user_agent.clone(),
+                console: family.console.clone(),
             },
         );
         self.tokens.insert(

@@ -113,6 +113,36 @@ pub struct NewFamily {
     pub user_agent: Option<String>,
     /// SHA-256 (hex) of the first refresh token.
     pub first_token_hash: TokenHash,
+    /// Set for an admin console session (its token is never rotated; see docs/console.md).
+    pub console: Option<ConsoleVia>,
+}
+
+/// How an admin console session (a family whose one token lives in the console cookie) was
+/// signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleVia {
+    /// With the admin's email and password.
+    Password,
+    /// With an API key (`key_…`): the session lives only as long as the key does.
+    ApiKey(String),
+}
+
+impl ConsoleVia {
+    /// The name shown in session lists and audit events.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::ApiKey(_) => "api_key",
+        }
+    }
+
+    /// The key a key-bound session lives on.
+    pub fn api_key_id(&self) -> Option<&str> {
+        match self {
+            Self::Password => None,
+            Self::ApiKey(id) => Some(id),
+        }
+    }
 }
 
 /// A refresh family.
@@ -134,6 +164,8 @@ pub struct Family {
     pub revoke_reason: Option<String>,
     /// The login's `User-Agent`.
     pub user_agent: Option<String>,
+    /// Set for an admin console session.
+    pub console: Option<ConsoleVia>,
 }
 
 /// Where a session (refresh family) stands at an instant.

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::{
-    ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
+    ApiKey, AuditEvent, AuditQuery, ConsoleVia, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
     PruneCounts, PruneCutoffs, RateHit, RevokeReason, Rotation, SessionLiveness, Store,
     StoredEvent, TokenHash, TokenState, User, UserQuery,
 };
@@ -222,6 +222,18 @@ struct FamilyRow {
     revoked_at: Option<i64>,
     revoke_reason: Option<String>,
     user_agent: Option<String>,
+    #[serde(default)]
+    console: i64,
+    api_key_id: Option<String>,
+}
+
+/// The two columns of a console session: `console` (1 for one) and the key it lives on.
+fn console_via(console: i64, api_key_id: Option<String>) -> Option<ConsoleVia> {
+    match (console, api_key_id) {
+        (0, _) => None,
+        (_, Some(id)) => Some(ConsoleVia::ApiKey(id)),
+        (_, None) => Some(ConsoleVia::Password),
+    }
 }
 
 impl From<FamilyRow> for Family {
@@ -235,6 +247,7 @@ impl From<FamilyRow> for Family {
             revoked_at: r.revoked_at,
             revoke_reason: r.revoke_reason,
             user_agent: r.user_agent,
+            console: console_via(r.console, r.api_key_id),
         }
     }
 }
@@ -364,7 +377,8 @@ struct RateRow {
 }
 
 const TOKEN_STATE_SQL: &str = "SELECT t.generation, t.rotated_at, t.successor_hash, t.successor_sealed, \
-     f.id, f.user_id, f.created_at, f.last_used_at, f.expires_at, f.revoked_at, f.revoke_reason, f.user_agent \
+     f.id, f.user_id, f.created_at, f.last_used_at, f.expires_at, f.revoked_at, f.revoke_reason, f.user_agent, \
+     f.console, f.api_key_id \
      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = ?1";
 
 const INSERT_EVENT_SQL: &str = "INSERT INTO audit_events \
@@ -375,14 +389,17 @@ const INSERT_EVENT_SQL: &str = "INSERT INTO audit_events \
 fn family_statements(family: &NewFamily) -> [Statement<'_>; 2] {
     [
         stmt(
-            "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, expires_at, user_agent) \
-             SELECT ?1, ?2, ?3, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2)",
+            "INSERT INTO refresh_families \
+             (id, user_id, created_at, last_used_at, expires_at, user_agent, console, api_key_id) \
+             SELECT ?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2)",
             vec![
                 text(&family.id),
                 text(&family.user_id),
                 int(family.created_at),
                 int(family.expires_at),
                 opt_text(family.user_agent.as_deref()),
+                int(i64::from(family.console.is_some())),
+                opt_text(family.console.as_ref().and_then(ConsoleVia::api_key_id)),
             ],
         ),
         stmt(
@@ -439,7 +456,8 @@ impl<E: Executor> Store for SqlStore<E> {
         // Touches every table, so a database without the migrations applied is not ready.
         self.first::<Count>(stmt(
             "SELECT (SELECT count(*) FROM users WHERE 0) + (SELECT count(*) FROM refresh_families WHERE 0) \
-             + (SELECT count(*) FROM refresh_tokens WHERE 0) + (SELECT count(*) FROM audit_events WHERE 0) AS n",
+             + (SELECT count(*) FROM refresh_tokens WHERE 0) + (SELECT count(*) FROM audit_events WHERE 0) \
+             + (SELECT count(console) + count(api_key_id) FROM refresh_families WHERE 0) AS n",
             vec![],
         ))
         .await
