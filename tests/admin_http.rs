@@ -354,6 +354,52 @@ fn scripts_get_no_device_cookie() {
 }
 
 #[test]
+fn admins_see_who_is_rate_limited_now_as_stored() {
+    let gate = Gate::new(&[
+        ("RATE_LIMIT_LOGIN_PER_IP", "2"),
+        ("RATE_LIMIT_WINDOW_SECONDS", "600"),
+    ]);
+    gate.clock.0.set(T0 - T0 % (600 * SECOND));
+    let (_, admin, _) = gate.user("root@example.com", &["admin", "user"]);
+    let (_, user, _) = gate.user("ann@example.com", &["user"]);
+    let login = |ip: &str| {
+        gate.send(
+            &Request::new("POST", "/auth/login")
+                .with_header("cf-connecting-ip", ip)
+                .with_json(&json!({ "email": "Tr0ub4dor@3xyz!", "password": "x" })),
+        )
+    };
+    for _ in 0..2 {
+        expect_error(&login("198.51.100.7"), 401, "invalid_credentials");
+    }
+    expect_error(&login("198.51.100.7"), 429, "auth_rate_limited");
+    expect_error(&login("198.51.100.8"), 401, "invalid_credentials");
+
+    let limited = expect_status(&gate.call("GET", "/admin/rate-limits", &admin, None), 200);
+    let limited = limited["limited"].as_array().unwrap().clone();
+    assert_eq!(limited.len(), 1, "only the refused client: {limited:?}");
+    assert_eq!(limited[0]["bucket"], "login_ip");
+    assert_eq!(limited[0]["subject"], "198.51.100.7");
+    assert_eq!(limited[0]["count"], 3);
+    assert_eq!(limited[0]["limit"], 2);
+    assert_eq!(limited[0]["until"], gate.now() + 600 * SECOND);
+    let text = limited[0].to_string();
+    assert!(
+        !text.contains("Tr0ub4dor"),
+        "what the client typed is shown: {text}"
+    );
+    expect_error(
+        &gate.call("GET", "/admin/rate-limits", &user, None),
+        403,
+        "insufficient_role",
+    );
+
+    gate.advance(600 * SECOND);
+    let after = expect_status(&gate.call("GET", "/admin/rate-limits", &admin, None), 200);
+    assert_eq!(after["limited"], json!([]), "the window ended");
+}
+
+#[test]
 fn login_and_registration_per_ip_and_refresh_per_family() {
     let gate = Gate::new(&[
         ("RATE_LIMIT_LOGIN_PER_IP", "2"),

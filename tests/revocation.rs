@@ -18,8 +18,8 @@ use gatehouse::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, Upstr
 use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::store::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateHit, RevokeReason, Rotation, SessionLiveness, Store,
-    StoredEvent, TokenHash, TokenState, User, UserQuery,
+    PruneCounts, PruneCutoffs, RateCounter, RateHit, RevokeReason, Rotation, SessionLiveness,
+    Store, StoredEvent, TokenHash, TokenState, User, UserQuery,
 };
 use gatehouse::domain::token::AccessClaims;
 use gatehouse::primitives::encoding::b64url_decode;
@@ -241,6 +241,16 @@ impl Store for Counting {
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error> {
         self.count("hit_rate_limit");
         self.inner.hit_rate_limit(key, window_ms, now).await
+    }
+
+    async fn busy_rate_limits(
+        &self,
+        now: i64,
+        min_count: i64,
+        limit: u32,
+    ) -> Result<Vec<RateCounter>, Error> {
+        self.count("busy_rate_limits");
+        self.inner.busy_rate_limits(now, min_count, limit).await
     }
 
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredEvent>, Error> {

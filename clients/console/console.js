@@ -182,11 +182,12 @@ function route() {
 
 async function overview(view) {
   view.append(h('h2', {}, 'Overview'));
-  const [config, keyList, failed, firstUsers] = await Promise.all([
+  const [config, keyList, failed, firstUsers, rate] = await Promise.all([
     api('GET', '/admin/config'),
     api('GET', '/admin/api-keys'),
     api('GET', `/admin/audit${q({ kind: 'login_failed', limit: 10 })}`),
     api('GET', `/admin/users${q({ limit: 200 })}`),
+    api('GET', '/admin/rate-limits'),
   ]);
   let userCount = firstUsers.users.length;
   let more = firstUsers.next_cursor;
@@ -214,9 +215,17 @@ async function overview(view) {
         : table(['when', 'user', 'cause', 'ip'], failed.events.map((e) => [
           when(e.at), e.subject_user_id ?? '(unknown email)', e.detail?.cause ?? '', e.ip ?? '',
         ])),
-      h('p', { class: 'muted' },
-        'Rate-limited attempts are answered 429 before any check and are not written to the audit log, ',
-        'so they cannot be listed here; the worker log has them.'),
+    ),
+  );
+
+  view.append(
+    h('section', { class: 'card', testid: 'rate-limited' },
+      h('h3', {}, 'Rate-limited now'),
+      rate.limited.length === 0
+        ? h('p', { class: 'muted' }, 'No one is over a limit in the current window.')
+        : table(['limit', 'who (as stored)', 'attempts', 'until'], rate.limited.map((r) => [
+          r.bucket, r.subject, `${r.count} / ${r.limit}`, when(r.until),
+        ])),
     ),
   );
 

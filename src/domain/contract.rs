@@ -1017,6 +1017,33 @@ async fn rate_limits_count_per_fixed_window<S: Store>(store: &S) -> CaseResult {
     Ok(())
 }
 
+async fn busy_rate_limits_are_live_and_counted_enough<S: Store>(store: &S) -> CaseResult {
+    let key = format!("contract:{}", tag());
+    const W: i64 = 60_000;
+    let start = NOW - NOW % W;
+    for i in 0..7 {
+        ok(store.hit_rate_limit(&key, W, start + i).await, "hit")?;
+    }
+    let ours =
+        |busy: Vec<crate::domain::store::RateCounter>| busy.into_iter().find(|c| c.key == key);
+    let busy = ok(store.busy_rate_limits(start + 10, 7, 10_000).await, "busy")?;
+    let found = ours(busy).ok_or("a counter of 7 hits is not listed at 7")?;
+    check!(
+        found.count == 7 && found.window_start == start && found.expires_at == start + W,
+        "listed as {found:?}"
+    );
+    let busy = ok(store.busy_rate_limits(start + 10, 8, 10_000).await, "busy")?;
+    check!(ours(busy).is_none(), "listed below its minimum");
+    let busy = ok(store.busy_rate_limits(start + W, 1, 10_000).await, "busy")?;
+    check!(ours(busy).is_none(), "listed after its window ended");
+    let top = ok(store.busy_rate_limits(start + 10, 1, 1).await, "busy")?;
+    check!(
+        top.len() == 1 && top[0].count >= 7,
+        "at most one, the most hit: {top:?}"
+    );
+    Ok(())
+}
+
 async fn rate_limit_windows_only_move_forward<S: Store>(store: &S) -> CaseResult {
     let key = format!("contract:{}", tag());
     const W: i64 = 60_000;
@@ -1362,6 +1389,7 @@ pub async fn run<S: Store>(store: &S) -> Vec<Outcome> {
     case!(session_liveness_reads_family_and_user);
     case!(api_keys_round_trip);
     case!(rate_limits_count_per_fixed_window);
+    case!(busy_rate_limits_are_live_and_counted_enough);
     case!(rate_limit_windows_only_move_forward);
     case!(audit_queries_filter_and_page);
     // Last: it deletes what other cases left behind.

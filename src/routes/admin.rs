@@ -139,6 +139,10 @@ pub async fn answer<S: Store, H: Pbkdf2>(
         AdminOp::RevokeKey => revoke_key(svc, req, &admin, id).await,
         AdminOp::Audit => list_audit(svc, req).await,
         AdminOp::Config => Ok(Response::json(200, &config_json(svc.config))),
+        AdminOp::RateLimits => {
+            let limited = crate::services::ratelimit::limited_now(svc, MAX_PAGE).await?;
+            Ok(Response::json(200, &json!({ "limited": limited })))
+        }
     }
 }
 

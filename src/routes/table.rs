@@ -43,6 +43,8 @@ pub enum AdminOp {
     Audit,
     /// `GET /admin/config`
     Config,
+    /// `GET /admin/rate-limits`
+    RateLimits,
 }
 
 /// Each endpoint Gatehouse answers itself.
@@ -124,6 +126,7 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("DELETE", "/admin/api-keys/{}",           Endpoint::Admin(AdminOp::RevokeKey)),
     ("GET",    "/admin/audit",                 Endpoint::Admin(AdminOp::Audit)),
     ("GET",    "/admin/config",                Endpoint::Admin(AdminOp::Config)),
+    ("GET",    "/admin/rate-limits",           Endpoint::Admin(AdminOp::RateLimits)),
     ("POST",   "/admin/session",               Endpoint::ConsoleSignIn),
     ("GET",    "/admin/session",               Endpoint::ConsoleSession),
     ("DELETE", "/admin/session",               Endpoint::ConsoleSignOut),

@@ -48,6 +48,67 @@ impl Bucket {
     }
 }
 
+/// A subject over its limit in the current window: refused at least once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Limited {
+    /// The counter's bucket (`login_ip`, `login_account`, …).
+    pub bucket: &'static str,
+    /// Whom it counts, as stored: a client network, a keyed hash of an email (with the
+    /// network), or a session family id; never what a client typed.
+    pub subject: String,
+    /// Attempts in this window.
+    pub count: i64,
+    /// The bucket's limit.
+    pub limit: i64,
+    /// When the window ends and the subject may try again, Unix ms.
+    pub until: i64,
+}
+
+/// Every subject refused at least once in its current window, the most counted first (at most
+/// `max`).
+pub async fn limited_now<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    max: u32,
+) -> Result<Vec<Limited>, Error> {
+    const BUCKETS: [Bucket; 5] = [
+        Bucket::LoginAccountTotal,
+        Bucket::LoginAccount,
+        Bucket::LoginIp,
+        Bucket::RegisterIp,
+        Bucket::RefreshFamily,
+    ];
+    let limits = &svc.config.limits.rate;
+    let Some(lowest) = BUCKETS
+        .iter()
+        .map(|b| b.limit(limits))
+        .filter(|&l| l > 0)
+        .min()
+    else {
+        return Ok(Vec::new());
+    };
+    let counters = svc
+        .store
+        .busy_rate_limits(svc.clock.now_ms(), lowest + 1, max)
+        .await?;
+    Ok(counters
+        .into_iter()
+        .filter_map(|c| {
+            // The longest prefix first: `login_account_total` before `login_account`.
+            let bucket = BUCKETS
+                .iter()
+                .find(|b| c.key.starts_with(&format!("{}:", b.prefix())))?;
+            let limit = bucket.limit(limits);
+            (limit > 0 && c.count > limit).then(|| Limited {
+                bucket: bucket.prefix(),
+                subject: c.key[bucket.prefix().len() + 1..].to_string(),
+                count: c.count,
+                limit,
+                until: c.expires_at,
+            })
+        })
+        .collect())
+}
+
 /// Counts one login attempt for account `email` (normalised) from `client_ip`: on the
 /// account-and-network counter, then, unless the browser showed the account's device cookie
 /// (`trusted_device`), on the account-wide one. A request without a client address (only off

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use super::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateHit, RevokeReason, Rotation, SessionLiveness, Store,
-    StoredEvent, TokenHash, TokenState, User, UserQuery,
+    PruneCounts, PruneCutoffs, RateCounter, RateHit, RevokeReason, Rotation, SessionLiveness,
+    Store, StoredEvent, TokenHash, TokenState, User, UserQuery,
 };
 use crate::primitives::error::Error;
 
@@ -532,6 +532,30 @@ impl Store for MemoryStore {
                 count: entry.1,
                 window_start: entry.0,
             }
+        }))
+    }
+
+    async fn busy_rate_limits(
+        &self,
+        now: i64,
+        min_count: i64,
+        limit: u32,
+    ) -> Result<Vec<RateCounter>, Error> {
+        Ok(self.with(|s| {
+            let mut busy: Vec<RateCounter> = s
+                .rate_limits
+                .iter()
+                .filter(|(_, (_, count, expires_at))| *expires_at > now && *count >= min_count)
+                .map(|(key, (window_start, count, expires_at))| RateCounter {
+                    key: key.clone(),
+                    count: *count,
+                    window_start: *window_start,
+                    expires_at: *expires_at,
+                })
+                .collect();
+            busy.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+            busy.truncate(limit as usize);
+            busy
         }))
     }
 

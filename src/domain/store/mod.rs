@@ -404,6 +404,19 @@ pub struct RateHit {
     pub window_start: i64,
 }
 
+/// A rate-limit counter as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateCounter {
+    /// `<bucket>:<subject>`, the subject as stored (a network, a keyed hash, a family id).
+    pub key: String,
+    /// Hits in the counter's window.
+    pub count: i64,
+    /// Start of its window, Unix ms.
+    pub window_start: i64,
+    /// End of its window, Unix ms.
+    pub expires_at: i64,
+}
+
 /// What the scheduled prune deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PruneCutoffs {
@@ -589,6 +602,15 @@ pub trait Store {
     /// whose `now` falls in an older window than the stored one (a request that arrived late)
     /// counts against the stored window, whose start is returned.
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error>;
+
+    /// Counters whose window has not ended at `now` and that hold at least `min_count` hits,
+    /// the most hit first, at most `limit`.
+    async fn busy_rate_limits(
+        &self,
+        now: i64,
+        min_count: i64,
+        limit: u32,
+    ) -> Result<Vec<RateCounter>, Error>;
 
     /// Audit events matching `query`, newest first.
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredEvent>, Error>;

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::{
     ApiKey, AuditEvent, AuditQuery, ConsoleVia, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateHit, RevokeReason, Rotation, SessionLiveness, Store,
-    StoredEvent, TokenHash, TokenState, User, UserQuery,
+    PruneCounts, PruneCutoffs, RateCounter, RateHit, RevokeReason, Rotation, SessionLiveness,
+    Store, StoredEvent, TokenHash, TokenState, User, UserQuery,
 };
 use crate::primitives::error::Error;
 
@@ -368,6 +368,14 @@ struct LivenessRow {
 fn roles_column(raw: &str, user_id: &str) -> Result<Vec<String>, Error> {
     serde_json::from_str(raw)
         .map_err(|e| Error::Internal(format!("users.roles of {user_id} is not a JSON array: {e}")))
+}
+
+#[derive(Deserialize)]
+struct RateCounterRow {
+    key: String,
+    count: i64,
+    window_start: i64,
+    expires_at: i64,
 }
 
 #[derive(Deserialize)]
@@ -931,6 +939,30 @@ impl<E: Executor> Store for SqlStore<E> {
             count: row.count,
             window_start: row.window_start,
         })
+    }
+
+    async fn busy_rate_limits(
+        &self,
+        now: i64,
+        min_count: i64,
+        limit: u32,
+    ) -> Result<Vec<RateCounter>, Error> {
+        let rows: Vec<RateCounterRow> = self
+            .all(stmt(
+                "SELECT key, count, window_start, expires_at FROM rate_limits \
+                 WHERE expires_at > ?1 AND count >= ?2 ORDER BY count DESC, key LIMIT ?3",
+                vec![int(now), int(min_count), int(i64::from(limit))],
+            ))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RateCounter {
+                key: r.key,
+                count: r.count,
+                window_start: r.window_start,
+                expires_at: r.expires_at,
+            })
+            .collect())
     }
 
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<StoredEvent>, Error> {
