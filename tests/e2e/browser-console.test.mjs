@@ -109,6 +109,7 @@ describe('the admin console in Chromium', { timeout: 180_000 }, () => {
     await page.waitForSelector(`[data-testid="signed-in-as"]:has-text("${admin.email}")`);
     await page.waitForSelector('[data-testid="page-overview"] [data-testid="config"]');
     assert.match(await page.textContent('[data-testid="count-users"]'), /^\d+\+?$/);
+    assert.match(await page.textContent('[data-testid="rate-limited"]'), /Rate-limited now/);
     const configText = await page.textContent('[data-testid="config"]');
     assert.match(configText, /API_KEY_PEPPER/);
     assert.ok(!configText.includes(PEPPER), 'no secret value on the overview');
