@@ -64,9 +64,22 @@ impl CsrfKey {
 /// Anything else (`Origin: null`, an unlisted origin even with `Sec-Fetch-Site: same-origin`,
 /// neither header) is refused.
 pub fn check_origin(origins: &AllowedOrigins, req: &Request) -> Result<(), Error> {
+    check_source(
+        req,
+        |origin| origins.allows(origin) || is_own_origin(req, origin),
+        "origin not allowed",
+    )
+}
+
+/// An `Origin` that `allowed` accepts, or, without an `Origin`, `Sec-Fetch-Site: same-origin`.
+fn check_source(
+    req: &Request,
+    allowed: impl Fn(&str) -> bool,
+    refusal: &'static str,
+) -> Result<(), Error> {
     match req.header("origin") {
-        Some(origin) if origins.allows(origin) || is_own_origin(req, origin) => Ok(()),
-        Some(_) => Err(Error::CsrfValidationFailed("origin not allowed")),
+        Some(origin) if allowed(origin) => Ok(()),
+        Some(_) => Err(Error::CsrfValidationFailed(refusal)),
         None if req
             .header("sec-fetch-site")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("same-origin")) =>
@@ -84,19 +97,11 @@ pub fn check_origin(origins: &AllowedOrigins, req: &Request) -> Result<(), Error
 /// same-origin`. `ALLOWED_ORIGINS` does not count: the sites listed there may refresh their
 /// users' sessions, but never drive the admin console.
 pub fn check_same_origin(req: &Request) -> Result<(), Error> {
-    match req.header("origin") {
-        Some(origin) if is_own_origin(req, origin) => Ok(()),
-        Some(_) => Err(Error::CsrfValidationFailed("not Gatehouse's own origin")),
-        None if req
-            .header("sec-fetch-site")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("same-origin")) =>
-        {
-            Ok(())
-        }
-        None => Err(Error::CsrfValidationFailed(
-            "no Origin or Sec-Fetch-Site header",
-        )),
-    }
+    check_source(
+        req,
+        |origin| is_own_origin(req, origin),
+        "not Gatehouse's own origin",
+    )
 }
 
 /// The check of a request authenticated by the console cookie of session `family_id`: always

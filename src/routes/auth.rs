@@ -19,7 +19,7 @@ use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
 use crate::routes::views::{registration_name, user_json};
-use crate::services::accounts::new_user;
+use crate::services::accounts::{end_own_session, new_user};
 use crate::services::audit::own_event;
 use crate::services::auth::{
     authenticate, authenticate_access_token, check_token_session, enabled_user,
@@ -547,18 +547,7 @@ pub(super) async fn logout<S: Store, H: Pbkdf2>(
                         &state.family.id,
                     )?;
                 }
-                let family = &state.family;
-                let ev = own_event(
-                    req,
-                    now,
-                    "logout",
-                    Some(&family.user_id),
-                    Some(&family.id),
-                    None,
-                );
-                svc.store
-                    .revoke_family(&family.id, RevokeReason::Logout, now, Some(&ev))
-                    .await?;
+                end_own_session(svc, req, &state.family, "logout", now).await?;
             }
         }
     }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::domain::caller::Caller;
 use crate::domain::csrf;
-use crate::domain::store::{ConsoleVia, Family, NewFamily, RevokeReason, Store, User};
+use crate::domain::store::{ConsoleVia, Family, NewFamily, Store, User};
 use crate::primitives::body::{json_body, ConsoleSignIn};
 use crate::primitives::cookies::{self, SameSite};
 use crate::primitives::encoding::new_id;
@@ -18,6 +18,7 @@ use crate::primitives::platform::Pbkdf2;
 use crate::routes::admin::{check_admin, ADMIN_ROLE};
 use crate::routes::auth::check_credentials;
 use crate::routes::views::admin_user_json;
+use crate::services::accounts::end_own_session;
 use crate::services::audit::own_event;
 use crate::services::auth::authenticate_key;
 use crate::services::console::{
@@ -203,17 +204,7 @@ pub async fn sign_out<S: Store, H: Pbkdf2>(
         if let Some(family) = state.map(|s| s.family).filter(|f| f.console.is_some()) {
             csrf::check_console(&svc.config.browser.csrf_key, req, &family.id)?;
             let now = svc.clock.now_ms();
-            let ev = own_event(
-                req,
-                now,
-                "console_signed_out",
-                Some(&family.user_id),
-                Some(&family.id),
-                None,
-            );
-            svc.store
-                .revoke_family(&family.id, RevokeReason::Logout, now, Some(&ev))
-                .await?;
+            end_own_session(svc, req, &family, "console_signed_out", now).await?;
         }
     }
     Ok(Response::empty(204).append_header("set-cookie", &console_cookie("", 0)))
