@@ -626,3 +626,16 @@ fn minting_is_rate_limited_per_credential_and_needs_one() {
     );
     expect_error(&s.mint("not-a-token", json!({})), 401, "invalid_token");
 }
+
+#[test]
+fn the_configuration_summary_shows_the_scoped_token_limits() {
+    let s = Scoped::new(&[("RATE_LIMIT_TOKEN_MINT_PER_CREDENTIAL", "7")]);
+    let admin = s.user("root@example.com", &["admin"]);
+    let body = expect_status(&s.call("GET", "/admin/config", &admin.access, None), 200);
+    assert_eq!(body["tokens"]["scoped_max_ttl_secs"], 300);
+    assert_eq!(
+        body["tokens"]["scoped_audiences"],
+        json!(["billing", "search"])
+    );
+    assert_eq!(body["limits"]["rate"]["token_mint_per_credential"], 7);
+}

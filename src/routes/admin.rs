@@ -711,6 +711,8 @@ pub fn config_json(config: &Config) -> Value {
             "refresh_grace_secs": t.refresh_grace_secs,
             "clock_leeway_secs": t.clock_leeway_secs,
             "signing_keys": t.keys.jwks()["keys"].as_array().map_or(0, Vec::len),
+            "scoped_max_ttl_secs": t.scoped.max_ttl_secs,
+            "scoped_audiences": t.scoped.audiences,
         },
         "accounts": {
             "registration": registration_name(a.registration),
@@ -732,6 +734,7 @@ pub fn config_json(config: &Config) -> Value {
                 "login_per_ip": l.rate.login_per_ip,
                 "register_per_ip": l.rate.register_per_ip,
                 "refresh_per_family": l.rate.refresh_per_family,
+                "token_mint_per_credential": l.rate.token_mint_per_credential,
             },
         },
         "routes": routes,
