@@ -200,3 +200,94 @@ pub fn longest_ttl(caller: &Caller, limits: &ScopedTokens, now_ms: i64) -> i64 {
         None => limits.max_ttl_secs,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::config::Config;
+    use crate::domain::token::AccessClaims;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    /// A caller of an access token expiring at `exp_ms` carrying `roles`.
+    fn caller(roles: &[&str], exp_ms: i64) -> Caller {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        let claims = AccessClaims {
+            iss: "gatehouse".into(),
+            aud: "gatehouse".into(),
+            sub: "usr_a".into(),
+            jti: "j".into(),
+            roles: roles.clone(),
+            sid: Some("fam_a".into()),
+            act: None,
+            scope: None,
+            routes: None,
+        };
+        Caller::from_access_token(claims, &roles, exp_ms)
+    }
+
+    fn config() -> Config {
+        Config::for_tests(&[])
+    }
+
+    #[test]
+    fn at_most_32_names_after_repeats_count_once() {
+        let config = config();
+        let held: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+        let held_refs: Vec<&str> = held.iter().map(String::as_str).collect();
+        let who = caller(&held_refs, NOW + 900_000);
+        let ask = |n: usize, repeat: bool| MintRequest {
+            roles: Some(
+                held[..n]
+                    .iter()
+                    .chain(if repeat { held[..n].iter() } else { [].iter() })
+                    .cloned()
+                    .collect(),
+            ),
+            ..MintRequest::default()
+        };
+        let limits = &config.tokens.scoped;
+        let routes = &config.proxy.routes;
+        let granted = grant(&who, &ask(MAX_NAMES, true), limits, routes, NOW).unwrap();
+        assert_eq!(granted.roles.len(), MAX_NAMES);
+        assert!(matches!(
+            grant(&who, &ask(MAX_NAMES + 1, false), limits, routes, NOW),
+            Err(Error::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn the_longest_lifetime_counts_whole_seconds_and_never_goes_below_the_callers_end() {
+        let config = config();
+        let limits = &config.tokens.scoped;
+        assert_eq!(limits.max_ttl_secs, 300);
+        assert_eq!(longest_ttl(&caller(&[], NOW + 900_000), limits, NOW), 300);
+        assert_eq!(longest_ttl(&caller(&[], NOW + 120_000), limits, NOW), 120);
+        // 0.9 s before NOW the token is issued at the whole second before (`iat` is NOW - 1 s),
+        // so 121 s end exactly at the caller's end, and not a second later.
+        assert_eq!(
+            longest_ttl(&caller(&[], NOW + 120_000), limits, NOW - 900),
+            121
+        );
+        assert_eq!(longest_ttl(&caller(&[], NOW + 120_999), limits, NOW), 120);
+        assert_eq!(longest_ttl(&caller(&[], NOW), limits, NOW), 0);
+        assert!(longest_ttl(&caller(&[], NOW - 5_000), limits, NOW) < 0);
+    }
+
+    #[test]
+    fn scope_lists_roles_then_routes() {
+        let grant = Grant {
+            roles: vec!["user".into(), "editor".into()],
+            routes: Some(vec!["cms".into()]),
+            ttl_secs: 60,
+            aud: None,
+        };
+        assert_eq!(grant.scope(), "role:user role:editor route:cms");
+        let unlimited = Grant {
+            routes: None,
+            roles: Vec::new(),
+            ..grant
+        };
+        assert_eq!(unlimited.scope(), "");
+    }
+}
