@@ -263,6 +263,9 @@ fn claims_for(user_id: &str) -> AccessClaims {
         jti: "test-jti".into(),
         roles: vec!["user".into()],
         sid: None,
+        act: None,
+        scope: None,
+        routes: None,
     }
 }
 

@@ -168,6 +168,9 @@ impl Gate {
             jti: "j1".into(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             sid: None,
+            act: None,
+            scope: None,
+            routes: None,
         };
         self.config.tokens.keys.sign(claims, NOW, 900).unwrap()
     }

@@ -68,6 +68,9 @@ fn claims() -> impl Strategy<Value = AccessClaims> {
             jti,
             roles,
             sid,
+            act: None,
+            scope: None,
+            routes: None,
         })
 }
 
@@ -474,6 +477,9 @@ static TOKEN_POOL: LazyLock<Vec<(String, i64, i64, bool)>> = LazyLock::new(|| {
                 jti: format!("j{i}"),
                 roles: vec![],
                 sid: None,
+                act: None,
+                scope: None,
+                routes: None,
             };
             let token = KEYS.set.sign(claims, iat * 1000, ttl).unwrap();
             (token, iat, iat + ttl, ours)

@@ -223,6 +223,11 @@ impl Store for Counting {
         self.inner.api_key(id).await
     }
 
+    async fn api_key_lookup(&self, id: &str) -> Result<Option<KeyLookup>, Error> {
+        self.count("api_key_lookup");
+        self.inner.api_key_lookup(id).await
+    }
+
     async fn list_api_keys(&self, owner_user_id: Option<&str>) -> Result<Vec<ApiKey>, Error> {
         self.count("list_api_keys");
         self.inner.list_api_keys(owner_user_id).await
@@ -418,6 +423,21 @@ impl Gate {
         self.login(email, PASSWORD)
     }
 
+    /// A scoped token minted with `bearer` (`POST /auth/token`) for the `cms` route, with
+    /// `roles`, for 300 s.
+    fn scoped(&self, bearer: &str, roles: &[&str]) -> String {
+        let res = self.call(
+            "POST",
+            "/auth/token",
+            bearer,
+            Some(json!({ "roles": roles, "routes": ["cms"], "ttl": 300 })),
+        );
+        expect_status(&res, 200)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Mints a key for `owner` carrying `role`, scoped to the `cms` route.
     fn mint(&self, admin: &str, owner: &str, role: &str) -> (String, String) {
         let res = self.call(
@@ -599,6 +619,18 @@ fn write(gate: &Gate, case: &Case) -> (u16, Option<String>) {
     gate.proxy("POST", &case.bearer)
 }
 
+/// A scoped token minted from `case`'s credential now (`editor` on `cms`), and the error it
+/// gets once that credential ended: as its parent's, except that a token is refused as
+/// `invalid_token` where its key would be `invalid_api_key`.
+fn scoped_of(gate: &Gate, case: &Case) -> (String, (u16, &'static str)) {
+    let token = gate.scoped(&case.bearer, &["editor"]);
+    let refusal = match case.refusal {
+        (401, "invalid_api_key") => (401, "invalid_token"),
+        other => other,
+    };
+    (token, refusal)
+}
+
 #[test]
 fn each_revocation_reaches_the_proxy_and_me_exactly_when_the_delay_has_passed() {
     for kind in KINDS {
@@ -606,8 +638,11 @@ fn each_revocation_reaches_the_proxy_and_me_exactly_when_the_delay_has_passed() 
         let (case, admin, ada) = prepare(&gate, kind);
         let start = gate.now() + SECOND;
         gate.at(start);
-        // The first use reads storage and fills the cache.
+        // The first uses read storage and fill the cache; a scoped token minted from the
+        // credential ends with it.
+        let (scoped, scoped_refusal) = scoped_of(&gate, &case);
         assert_eq!(write(&gate, &case), (200, None), "{kind:?}: before");
+        assert_eq!(gate.proxy("POST", &scoped), (200, None), "{kind:?}: scoped");
         end(&gate, &case, &admin, &ada);
         // Still admitted from the cache just before the delay has passed...
         gate.at(start + DELAY - 1);
@@ -616,6 +651,11 @@ fn each_revocation_reaches_the_proxy_and_me_exactly_when_the_delay_has_passed() 
             (200, None),
             "{kind:?}: within the delay"
         );
+        assert_eq!(
+            gate.proxy("POST", &scoped),
+            (200, None),
+            "{kind:?}: scoped, within the delay"
+        );
         // ...and refused from the instant it has.
         gate.at(start + DELAY);
         let (status, code) = case.refusal;
@@ -623,6 +663,11 @@ fn each_revocation_reaches_the_proxy_and_me_exactly_when_the_delay_has_passed() 
             write(&gate, &case),
             (status, Some(code.to_string())),
             "{kind:?}: after the delay"
+        );
+        assert_eq!(
+            gate.proxy("POST", &scoped),
+            (scoped_refusal.0, Some(scoped_refusal.1.to_string())),
+            "{kind:?}: scoped, after the delay"
         );
         assert_eq!(
             gate.proxy("GET", &case.bearer).0,
@@ -665,13 +710,20 @@ fn with_a_delay_of_zero_every_revocation_is_refused_at_once() {
     for kind in KINDS {
         let gate = Gate::new("0");
         let (case, admin, ada) = prepare(&gate, kind);
+        let (scoped, scoped_refusal) = scoped_of(&gate, &case);
         assert_eq!(write(&gate, &case), (200, None), "{kind:?}: before");
+        assert_eq!(gate.proxy("POST", &scoped), (200, None), "{kind:?}: scoped");
         end(&gate, &case, &admin, &ada);
         let (status, code) = case.refusal;
         assert_eq!(
             write(&gate, &case),
             (status, Some(code.to_string())),
             "{kind:?}: right after"
+        );
+        assert_eq!(
+            gate.proxy("POST", &scoped),
+            (scoped_refusal.0, Some(scoped_refusal.1.to_string())),
+            "{kind:?}: scoped, right after"
         );
         if case.access_token && !kind_keeps_reads(kind) {
             assert_eq!(gate.me(&case.bearer).0, 401, "{kind:?}: /auth/me");
@@ -725,6 +777,23 @@ fn a_cached_caller_costs_no_storage_call() {
     gate.at(start + 60 * SECOND);
     assert_eq!(gate.proxy("GET", &key), (200, None));
     assert_eq!(gate.store.take(), ["api_key_by_hash", "touch_api_key"]);
+
+    // Scoped tokens: one minted from the session shares its cached liveness (no read); one
+    // minted from the key reads the key by id once per delay, then nothing.
+    gate.at(start);
+    let from_session = gate.scoped(&ada.access, &["user"]);
+    let from_key = gate.scoped(&key, &["user"]);
+    gate.store.take();
+    assert_eq!(gate.proxy("GET", &from_session), (200, None));
+    assert_eq!(gate.store.take(), Vec::<&str>::new(), "the session's entry");
+    assert_eq!(gate.proxy("GET", &from_key), (200, None));
+    assert_eq!(gate.store.take(), ["api_key_lookup"]);
+    gate.at(start + DELAY - 1);
+    for token in [&from_session, &from_key] {
+        assert_eq!(gate.proxy("GET", token), (200, None));
+        assert_eq!(gate.proxy("POST", token).0, 403, "no editor role");
+    }
+    assert_eq!(gate.store.take(), Vec::<&str>::new());
 
     // A made-up key is never kept: each one is read, and none fills the cache.
     let before = gate.config.tokens.liveness_cache.len();
@@ -829,6 +898,9 @@ fn a_token_without_a_session_is_checked_against_its_user() {
             jti: "j1".into(),
             roles: vec!["user".into(), "editor".into()],
             sid: None,
+            act: None,
+            scope: None,
+            routes: None,
         };
         gate.config
             .tokens

@@ -29,6 +29,35 @@ export interface ClientOptions {
   BroadcastChannel?: typeof BroadcastChannel | null;
 }
 
+/** What `mintToken` asks for; members left out take Gatehouse's defaults. */
+export interface MintTokenRequest {
+  /** A subset of the caller's roles (default: all of them). */
+  roles?: string[];
+  /** A subset of the proxy routes (route names) the caller may use (default: the caller's). */
+  routes?: string[];
+  /** Lifetime in seconds, at most `SCOPED_TOKEN_MAX_TTL_SECONDS` and the caller's own (default: the longest). */
+  ttl?: number;
+  /** Another service's audience, one of `SCOPED_TOKEN_AUDIENCES` (Gatehouse itself refuses such a token). */
+  aud?: string;
+}
+
+/** The answer of `POST /auth/token`. */
+export interface ScopedToken {
+  access_token: string;
+  issued_token_type: 'urn:ietf:params:oauth:token-type:jwt';
+  token_type: 'Bearer';
+  expires_in: number;
+  /** Unix seconds. */
+  expires_at: number;
+  /** `role:<name>` and `route:<name>` entries, space-separated. */
+  scope: string;
+  roles: string[];
+  /** null: no route limit. */
+  routes: string[] | null;
+  /** null: Gatehouse's own audience. */
+  aud: string | null;
+}
+
 export declare class GatehouseError extends Error {
   status: number;
   /** The stable error code, e.g. `invalid_credentials`. */
@@ -51,6 +80,11 @@ export interface GatehouseClient {
   logout(): Promise<void>;
   /** The current user from `GET /auth/me`, or null when logged out. */
   me(): Promise<User | null>;
+  /**
+   * A scoped token for less than this session can do (`POST /auth/token`), e.g. a 5-minute
+   * token for one route to hand to another service. Throws a GatehouseError when refused.
+   */
+  mintToken(request?: MintTokenRequest): Promise<ScopedToken>;
   /** `fetch` with the Bearer token added; refreshes before expiry and once on a 401. */
   fetch(path: string, init?: RequestInit): Promise<Response>;
   /** Refreshes now (one refresh at a time across tabs); the session, or null when none. */

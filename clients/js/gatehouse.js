@@ -282,6 +282,26 @@ export function createClient(options = {}) {
       if (session) session.user = user;
       return user;
     },
+    /**
+     * A scoped token (`POST /auth/token`) for less than this session can do: `roles` and
+     * `routes` subsets, `ttl` seconds, another service's `aud`. Members left out take
+     * Gatehouse's defaults. Resolves to the answer (`access_token`, `expires_in`, `scope`, …);
+     * a refusal throws its GatehouseError (`insufficient_role`, `scope_violation`, `bad_request`).
+     */
+    async mintToken({ roles, routes, ttl, aud } = {}) {
+      const body = {};
+      if (roles !== undefined) body.roles = roles;
+      if (routes !== undefined) body.routes = routes;
+      if (ttl !== undefined) body.ttl = ttl;
+      if (aud !== undefined) body.aud = aud;
+      const res = await authFetch('/auth/token', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      if (!res.ok) throw await errorOf(res);
+      return res.json();
+    },
     fetch: authFetch,
     refresh,
     getAccessToken: token,

@@ -15,6 +15,9 @@ pub enum CredentialKind {
     AccessToken,
     /// An API key (`gk_…`).
     ApiKey,
+    /// A scoped token (a JWT with `act`, from `POST /auth/token`): the proxy, `/auth/me`,
+    /// `/auth/whoami` and minting within its own scope, nothing else.
+    ScopedToken,
     /// The admin console's session cookie (only on `/admin/…`).
     ConsoleSession,
 }
@@ -25,6 +28,7 @@ impl CredentialKind {
         match self {
             Self::AccessToken => "access_token",
             Self::ApiKey => "api_key",
+            Self::ScopedToken => "scoped_token",
             Self::ConsoleSession => "console_session",
         }
     }
@@ -44,25 +48,40 @@ pub struct Caller {
     pub scopes: Option<Vec<String>>,
     /// How the caller authenticated.
     pub kind: CredentialKind,
-    /// The API key's id (`key_…`) when the credential is a key.
+    /// The API key's id (`key_…`) when the credential is a key, or a scoped token minted
+    /// from one.
     pub key_id: Option<String>,
+    /// When the credential ends, Unix ms: an access token's `exp`, an API key's expiry; `None`:
+    /// it never expires (a key without expiry, or the console session, which does not mint).
+    pub expires_at: Option<i64>,
 }
 
 impl Caller {
     /// The caller of an access token whose signature and claims verified and whose session
     /// and user still stand, carrying the token's roles that its user still holds
     /// (`current_roles`): a role removed since the token was issued no longer counts, and one
-    /// added since counts only in tokens issued after it.
-    pub(crate) fn from_access_token(claims: AccessClaims, current_roles: &[String]) -> Self {
+    /// added since counts only in tokens issued after it. A scoped token (one with `act`)
+    /// also carries its `routes` as the caller's scope and the key it was minted from.
+    /// `expires_at` is the token's `exp`, Unix ms.
+    pub(crate) fn from_access_token(
+        claims: AccessClaims,
+        current_roles: &[String],
+        expires_at: i64,
+    ) -> Self {
         let mut roles = claims.roles;
         roles.retain(|r| current_roles.contains(r));
+        let (kind, key_id) = match claims.act {
+            Some(act) => (CredentialKind::ScopedToken, act.key_id),
+            None => (CredentialKind::AccessToken, None),
+        };
         Self {
             user_id: claims.sub,
             roles,
             session_id: claims.sid,
-            scopes: None,
-            kind: CredentialKind::AccessToken,
-            key_id: None,
+            scopes: claims.routes,
+            kind,
+            key_id,
+            expires_at: Some(expires_at),
         }
     }
 
@@ -76,6 +95,7 @@ impl Caller {
             scopes: Some(key.scopes.clone()),
             kind: CredentialKind::ApiKey,
             key_id: Some(key.id.clone()),
+            expires_at: key.expires_at,
         }
     }
 
@@ -108,6 +128,7 @@ impl Caller {
             scopes,
             kind: CredentialKind::ConsoleSession,
             key_id,
+            expires_at: None,
         }
     }
 

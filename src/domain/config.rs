@@ -86,7 +86,24 @@ pub struct Tokens {
     /// Liveness of sessions, users and API keys read by this isolate (see
     /// [`crate::domain::liveness`]).
     pub liveness_cache: LivenessCache,
+    /// What `POST /auth/token` may mint (`SCOPED_TOKEN_*`).
+    pub scoped: ScopedTokens,
 }
+
+/// Limits of scoped tokens (`POST /auth/token`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopedTokens {
+    /// Longest lifetime of a scoped token, seconds (`SCOPED_TOKEN_MAX_TTL_SECONDS`, default
+    /// 300, 1 – 86,400); a token never outlives the credential it was minted from either.
+    pub max_ttl_secs: i64,
+    /// The other services a scoped token may be minted for (`aud`), besides Gatehouse itself
+    /// (`SCOPED_TOKEN_AUDIENCES`, comma-separated, default none). Gatehouse accepts only
+    /// tokens of its own `JWT_AUDIENCE`, so a token for one of these is refused by Gatehouse.
+    pub audiences: Vec<String>,
+}
+
+/// Most entries of `SCOPED_TOKEN_AUDIENCES`.
+pub const MAX_SCOPED_AUDIENCES: usize = 32;
 
 /// Accounts: registration, roles, passwords, API keys.
 #[derive(Debug)]
@@ -160,6 +177,9 @@ pub struct RateLimits {
     pub register_per_ip: i64,
     /// Refreshes per session family per window (`RATE_LIMIT_REFRESH_PER_FAMILY`, default 60).
     pub refresh_per_family: i64,
+    /// Scoped tokens minted per credential (session, API key, or user) per window
+    /// (`RATE_LIMIT_TOKEN_MINT_PER_CREDENTIAL`, default 60).
+    pub token_mint_per_credential: i64,
 }
 
 impl Config {
@@ -280,7 +300,12 @@ impl Tokens {
             0,
             MAX_REVOCATION_DELAY_SECONDS,
         )?;
+        let scoped = ScopedTokens {
+            max_ttl_secs: int_in(lookup, "SCOPED_TOKEN_MAX_TTL_SECONDS", 300, 1, 86_400)?,
+            audiences: scoped_audiences(lookup, &audience)?,
+        };
         let tokens = Self {
+            scoped,
             issuer,
             audience,
             access_ttl_secs,
@@ -327,6 +352,46 @@ impl Limits {
             session_retention_days: int_in(lookup, "SESSION_RETENTION_DAYS", 7, 0, 365)?,
         })
     }
+}
+
+/// `SCOPED_TOKEN_AUDIENCES`: comma-separated audiences of other services, without repeats;
+/// none may be Gatehouse's own (`own`, `JWT_AUDIENCE`): a token without `aud` is for Gatehouse.
+fn scoped_audiences(lookup: Lookup<'_>, own: &str) -> Result<Vec<String>, ConfigError> {
+    const VAR: &str = "SCOPED_TOKEN_AUDIENCES";
+    let Some(raw) = get(lookup, VAR) else {
+        return Ok(Vec::new());
+    };
+    let mut audiences: Vec<String> = Vec::new();
+    for (i, item) in raw.split(',').map(str::trim).enumerate() {
+        let position = i + 1;
+        if item.is_empty() {
+            return Err(ConfigError::new(VAR, format!("item {position} is empty")));
+        }
+        if item.len() > 256 || !item.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::new(
+                VAR,
+                format!("item {position} must be 1-256 printable ASCII characters without spaces"),
+            ));
+        }
+        if item == own {
+            return Err(ConfigError::new(
+                VAR,
+                format!(
+                    "item {position} is JWT_AUDIENCE, Gatehouse's own audience; list other services only"
+                ),
+            ));
+        }
+        if !audiences.iter().any(|a| a == item) {
+            audiences.push(item.to_string());
+        }
+    }
+    if audiences.len() > MAX_SCOPED_AUDIENCES {
+        return Err(ConfigError::new(
+            VAR,
+            format!("at most {MAX_SCOPED_AUDIENCES} audiences"),
+        ));
+    }
+    Ok(audiences)
 }
 
 /// `REGISTRATION`: `open` or `closed` (default).
@@ -517,6 +582,13 @@ impl RateLimits {
             login_per_ip: int_in(lookup, "RATE_LIMIT_LOGIN_PER_IP", 50, 0, 1_000_000)?,
             register_per_ip: int_in(lookup, "RATE_LIMIT_REGISTER_PER_IP", 10, 0, 1_000_000)?,
             refresh_per_family: int_in(lookup, "RATE_LIMIT_REFRESH_PER_FAMILY", 60, 0, 1_000_000)?,
+            token_mint_per_credential: int_in(
+                lookup,
+                "RATE_LIMIT_TOKEN_MINT_PER_CREDENTIAL",
+                60,
+                0,
+                1_000_000,
+            )?,
         })
     }
 }
@@ -565,6 +637,45 @@ mod tests {
         assert_eq!(config.limits.max_body_bytes, 65_536);
         assert_eq!(config.browser.cookie_same_site, SameSite::Lax);
         assert_eq!(config.tokens.revocation_delay_secs, 10);
+        assert_eq!(config.tokens.scoped.max_ttl_secs, 300);
+        assert!(config.tokens.scoped.audiences.is_empty());
+        assert_eq!(config.limits.rate.token_mint_per_credential, 60);
+    }
+
+    #[test]
+    fn scoped_token_audiences_are_listed_once_and_never_gatehouses_own() {
+        let k = key();
+        let config = parse(&[
+            ("JWT_SIGNING_KEY", &k),
+            ("SCOPED_TOKEN_AUDIENCES", " billing, search ,billing"),
+            ("SCOPED_TOKEN_MAX_TTL_SECONDS", "86400"),
+        ])
+        .unwrap();
+        assert_eq!(config.tokens.scoped.audiences, vec!["billing", "search"]);
+        assert_eq!(config.tokens.scoped.max_ttl_secs, 86_400);
+        // The own audience is JWT_AUDIENCE when set, so the issuer's name is then a fine
+        // other service.
+        let config = parse(&[
+            ("JWT_SIGNING_KEY", &k),
+            ("JWT_AUDIENCE", "site"),
+            ("SCOPED_TOKEN_AUDIENCES", "gatehouse"),
+        ])
+        .unwrap();
+        assert_eq!(config.tokens.scoped.audiences, vec!["gatehouse"]);
+        let err = parse(&[
+            ("JWT_SIGNING_KEY", &k),
+            ("JWT_AUDIENCE", "site"),
+            ("SCOPED_TOKEN_AUDIENCES", "a,site"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "SCOPED_TOKEN_AUDIENCES");
+        assert!(err.reason.contains("item 2"), "{err}");
+        let many = (0..=MAX_SCOPED_AUDIENCES)
+            .map(|i| format!("svc{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let err = parse(&[("JWT_SIGNING_KEY", &k), ("SCOPED_TOKEN_AUDIENCES", &many)]).unwrap_err();
+        assert_eq!(err.var, "SCOPED_TOKEN_AUDIENCES");
     }
 
     #[test]
@@ -618,6 +729,30 @@ mod tests {
             (
                 &[("JWT_PREVIOUS_PUBLIC_KEYS", "nope")],
                 "JWT_PREVIOUS_PUBLIC_KEYS",
+            ),
+            (
+                &[("SCOPED_TOKEN_MAX_TTL_SECONDS", "0")],
+                "SCOPED_TOKEN_MAX_TTL_SECONDS",
+            ),
+            (
+                &[("SCOPED_TOKEN_MAX_TTL_SECONDS", "86401")],
+                "SCOPED_TOKEN_MAX_TTL_SECONDS",
+            ),
+            (
+                &[("SCOPED_TOKEN_AUDIENCES", "billing,,search")],
+                "SCOPED_TOKEN_AUDIENCES",
+            ),
+            (
+                &[("SCOPED_TOKEN_AUDIENCES", "billing service")],
+                "SCOPED_TOKEN_AUDIENCES",
+            ),
+            (
+                &[("SCOPED_TOKEN_AUDIENCES", "billing,gatehouse")],
+                "SCOPED_TOKEN_AUDIENCES",
+            ),
+            (
+                &[("RATE_LIMIT_TOKEN_MINT_PER_CREDENTIAL", "-1")],
+                "RATE_LIMIT_TOKEN_MINT_PER_CREDENTIAL",
             ),
         ];
         for (vars, var) in cases {

@@ -981,6 +981,19 @@ async fn api_keys_round_trip<S: Store>(store: &S) -> CaseResult {
     )?
     .ok_or("gone")?;
     check!(got.owner_disabled, "owner not disabled: {got:?}");
+    // By id, the same join: what a scoped token minted from a key reads.
+    let by_id = ok(store.api_key_lookup(&k.id).await, "api_key_lookup")?.ok_or("gone")?;
+    check!(
+        by_id.key.revoked_at == Some(NOW + 70_000)
+            && by_id.owner_disabled
+            && by_id.owner_roles == u.roles
+            && by_id.key.id == k.id,
+        "by id: {by_id:?}"
+    );
+    check!(
+        ok(store.api_key_lookup("key_unknown").await, "api_key_lookup")?.is_none(),
+        "unknown id found"
+    );
     Ok(())
 }
 

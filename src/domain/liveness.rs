@@ -15,8 +15,8 @@
 //! `T + delay` or later.
 //!
 //! The cache holds at most [`LivenessCache::CAPACITY`] entries. When it is full, entries older
-//! than the delay go first, then the oldest fetched. Only what a signed token or a stored key
-//! names is kept (never an unknown key hash), so a flood of made-up credentials costs reads
+//! than the delay go first, then the oldest fetched. Only what a signed token (its session,
+//! user, or the key a scoped token was minted from) or a stored key names is kept (never an unknown key hash), so a flood of made-up credentials costs reads
 //! but cannot fill it; one that a holder of many real credentials fills only evicts entries
 //! early, which costs reads, never correctness.
 //!
@@ -36,6 +36,8 @@ pub enum LivenessKey {
     User(String),
     /// An API key, by its stored hash.
     ApiKey(KeyHash),
+    /// An API key by id: what a scoped token minted from the key names (`act.key_id`).
+    ApiKeyId(String),
 }
 
 /// A user as a credential without a session needs it.
@@ -56,6 +58,8 @@ pub enum Liveness {
     User(Option<UserLiveness>),
     /// An API key with its owner's roles and status.
     ApiKey(KeyLookup),
+    /// An API key read by id, with its owner's roles and status; `None`: no such key.
+    ApiKeyId(Option<KeyLookup>),
 }
 
 #[derive(Debug)]

@@ -14,6 +14,7 @@ pub mod liveness;
 pub mod password;
 pub mod proxy;
 pub mod refresh;
+pub mod scoped;
 pub mod store;
 pub mod subject;
 pub mod token;

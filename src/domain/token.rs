@@ -37,6 +37,28 @@ pub struct AccessClaims {
     /// The session (refresh family) the token was issued for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Set on a scoped token (`POST /auth/token`) only: the credential that delegated it
+    /// (RFC 8693 section 4.1). Its presence is what makes a token scoped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// A scoped token's grants as RFC 8693 section 4.2 `scope`: space-separated `role:<name>`
+    /// and `route:<name>` entries, for other services; Gatehouse enforces `roles` and `routes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// A scoped token's proxy routes (route names); `None`: every route its roles allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<String>>,
+}
+
+/// The `act` claim of a scoped token: who delegated it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The delegating credential's subject: the user id.
+    pub sub: String,
+    /// The API key (`key_…`) the token was minted from, directly or through other scoped
+    /// tokens: the key's revocation, expiry and owner ends the token too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// An access token whose signature, issuer, audience and lifetime have been checked.
@@ -349,6 +371,9 @@ mod tests {
             jti: "j1".into(),
             roles: vec!["user".into()],
             sid: Some("fam_1".into()),
+            act: None,
+            scope: None,
+            routes: None,
         }
     }
 

@@ -131,7 +131,7 @@ pub enum Error {
     /// 401: an admin console session cookie that is unknown, ended (signed out, revoked,
     /// expired, its API key revoked) or sent twice.
     InvalidSession(&'static str),
-    /// 403: an API key used outside its scope.
+    /// 403: an API key or scoped token used outside its scope.
     ScopeViolation,
     /// 429: too many attempts; carries the seconds until the limit releases (`Retry-After`).
     AuthRateLimited(u32),
@@ -242,7 +242,7 @@ impl Error {
             Self::CsrfValidationFailed(_) => "CSRF validation failed".into(),
             Self::InvalidApiKey(_) => "the API key is not valid".into(),
             Self::InvalidSession(_) => "the console session is not valid; sign in again".into(),
-            Self::ScopeViolation => "the API key's scope does not include this route".into(),
+            Self::ScopeViolation => "the credential's scope does not allow this".into(),
             Self::AuthRateLimited(secs) => format!("too many attempts; retry in {secs} s"),
             Self::Misconfigured(_) => "gatehouse is misconfigured; see the worker logs".into(),
             Self::Unavailable(_) => "a dependency is unavailable".into(),

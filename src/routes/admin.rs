@@ -168,7 +168,9 @@ impl Admin {
     ) -> AuditEvent {
         let console = match self.caller.kind {
             CredentialKind::ConsoleSession => self.caller.session_id.as_ref(),
-            CredentialKind::AccessToken | CredentialKind::ApiKey => None,
+            CredentialKind::AccessToken | CredentialKind::ApiKey | CredentialKind::ScopedToken => {
+                None
+            }
         };
         let detail = if self.caller.key_id.is_none() && console.is_none() {
             detail
@@ -225,10 +227,16 @@ async fn bearer_user<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     caller: &Caller,
 ) -> Result<User, Error> {
+    if caller.kind == CredentialKind::ScopedToken {
+        // Scoped tokens are for the proxy; the admin API takes full credentials only.
+        return Err(Error::ScopeViolation);
+    }
     let Some(user) = enabled_user(svc, &caller.user_id).await? else {
         return Err(match caller.kind {
             CredentialKind::ApiKey => Error::InvalidApiKey("owner disabled"),
-            CredentialKind::AccessToken => Error::InvalidToken(TokenRejection::Revoked),
+            CredentialKind::AccessToken | CredentialKind::ScopedToken => {
+                Error::InvalidToken(TokenRejection::Revoked)
+            }
             CredentialKind::ConsoleSession => Error::InvalidSession("user disabled"),
         });
     };
@@ -240,6 +248,7 @@ async fn bearer_user<S: Store, H: Pbkdf2>(
         (CredentialKind::ApiKey, None) => return Err(Error::InvalidApiKey("unknown")),
         // Read by `authenticate_console` with its session (and the key it is bound to).
         (CredentialKind::ConsoleSession, _) => {}
+        (CredentialKind::ScopedToken, _) => return Err(Error::ScopeViolation),
     }
     Ok(user)
 }
@@ -702,6 +711,8 @@ pub fn config_json(config: &Config) -> Value {
             "refresh_grace_secs": t.refresh_grace_secs,
             "clock_leeway_secs": t.clock_leeway_secs,
             "signing_keys": t.keys.jwks()["keys"].as_array().map_or(0, Vec::len),
+            "scoped_max_ttl_secs": t.scoped.max_ttl_secs,
+            "scoped_audiences": t.scoped.audiences,
         },
         "accounts": {
             "registration": registration_name(a.registration),
@@ -723,6 +734,7 @@ pub fn config_json(config: &Config) -> Value {
                 "login_per_ip": l.rate.login_per_ip,
                 "register_per_ip": l.rate.register_per_ip,
                 "refresh_per_family": l.rate.refresh_per_family,
+                "token_mint_per_credential": l.rate.token_mint_per_credential,
             },
         },
         "routes": routes,

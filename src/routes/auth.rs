@@ -22,7 +22,7 @@ use crate::routes::views::{registration_name, user_json};
 use crate::services::accounts::{end_own_session, new_user};
 use crate::services::audit::own_event;
 use crate::services::auth::{
-    authenticate, authenticate_access_token, check_token_session, enabled_user,
+    authenticate, authenticate_access_token, check_key_standing, check_token_session, enabled_user,
 };
 use crate::services::ratelimit::{self, Bucket};
 use crate::services::Services;
@@ -107,6 +107,9 @@ fn session_response<S, H>(
         jti: new_id(svc.rng, ""),
         roles: user.roles.clone(),
         sid: Some(family_id.to_string()),
+        act: None,
+        scope: None,
+        routes: None,
     };
     let access_token = config
         .tokens
@@ -616,13 +619,21 @@ pub(super) async fn whoami<S: Store, H: Pbkdf2>(
     let Some(user) = enabled_user(svc, &caller.user_id).await? else {
         return Err(match caller.kind {
             CredentialKind::ApiKey => Error::InvalidApiKey("owner disabled"),
-            CredentialKind::AccessToken | CredentialKind::ConsoleSession => {
-                Error::InvalidToken(TokenRejection::Claims)
-            }
+            CredentialKind::AccessToken
+            | CredentialKind::ScopedToken
+            | CredentialKind::ConsoleSession => Error::InvalidToken(TokenRejection::Claims),
         });
     };
-    if caller.kind == CredentialKind::AccessToken {
+    if matches!(
+        caller.kind,
+        CredentialKind::AccessToken | CredentialKind::ScopedToken
+    ) {
         check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
+    }
+    if let (CredentialKind::ScopedToken, Some(key_id)) = (caller.kind, caller.key_id.as_deref()) {
+        check_key_standing(svc, key_id)
+            .await
+            .map_err(|_| Error::InvalidToken(TokenRejection::Revoked))?;
     }
     Ok(Response::json(
         200,
@@ -668,6 +679,10 @@ pub(super) async fn change_password<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<Response, Error> {
     let (caller, user) = authenticated(svc, req).await?;
+    if caller.kind == CredentialKind::ScopedToken {
+        // A scoped token can do less than its session: never change the account.
+        return Err(Error::ScopeViolation);
+    }
     // A sensitive change: the token's session must still stand, not only the token unexpired.
     check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
     let body: PasswordChange = json_body(req, svc.config.limits.max_body_bytes, false)?;

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod console;
 pub mod sessions;
 pub mod table;
+pub mod tokens;
 pub mod views;
 
 use self::auth::{
@@ -195,6 +196,7 @@ async fn route<S: Store, H: Pbkdf2>(
         Endpoint::ListOwnSessions => sessions::list(svc, req).await,
         Endpoint::RevokeOwnSession => sessions::revoke(svc, req, params[0]).await,
         Endpoint::Whoami => whoami(svc, req).await,
+        Endpoint::MintToken => tokens::mint(svc, req).await,
         Endpoint::ConsoleAsset => console::asset(&req.path).ok_or(Error::NotFound),
         Endpoint::ConsoleRedirect => Ok(console::redirect()),
         Endpoint::ConsoleSignIn => console::sign_in(svc, req).await,

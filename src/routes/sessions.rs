@@ -63,13 +63,16 @@ pub async fn revoke<S: Store, H: Pbkdf2>(
 }
 
 /// The caller's user id and session: an access token of an enabled user whose session is
-/// still live. API keys do not manage sessions (403 `scope_violation`).
+/// still live. API keys and scoped tokens do not manage sessions (403 `scope_violation`).
 async fn caller_session<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<(String, Option<String>), Error> {
     let caller = authenticate(svc, req).await?.ok_or(Error::NoAuth)?;
-    if caller.kind == CredentialKind::ApiKey {
+    if matches!(
+        caller.kind,
+        CredentialKind::ApiKey | CredentialKind::ScopedToken
+    ) {
         return Err(Error::ScopeViolation);
     }
     if enabled_user(svc, &caller.user_id).await?.is_none() {

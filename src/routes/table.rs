@@ -78,6 +78,8 @@ pub enum Endpoint {
     RevokeOwnSession,
     /// `GET /auth/whoami`
     Whoami,
+    /// `POST /auth/token`
+    MintToken,
     /// `GET /admin/console/` and its script and style sheet
     ConsoleAsset,
     /// `GET /admin/console` (redirects to `/admin/console/`)
@@ -109,6 +111,7 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("POST",   "/auth/refresh",                Endpoint::Refresh),
     ("POST",   "/auth/logout",                 Endpoint::Logout),
     ("POST",   "/auth/password",               Endpoint::ChangePassword),
+    ("POST",   "/auth/token",                  Endpoint::MintToken),
     ("GET",    "/auth/sessions",               Endpoint::ListOwnSessions),
     ("DELETE", "/auth/sessions/{}",            Endpoint::RevokeOwnSession),
     ("GET",    "/admin/users",                 Endpoint::Admin(AdminOp::ListUsers)),
@@ -221,6 +224,7 @@ mod tests {
         );
         assert_eq!(allow("GET", "/admin/api-keys/k"), "DELETE");
         assert_eq!(allow("POST", "/auth/sessions"), "GET, HEAD");
+        assert_eq!(allow("GET", "/auth/token"), "POST");
         assert_eq!(allow("PUT", "/admin/session"), "POST, GET, HEAD, DELETE");
         assert_eq!(allow("POST", "/admin/console/"), "GET, HEAD");
     }

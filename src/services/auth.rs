@@ -36,8 +36,10 @@ pub async fn authenticate<S: Store, H: Pbkdf2>(
 
 /// The caller of an access token: the one way an access token is checked. Its signature and
 /// claims are verified through the isolate's verify cache; then its session (`sid`) must still
-/// stand (not revoked, not past its absolute lifetime, its user enabled), or, for a token
-/// without a session, its user must exist and be enabled, as read at most
+/// stand (not revoked, not past its absolute lifetime, its user enabled); for a scoped token
+/// minted from an API key (`act.key_id`), that key (not revoked, not expired, its owner the
+/// token's user and enabled; the caller's roles at most the key's role while the owner holds
+/// it); for a token without either, its user must exist and be enabled, as read at most
 /// `REVOCATION_DELAY_SECONDS` ago. The caller carries the token's roles that the user still
 /// holds. Anything else: 401 `invalid_token`.
 pub async fn authenticate_access_token<S: Store, H>(
@@ -55,17 +57,48 @@ pub async fn authenticate_access_token<S: Store, H>(
         &config.tokens.audience,
     )?;
     let claims = verified.claims;
-    let roles = match claims.sid.as_deref() {
-        Some(sid) => match session_liveness(svc, sid, now).await? {
+    let key_id = claims.act.as_ref().and_then(|act| act.key_id.as_deref());
+    let roles = match (claims.sid.as_deref(), key_id) {
+        (Some(sid), _) => match session_liveness(svc, sid, now).await? {
             Some(session) if session.stands_for(&claims.sub, now) => session.user_roles,
             _ => return Err(Error::InvalidToken(TokenRejection::Revoked)),
         },
-        None => match user_liveness(svc, &claims.sub, now).await? {
+        // A scoped token minted from an API key lives only as long as the key does.
+        (None, Some(key_id)) => match key_liveness(svc, key_id, now).await? {
+            Some(found) if found.key.owner_user_id == claims.sub => {
+                key_roles(&found, now).map_err(|_| Error::InvalidToken(TokenRejection::Revoked))?
+            }
+            _ => return Err(Error::InvalidToken(TokenRejection::Revoked)),
+        },
+        (None, None) => match user_liveness(svc, &claims.sub, now).await? {
             Some(user) if !user.disabled => user.roles,
             _ => return Err(Error::InvalidToken(TokenRejection::Revoked)),
         },
     };
-    Ok(Caller::from_access_token(claims, &roles))
+    Ok(Caller::from_access_token(
+        claims,
+        &roles,
+        verified.expires_at.saturating_mul(1000),
+    ))
+}
+
+/// API key `key_id` with its owner, from the liveness cache or (one read) storage.
+async fn key_liveness<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    key_id: &str,
+    now: i64,
+) -> Result<Option<KeyLookup>, Error> {
+    let (cache, delay) = (
+        &svc.config.tokens.liveness_cache,
+        svc.config.revocation_delay_ms(),
+    );
+    let key = LivenessKey::ApiKeyId(key_id.to_string());
+    if let Some(Liveness::ApiKeyId(hit)) = cache.get(&key, now, delay) {
+        return Ok(hit);
+    }
+    let read = svc.store.api_key_lookup(key_id).await?;
+    cache.put(key, Liveness::ApiKeyId(read.clone()), now, delay);
+    Ok(read)
 }
 
 /// Session `sid` joined with its user, from the liveness cache or (one read) storage.
@@ -204,6 +237,13 @@ pub async fn authenticate_key<S: Store, H: Pbkdf2>(
 
 /// The caller of a key found as `found`, checked at `now`.
 fn key_caller(found: &KeyLookup, now: i64) -> Result<Caller, Error> {
+    let roles = key_roles(found, now)?;
+    Ok(Caller::from_api_key(&found.key, roles))
+}
+
+/// The roles a key found as `found` carries at `now`: its role while its owner still holds
+/// it. Revoked, expired or of a disabled owner: 401 `invalid_api_key`.
+fn key_roles(found: &KeyLookup, now: i64) -> Result<Vec<String>, Error> {
     let k = &found.key;
     if k.revoked_at.is_some() {
         return Err(Error::InvalidApiKey("revoked"));
@@ -215,10 +255,9 @@ fn key_caller(found: &KeyLookup, now: i64) -> Result<Caller, Error> {
         return Err(Error::InvalidApiKey("owner disabled"));
     }
     // The key's role counts only while its owner still holds it.
-    let roles = if found.owner_roles.contains(&k.role) {
+    Ok(if found.owner_roles.contains(&k.role) {
         vec![k.role.clone()]
     } else {
         Vec::new()
-    };
-    Ok(Caller::from_api_key(k, roles))
+    })
 }

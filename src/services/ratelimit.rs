@@ -1,5 +1,6 @@
 //! Rate limits for login (per account and client network, per account from all networks, per
-//! IP), registration (per IP) and refresh (per session family): fixed windows counted in D1 by one atomic upsert
+//! IP), registration (per IP), refresh (per session family) and scoped-token minting (per
+//! credential): fixed windows counted in D1 by one atomic upsert
 //! ([`crate::domain::store::Store::hit_rate_limit`]), so every isolate and instance shares the count.
 //! Over the limit: 429 `auth_rate_limited` with `Retry-After` (seconds to the window's end).
 
@@ -24,6 +25,8 @@ pub enum Bucket {
     RegisterIp,
     /// Refreshes per session family.
     RefreshFamily,
+    /// Scoped tokens minted per credential: its session, its API key, or its user.
+    TokenMint,
 }
 
 impl Bucket {
@@ -34,6 +37,7 @@ impl Bucket {
             Self::LoginIp => "login_ip",
             Self::RegisterIp => "register_ip",
             Self::RefreshFamily => "refresh_family",
+            Self::TokenMint => "token_mint",
         }
     }
 
@@ -44,6 +48,7 @@ impl Bucket {
             Self::LoginIp => svc_limits.login_per_ip,
             Self::RegisterIp => svc_limits.register_per_ip,
             Self::RefreshFamily => svc_limits.refresh_per_family,
+            Self::TokenMint => svc_limits.token_mint_per_credential,
         }
     }
 }
@@ -70,12 +75,13 @@ pub async fn limited_now<S: Store, H>(
     svc: &Services<'_, S, H>,
     max: u32,
 ) -> Result<Vec<Limited>, Error> {
-    const BUCKETS: [Bucket; 5] = [
+    const BUCKETS: [Bucket; 6] = [
         Bucket::LoginAccountTotal,
         Bucket::LoginAccount,
         Bucket::LoginIp,
         Bucket::RegisterIp,
         Bucket::RefreshFamily,
+        Bucket::TokenMint,
     ];
     let limits = &svc.config.limits.rate;
     let Some(lowest) = BUCKETS
@@ -141,7 +147,7 @@ pub async fn check<S: Store, H>(
             svc.config.accounts.subject_key.email(subject)
         }
         Bucket::LoginIp | Bucket::RegisterIp => client_network(subject),
-        Bucket::RefreshFamily => subject.to_string(),
+        Bucket::RefreshFamily | Bucket::TokenMint => subject.to_string(),
     };
     hit(svc, bucket, &subject).await
 }

@@ -21,6 +21,7 @@ const KINDS = [
   'user_enabled',
   'api_key_minted',
   'api_key_revoked',
+  'token_minted',
 ];
 
 describe('audit log', () => {
@@ -54,6 +55,9 @@ describe('audit log', () => {
     expectStatus(await c.post(`/admin/users/${u.user.id}/enable`, undefined, { bearer: admin.access }), 200);
     const { key, api_key: view } = await mintKey(c, admin.access, { owner_user_id: u.user.id, label: 'k', role: 'user', scopes: ['cms'] });
     expectStatus(await c.request('DELETE', `/admin/api-keys/${view.id}`, { bearer: admin.access }), 204);
+    const s5 = await loginUser(c, u.email, 'new secret pw!');
+    const minted = await c.post('/auth/token', { ttl: 60 }, { bearer: s5.access, headers: ua });
+    expectStatus(minted, 200);
 
     const { results } = await w.db.prepare('SELECT * FROM audit_events WHERE subject_user_id = ?1 ORDER BY id').bind(u.user.id).all();
     const kinds = new Set(results.map((r) => r.kind));
@@ -69,8 +73,10 @@ describe('audit log', () => {
       assert.equal(byKind(k)[0].actor_user_id, admin.id, `${k}: actor is the admin`);
     }
     assert.deepEqual(JSON.parse(byKind('role_changed')[0].detail), { from: ['user'], to: ['user', 'editor'] });
+    assert.equal(byKind('token_minted')[0].actor_user_id, u.user.id);
+    assert.equal(JSON.parse(byKind('token_minted')[0].detail).ttl, 60);
     const all = JSON.stringify((await w.db.prepare('SELECT * FROM audit_events').all()).results);
-    for (const secret of [PASSWORD, 'new secret pw!', 'wrong password', u.refresh, s2.refresh, u.access, key, key.slice(3)]) {
+    for (const secret of [PASSWORD, 'new secret pw!', 'wrong password', u.refresh, s2.refresh, u.access, key, key.slice(3), minted.body.access_token]) {
       assert.ok(!all.includes(secret), 'a secret is in the audit log');
     }
   });

@@ -23,7 +23,7 @@ function fakeGatehouse({ ttl = 900 } = {}) {
     const u = new URL(url);
     const headers = new Headers(init.headers || {});
     const method = init.method || 'GET';
-    state.calls.push({ method, path: u.pathname, headers, credentials: init.credentials });
+    state.calls.push({ method, path: u.pathname, headers, credentials: init.credentials, body: init.body });
     // The cookie goes out with the request, as a browser sends it; then other "tabs"
     // interleave like real network I/O.
     const withCookie = init.credentials === 'include' ? state.cookie : null;
@@ -64,6 +64,16 @@ function fakeGatehouse({ ttl = 900 } = {}) {
         if ((state.rejectAll && auth) || (state.rejectToken && auth === `Bearer ${state.rejectToken}`)) return json(401, { error: { code: 'invalid_token', message: 'x' } });
         if (u.pathname === '/auth/me') return auth ? json(200, { user: state.user }) : json(401, { error: { code: 'no_auth', message: 'x' } });
         return json(200, [{ _id: '1', title: 'hello', auth: auth ?? null }]);
+      }
+      case 'POST /auth/token': {
+        const auth = headers.get('authorization');
+        if (!auth) return json(401, { error: { code: 'no_auth', message: 'x' } });
+        const ask = JSON.parse(init.body);
+        if ((ask.roles ?? []).some((r) => !state.user.roles.includes(r))) return json(403, { error: { code: 'insufficient_role', message: 'x' } });
+        const roles = ask.roles ?? state.user.roles;
+        const routes = ask.routes ?? null;
+        const scope = [...roles.map((r) => `role:${r}`), ...(routes ?? []).map((r) => `route:${r}`)].join(' ');
+        return json(200, { access_token: `scoped_${auth.slice(7)}`, issued_token_type: 'urn:ietf:params:oauth:token-type:jwt', token_type: 'Bearer', expires_in: ask.ttl ?? 300, expires_at: 0, scope, roles, routes, aud: ask.aud ?? null });
       }
       default:
         return json(404, { error: { code: 'not_found', message: 'x' } });
@@ -311,4 +321,25 @@ test('the module never touches web storage or document.cookie', async () => {
   for (const word of ['localStorage', 'sessionStorage', 'document.cookie', 'indexedDB']) {
     assert.ok(!code.includes(word), word);
   }
+});
+
+test('mintToken: POST /auth/token with the session\'s Bearer and only the members given', async (t) => {
+  const gate = fakeGatehouse();
+  const gh = tab(gate, { channel: false, restore: false });
+  t.after(() => gh.close());
+  await assert.rejects(gh.mintToken({ ttl: 60 }), (err) => err instanceof GatehouseError && err.status === 401 && err.code === 'no_auth');
+  await gh.login({ email: 'a@example.com', password: 'pw' });
+  const minted = await gh.mintToken({ roles: ['user'], routes: ['cms'], ttl: 60 });
+  assert.equal(minted.access_token, 'scoped_at_1');
+  assert.equal(minted.expires_in, 60);
+  assert.equal(minted.scope, 'role:user route:cms');
+  const call = gate.calls.filter((c) => c.path === '/auth/token').at(-1);
+  assert.equal(call.method, 'POST');
+  assert.equal(call.headers.get('authorization'), 'Bearer at_1');
+  assert.equal(call.headers.get('content-type'), 'application/json');
+  assert.equal(call.credentials, 'omit', 'no cookie goes with it');
+  assert.deepEqual(JSON.parse(call.body), { roles: ['user'], routes: ['cms'], ttl: 60 });
+  await gh.mintToken();
+  assert.deepEqual(JSON.parse(gate.calls.filter((c) => c.path === '/auth/token').at(-1).body), {}, 'defaults: nothing sent');
+  await assert.rejects(gh.mintToken({ roles: ['admin'] }), (err) => err instanceof GatehouseError && err.status === 403 && err.code === 'insufficient_role');
 });

@@ -1634,8 +1634,12 @@ mod tests {
                 jti: "j".into(),
                 roles: vec!["user".into()],
                 sid: None,
+                act: None,
+                scope: None,
+                routes: None,
             },
             &["user".into()],
+            i64::MAX,
         )
     }
 

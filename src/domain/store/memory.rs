@@ -480,6 +480,18 @@ impl Store for MemoryStore {
         Ok(self.with(|s| s.api_keys.get(id).cloned()))
     }
 
+    async fn api_key_lookup(&self, id: &str) -> Result<Option<KeyLookup>, Error> {
+        Ok(self.with(|s| {
+            let key = s.api_keys.get(id)?.clone();
+            let owner = s.users.get(&key.owner_user_id)?;
+            Some(KeyLookup {
+                owner_roles: owner.roles.clone(),
+                owner_disabled: owner.disabled,
+                key,
+            })
+        }))
+    }
+
     async fn list_api_keys(&self, owner_user_id: Option<&str>) -> Result<Vec<ApiKey>, Error> {
         Ok(self.with(|s| {
             let mut keys: Vec<ApiKey> = s

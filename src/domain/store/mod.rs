@@ -584,6 +584,10 @@ pub trait Store {
     /// A key by id.
     async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, Error>;
 
+    /// The key with this id, with its owner's roles and status, in one indexed read: what a
+    /// scoped token minted from the key needs.
+    async fn api_key_lookup(&self, id: &str) -> Result<Option<KeyLookup>, Error>;
+
     /// Keys, newest first, optionally of one owner.
     async fn list_api_keys(&self, owner_user_id: Option<&str>) -> Result<Vec<ApiKey>, Error>;
 

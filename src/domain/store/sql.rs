@@ -168,6 +168,22 @@ impl<E: Executor> SqlStore<E> {
     async fn run(&self, statement: Statement<'_>) -> Result<u64, Error> {
         Ok(self.exec.one(statement).await?.changes)
     }
+
+    /// A key joined with its owner, by `sql` with `?1` bound to `param`.
+    async fn key_lookup(&self, sql: &'static str, param: &str) -> Result<Option<KeyLookup>, Error> {
+        let Some(row) = self
+            .first::<KeyLookupRow>(stmt(sql, vec![text(param)]))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let owner_roles = name_list("users.roles", &row.key.owner_user_id, &row.owner_roles)?;
+        Ok(Some(KeyLookup {
+            owner_roles,
+            owner_disabled: row.owner_disabled != 0,
+            key: row.key.into_key()?,
+        }))
+    }
 }
 
 /// The count of changed rows of statement `i` of a batch.
@@ -856,22 +872,21 @@ impl<E: Executor> Store for SqlStore<E> {
     }
 
     async fn api_key_by_hash(&self, key_hash: &KeyHash) -> Result<Option<KeyLookup>, Error> {
-        let row = self
-            .first::<KeyLookupRow>(stmt(
-                "SELECT k.*, u.roles AS owner_roles, u.disabled AS owner_disabled \
-                 FROM api_keys k JOIN users u ON u.id = k.owner_user_id WHERE k.key_hash = ?1",
-                vec![text(key_hash)],
-            ))
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let owner_roles = name_list("users.roles", &row.key.owner_user_id, &row.owner_roles)?;
-        Ok(Some(KeyLookup {
-            owner_roles,
-            owner_disabled: row.owner_disabled != 0,
-            key: row.key.into_key()?,
-        }))
+        self.key_lookup(
+            "SELECT k.*, u.roles AS owner_roles, u.disabled AS owner_disabled \
+             FROM api_keys k JOIN users u ON u.id = k.owner_user_id WHERE k.key_hash = ?1",
+            key_hash.as_str(),
+        )
+        .await
+    }
+
+    async fn api_key_lookup(&self, id: &str) -> Result<Option<KeyLookup>, Error> {
+        self.key_lookup(
+            "SELECT k.*, u.roles AS owner_roles, u.disabled AS owner_disabled \
+             FROM api_keys k JOIN users u ON u.id = k.owner_user_id WHERE k.id = ?1",
+            id,
+        )
+        .await
     }
 
     async fn api_key(&self, id: &str) -> Result<Option<ApiKey>, Error> {
