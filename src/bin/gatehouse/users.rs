@@ -189,6 +189,7 @@ fn create_user(
         disabled: false,
         created_at: now,
         updated_at: now,
+        totp: false,
     };
     let event = cli_event(
         now,
