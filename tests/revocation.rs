@@ -18,8 +18,9 @@ use gatehouse::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, Upstr
 use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::store::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash, RevokeReason, Rotation, SessionLiveness,
-    Store, StoredEvent, TokenHash, TokenState, TotpConfirmation, TotpRecord, User, UserQuery,
+    PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash, RevokeReason, Rotation,
+    SessionLiveness, Store, StoredEvent, TokenHash, TokenState, TotpConfirmation, TotpRecord, User,
+    UserQuery,
 };
 use gatehouse::domain::token::AccessClaims;
 use gatehouse::primitives::encoding::b64url_decode;
@@ -276,7 +277,9 @@ impl Store for Counting {
         event: &AuditEvent,
     ) -> Result<bool, Error> {
         self.count("start_totp");
-        self.inner.start_totp(user_id, pending_sealed, now, event).await
+        self.inner
+            .start_totp(user_id, pending_sealed, now, event)
+            .await
     }
 
     async fn confirm_totp(&self, c: &TotpConfirmation, event: &AuditEvent) -> Result<bool, Error> {
@@ -306,7 +309,9 @@ impl Store for Counting {
         event: &AuditEvent,
     ) -> Result<bool, Error> {
         self.count("replace_recovery_codes");
-        self.inner.replace_recovery_codes(user_id, codes, now, event).await
+        self.inner
+            .replace_recovery_codes(user_id, codes, now, event)
+            .await
     }
 
     async fn remove_totp(&self, user_id: &str, event: &AuditEvent) -> Result<bool, Error> {

@@ -117,7 +117,11 @@ impl TotpSecret {
         let now_step = (now_ms.max(0) / 1000 / STEP_SECS) as u64;
         let mut found = None;
         for step in now_step.saturating_sub(1)..=now_step + 1 {
-            let matches: bool = self.code_at_step(step).as_bytes().ct_eq(code.as_bytes()).into();
+            let matches: bool = self
+                .code_at_step(step)
+                .as_bytes()
+                .ct_eq(code.as_bytes())
+                .into();
             if matches && found.is_none() {
                 found = Some(step);
             }
@@ -271,7 +275,8 @@ mod tests {
             (2_000_000_000, "69279037"),
             (20_000_000_000, "65353130"),
         ];
-        let eight = TOTP::new(Algorithm::SHA1, 8, 1, 30, seed.clone(), None, String::new()).unwrap();
+        let eight =
+            TOTP::new(Algorithm::SHA1, 8, 1, 30, seed.clone(), None, String::new()).unwrap();
         let secret = TotpSecret::from_bytes(seed);
         for (time, code) in vectors {
             assert_eq!(eight.generate(time), code, "T={time}");
@@ -363,17 +368,29 @@ mod tests {
         for code in &codes {
             assert_eq!(code.len(), 11);
             let norm = normalize_recovery_code(code).unwrap();
-            assert_eq!(normalize_recovery_code(&code.to_uppercase()), Some(norm.clone()));
+            assert_eq!(
+                normalize_recovery_code(&code.to_uppercase()),
+                Some(norm.clone())
+            );
             assert_eq!(normalize_recovery_code(&norm), Some(norm));
         }
-        for bad in ["", "abcde-fghi", "abcde-fghij1", "abcde-fgh1j", "ábcde-fghij"] {
+        for bad in [
+            "",
+            "abcde-fghi",
+            "abcde-fghij1",
+            "abcde-fgh1j",
+            "ábcde-fghij",
+        ] {
             assert_eq!(normalize_recovery_code(bad), None, "{bad:?}");
         }
         let key = MfaKey::new([7; 32]);
         let a = recovery_hash(&key, "usr_a", "abcdefghij");
         assert_eq!(a.as_str().len(), 64);
         assert_ne!(a, recovery_hash(&key, "usr_b", "abcdefghij"));
-        assert_ne!(a, recovery_hash(&MfaKey::new([8; 32]), "usr_a", "abcdefghij"));
+        assert_ne!(
+            a,
+            recovery_hash(&MfaKey::new([8; 32]), "usr_a", "abcdefghij")
+        );
     }
 
     #[test]
@@ -394,19 +411,33 @@ mod tests {
 pub async fn aes_gcm_known_answer(aead: &dyn AesGcm) -> serde_json::Value {
     use crate::primitives::encoding::hex_decode;
     let (key, nonce, aad, plaintext, expected) = KAT;
-    let key: [u8; 32] = hex_decode(key).and_then(|k| k.try_into().ok()).unwrap_or_default();
-    let nonce: [u8; 12] = hex_decode(nonce).and_then(|n| n.try_into().ok()).unwrap_or_default();
+    let key: [u8; 32] = hex_decode(key)
+        .and_then(|k| k.try_into().ok())
+        .unwrap_or_default();
+    let nonce: [u8; 12] = hex_decode(nonce)
+        .and_then(|n| n.try_into().ok())
+        .unwrap_or_default();
     let aad = hex_decode(aad).unwrap_or_default();
     let plaintext = hex_decode(plaintext).unwrap_or_default();
-    let sealed = aead.seal(&key, &nonce, &aad, &plaintext).await.unwrap_or_default();
-    let opened = aead.open(&key, &nonce, &aad, &sealed).await.unwrap_or_default();
+    let sealed = aead
+        .seal(&key, &nonce, &aad, &plaintext)
+        .await
+        .unwrap_or_default();
+    let opened = aead
+        .open(&key, &nonce, &aad, &sealed)
+        .await
+        .unwrap_or_default();
     let mut tampered = sealed.clone();
     if let Some(last) = tampered.last_mut() {
         *last ^= 1;
     }
     let tampered_refused = aead.open(&key, &nonce, &aad, &tampered).await.is_err();
-    let other_aad_refused = aead.open(&key, &nonce, b"usr_other", &sealed).await.is_err();
-    let ok = hex(&sealed) == expected && opened == plaintext && tampered_refused && other_aad_refused;
+    let other_aad_refused = aead
+        .open(&key, &nonce, b"usr_other", &sealed)
+        .await
+        .is_err();
+    let ok =
+        hex(&sealed) == expected && opened == plaintext && tampered_refused && other_aad_refused;
     serde_json::json!({
         "ok": ok,
         "ciphertext": hex(&sealed),

@@ -21,10 +21,10 @@ use crate::primitives::platform::Pbkdf2;
 use crate::routes::views::{registration_name, user_json};
 use crate::services::accounts::{end_own_session, new_user};
 use crate::services::audit::own_event;
-use crate::services::mfa::check_second_factor;
 use crate::services::auth::{
     authenticate, authenticate_access_token, check_token_session, enabled_user,
 };
+use crate::services::mfa::check_second_factor;
 use crate::services::ratelimit::{self, Bucket};
 use crate::services::Services;
 

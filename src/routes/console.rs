@@ -21,10 +21,10 @@ use crate::routes::views::admin_user_json;
 use crate::services::accounts::end_own_session;
 use crate::services::audit::own_event;
 use crate::services::auth::authenticate_key;
-use crate::services::mfa::check_second_factor;
 use crate::services::console::{
     self, authenticate_console, ConsoleSession, CONSOLE_COOKIE, CONSOLE_COOKIE_PATH,
 };
+use crate::services::mfa::check_second_factor;
 use crate::services::ratelimit::{self, Bucket};
 use crate::services::Services;
 

@@ -46,8 +46,7 @@ async fn check_password<S: Store, H: Pbkdf2>(
     kind: &str,
 ) -> Result<(), Error> {
     let iterations = svc.config.accounts.pbkdf2_iterations;
-    if password::verify(svc.hasher, &user.password_hash, pw, iterations).await?
-        == Verdict::Mismatch
+    if password::verify(svc.hasher, &user.password_hash, pw, iterations).await? == Verdict::Mismatch
     {
         let now = svc.clock.now_ms();
         let detail = json!({ "cause": "wrong_password" });
@@ -84,7 +83,10 @@ pub async fn status<S: Store, H: Pbkdf2>(
     let record = svc.store.totp(&user.id).await?;
     let now = svc.clock.now_ms();
     let enrolled = record.as_ref().is_some_and(|r| r.secret_sealed.is_some());
-    let pending = record.as_ref().and_then(|r| r.pending_at).is_some_and(|at| now - at < PENDING_TTL_MS);
+    let pending = record
+        .as_ref()
+        .and_then(|r| r.pending_at)
+        .is_some_and(|at| now - at < PENDING_TTL_MS);
     Ok(Response::json(
         200,
         &json!({ "totp": {
@@ -112,7 +114,14 @@ pub async fn start<S: Store, H: Pbkdf2>(
     let now = svc.clock.now_ms();
     let secret = TotpSecret::generate(svc.rng);
     let sealed = secret.seal(svc.aead, key, svc.rng, &user.id).await?;
-    let ev = own_event(req, now, "totp_enrollment_started", Some(&user.id), None, None);
+    let ev = own_event(
+        req,
+        now,
+        "totp_enrollment_started",
+        Some(&user.id),
+        None,
+        None,
+    );
     if !svc.store.start_totp(&user.id, &sealed, now, &ev).await? {
         return Err(Error::InvalidToken(TokenRejection::Revoked));
     }
@@ -153,7 +162,14 @@ pub async fn confirm<S: Store, H: Pbkdf2>(
     let secret = TotpSecret::open(svc.aead, key, &user.id, &pending).await?;
     let Some(step) = secret.matching_step(body.otp.trim(), now) else {
         let detail = json!({ "cause": "wrong_otp" });
-        let ev = own_event(req, now, "totp_enrollment_failed", Some(&user.id), None, Some(detail));
+        let ev = own_event(
+            req,
+            now,
+            "totp_enrollment_failed",
+            Some(&user.id),
+            None,
+            Some(detail),
+        );
         svc.store.record_event(&ev).await?;
         return Err(Error::InvalidOtp);
     };
@@ -167,7 +183,14 @@ pub async fn confirm<S: Store, H: Pbkdf2>(
         now,
     };
     let detail = json!({ "replaced": user.totp });
-    let ev = own_event(req, now, "totp_enrolled", Some(&user.id), None, Some(detail));
+    let ev = own_event(
+        req,
+        now,
+        "totp_enrolled",
+        Some(&user.id),
+        None,
+        Some(detail),
+    );
     if !svc.store.confirm_totp(&confirmation, &ev).await? {
         return Err(Error::MfaNotEnrolled(
             "the pending TOTP enrollment was confirmed or replaced meanwhile",
@@ -205,7 +228,14 @@ pub async fn regenerate_codes<S: Store, H: Pbkdf2>(
     check_password(svc, req, &user, &body.password, "recovery_codes_failed").await?;
     let now = svc.clock.now_ms();
     let (codes, hashes) = new_recovery_codes(svc, &user.id)?;
-    let ev = own_event(req, now, "recovery_codes_regenerated", Some(&user.id), None, None);
+    let ev = own_event(
+        req,
+        now,
+        "recovery_codes_regenerated",
+        Some(&user.id),
+        None,
+        None,
+    );
     if !svc
         .store
         .replace_recovery_codes(&user.id, &hashes, now, &ev)

@@ -573,11 +573,7 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn confirm_totp(
-        &self,
-        c: &TotpConfirmation,
-        event: &AuditEvent,
-    ) -> Result<bool, Error> {
+    async fn confirm_totp(&self, c: &TotpConfirmation, event: &AuditEvent) -> Result<bool, Error> {
         Ok(self.with(|s| {
             let Some(record) = s.totp.get_mut(&c.user_id) else {
                 return false;

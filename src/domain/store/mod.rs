@@ -687,8 +687,11 @@ pub trait Store {
 
     /// Uses up one recovery code of the user: deletes it if it is there. Returns whether this
     /// call used it.
-    async fn use_recovery_code(&self, user_id: &str, code: &RecoveryCodeHash)
-        -> Result<bool, Error>;
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code: &RecoveryCodeHash,
+    ) -> Result<bool, Error>;
 
     /// Replaces the recovery codes of a user with TOTP enrolled and records `event`,
     /// atomically. `false` (nothing written): TOTP is not enrolled.

@@ -982,11 +982,7 @@ impl<E: Executor> Store for SqlStore<E> {
         Ok(changes(&outcomes, 0) > 0)
     }
 
-    async fn confirm_totp(
-        &self,
-        c: &TotpConfirmation,
-        event: &AuditEvent,
-    ) -> Result<bool, Error> {
+    async fn confirm_totp(&self, c: &TotpConfirmation, event: &AuditEvent) -> Result<bool, Error> {
         // The first statement is the compare-and-set; every later one acts only if this very
         // confirmation (its random id) won it.
         let won = "EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = ?1 AND enrollment_id = ?2)";
