@@ -587,6 +587,33 @@ mod tests {
     }
 
     #[test]
+    fn mfa_key_and_totp_issuer() {
+        let k = key();
+        let off = parse(&[("JWT_SIGNING_KEY", &k)]).unwrap();
+        assert!(off.accounts.mfa_key.is_none());
+        assert_eq!(off.accounts.totp_issuer, "Gatehouse");
+        let secret = b64url(&[9u8; 32]);
+        let on = parse(&[
+            ("JWT_SIGNING_KEY", &k),
+            ("MFA_ENCRYPTION_KEY", &secret),
+            ("TOTP_ISSUER", " Example Site "),
+        ])
+        .unwrap();
+        assert!(on.accounts.mfa_key.is_some());
+        assert_eq!(on.accounts.totp_issuer, "Example Site");
+        assert!(!format!("{:?}", on.accounts).contains(&secret));
+        for bad in ["short", &b64url(&[9u8; 31]), &b64url(&[9u8; 33]), "!!!!"] {
+            let err = parse(&[("JWT_SIGNING_KEY", &k), ("MFA_ENCRYPTION_KEY", bad)]).unwrap_err();
+            assert_eq!(err.var, "MFA_ENCRYPTION_KEY");
+            assert!(!err.to_string().contains(bad), "the value leaked: {err}");
+        }
+        for bad in ["a:b", &"x".repeat(65), "tab\there"] {
+            let err = parse(&[("JWT_SIGNING_KEY", &k), ("TOTP_ISSUER", bad)]).unwrap_err();
+            assert_eq!(err.var, "TOTP_ISSUER", "{bad:?}");
+        }
+    }
+
+    #[test]
     fn defaults() {
         let k = key();
         let config = parse(&[("JWT_SIGNING_KEY", &k)]).unwrap();
