@@ -655,3 +655,55 @@ fn wrong_codes_count_against_the_login_rate_limit() {
         200,
     );
 }
+
+#[test]
+fn the_console_password_sign_in_of_an_admin_with_totp_needs_the_code_too() {
+    let gate = Gate::new(&[]);
+    let (token, user_id) = gate.register("root@example.com");
+    let ev = gatehouse::domain::store::AuditEvent {
+        at: gate.now(),
+        kind: "role_changed".into(),
+        actor_user_id: None,
+        subject_user_id: Some(user_id.clone()),
+        family_id: None,
+        ip: None,
+        user_agent: None,
+        detail: None,
+    };
+    let roles = vec!["admin".to_string()];
+    assert!(
+        futures::executor::block_on(gate.store.set_roles(&user_id, &roles, gate.now(), &ev))
+            .unwrap()
+    );
+    let (secret, codes) = gate.enroll(&token);
+    gate.advance(30 * SECOND);
+    let sign_in = |body: Value| {
+        gate.send(
+            &Request::new("POST", "/admin/session")
+                .with_header("host", "gatehouse.example")
+                .with_header("origin", "https://gatehouse.example")
+                .with_json(&body),
+        )
+    };
+    let creds = json!({ "email": "root@example.com", "password": PASSWORD });
+    expect_error(&sign_in(creds.clone()), 401, "mfa_required");
+    let mut wrong = creds.clone();
+    wrong["otp"] = json!(wrong_code(&secret, gate.now()));
+    expect_error(&sign_in(wrong), 401, "invalid_otp");
+    let mut right = creds.clone();
+    right["otp"] = json!(code(&secret, gate.now(), 0));
+    let res = sign_in(right.clone());
+    expect_status(&res, 200);
+    // The same code again is a replay.
+    expect_error(&sign_in(right), 401, "invalid_otp");
+    let mut recovery = creds;
+    recovery["otp"] = json!(codes[0]);
+    expect_status(&sign_in(recovery), 200);
+    let events = futures::executor::block_on(gate.store.audit_events(Some(&user_id), 100)).unwrap();
+    let mfa: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "console_signed_in")
+        .filter_map(|e| e.detail.as_ref()?["mfa"].as_str())
+        .collect();
+    assert_eq!(mfa, ["recovery_code", "totp"]);
+}
