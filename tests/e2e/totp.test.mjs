@@ -5,51 +5,13 @@
 // and what D1 holds: sealed secrets and hashed codes only.
 
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { PASSWORD, SITE_ORIGIN, client, expectError, expectJson, expectStatus, openVars, registerUser } from '../support/http.mjs';
 import { PEPPER, userWithRoles } from '../support/admin.mjs';
+import { base32Decode, stepNow, totp, wrongCode } from '../support/totp.mjs';
 import { generateSigningKey, startWorker } from '../support/worker.mjs';
 
 const MFA_KEY = Buffer.alloc(32, 7).toString('base64url');
-
-/** RFC 4648 base32 (no padding) to bytes. */
-function base32Decode(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0;
-  let value = 0;
-  const out = [];
-  for (const ch of text) {
-    const i = alphabet.indexOf(ch);
-    assert.ok(i >= 0, `not base32: ${text}`);
-    value = (value << 5) | i;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push((value >>> bits) & 0xff);
-    }
-  }
-  return Buffer.from(out);
-}
-
-/** The RFC 6238 code (HMAC-SHA1, 6 digits) of time step `step`. */
-function totp(secretBase32, step) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(step));
-  const mac = createHmac('sha1', base32Decode(secretBase32)).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0xf;
-  const n = mac.readUInt32BE(offset) & 0x7fffffff;
-  return String(n % 1_000_000).padStart(6, '0');
-}
-
-const stepNow = () => Math.floor(Date.now() / 30_000);
-
-/** A six-digit code that is none of the secret's codes around now. */
-function wrongCode(secret) {
-  const s = stepNow();
-  const taken = new Set([-2, -1, 0, 1, 2].map((d) => totp(secret, s + d)));
-  return ['111111', '222222', '333333', '444444', '555555', '666666'].find((c) => !taken.has(c));
-}
 
 test('the independent TOTP implementation gives RFC 6238 appendix B (SHA-1), last six digits', () => {
   const seed = Buffer.from('12345678901234567890').toString('hex');
