@@ -280,6 +280,7 @@ fn stored_user(email: &str, password_hash: PasswordPhc, disabled: bool) -> User 
         disabled,
         created_at: T0,
         updated_at: T0,
+        totp: false,
     }
 }
 
@@ -841,6 +842,7 @@ fn counted(gate: &Gate, body: Value) -> (Response, u32) {
         hasher: &hasher,
         clock: &gate.clock,
         rng: &SystemRng,
+        aead: &gatehouse::primitives::platform::RustAesGcm,
     };
     let res = block_on(gatehouse::routes::handle(
         &svc,
@@ -2041,6 +2043,7 @@ fn a_login_derives_its_password_hash_once_and_uses_five_storage_operations() {
         hasher: &hasher,
         clock: &gate.clock,
         rng: &gatehouse::primitives::platform::SystemRng,
+        aead: &gatehouse::primitives::platform::RustAesGcm,
     };
     let before = gate.store.operations();
     let req = Request::new("POST", "/auth/login")

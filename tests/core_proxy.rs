@@ -157,6 +157,7 @@ impl Gate {
                     disabled: false,
                     created_at: NOW,
                     updated_at: NOW,
+                    totp: false,
                 };
                 block_on(self.store.create_user(&user, None, None)).unwrap();
             }

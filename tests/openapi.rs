@@ -237,10 +237,14 @@ fn every_error() -> Vec<Error> {
         Error::AuthRateLimited(1),
         Error::Unavailable(String::new()),
         Error::Internal(String::new()),
+        Error::MfaRequired,
+        Error::InvalidOtp,
+        Error::MfaNotEnrolled(""),
+        Error::MfaUnavailable,
     ]
 }
 
-const VARIANTS: usize = 30;
+const VARIANTS: usize = 34;
 
 fn variant_index(err: &Error) -> usize {
     match err {
@@ -274,6 +278,10 @@ fn variant_index(err: &Error) -> usize {
         Error::Unavailable(_) => 27,
         Error::Internal(_) => 28,
         Error::InvalidSession(_) => 29,
+        Error::MfaRequired => 30,
+        Error::InvalidOtp => 31,
+        Error::MfaNotEnrolled(_) => 32,
+        Error::MfaUnavailable => 33,
     }
 }
 

@@ -176,6 +176,7 @@ fn setup(l: &Lifetimes) -> (MemoryStore, Model) {
         disabled: false,
         created_at: T0,
         updated_at: T0,
+        totp: false,
     };
     let family = NewFamily {
         id: FAMILY.into(),

@@ -18,8 +18,9 @@ use gatehouse::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, Upstr
 use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::store::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateCounter, RateHit, RevokeReason, Rotation, SessionLiveness,
-    Store, StoredEvent, TokenHash, TokenState, User, UserQuery,
+    PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash, RevokeReason, Rotation,
+    SessionLiveness, Store, StoredEvent, TokenHash, TokenState, TotpConfirmation, TotpRecord, User,
+    UserQuery,
 };
 use gatehouse::domain::token::AccessClaims;
 use gatehouse::primitives::encoding::b64url_decode;
@@ -267,6 +268,61 @@ impl Store for Counting {
         self.count("prune");
         self.inner.prune(cutoffs).await
     }
+
+    async fn totp(&self, user_id: &str) -> Result<Option<TotpRecord>, Error> {
+        self.count("totp");
+        self.inner.totp(user_id).await
+    }
+
+    async fn start_totp(
+        &self,
+        user_id: &str,
+        pending_sealed: &str,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
+        self.count("start_totp");
+        self.inner
+            .start_totp(user_id, pending_sealed, now, event)
+            .await
+    }
+
+    async fn confirm_totp(&self, c: &TotpConfirmation, event: &AuditEvent) -> Result<bool, Error> {
+        self.count("confirm_totp");
+        self.inner.confirm_totp(c, event).await
+    }
+
+    async fn use_totp_step(&self, user_id: &str, sealed: &str, step: i64) -> Result<bool, Error> {
+        self.count("use_totp_step");
+        self.inner.use_totp_step(user_id, sealed, step).await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code: &RecoveryCodeHash,
+    ) -> Result<bool, Error> {
+        self.count("use_recovery_code");
+        self.inner.use_recovery_code(user_id, code).await
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        codes: &[RecoveryCodeHash],
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
+        self.count("replace_recovery_codes");
+        self.inner
+            .replace_recovery_codes(user_id, codes, now, event)
+            .await
+    }
+
+    async fn remove_totp(&self, user_id: &str, event: &AuditEvent) -> Result<bool, Error> {
+        self.count("remove_totp");
+        self.inner.remove_totp(user_id, event).await
+    }
 }
 
 /// Answers every request with `200 {}`, counting them.
@@ -353,6 +409,7 @@ impl Gate {
             hasher: &RustPbkdf2,
             clock: &self.clock,
             rng: &gatehouse::primitives::platform::SystemRng,
+            aead: &gatehouse::primitives::platform::RustAesGcm,
         }
     }
 

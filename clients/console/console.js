@@ -10,7 +10,9 @@ const KINDS = [
   'registered', 'login_succeeded', 'login_failed', 'refresh_token_reused', 'logout',
   'session_revoked', 'password_changed', 'password_change_failed', 'role_changed',
   'user_disabled', 'user_enabled', 'api_key_minted', 'api_key_revoked',
-  'console_signed_in', 'console_signed_out',
+  'console_signed_in', 'console_signed_out', 'totp_enrollment_started', 'totp_enrolled',
+  'totp_enrollment_failed', 'totp_removed', 'totp_removal_failed', 'recovery_codes_regenerated',
+  'recovery_codes_failed',
 ];
 const PAGES = ['overview', 'users', 'keys', 'audit'];
 
@@ -367,6 +369,11 @@ async function userDetail(box, id, reloadList) {
       h('h3', {}, user.email, ' ', user.disabled ? h('span', { class: 'badge bad', testid: 'user-status' }, 'disabled') : h('span', { class: 'badge good', testid: 'user-status' }, 'enabled')),
       h('p', { class: 'mono' }, user.id),
       h('p', {}, `Name: ${user.name ?? '—'} · created ${when(user.created_at)} · updated ${when(user.updated_at)}`),
+      h('p', { testid: 'user-mfa' }, 'Second factor: ',
+        user.mfa && user.mfa.totp ? h('span', { class: 'badge good' }, 'TOTP') : h('span', { class: 'badge' }, 'none'),
+        user.mfa && user.mfa.totp
+          ? h('button', { type: 'button', class: 'secondary', testid: 'reset-mfa', onclick: () => act('DELETE', `${base}/mfa`, undefined, () => `Second factor of ${user.email} removed.`) }, 'Reset second factor')
+          : null),
       h('div', { class: 'row' },
         user.disabled
           ? h('button', { type: 'button', testid: 'enable-user', onclick: () => act('POST', `${base}/enable`, {}, () => `Enabled ${user.email}.`) }, 'Enable')
@@ -566,8 +573,8 @@ async function audit(view) {
 function start() {
   $('#password-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    const { email, password } = formData(e.target);
-    signIn({ email, password }, e.target);
+    const { email, password, otp } = formData(e.target);
+    signIn(otp ? { email, password, otp: otp.trim() } : { email, password }, e.target);
   });
   $('#key-form').addEventListener('submit', (e) => {
     e.preventDefault();

@@ -64,6 +64,30 @@ export declare class GatehouseError extends Error {
   code: string;
 }
 
+/** `GET /auth/mfa`: the signed-in user's second factor. */
+export interface MfaStatus {
+  /** TOTP is switched on here (`MFA_ENCRYPTION_KEY` is set). */
+  available: boolean;
+  enrolled: boolean;
+  /** Unix ms of the enrollment, or null. */
+  enrolledAt: number | null;
+  /** An enrollment was started within 15 minutes and not confirmed. */
+  pending: boolean;
+  recoveryCodesLeft: number;
+}
+
+/** A started TOTP enrollment, to show the user until `confirmTotp`. */
+export interface TotpEnrollment {
+  /** The secret in base32, for typing into an authenticator app. */
+  secret: string;
+  /** `otpauth://totp/…`: what the QR code holds. */
+  otpauthUri: string;
+  /** The URI as a QR code: an SVG document (e.g. `img.src = 'data:image/svg+xml,' + encodeURIComponent(qrSvg)`). */
+  qrSvg: string;
+  /** Seconds left to confirm. */
+  expiresIn: number;
+}
+
 export interface GatehouseClient {
   /** Resolves once the session of the refresh cookie is restored (the user) or known absent (null). */
   readonly ready: Promise<User | null>;
@@ -75,7 +99,23 @@ export interface GatehouseClient {
    * a taken email then fails as `invalid_credentials`, like a login with a wrong password.
    */
   register(input: { email: string; password: string; name?: string }): Promise<User>;
-  login(input: { email: string; password: string }): Promise<User>;
+  /**
+   * Logs in. For an account with TOTP enrolled, a call without `otp` throws a GatehouseError
+   * with code `mfa_required` once the password is right (a wrong password is
+   * `invalid_credentials`): ask for the code and call again with `otp`, a 6-digit code or a
+   * recovery code. A wrong or used code throws `invalid_otp`.
+   */
+  login(input: { email: string; password: string; otp?: string | null }): Promise<User>;
+  /** The signed-in user's second factor. */
+  mfaStatus(): Promise<MfaStatus>;
+  /** Starts a TOTP enrollment (the password again); an enrolled one stays until confirmed. */
+  enrollTotp(input: { password: string }): Promise<TotpEnrollment>;
+  /** Confirms it with a code of the new secret; the 10 recovery codes, shown only now. */
+  confirmTotp(input: { otp: string }): Promise<{ recoveryCodes: string[] }>;
+  /** Removes TOTP and its recovery codes (the password again). */
+  removeTotp(input: { password: string }): Promise<void>;
+  /** 10 new recovery codes replacing the old ones (the password again). */
+  regenerateRecoveryCodes(input: { password: string }): Promise<{ recoveryCodes: string[] }>;
   /** Ends the session on the server (every tab, the cookie) and in every tab of this site. */
   logout(): Promise<void>;
   /** The current user from `GET /auth/me`, or null when logged out. */

@@ -234,6 +234,36 @@ export function createClient(options = {}) {
     return res;
   }
 
+  /**
+   * A JSON call of the signed-in user's own endpoints (`/auth/mfa…`): one refresh and retry
+   * when the access token was refused, never for other refusals (a wrong password or code must
+   * not be sent twice). Throws a GatehouseError for every error answer.
+   */
+  async function ownCall(method, path, body) {
+    const t = await token();
+    if (!t) throw new GatehouseError(401, 'no_auth', 'not logged in');
+    const call = (access) => {
+      const headers = { authorization: 'Bearer ' + access };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      return doFetch(baseUrl + path, {
+        method,
+        credentials: 'omit',
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    };
+    let res = await call(t);
+    if (res.status === 401) {
+      const err = await errorOf(res);
+      if (err.code !== 'invalid_token' && err.code !== 'expired_token') throw err;
+      const s = session && session.accessToken === t ? await refresh() : session;
+      if (!s || s.accessToken === t) throw err;
+      res = await call(s.accessToken);
+    }
+    if (!res.ok) throw await errorOf(res);
+    return res.status === 204 ? null : res.json();
+  }
+
   async function enter(path, body) {
     return entered(await post(path, body));
   }
@@ -261,7 +291,41 @@ export function createClient(options = {}) {
       if (res.status === 202) return enter('/auth/login', { email, password });
       return entered(res);
     },
-    login: ({ email, password } = {}) => enter('/auth/login', { email, password }),
+    // With TOTP enrolled and no `otp`, this throws a GatehouseError whose code is
+    // `mfa_required` (only once the password is right): ask for the code and call it again
+    // with `otp` (a 6-digit code or a recovery code).
+    login: ({ email, password, otp } = {}) =>
+      enter('/auth/login', otp === undefined || otp === null ? { email, password } : { email, password, otp }),
+    async mfaStatus() {
+      const { totp } = await ownCall('GET', '/auth/mfa');
+      return {
+        available: totp.available,
+        enrolled: totp.enrolled,
+        enrolledAt: totp.enrolled_at,
+        pending: totp.pending,
+        recoveryCodesLeft: totp.recovery_codes_left,
+      };
+    },
+    async enrollTotp({ password } = {}) {
+      const started = await ownCall('POST', '/auth/mfa/totp/start', { password });
+      return {
+        secret: started.secret,
+        otpauthUri: started.otpauth_uri,
+        qrSvg: started.qr_svg,
+        expiresIn: started.expires_in,
+      };
+    },
+    async confirmTotp({ otp } = {}) {
+      const { recovery_codes: recoveryCodes } = await ownCall('POST', '/auth/mfa/totp/confirm', { otp });
+      return { recoveryCodes };
+    },
+    async removeTotp({ password } = {}) {
+      await ownCall('DELETE', '/auth/mfa/totp', { password });
+    },
+    async regenerateRecoveryCodes({ password } = {}) {
+      const { recovery_codes: recoveryCodes } = await ownCall('POST', '/auth/mfa/recovery-codes', { password });
+      return { recoveryCodes };
+    },
     async logout() {
       let csrf = session && session.csrfToken;
       if (!csrf) {

@@ -120,6 +120,11 @@ pub struct Accounts {
     pub api_key_pepper: Option<Pepper>,
     /// The key of the hashes that name emails and clients in counters and logs.
     pub subject_key: crate::domain::subject::SubjectKey,
+    /// `MFA_ENCRYPTION_KEY` (secret, 32 bytes base64url): seals TOTP secrets and keys the
+    /// recovery-code hashes. `None`: the TOTP endpoints answer 403 `mfa_unavailable`.
+    pub mfa_key: Option<crate::domain::mfa::MfaKey>,
+    /// `TOTP_ISSUER` (default `Gatehouse`): the name authenticator apps show for the account.
+    pub totp_issuer: String,
 }
 
 /// Browser mode: the refresh cookie, CORS and CSRF.
@@ -338,6 +343,8 @@ impl Accounts {
             )?,
             api_key_pepper: api_key_pepper(lookup)?,
             subject_key: crate::domain::subject::SubjectKey::derive(seed),
+            mfa_key: mfa_key(lookup)?,
+            totp_issuer: totp_issuer(lookup)?,
         })
     }
 }
@@ -566,6 +573,42 @@ pub fn api_key_pepper(lookup: Lookup<'_>) -> Result<Option<Pepper>, ConfigError>
     }
 }
 
+/// `MFA_ENCRYPTION_KEY` (secret): 32 bytes, base64url (`gatehouse keygen --mfa-key`); unset:
+/// TOTP is off. The error never shows the value.
+fn mfa_key(lookup: Lookup<'_>) -> Result<Option<crate::domain::mfa::MfaKey>, ConfigError> {
+    match get(lookup, "MFA_ENCRYPTION_KEY") {
+        None => Ok(None),
+        Some(raw) => decode_key32(&raw)
+            .map(|bytes| Some(crate::domain::mfa::MfaKey::new(bytes)))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "MFA_ENCRYPTION_KEY",
+                    "not 32 bytes in base64url (make one with `gatehouse keygen --mfa-key`)",
+                )
+            }),
+    }
+}
+
+/// `TOTP_ISSUER`: 1-64 characters, no `:` (authenticator apps split the label there) and no
+/// control characters; default `Gatehouse`.
+fn totp_issuer(lookup: Lookup<'_>) -> Result<String, ConfigError> {
+    let Some(raw) = get(lookup, "TOTP_ISSUER") else {
+        return Ok("Gatehouse".into());
+    };
+    let issuer = raw.trim();
+    if issuer.is_empty()
+        || issuer.chars().count() > 64
+        || issuer.contains(':')
+        || issuer.chars().any(char::is_control)
+    {
+        return Err(ConfigError::new(
+            "TOTP_ISSUER",
+            "expected 1-64 characters without ':' or control characters",
+        ));
+    }
+    Ok(issuer.to_string())
+}
+
 impl RateLimits {
     /// `RATE_LIMIT_*`.
     fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
@@ -613,6 +656,33 @@ mod tests {
 
     fn key() -> String {
         b64url(&[3u8; 32])
+    }
+
+    #[test]
+    fn mfa_key_and_totp_issuer() {
+        let k = key();
+        let off = parse(&[("JWT_SIGNING_KEY", &k)]).unwrap();
+        assert!(off.accounts.mfa_key.is_none());
+        assert_eq!(off.accounts.totp_issuer, "Gatehouse");
+        let secret = b64url(&[9u8; 32]);
+        let on = parse(&[
+            ("JWT_SIGNING_KEY", &k),
+            ("MFA_ENCRYPTION_KEY", &secret),
+            ("TOTP_ISSUER", " Example Site "),
+        ])
+        .unwrap();
+        assert!(on.accounts.mfa_key.is_some());
+        assert_eq!(on.accounts.totp_issuer, "Example Site");
+        assert!(!format!("{:?}", on.accounts).contains(&secret));
+        for bad in ["short", &b64url(&[9u8; 31]), &b64url(&[9u8; 33]), "!!!!"] {
+            let err = parse(&[("JWT_SIGNING_KEY", &k), ("MFA_ENCRYPTION_KEY", bad)]).unwrap_err();
+            assert_eq!(err.var, "MFA_ENCRYPTION_KEY");
+            assert!(!err.to_string().contains(bad), "the value leaked: {err}");
+        }
+        for bad in ["a:b", &"x".repeat(65), "tab\there"] {
+            let err = parse(&[("JWT_SIGNING_KEY", &k), ("TOTP_ISSUER", bad)]).unwrap_err();
+            assert_eq!(err.var, "TOTP_ISSUER", "{bad:?}");
+        }
     }
 
     #[test]

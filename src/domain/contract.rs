@@ -13,7 +13,7 @@ use futures_util::future::join_all;
 use crate::domain::refresh;
 use crate::domain::store::{
     ApiKey, AuditEvent, AuditQuery, ConsoleVia, KeyHash, NewFamily, PasswordPhc, PruneCutoffs,
-    RevokeReason, Rotation, Store, TokenState, User, UserQuery,
+    RecoveryCodeHash, RevokeReason, Rotation, Store, TokenState, TotpConfirmation, User, UserQuery,
 };
 use crate::primitives::encoding::new_id;
 use crate::primitives::error::Error;
@@ -56,6 +56,7 @@ fn user(email_hint: &str) -> User {
         disabled: false,
         created_at: NOW,
         updated_at: NOW,
+        totp: false,
     }
 }
 
@@ -1405,9 +1406,310 @@ pub async fn run<S: Store>(store: &S) -> Vec<Outcome> {
     case!(busy_rate_limits_are_live_and_counted_enough);
     case!(rate_limit_windows_only_move_forward);
     case!(audit_queries_filter_and_page);
+    case!(totp_enrollment_is_pending_until_confirmed);
+    case!(totp_steps_and_recovery_codes_are_used_once);
     // Last: it deletes what other cases left behind.
     case!(prune_removes_only_what_ended);
     out
+}
+
+fn code_hash(n: u32) -> RecoveryCodeHash {
+    RecoveryCodeHash::from_stored(format!("{:064x}", u64::from(n) << 20 ^ rand_u32()))
+}
+
+fn rand_u32() -> u64 {
+    let bytes: [u8; 8] = crate::primitives::platform::random_array(&SystemRng);
+    u64::from_le_bytes(bytes)
+}
+
+fn confirmation(
+    user_id: &str,
+    pending: &str,
+    step: i64,
+    codes: Vec<RecoveryCodeHash>,
+) -> TotpConfirmation {
+    TotpConfirmation {
+        user_id: user_id.into(),
+        pending_sealed: pending.into(),
+        step,
+        enrollment_id: new_id(&SystemRng, "enr_"),
+        recovery_codes: codes,
+        now: NOW + 10,
+    }
+}
+
+async fn kinds_of<S: Store>(store: &S, user_id: &str) -> Result<Vec<String>, String> {
+    Ok(
+        ok(store.audit_events(Some(user_id), 50).await, "audit_events")?
+            .into_iter()
+            .map(|e| e.kind)
+            .collect(),
+    )
+}
+
+async fn totp_enrollment_is_pending_until_confirmed<S: Store>(store: &S) -> CaseResult {
+    let u = user("totp");
+    ok(store.create_user(&u, None, None).await, "create_user")?;
+    check!(
+        ok(store.totp(&u.id).await, "totp")?.is_none(),
+        "a new user has a TOTP record"
+    );
+    let started = event_for(&u.id, "totp_enrollment_started");
+    check!(
+        ok(
+            store.start_totp(&u.id, "v1.first", NOW, &started).await,
+            "start_totp"
+        )?,
+        "start_totp refused an existing user"
+    );
+    check!(
+        !ok(
+            store.start_totp("usr_missing", "v1.x", NOW, &started).await,
+            "start_totp"
+        )?,
+        "start_totp accepted an unknown user"
+    );
+    let rec = ok(store.totp(&u.id).await, "totp")?.ok_or("no record after start")?;
+    check!(
+        rec.secret_sealed.is_none()
+            && rec.pending_sealed.as_deref() == Some("v1.first")
+            && rec.pending_at == Some(NOW),
+        "after start: {rec:?}"
+    );
+    let read = ok(store.user_by_id(&u.id).await, "user_by_id")?.ok_or("user gone")?;
+    check!(!read.totp, "a pending enrollment counts as enrolled");
+    // Starting again replaces the pending secret; confirming the first one then fails.
+    ok(
+        store
+            .start_totp(&u.id, "v1.second", NOW + 1, &started)
+            .await,
+        "start_totp",
+    )?;
+    let enrolled = event_for(&u.id, "totp_enrolled");
+    let stale = confirmation(&u.id, "v1.first", 100, vec![code_hash(1)]);
+    check!(
+        !ok(store.confirm_totp(&stale, &enrolled).await, "confirm_totp")?,
+        "a replaced pending secret was confirmed"
+    );
+    let codes: Vec<_> = (0..10).map(code_hash).collect();
+    let good = confirmation(&u.id, "v1.second", 100, codes.clone());
+    check!(
+        ok(store.confirm_totp(&good, &enrolled).await, "confirm_totp")?,
+        "the pending secret was not confirmed"
+    );
+    // The same confirmation again (a second request that checked the same pending secret).
+    let again = confirmation(&u.id, "v1.second", 100, vec![code_hash(99)]);
+    check!(
+        !ok(store.confirm_totp(&again, &enrolled).await, "confirm_totp")?,
+        "a pending secret was confirmed twice"
+    );
+    let rec = ok(store.totp(&u.id).await, "totp")?.ok_or("no record after confirm")?;
+    check!(
+        rec.secret_sealed.as_deref() == Some("v1.second")
+            && rec.pending_sealed.is_none()
+            && rec.last_step == 100
+            && rec.enrolled_at == Some(NOW + 10)
+            && rec.recovery_codes_left == 10,
+        "after confirm: {rec:?}"
+    );
+    for read in [
+        ok(store.user_by_id(&u.id).await, "user_by_id")?,
+        ok(store.user_by_email(&u.email).await, "user_by_email")?,
+    ] {
+        check!(
+            read.is_some_and(|r| r.totp),
+            "the user is not read as enrolled"
+        );
+    }
+    let listed = ok(
+        store
+            .list_users(&UserQuery {
+                search: Some(u.email.clone()),
+                after_email: None,
+                limit: 5,
+            })
+            .await,
+        "list_users",
+    )?;
+    check!(
+        listed.len() == 1 && listed[0].totp,
+        "list_users: {listed:?}"
+    );
+    // A new enrollment keeps the enrolled secret until it is confirmed.
+    ok(
+        store
+            .start_totp(&u.id, "v1.third", NOW + 20, &started)
+            .await,
+        "start_totp",
+    )?;
+    let rec = ok(store.totp(&u.id).await, "totp")?.ok_or("record gone")?;
+    check!(
+        rec.secret_sealed.as_deref() == Some("v1.second")
+            && rec.pending_sealed.as_deref() == Some("v1.third"),
+        "a new start replaced the enrolled secret: {rec:?}"
+    );
+    let kinds = kinds_of(store, &u.id).await?;
+    check!(
+        kinds.iter().filter(|k| *k == "totp_enrolled").count() == 1
+            && kinds
+                .iter()
+                .filter(|k| *k == "totp_enrollment_started")
+                .count()
+                == 3,
+        "events: {kinds:?}"
+    );
+    Ok(())
+}
+
+async fn totp_steps_and_recovery_codes_are_used_once<S: Store>(store: &S) -> CaseResult {
+    let u = user("totpuse");
+    ok(store.create_user(&u, None, None).await, "create_user")?;
+    let ev = event_for(&u.id, "totp_enrolled");
+    ok(
+        store.start_totp(&u.id, "v1.s", NOW, &ev).await,
+        "start_totp",
+    )?;
+    let codes: Vec<_> = (0..3).map(code_hash).collect();
+    ok(
+        store
+            .confirm_totp(&confirmation(&u.id, "v1.s", 100, codes.clone()), &ev)
+            .await,
+        "confirm",
+    )?;
+    // The confirming code's step is used; later steps once each; never an older one.
+    for (step, expect) in [
+        (100, false),
+        (99, false),
+        (101, true),
+        (101, false),
+        (100, false),
+        (103, true),
+        (102, false),
+    ] {
+        let used = ok(
+            store.use_totp_step(&u.id, "v1.s", step).await,
+            "use_totp_step",
+        )?;
+        check!(
+            used == expect,
+            "step {step}: used {used}, expected {expect}"
+        );
+    }
+    check!(
+        !ok(
+            store.use_totp_step(&u.id, "v1.other", 200).await,
+            "use_totp_step"
+        )?,
+        "a step of another secret was accepted"
+    );
+    // Twenty concurrent uses of one new step: exactly one wins.
+    let results = join_all((0..20).map(|_| store.use_totp_step(&u.id, "v1.s", 150))).await;
+    let mut winners = 0;
+    for r in results {
+        winners += usize::from(ok(r, "use_totp_step")?);
+    }
+    check!(winners == 1, "{winners} concurrent uses of one step won");
+    // A recovery code works once, and only for its user.
+    let other = user("totpother");
+    ok(store.create_user(&other, None, None).await, "create_user")?;
+    check!(
+        !ok(
+            store.use_recovery_code(&other.id, &codes[0]).await,
+            "use_recovery_code"
+        )?,
+        "another user's recovery code was accepted"
+    );
+    let results = join_all((0..10).map(|_| store.use_recovery_code(&u.id, &codes[0]))).await;
+    let mut winners = 0;
+    for r in results {
+        winners += usize::from(ok(r, "use_recovery_code")?);
+    }
+    check!(
+        winners == 1,
+        "{winners} concurrent uses of one recovery code won"
+    );
+    let rec = ok(store.totp(&u.id).await, "totp")?.ok_or("record gone")?;
+    check!(
+        rec.recovery_codes_left == 2 && rec.last_step == 150,
+        "after use: {rec:?}"
+    );
+    // New codes replace the old ones.
+    let fresh: Vec<_> = (10..20).map(code_hash).collect();
+    let regenerated = event_for(&u.id, "recovery_codes_regenerated");
+    check!(
+        ok(
+            store
+                .replace_recovery_codes(&u.id, &fresh, NOW, &regenerated)
+                .await,
+            "replace"
+        )?,
+        "replace_recovery_codes refused an enrolled user"
+    );
+    check!(
+        !ok(
+            store.use_recovery_code(&u.id, &codes[1]).await,
+            "use_recovery_code"
+        )?,
+        "an old recovery code outlived its replacement"
+    );
+    check!(
+        ok(
+            store.use_recovery_code(&u.id, &fresh[3]).await,
+            "use_recovery_code"
+        )?,
+        "a new recovery code was refused"
+    );
+    check!(
+        !ok(
+            store
+                .replace_recovery_codes(&other.id, &fresh, NOW, &regenerated)
+                .await,
+            "replace"
+        )?,
+        "recovery codes were issued to a user without TOTP"
+    );
+    check!(
+        !kinds_of(store, &other.id)
+            .await?
+            .contains(&"recovery_codes_regenerated".to_string()),
+        "an event of a refused replacement was written"
+    );
+    // Removal takes the secret and the codes, once, recorded once.
+    let removed = event_for(&u.id, "totp_removed");
+    check!(
+        ok(store.remove_totp(&u.id, &removed).await, "remove_totp")?,
+        "not removed"
+    );
+    check!(
+        !ok(store.remove_totp(&u.id, &removed).await, "remove_totp")?,
+        "removed twice"
+    );
+    check!(
+        ok(store.totp(&u.id).await, "totp")?.is_none(),
+        "a record outlived removal"
+    );
+    check!(
+        !ok(
+            store.use_recovery_code(&u.id, &fresh[4]).await,
+            "use_recovery_code"
+        )?,
+        "a recovery code outlived removal"
+    );
+    check!(
+        !ok(
+            store.use_totp_step(&u.id, "v1.s", 500).await,
+            "use_totp_step"
+        )?,
+        "a step was accepted after removal"
+    );
+    let read = ok(store.user_by_id(&u.id).await, "user_by_id")?.ok_or("user gone")?;
+    check!(!read.totp, "the user is still read as enrolled");
+    let kinds = kinds_of(store, &u.id).await?;
+    check!(
+        kinds.iter().filter(|k| *k == "totp_removed").count() == 1,
+        "events: {kinds:?}"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

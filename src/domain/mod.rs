@@ -11,6 +11,7 @@ pub mod contract;
 pub mod csrf;
 pub mod device;
 pub mod liveness;
+pub mod mfa;
 pub mod password;
 pub mod proxy;
 pub mod refresh;

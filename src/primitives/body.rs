@@ -76,6 +76,22 @@ pub struct Credentials {
     /// Deliver the refresh token in the body rather than the cookie.
     #[serde(default)]
     pub refresh_token_in_body: Option<bool>,
+    /// Login only: the second factor (a TOTP code or a recovery code).
+    #[serde(default)]
+    pub otp: Option<String>,
+}
+
+/// `POST /auth/mfa/totp/start`, `DELETE /auth/mfa/totp`, `POST /auth/mfa/recovery-codes`: the
+/// caller's password again.
+#[derive(Deserialize)]
+pub struct PasswordAgain {
+    pub password: String,
+}
+
+/// `POST /auth/mfa/totp/confirm`.
+#[derive(Deserialize)]
+pub struct OtpBody {
+    pub otp: String,
 }
 
 /// `POST /auth/refresh` and `POST /auth/logout` (the token may come from the cookie instead).
@@ -139,4 +155,7 @@ pub struct ConsoleSignIn {
     pub password: Option<String>,
     #[serde(default)]
     pub api_key: Option<String>,
+    /// With email and password, when the admin has TOTP enrolled.
+    #[serde(default)]
+    pub otp: Option<String>,
 }

@@ -133,6 +133,16 @@ pub enum Error {
     InvalidSession(&'static str),
     /// 403: an API key or scoped token used outside its scope.
     ScopeViolation,
+    /// 401: the password was right, the account has TOTP enrolled and no code was sent.
+    MfaRequired,
+    /// 401: a TOTP code that is wrong, outside its window or already used, or a recovery code
+    /// that is unknown or used.
+    InvalidOtp,
+    /// 409: the TOTP operation needs an enrollment there is not (none enrolled, or none
+    /// pending to confirm); carries the message.
+    MfaNotEnrolled(&'static str),
+    /// 403: TOTP is off: `MFA_ENCRYPTION_KEY` is not set.
+    MfaUnavailable,
     /// 429: too many attempts; carries the seconds until the limit releases (`Retry-After`).
     AuthRateLimited(u32),
     /// 503: a dependency (storage) is not ready.
@@ -158,15 +168,18 @@ impl Error {
             | Self::InvalidRefreshToken(_)
             | Self::RefreshTokenReused
             | Self::InvalidApiKey(_)
-            | Self::InvalidSession(_) => 401,
+            | Self::InvalidSession(_)
+            | Self::MfaRequired
+            | Self::InvalidOtp => 401,
             Self::RegistrationClosed
             | Self::InsufficientRole
             | Self::CsrfValidationFailed(_)
             | Self::ScopeViolation
+            | Self::MfaUnavailable
             | Self::NotOwner => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed(_) => 405,
-            Self::EmailTaken => 409,
+            Self::EmailTaken | Self::MfaNotEnrolled(_) => 409,
             Self::PayloadTooLarge(_) => 413,
             Self::UnsupportedMediaType => 415,
             Self::AuthRateLimited(_) => 429,
@@ -206,6 +219,10 @@ impl Error {
             Self::InvalidApiKey(_) => "invalid_api_key",
             Self::InvalidSession(_) => "invalid_session",
             Self::ScopeViolation => "scope_violation",
+            Self::MfaRequired => "mfa_required",
+            Self::InvalidOtp => "invalid_otp",
+            Self::MfaNotEnrolled(_) => "mfa_not_enrolled",
+            Self::MfaUnavailable => "mfa_unavailable",
             Self::AuthRateLimited(_) => "auth_rate_limited",
             Self::Misconfigured(_) => "misconfigured",
             Self::Unavailable(_) => "unavailable",
@@ -243,6 +260,12 @@ impl Error {
             Self::InvalidApiKey(_) => "the API key is not valid".into(),
             Self::InvalidSession(_) => "the console session is not valid; sign in again".into(),
             Self::ScopeViolation => "the credential's scope does not allow this".into(),
+            Self::MfaRequired => {
+                "this account has a second factor: send the authenticator code as otp".into()
+            }
+            Self::InvalidOtp => "the code is wrong, expired or already used".into(),
+            Self::MfaNotEnrolled(why) => (*why).into(),
+            Self::MfaUnavailable => "two-factor authentication is not enabled here".into(),
             Self::AuthRateLimited(secs) => format!("too many attempts; retry in {secs} s"),
             Self::Misconfigured(_) => "gatehouse is misconfigured; see the worker logs".into(),
             Self::Unavailable(_) => "a dependency is unavailable".into(),
@@ -281,6 +304,10 @@ impl Error {
             | Self::InsufficientRole
             | Self::UpstreamTimeout(_)
             | Self::ScopeViolation
+            | Self::MfaRequired
+            | Self::InvalidOtp
+            | Self::MfaNotEnrolled(_)
+            | Self::MfaUnavailable
             | Self::AuthRateLimited(_) => None,
         }
     }
@@ -326,6 +353,10 @@ impl Error {
             | Self::CsrfValidationFailed(_)
             | Self::InvalidSession(_)
             | Self::ScopeViolation
+            | Self::MfaRequired
+            | Self::InvalidOtp
+            | Self::MfaNotEnrolled(_)
+            | Self::MfaUnavailable
             | Self::Unavailable(_)
             | Self::Internal(_) => None,
         }
@@ -393,6 +424,10 @@ mod tests {
             Error::InvalidApiKey("revoked"),
             Error::InvalidSession("session ended"),
             Error::ScopeViolation,
+            Error::MfaRequired,
+            Error::InvalidOtp,
+            Error::MfaNotEnrolled("no TOTP enrolled"),
+            Error::MfaUnavailable,
             Error::AuthRateLimited(60),
             Error::Misconfigured(ConfigError::new("ACCESS_TOKEN_TTL", "not a number")),
             Error::Unavailable("d1 down".into()),
@@ -447,13 +482,17 @@ mod tests {
                 | Error::InvalidApiKey(_)
                 | Error::InvalidSession(_)
                 | Error::ScopeViolation
+                | Error::MfaRequired
+                | Error::InvalidOtp
+                | Error::MfaNotEnrolled(_)
+                | Error::MfaUnavailable
                 | Error::AuthRateLimited(_)
                 | Error::Misconfigured(_)
                 | Error::Unavailable(_)
                 | Error::Internal(_) => {}
             }
         }
-        assert_eq!(all_variants().len(), 30);
+        assert_eq!(all_variants().len(), 34);
     }
 
     #[test]

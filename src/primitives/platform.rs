@@ -30,6 +30,86 @@ pub trait Pbkdf2 {
     ) -> Result<[u8; 32], Error>;
 }
 
+/// A boxed future of the worker's kind (never `Send`), so that [`AesGcm`] can be handed in as a
+/// trait object.
+pub type LocalFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
+
+/// AES-256-GCM with a 96-bit nonce and a 128-bit tag: `seal` returns the ciphertext with the
+/// tag appended, `open` takes it so and fails on any change to it, the key, the nonce or the
+/// associated data. Natively [`RustAesGcm`] (RustCrypto's `aes-gcm`); in the worker, WebCrypto.
+/// A trait object (boxed futures) so that [`crate::services::Services`] holds it without
+/// another type parameter.
+pub trait AesGcm {
+    /// Encrypts `plaintext`, authenticating `aad` with it.
+    fn seal<'a>(
+        &'a self,
+        key: &'a [u8; 32],
+        nonce: &'a [u8; 12],
+        aad: &'a [u8],
+        plaintext: &'a [u8],
+    ) -> LocalFuture<'a, Result<Vec<u8>, Error>>;
+
+    /// Decrypts what [`AesGcm::seal`] made; `Err` when anything does not authenticate.
+    fn open<'a>(
+        &'a self,
+        key: &'a [u8; 32],
+        nonce: &'a [u8; 12],
+        aad: &'a [u8],
+        ciphertext: &'a [u8],
+    ) -> LocalFuture<'a, Result<Vec<u8>, Error>>;
+}
+
+/// The native AES-256-GCM (RustCrypto's `aes-gcm`), for tests and the command line; the worker
+/// uses WebCrypto and does not carry this code.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RustAesGcm;
+
+#[cfg(not(target_arch = "wasm32"))]
+impl RustAesGcm {
+    fn run(
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        data: &[u8],
+        encrypt: bool,
+    ) -> Result<Vec<u8>, Error> {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let cipher = aes_gcm::Aes256Gcm::new(key.into());
+        let payload = Payload { msg: data, aad };
+        let nonce = aes_gcm::Nonce::from_slice(nonce);
+        let result = if encrypt {
+            cipher.encrypt(nonce, payload)
+        } else {
+            cipher.decrypt(nonce, payload)
+        };
+        result.map_err(|_| Error::Internal("AES-GCM: the ciphertext does not authenticate".into()))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl AesGcm for RustAesGcm {
+    fn seal<'a>(
+        &'a self,
+        key: &'a [u8; 32],
+        nonce: &'a [u8; 12],
+        aad: &'a [u8],
+        plaintext: &'a [u8],
+    ) -> LocalFuture<'a, Result<Vec<u8>, Error>> {
+        Box::pin(async move { Self::run(key, nonce, aad, plaintext, true) })
+    }
+
+    fn open<'a>(
+        &'a self,
+        key: &'a [u8; 32],
+        nonce: &'a [u8; 12],
+        aad: &'a [u8],
+        ciphertext: &'a [u8],
+    ) -> LocalFuture<'a, Result<Vec<u8>, Error>> {
+        Box::pin(async move { Self::run(key, nonce, aad, ciphertext, false) })
+    }
+}
+
 /// A clock fixed at one instant (the adapter's per-request `Date.now()`, or a test's time).
 #[derive(Debug, Clone, Copy)]
 pub struct FixedClock(pub i64);

@@ -132,6 +132,7 @@ pub async fn answer<S: Store, H: Pbkdf2>(
         AdminOp::SetRoles => set_roles(svc, req, &admin, id).await,
         AdminOp::ResetPassword => reset_password(svc, req, &admin, id).await,
         AdminOp::ListSessions => list_sessions(svc, id).await,
+        AdminOp::ResetMfa => reset_mfa(svc, req, &admin, id).await,
         AdminOp::RevokeAllSessions => revoke_all_sessions(svc, req, &admin, id).await,
         AdminOp::RevokeSession => revoke_session(svc, req, &admin, id, params[1]).await,
         AdminOp::ListKeys => list_keys(svc, req).await,
@@ -424,6 +425,24 @@ async fn reset_password<S: Store, H: Pbkdf2>(
     Ok(Response::json(200, &json!({ "revoked_sessions": revoked })))
 }
 
+/// `DELETE /admin/users/{id}/mfa`: removes the user's TOTP and recovery codes (a user who lost
+/// the authenticator and the codes), audited as `totp_removed` by the admin.
+async fn reset_mfa<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &Admin,
+    id: &str,
+) -> Result<Response, Error> {
+    target_user(svc, id).await?;
+    let now = svc.clock.now_ms();
+    let detail = json!({ "by": "admin" });
+    let ev = admin.event(req, now, "totp_removed", Some(id), None, Some(detail));
+    if !svc.store.remove_totp(id, &ev).await? {
+        return Err(Error::MfaNotEnrolled("this user has no TOTP enrolled"));
+    }
+    Ok(Response::empty(204))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sessions
 
@@ -686,6 +705,7 @@ pub fn config_json(config: &Config) -> Value {
     let mut secrets = vec![
         json!({ "name": "JWT_SIGNING_KEY", "set": true }),
         json!({ "name": "API_KEY_PEPPER", "set": a.api_key_pepper.is_some() }),
+        json!({ "name": "MFA_ENCRYPTION_KEY", "set": a.mfa_key.is_some() }),
         json!({
             "name": "UPSTREAM_SIGNING_SECRET",
             "set": config.proxy.upstream_signing_secret.is_some(),

@@ -24,6 +24,7 @@ use crate::services::audit::own_event;
 use crate::services::auth::{
     authenticate, authenticate_access_token, check_key_standing, check_token_session, enabled_user,
 };
+use crate::services::mfa::check_second_factor;
 use crate::services::ratelimit::{self, Bucket};
 use crate::services::Services;
 
@@ -247,6 +248,7 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
     let body: Credentials = json_body(req, svc.config.limits.max_body_bytes, false)?;
     let delivery = Delivery::asked(&body);
     let user = check_credentials(svc, req, &body.email, &body.password).await?;
+    let second_factor = check_second_factor(svc, req, &user, body.otp.as_deref()).await?;
     // The device cookie names the account as the rate limits do: by the normal form typed.
     let account_email = normalize_email(&body.email).unwrap_or_else(|_| user.email.clone());
     let now = svc.clock.now_ms();
@@ -257,7 +259,7 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
         "login_succeeded",
         Some(&user.id),
         Some(&family.id),
-        None,
+        second_factor.map(|f| json!({ "mfa": f.as_str() })),
     );
     svc.store.create_family(&family, Some(&succeeded)).await?;
     let response = session_response(

@@ -24,6 +24,7 @@ use crate::services::auth::authenticate_key;
 use crate::services::console::{
     self, authenticate_console, ConsoleSession, CONSOLE_COOKIE, CONSOLE_COOKIE_PATH,
 };
+use crate::services::mfa::check_second_factor;
 use crate::services::ratelimit::{self, Bucket};
 use crate::services::Services;
 
@@ -117,9 +118,11 @@ pub async fn sign_in<S: Store, H: Pbkdf2>(
 ) -> Result<Response, Error> {
     csrf::check_same_origin(req)?;
     let body: ConsoleSignIn = json_body(req, svc.config.limits.max_body_bytes, false)?;
+    let mut second_factor = None;
     let (user, via) = match (body.email, body.password, body.api_key) {
         (Some(email), Some(password), None) => {
             let user = check_credentials(svc, req, &email, &password).await?;
+            second_factor = check_second_factor(svc, req, &user, body.otp.as_deref()).await?;
             if !user.roles.iter().any(|r| r == ADMIN_ROLE) {
                 return Err(Error::InsufficientRole);
             }
@@ -161,7 +164,11 @@ pub async fn sign_in<S: Store, H: Pbkdf2>(
         "console_signed_in",
         Some(&user.id),
         Some(&family.id),
-        Some(json!({ "via": via.as_str(), "key_id": via.api_key_id() })),
+        Some(json!({
+            "via": via.as_str(),
+            "key_id": via.api_key_id(),
+            "mfa": second_factor.map(|f| f.as_str()),
+        })),
     );
     svc.store.create_family(&family, Some(&ev)).await?;
     let session = console::session_of(svc, &token).await?;

@@ -18,6 +18,7 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod console;
+pub mod mfa;
 pub mod sessions;
 pub mod table;
 pub mod tokens;
@@ -197,6 +198,11 @@ async fn route<S: Store, H: Pbkdf2>(
         Endpoint::RevokeOwnSession => sessions::revoke(svc, req, params[0]).await,
         Endpoint::Whoami => whoami(svc, req).await,
         Endpoint::MintToken => tokens::mint(svc, req).await,
+        Endpoint::MfaStatus => mfa::status(svc, req).await,
+        Endpoint::TotpStart => mfa::start(svc, req).await,
+        Endpoint::TotpConfirm => mfa::confirm(svc, req).await,
+        Endpoint::TotpRemove => mfa::remove(svc, req).await,
+        Endpoint::RecoveryCodes => mfa::regenerate_codes(svc, req).await,
         Endpoint::ConsoleAsset => console::asset(&req.path).ok_or(Error::NotFound),
         Endpoint::ConsoleRedirect => Ok(console::redirect()),
         Endpoint::ConsoleSignIn => console::sign_in(svc, req).await,

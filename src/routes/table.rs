@@ -29,6 +29,8 @@ pub enum AdminOp {
     ResetPassword,
     /// `GET /admin/users/{id}/sessions`
     ListSessions,
+    /// `DELETE /admin/users/{id}/mfa`
+    ResetMfa,
     /// `DELETE /admin/users/{id}/sessions`
     RevokeAllSessions,
     /// `DELETE /admin/users/{id}/sessions/{fid}`
@@ -80,6 +82,16 @@ pub enum Endpoint {
     Whoami,
     /// `POST /auth/token`
     MintToken,
+    /// `GET /auth/mfa`
+    MfaStatus,
+    /// `POST /auth/mfa/totp/start`
+    TotpStart,
+    /// `POST /auth/mfa/totp/confirm`
+    TotpConfirm,
+    /// `DELETE /auth/mfa/totp`
+    TotpRemove,
+    /// `POST /auth/mfa/recovery-codes`
+    RecoveryCodes,
     /// `GET /admin/console/` and its script and style sheet
     ConsoleAsset,
     /// `GET /admin/console` (redirects to `/admin/console/`)
@@ -114,6 +126,11 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("POST",   "/auth/token",                  Endpoint::MintToken),
     ("GET",    "/auth/sessions",               Endpoint::ListOwnSessions),
     ("DELETE", "/auth/sessions/{}",            Endpoint::RevokeOwnSession),
+    ("GET",    "/auth/mfa",                    Endpoint::MfaStatus),
+    ("POST",   "/auth/mfa/totp/start",         Endpoint::TotpStart),
+    ("POST",   "/auth/mfa/totp/confirm",       Endpoint::TotpConfirm),
+    ("DELETE", "/auth/mfa/totp",               Endpoint::TotpRemove),
+    ("POST",   "/auth/mfa/recovery-codes",     Endpoint::RecoveryCodes),
     ("GET",    "/admin/users",                 Endpoint::Admin(AdminOp::ListUsers)),
     ("POST",   "/admin/users",                 Endpoint::Admin(AdminOp::CreateUser)),
     ("GET",    "/admin/users/{}",              Endpoint::Admin(AdminOp::ShowUser)),
@@ -124,6 +141,7 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("GET",    "/admin/users/{}/sessions",     Endpoint::Admin(AdminOp::ListSessions)),
     ("DELETE", "/admin/users/{}/sessions",     Endpoint::Admin(AdminOp::RevokeAllSessions)),
     ("DELETE", "/admin/users/{}/sessions/{}",  Endpoint::Admin(AdminOp::RevokeSession)),
+    ("DELETE", "/admin/users/{}/mfa",          Endpoint::Admin(AdminOp::ResetMfa)),
     ("GET",    "/admin/api-keys",              Endpoint::Admin(AdminOp::ListKeys)),
     ("POST",   "/admin/api-keys",              Endpoint::Admin(AdminOp::MintKey)),
     ("DELETE", "/admin/api-keys/{}",           Endpoint::Admin(AdminOp::RevokeKey)),

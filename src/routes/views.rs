@@ -16,6 +16,7 @@ pub fn admin_user_json(u: &User) -> Value {
     v["disabled"] = json!(u.disabled);
     v["created_at"] = json!(u.created_at);
     v["updated_at"] = json!(u.updated_at);
+    v["mfa"] = json!({ "totp": u.totp });
     v
 }
 

@@ -35,6 +35,7 @@ pub async fn new_user<S, H: Pbkdf2>(
         disabled: false,
         created_at: now,
         updated_at: now,
+        totp: false,
     })
 }
 

@@ -3,12 +3,13 @@
 //! limits, the scheduled prune.
 
 use crate::domain::config::Config;
-use crate::primitives::platform::{Clock, Rng};
+use crate::primitives::platform::{AesGcm, Clock, Rng};
 
 pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod console;
+pub mod mfa;
 pub mod prune;
 pub mod ratelimit;
 
@@ -24,4 +25,6 @@ pub struct Services<'a, S, H> {
     pub clock: &'a dyn Clock,
     /// Randomness.
     pub rng: &'a dyn Rng,
+    /// AES-256-GCM (the TOTP secrets at rest).
+    pub aead: &'a dyn AesGcm,
 }

@@ -7,7 +7,7 @@ use web_sys::{CryptoKey, SubtleCrypto};
 
 use crate::domain::config::MAX_PBKDF2_ITERATIONS;
 use crate::primitives::error::Error;
-use crate::primitives::platform::Pbkdf2;
+use crate::primitives::platform::{AesGcm, LocalFuture, Pbkdf2};
 
 /// PBKDF2-HMAC-SHA256 via `crypto.subtle.deriveBits`.
 pub struct WebCryptoPbkdf2;
@@ -67,5 +67,71 @@ impl Pbkdf2 for WebCryptoPbkdf2 {
         }
         bytes.copy_to(&mut out);
         Ok(out)
+    }
+}
+
+/// AES-256-GCM via `crypto.subtle.encrypt`/`decrypt` (128-bit tag appended to the ciphertext,
+/// as RustCrypto's `aes-gcm` does it natively).
+pub struct WebCryptoAesGcm;
+
+impl WebCryptoAesGcm {
+    async fn run(
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        data: &[u8],
+        encrypt: bool,
+    ) -> Result<Vec<u8>, Error> {
+        let subtle = subtle()?;
+        let usage = if encrypt { "encrypt" } else { "decrypt" };
+        let usages = Array::of1(&JsValue::from_str(usage));
+        let key_data = Uint8Array::from(&key[..]);
+        let key = subtle
+            .import_key_with_str("raw", &key_data, "AES-GCM", false, &usages)
+            .map_err(js_err("importKey"))?;
+        let key: CryptoKey = JsFuture::from(key)
+            .await
+            .map_err(js_err("importKey"))?
+            .unchecked_into();
+        let params = Object::new();
+        let set = |k: &str, v: &JsValue| Reflect::set(&params, &JsValue::from_str(k), v).map(drop);
+        set("name", &JsValue::from_str("AES-GCM")).map_err(js_err("params"))?;
+        set("iv", &Uint8Array::from(&nonce[..])).map_err(js_err("params"))?;
+        set("additionalData", &Uint8Array::from(aad)).map_err(js_err("params"))?;
+        set("tagLength", &JsValue::from_f64(128.0)).map_err(js_err("params"))?;
+        let input = Uint8Array::from(data);
+        let promise = if encrypt {
+            subtle.encrypt_with_object_and_buffer_source(&params, &key, &input)
+        } else {
+            subtle.decrypt_with_object_and_buffer_source(&params, &key, &input)
+        }
+        .map_err(js_err(usage))?;
+        // A ciphertext that does not authenticate rejects the promise (OperationError).
+        let out = JsFuture::from(promise)
+            .await
+            .map_err(|_| Error::Internal("AES-GCM: the ciphertext does not authenticate".into()))?;
+        Ok(Uint8Array::new(&out).to_vec())
+    }
+}
+
+impl AesGcm for WebCryptoAesGcm {
+    fn seal<'a>(
+        &'a self,
+        key: &'a [u8; 32],
+        nonce: &'a [u8; 12],
+        aad: &'a [u8],
+        plaintext: &'a [u8],
+    ) -> LocalFuture<'a, Result<Vec<u8>, Error>> {
+        Box::pin(Self::run(key, nonce, aad, plaintext, true))
+    }
+
+    fn open<'a>(
+        &'a self,
+        key: &'a [u8; 32],
+        nonce: &'a [u8; 12],
+        aad: &'a [u8],
+        ciphertext: &'a [u8],
+    ) -> LocalFuture<'a, Result<Vec<u8>, Error>> {
+        Box::pin(Self::run(key, nonce, aad, ciphertext, false))
     }
 }

@@ -29,7 +29,7 @@ use crate::primitives::platform::{FixedClock, SystemRng};
 use crate::routes::{self, Outcome};
 use crate::services::Services;
 
-use self::crypto::WebCryptoPbkdf2;
+use self::crypto::{WebCryptoAesGcm, WebCryptoPbkdf2};
 use self::d1::D1Store;
 use self::upstream::FetchUpstream;
 
@@ -261,6 +261,7 @@ async fn fetch(
                     hasher: &WebCryptoPbkdf2,
                     clock: &clock,
                     rng: &SystemRng,
+                    aead: &WebCryptoAesGcm,
                 };
                 dispatch(&services, request, route).await
             }
@@ -307,7 +308,9 @@ async fn dispatch(
 }
 
 /// The self-test build adds `/__selftest/contract` (the storage contract suite against this
-/// worker's D1) and `/__selftest/pbkdf2` (WebCrypto against the Rust implementation).
+/// worker's D1), `/__selftest/pbkdf2` (WebCrypto against the Rust implementation) and
+/// `/__selftest/aes-gcm` (WebCrypto's AES-256-GCM on the known-answer vector the native tests
+/// check RustCrypto's against).
 #[cfg(feature = "selftest")]
 async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
@@ -328,6 +331,10 @@ async fn dispatch(
             let (ok, cases) = crate::domain::password::pbkdf2_cross_check(services.hasher).await;
             Response::json(200, &json!({ "ok": ok, "cases": cases }))
         }
+        ("POST", "/__selftest/aes-gcm") => Response::json(
+            200,
+            &crate::domain::mfa::aes_gcm_known_answer(services.aead).await,
+        ),
         _ => return routes::serve_on(services, &FetchUpstream, request, route).await,
     })
 }

@@ -71,6 +71,7 @@ pub fn services<'a>(
         hasher: &RustPbkdf2,
         clock,
         rng: &SystemRng,
+        aead: &gatehouse::primitives::platform::RustAesGcm,
     }
 }
 

@@ -78,6 +78,7 @@ describe('bad input', () => {
       ['/auth/register', { email: uniqueEmail(), password: PASSWORD, refresh_token_in_body: 1 }, /refresh_token_in_body/],
       ['/auth/refresh', { refresh_token: 12345 }, /refresh_token/],
       ['/auth/logout', { refresh_token: true }, /refresh_token/],
+      ['/auth/login', { email: uniqueEmail(), password: PASSWORD, otp: 123456 }, /otp/],
     ];
     for (const [path, body, field] of cases) {
       const err = expectError(await c.post(path, body), 400, 'bad_request');
@@ -86,6 +87,24 @@ describe('bad input', () => {
     for (const body of ['[]', '"tok"']) {
       expectError(await raw('/auth/refresh', body), 400, 'bad_request');
     }
+  });
+
+  test('the second-factor endpoints: wrong bodies → 400 naming the field, never 5xx', async () => {
+    const u = await registerUser(c);
+    const cases = [
+      ['POST', '/auth/mfa/totp/start', {}, /password/],
+      ['POST', '/auth/mfa/totp/start', { password: 7 }, /password/],
+      ['POST', '/auth/mfa/totp/confirm', { otp: null }, /otp/],
+      ['POST', '/auth/mfa/totp/confirm', { otp: ['123456'] }, /otp/],
+      ['DELETE', '/auth/mfa/totp', { password: false }, /password/],
+      ['POST', '/auth/mfa/recovery-codes', { pw: PASSWORD }, /password/],
+    ];
+    for (const [method, path, json, field] of cases) {
+      const err = expectError(await c.request(method, path, { json, bearer: u.access }), 400, 'bad_request');
+      assert.match(err.message, field, `${method} ${path} ${JSON.stringify(json)}: ${err.message}`);
+    }
+    expectError(await c.request('POST', '/auth/mfa/totp/start', { body: 'password=x', bearer: u.access, headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'unsupported_media_type');
+    expectError(await c.request('POST', '/auth/mfa/totp/confirm', { body: '{', bearer: u.access, headers: { 'content-type': 'application/json' } }), 400, 'invalid_json');
   });
 
   test('70 KiB body → 413 payload_too_large', async () => {
@@ -156,6 +175,10 @@ describe('bad input', () => {
       ['POST', '/.well-known/jwks.json', 'GET'],
       ['POST', '/healthz', 'GET'],
       ['DELETE', '/readyz', 'GET'],
+      ['POST', '/auth/mfa', 'GET'],
+      ['GET', '/auth/mfa/totp', 'DELETE'],
+      ['GET', '/auth/mfa/totp/start', 'POST'],
+      ['PUT', '/auth/mfa/recovery-codes', 'POST'],
     ];
     for (const [method, path, allowed] of cases) {
       const res = await c.request(method, path);

@@ -1,6 +1,6 @@
 // The operator commands of the `gatehouse` CLI against local D1 through wrangler, and the worker
 // serving what they wrote: the first admin bootstrapped with add-user, keys minted, listed and
-// revoked, roles set, users disabled and listed.
+// revoked, roles set, users disabled and listed, a lost second factor reset.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { client, expectError, expectStatus, loginUser } from '../support/http.mjs';
 import { PEPPER, keyHash } from '../support/admin.mjs';
+import { stepNow, totp } from '../support/totp.mjs';
 import { generateSigningKey, startWorker } from '../support/worker.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -34,7 +35,7 @@ describe('gatehouse CLI: keys and users', () => {
   before(async () => {
     assert.ok(existsSync(CLI), 'build the CLI first: cargo build --release --bin gatehouse');
     w = await startWorker({
-      vars: { JWT_SIGNING_KEY: generateSigningKey().d, API_KEY_PEPPER: PEPPER, PBKDF2_ITERATIONS: '10000' },
+      vars: { JWT_SIGNING_KEY: generateSigningKey().d, API_KEY_PEPPER: PEPPER, PBKDF2_ITERATIONS: '10000', MFA_ENCRYPTION_KEY: Buffer.alloc(32, 5).toString('base64url') },
       beforeStart: async (dir) => {
         local = ['--local', '--persist-to', dir];
         const pw = ['--iterations', '10000', '--password-stdin'];
@@ -163,5 +164,31 @@ describe('gatehouse CLI: keys and users', () => {
       { kind: 'password_changed', actor: null, detail: { by: 'cli', revoked_sessions: 0 } },
     ]);
     await loginUser(c, 'carol@example.com', 'carol third password');
+  });
+
+  test('reset-mfa removes a lost second factor (audited); none to remove, or no such user, exits 2', async () => {
+    const pw = ['--iterations', '10000', '--password-stdin'];
+    const added = await cli(['add-user', '--email', 'dave@example.com', '--roles', 'user', ...pw, ...local], { input: 'dave password\n' });
+    assert.equal(added.code, 0, added.stderr);
+    const session = await loginUser(c, 'dave@example.com', 'dave password');
+    const started = await c.post('/auth/mfa/totp/start', { password: 'dave password' }, { bearer: session.access });
+    expectStatus(started, 200);
+    expectStatus(await c.post('/auth/mfa/totp/confirm', { otp: totp(started.body.secret, stepNow()) }, { bearer: session.access }), 200);
+    expectError(await c.post('/auth/login', { email: 'dave@example.com', password: 'dave password' }), 401, 'mfa_required');
+
+    const reset = await cli(['reset-mfa', '--email', 'dave@example.com', ...local]);
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.match(reset.stdout, /removed the TOTP second factor/);
+    await loginUser(c, 'dave@example.com', 'dave password');
+    const event = await w.db.prepare("SELECT e.actor_user_id, e.detail FROM audit_events e JOIN users u ON u.id = e.subject_user_id WHERE u.email = 'dave@example.com' AND e.kind = 'totp_removed'").first();
+    assert.equal(event.actor_user_id, null);
+    assert.deepEqual(JSON.parse(event.detail), { by: 'cli' });
+
+    const again = await cli(['reset-mfa', '--email', 'dave@example.com', ...local]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /no TOTP second factor/);
+    const nobody = await cli(['reset-mfa', '--email', 'nobody@example.com', ...local]);
+    assert.equal(nobody.code, 2);
+    assert.match(nobody.stderr, /no user nobody@example.com/);
   });
 });

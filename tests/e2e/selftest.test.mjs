@@ -1,7 +1,9 @@
 // The selftest build (build-selftest/) runs the Rust storage contract suite against real D1 and
-// cross-checks its PBKDF2 against WebCrypto, behind POST /__selftest/*.
+// cross-checks its PBKDF2 against WebCrypto, and its AES-256-GCM (WebCrypto in the worker) on the
+// known-answer vector the native tests check RustCrypto's against, behind POST /__selftest/*.
 
 import assert from 'node:assert/strict';
+import { createCipheriv } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { client, expectJson, expectStatus, openVars } from '../support/http.mjs';
 import { generateSigningKey, startWorker } from '../support/worker.mjs';
@@ -48,6 +50,25 @@ describe('selftest build', () => {
     assert.ok(res.body.cases.length > 0, 'no PBKDF2 cases');
     const failed = res.body.cases.filter((x) => x && typeof x === 'object' && 'ok' in x && x.ok !== true);
     assert.deepEqual(failed, []);
+  });
+
+  test('POST /__selftest/aes-gcm: WebCrypto AES-256-GCM gives the known answer, as Node does', async () => {
+    const res = await c.request('POST', '/__selftest/aes-gcm');
+    expectStatus(res, 200);
+    expectJson(res);
+    // The GCM specification's test case 16, computed here by Node's own AES-GCM.
+    const key = Buffer.from('feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308', 'hex');
+    const iv = Buffer.from('cafebabefacedbaddecaf888', 'hex');
+    const aad = Buffer.from('feedfacedeadbeeffeedfacedeadbeefabaddad2', 'hex');
+    const plaintext = 'd9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39';
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    cipher.setAAD(aad);
+    const expected = Buffer.concat([cipher.update(Buffer.from(plaintext, 'hex')), cipher.final(), cipher.getAuthTag()]).toString('hex');
+    assert.equal(res.body.ciphertext, expected, res.describe());
+    assert.equal(res.body.opened, plaintext);
+    assert.equal(res.body.tampered_refused, true);
+    assert.equal(res.body.other_aad_refused, true);
+    assert.equal(res.body.ok, true, res.describe());
   });
 
   test('the selftest build still serves the normal API', async () => {

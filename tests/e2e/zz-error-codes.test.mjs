@@ -45,6 +45,10 @@ const REQUIRED = [
   'query_not_allowed',
   'body_not_allowed',
   'not_owner',
+  'mfa_required',
+  'invalid_otp',
+  'mfa_not_enrolled',
+  'mfa_unavailable',
 ];
 
 /** Codes the contract names: a status followed by a `code`, and "code": "…" in examples. */

@@ -20,6 +20,9 @@ import { client, openVars } from '../support/http.mjs';
 import { startUpstream } from '../support/upstream.mjs';
 import { generateSigningKey, startWorker } from '../support/worker.mjs';
 
+/** MFA_ENCRYPTION_KEY of the fuzzed worker: TOTP enrollment is on. */
+const MFA_KEY = randomBytes(32).toString('base64url');
+
 /** The route the spec's example proxy path (`/cms/{path}`) reaches in this run. */
 export function cmsRoute(upstreamUrl) {
   return {
@@ -50,6 +53,7 @@ export async function startTarget({ vars = {}, log = false } = {}) {
       log,
       vars: openVars(key, {
         API_KEY_PEPPER: PEPPER,
+        MFA_ENCRYPTION_KEY: MFA_KEY,
         ROUTES: cmsRoute(up.url),
         UPSTREAM_SIGNING_SECRET: randomBytes(32).toString('base64url'),
         CMS_READ_KEY: `read-${randomBytes(12).toString('hex')}`,

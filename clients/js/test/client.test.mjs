@@ -343,3 +343,105 @@ test('mintToken: POST /auth/token with the session\'s Bearer and only the member
   assert.deepEqual(JSON.parse(gate.calls.filter((c) => c.path === '/auth/token').at(-1).body), {}, 'defaults: nothing sent');
   await assert.rejects(gh.mintToken({ roles: ['admin'] }), (err) => err instanceof GatehouseError && err.status === 403 && err.code === 'insufficient_role');
 });
+
+/** The fake Gatehouse with TOTP: login needs `otp` once enrolled; the /auth/mfa endpoints. */
+function fakeWithTotp() {
+  const gate = fakeGatehouse();
+  const inner = gate.fetch;
+  const json = (status, body) => new Response(body === undefined ? null : JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+  const error = (status, code) => json(status, { error: { code, message: code } });
+  gate.totp = { enrolled: false, pending: null, used: new Set() };
+  gate.fetch = async (url, init = {}) => {
+    const u = new URL(url);
+    const method = init.method || 'GET';
+    const body = init.body ? JSON.parse(init.body) : {};
+    const headers = new Headers(init.headers || {});
+    const key = `${method} ${u.pathname}`;
+    if (key === 'POST /auth/login' && gate.totp.enrolled) {
+      if (body.password !== 'pw') return error(401, 'invalid_credentials');
+      if (!body.otp) return error(401, 'mfa_required');
+      if (body.otp !== '123456' || gate.totp.used.has(body.otp)) return error(401, 'invalid_otp');
+      gate.totp.used.add(body.otp);
+      return inner(url, init);
+    }
+    if (!u.pathname.startsWith('/auth/mfa')) return inner(url, init);
+    gate.calls.push({ method, path: u.pathname, headers, credentials: init.credentials, body });
+    const auth = headers.get('authorization');
+    if (!auth) return error(401, 'no_auth');
+    if (gate.rejectToken && auth === `Bearer ${gate.rejectToken}`) return error(401, 'invalid_token');
+    switch (key) {
+      case 'GET /auth/mfa':
+        return json(200, { totp: { available: true, enrolled: gate.totp.enrolled, enrolled_at: gate.totp.enrolled ? 1 : null, pending: !!gate.totp.pending, recovery_codes_left: gate.totp.enrolled ? 10 : 0 } });
+      case 'POST /auth/mfa/totp/start':
+        if (body.password !== 'pw') return error(401, 'invalid_credentials');
+        gate.totp.pending = 'JBSWY3DPEHPK3PXP';
+        return json(200, { secret: gate.totp.pending, otpauth_uri: `otpauth://totp/X:a?secret=${gate.totp.pending}`, qr_svg: '<svg xmlns="http://www.w3.org/2000/svg"></svg>', expires_in: 900 });
+      case 'POST /auth/mfa/totp/confirm':
+        if (!gate.totp.pending) return error(409, 'mfa_not_enrolled');
+        if (body.otp !== '654321') return error(401, 'invalid_otp');
+        gate.totp = { enrolled: true, pending: null, used: new Set() };
+        return json(200, { recovery_codes: Array.from({ length: 10 }, (_, i) => `aaaa${i}-bbbbb`) });
+      case 'POST /auth/mfa/recovery-codes':
+        return json(200, { recovery_codes: Array.from({ length: 10 }, (_, i) => `cccc${i}-ddddd`) });
+      case 'DELETE /auth/mfa/totp':
+        if (body.password !== 'pw') return error(401, 'invalid_credentials');
+        gate.totp.enrolled = false;
+        return json(204);
+      default:
+        return error(404, 'not_found');
+    }
+  };
+  return gate;
+}
+
+test('TOTP: enrollTotp and confirmTotp; login surfaces mfa_required, then logs in with the code', async (t) => {
+  const gate = fakeWithTotp();
+  const gh = tab(gate, { channel: false });
+  t.after(() => gh.close());
+  await gh.ready;
+  await gh.login({ email: 'a@example.com', password: 'pw' });
+  assert.deepEqual(await gh.mfaStatus(), { available: true, enrolled: false, enrolledAt: null, pending: false, recoveryCodesLeft: 0 });
+  await assert.rejects(gh.enrollTotp({ password: 'nope' }), (e) => e instanceof GatehouseError && e.code === 'invalid_credentials');
+  const started = await gh.enrollTotp({ password: 'pw' });
+  assert.deepEqual(Object.keys(started).sort(), ['expiresIn', 'otpauthUri', 'qrSvg', 'secret']);
+  assert.equal(started.secret, 'JBSWY3DPEHPK3PXP');
+  assert.match(started.qrSvg, /^<svg/);
+  // A wrong code is refused once, without a refresh or a retry that would send it again.
+  const before = gate.calls.length;
+  await assert.rejects(gh.confirmTotp({ otp: '000000' }), (e) => e.code === 'invalid_otp' && e.status === 401);
+  assert.deepEqual(gate.calls.slice(before).map((c) => c.path), ['/auth/mfa/totp/confirm']);
+  const { recoveryCodes } = await gh.confirmTotp({ otp: '654321' });
+  assert.equal(recoveryCodes.length, 10);
+  const confirm = gate.calls.filter((c) => c.path === '/auth/mfa/totp/confirm').at(-1);
+  assert.match(confirm.headers.get('authorization'), /^Bearer at_/);
+  assert.equal(confirm.headers.get('content-type'), 'application/json');
+  assert.equal(confirm.credentials, 'omit');
+  assert.equal((await gh.regenerateRecoveryCodes({ password: 'pw' })).recoveryCodes.length, 10);
+
+  await gh.logout();
+  await assert.rejects(gh.login({ email: 'a@example.com', password: 'wrong' }), (e) => e.code === 'invalid_credentials');
+  await assert.rejects(gh.login({ email: 'a@example.com', password: 'pw' }), (e) => e instanceof GatehouseError && e.code === 'mfa_required' && e.status === 401);
+  assert.equal(gh.authenticated, false);
+  await assert.rejects(gh.login({ email: 'a@example.com', password: 'pw', otp: '999999' }), (e) => e.code === 'invalid_otp');
+  const user = await gh.login({ email: 'a@example.com', password: 'pw', otp: '123456' });
+  assert.equal(user.id, 'usr_1');
+  assert.equal(gh.authenticated, true);
+  await gh.removeTotp({ password: 'pw' });
+  assert.equal((await gh.mfaStatus()).enrolled, false);
+});
+
+test('TOTP calls refresh once when the access token was refused, then retry', async (t) => {
+  const gate = fakeWithTotp();
+  const gh = tab(gate, { channel: false });
+  t.after(() => gh.close());
+  await gh.ready;
+  await gh.login({ email: 'a@example.com', password: 'pw' });
+  gate.rejectToken = await gh.getAccessToken();
+  const status = await gh.mfaStatus();
+  assert.equal(status.available, true);
+  const paths = gate.calls.map((c) => c.path);
+  assert.deepEqual(paths.slice(-3), ['/auth/mfa', '/auth/refresh', '/auth/mfa']);
+  const logged = tab(fakeWithTotp(), { channel: false, restore: false });
+  t.after(() => logged.close());
+  await assert.rejects(logged.enrollTotp({ password: 'pw' }), (e) => e.code === 'no_auth');
+});

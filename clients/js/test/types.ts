@@ -32,6 +32,18 @@ export async function usage(): Promise<string> {
   }
 }
 
+export async function secondFactor(): Promise<number> {
+  const enrollment = await gh.enrollTotp({ password: 'secret secret' });
+  const uri: string = enrollment.otpauthUri;
+  const { recoveryCodes } = await gh.confirmTotp({ otp: '123456' });
+  const status = await gh.mfaStatus();
+  await gh.login({ email: 'a@example.com', password: 'secret secret', otp: recoveryCodes[0] });
+  await gh.removeTotp({ password: 'secret secret' });
+  return uri.length + status.recoveryCodesLeft + (await gh.regenerateRecoveryCodes({ password: 'x' })).recoveryCodes.length;
+}
+
+// @ts-expect-error confirmTotp needs the code
+void gh.confirmTotp({});
 // @ts-expect-error baseUrl is required
 createClient({});
 // @ts-expect-error login needs a password

@@ -1,4 +1,4 @@
-//! `keygen`: the worker's signing key, or its API-key pepper.
+//! `keygen`: the worker's signing key, its API-key pepper, or its MFA encryption key.
 
 use clap::Args;
 
@@ -10,15 +10,18 @@ use gatehouse::primitives::platform::{random_array, SystemRng};
 #[derive(Args)]
 pub struct Keygen {
     /// Print only `JWT_SIGNING_KEY=<secret>` (for .dev.vars).
-    #[arg(long, conflicts_with = "pepper")]
+    #[arg(long, conflicts_with_all = ["pepper", "mfa_key"])]
     env: bool,
     /// Make an API_KEY_PEPPER secret instead (for `wrangler secret put API_KEY_PEPPER`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "mfa_key")]
     pepper: bool,
+    /// Make an MFA_ENCRYPTION_KEY secret instead (for `wrangler secret put MFA_ENCRYPTION_KEY`).
+    #[arg(long)]
+    mfa_key: bool,
 }
 
 pub fn run(args: &Keygen) -> Result<(), String> {
-    if args.pepper {
+    if args.pepper || args.mfa_key {
         let bytes: [u8; 32] = random_array(&SystemRng);
         println!("{}", b64url(&bytes));
         return Ok(());

@@ -63,6 +63,8 @@ mod cli {
         DisableUser(users::ByEmail),
         /// Enables a disabled user.
         EnableUser(users::ByEmail),
+        /// Removes a user's TOTP second factor and recovery codes (a lost authenticator).
+        ResetMfa(users::ByEmail),
         /// Lists users by email.
         ListUsers(users::ListUsers),
         /// Mints an API key and prints it once (needs API_KEY_PEPPER in the environment).
@@ -85,6 +87,7 @@ mod cli {
             Command::SetRoles(args) => users::set_roles(&args),
             Command::DisableUser(args) => users::set_disabled(&args, true),
             Command::EnableUser(args) => users::set_disabled(&args, false),
+            Command::ResetMfa(args) => users::reset_mfa(&args),
             Command::ListUsers(args) => users::list_users(&args),
             Command::MintKey(args) => keys::mint_key(&args),
             Command::ListKeys(args) => keys::list_keys(&args),

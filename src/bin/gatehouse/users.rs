@@ -1,4 +1,4 @@
-//! `add-user`, `set-roles`, `disable-user`, `enable-user`, `list-users`.
+//! `add-user`, `set-roles`, `disable-user`, `enable-user`, `reset-mfa`, `list-users`.
 
 use std::io::{BufRead, IsTerminal};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -59,7 +59,7 @@ pub struct SetRoles {
     target: Target,
 }
 
-/// `disable-user` and `enable-user`.
+/// `disable-user`, `enable-user` and `reset-mfa`.
 #[derive(Args)]
 pub struct ByEmail {
     #[arg(long)]
@@ -189,6 +189,7 @@ fn create_user(
         disabled: false,
         created_at: now,
         updated_at: now,
+        totp: false,
     };
     let event = cli_event(
         now,
@@ -279,6 +280,22 @@ pub fn set_disabled(args: &ByEmail, disabled: bool) -> Result<(), String> {
     } else {
         println!("enabled {}", user.email);
     }
+    Ok(())
+}
+
+/// `reset-mfa`: removes the user's TOTP and recovery codes, with a `totp_removed` event, as
+/// `DELETE /admin/users/{id}/mfa` does (no MFA key needed).
+pub fn reset_mfa(args: &ByEmail) -> Result<(), String> {
+    let user = user(&args.target, &args.email)?;
+    let event = cli_event(now_ms(), "totp_removed", &user.id, None);
+    let removed = ready(args.target.store().remove_totp(&user.id, &event)).map_err(say)?;
+    if !removed {
+        return Err(format!("{} has no TOTP second factor", user.email));
+    }
+    println!(
+        "removed the TOTP second factor and recovery codes of {}; they log in with their password alone",
+        user.email
+    );
     Ok(())
 }
 

@@ -6,8 +6,9 @@ use std::sync::Mutex;
 
 use super::{
     ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateCounter, RateHit, RevokeReason, Rotation, SessionLiveness,
-    Store, StoredEvent, TokenHash, TokenState, User, UserQuery,
+    PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash, RevokeReason, Rotation,
+    SessionLiveness, Store, StoredEvent, TokenHash, TokenState, TotpConfirmation, TotpRecord, User,
+    UserQuery,
 };
 use crate::primitives::error::Error;
 
@@ -30,6 +31,10 @@ struct State {
     api_keys: HashMap<String, ApiKey>,
     /// key -> (window_start, count, expires_at)
     rate_limits: HashMap<String, (i64, i64, i64)>,
+    /// user id -> TOTP record (its `recovery_codes_left` unused: counted from `recovery`)
+    totp: HashMap<String, TotpRecord>,
+    /// user id -> unused recovery codes
+    recovery: HashMap<String, Vec<RecoveryCodeHash>>,
 }
 
 /// All state behind one lock: every method is one critical section, hence atomic.
@@ -126,6 +131,17 @@ impl State {
         })
     }
 
+    /// Sets the `totp` flag users are read with.
+    fn set_totp_flag(&mut self, user_id: &str) {
+        let enrolled = self
+            .totp
+            .get(user_id)
+            .is_some_and(|t| t.secret_sealed.is_some());
+        if let Some(user) = self.users.get_mut(user_id) {
+            user.totp = enrolled;
+        }
+    }
+
     fn revoke(&mut self, family_id: &str, reason: RevokeReason, now: i64) -> bool {
         match self.families.get_mut(family_id) {
             Some(family) if family.revoked_at.is_none() => {
@@ -156,7 +172,14 @@ impl Store for MemoryStore {
             if s.users.contains_key(&user.id) {
                 return Err(Error::Internal("duplicate user id".into()));
             }
-            s.users.insert(user.id.clone(), user.clone());
+            // A new user has no second factor, whatever the value says.
+            s.users.insert(
+                user.id.clone(),
+                User {
+                    totp: false,
+                    ..user.clone()
+                },
+            );
             if let Some(family) = family {
                 if let Err(err) = s.insert_family(family) {
                     s.users.remove(&user.id);
@@ -523,6 +546,125 @@ impl Store for MemoryStore {
                 true
             }
             _ => false,
+        }))
+    }
+
+    async fn totp(&self, user_id: &str) -> Result<Option<TotpRecord>, Error> {
+        Ok(self.with(|s| {
+            let left = s.recovery.get(user_id).map_or(0, Vec::len) as u64;
+            s.totp.get(user_id).map(|t| TotpRecord {
+                recovery_codes_left: left,
+                ..t.clone()
+            })
+        }))
+    }
+
+    async fn start_totp(
+        &self,
+        user_id: &str,
+        pending_sealed: &str,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
+        Ok(self.with(|s| {
+            if !s.users.contains_key(user_id) {
+                return false;
+            }
+            let record = s.totp.entry(user_id.to_string()).or_insert(TotpRecord {
+                secret_sealed: None,
+                last_step: 0,
+                enrolled_at: None,
+                pending_sealed: None,
+                pending_at: None,
+                recovery_codes_left: 0,
+            });
+            record.pending_sealed = Some(pending_sealed.to_string());
+            record.pending_at = Some(now);
+            s.push_event(event);
+            true
+        }))
+    }
+
+    async fn confirm_totp(&self, c: &TotpConfirmation, event: &AuditEvent) -> Result<bool, Error> {
+        Ok(self.with(|s| {
+            let Some(record) = s.totp.get_mut(&c.user_id) else {
+                return false;
+            };
+            if record.pending_sealed.as_deref() != Some(c.pending_sealed.as_str()) {
+                return false;
+            }
+            record.secret_sealed = record.pending_sealed.take();
+            record.pending_at = None;
+            record.last_step = c.step;
+            record.enrolled_at = Some(c.now);
+            s.recovery
+                .insert(c.user_id.clone(), c.recovery_codes.clone());
+            s.set_totp_flag(&c.user_id);
+            s.push_event(event);
+            true
+        }))
+    }
+
+    async fn use_totp_step(
+        &self,
+        user_id: &str,
+        secret_sealed: &str,
+        step: i64,
+    ) -> Result<bool, Error> {
+        Ok(self.with(|s| match s.totp.get_mut(user_id) {
+            Some(t) if t.secret_sealed.as_deref() == Some(secret_sealed) && t.last_step < step => {
+                t.last_step = step;
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code: &RecoveryCodeHash,
+    ) -> Result<bool, Error> {
+        Ok(self.with(|s| {
+            let Some(codes) = s.recovery.get_mut(user_id) else {
+                return false;
+            };
+            let before = codes.len();
+            codes.retain(|c| c != code);
+            codes.len() < before
+        }))
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        codes: &[RecoveryCodeHash],
+        _now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
+        Ok(self.with(|s| {
+            let enrolled = s
+                .totp
+                .get(user_id)
+                .is_some_and(|t| t.secret_sealed.is_some());
+            if enrolled {
+                s.recovery.insert(user_id.to_string(), codes.to_vec());
+                s.push_event(event);
+            }
+            enrolled
+        }))
+    }
+
+    async fn remove_totp(&self, user_id: &str, event: &AuditEvent) -> Result<bool, Error> {
+        Ok(self.with(|s| {
+            let removed = s.totp.remove(user_id);
+            s.recovery.remove(user_id);
+            s.set_totp_flag(user_id);
+            let enrolled = removed.is_some_and(|t| t.secret_sealed.is_some());
+            if enrolled {
+                s.push_event(event);
+            }
+            enrolled
         }))
     }
 

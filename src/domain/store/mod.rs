@@ -60,6 +60,11 @@ stored_hash!(
     KeyHash
 );
 stored_hash!(
+    /// A recovery code's stored form: HMAC-SHA256 (hex) of the user's id and the code
+    /// (`crate::domain::mfa::recovery_hash`).
+    RecoveryCodeHash
+);
+stored_hash!(
     /// A password's stored form: a PBKDF2 PHC string (`crate::domain::password::hash`).
     PasswordPhc
 );
@@ -83,6 +88,8 @@ pub struct User {
     pub created_at: i64,
     /// Unix ms.
     pub updated_at: i64,
+    /// Whether a TOTP second factor is enrolled (read with the user, never written with it).
+    pub totp: bool,
 }
 
 impl fmt::Debug for User {
@@ -94,6 +101,7 @@ impl fmt::Debug for User {
             .field("password_hash", &"<redacted>")
             .field("roles", &self.roles)
             .field("disabled", &self.disabled)
+            .field("totp", &self.totp)
             .finish_non_exhaustive()
     }
 }
@@ -417,6 +425,53 @@ pub struct RateCounter {
     pub expires_at: i64,
 }
 
+/// A user's TOTP second factor as stored: the secrets only sealed (`crate::domain::mfa`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpRecord {
+    /// The enrolled secret, sealed; `None` while only an enrollment is pending.
+    pub secret_sealed: Option<String>,
+    /// The newest time step whose code was accepted: codes of it and before are refused.
+    pub last_step: i64,
+    /// Unix ms of the confirmation.
+    pub enrolled_at: Option<i64>,
+    /// A started, unconfirmed enrollment's secret, sealed.
+    pub pending_sealed: Option<String>,
+    /// Unix ms the pending enrollment was started.
+    pub pending_at: Option<i64>,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u64,
+}
+
+impl fmt::Debug for TotpRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpRecord")
+            .field("enrolled", &self.secret_sealed.is_some())
+            .field("last_step", &self.last_step)
+            .field("enrolled_at", &self.enrolled_at)
+            .field("pending", &self.pending_sealed.is_some())
+            .field("pending_at", &self.pending_at)
+            .field("recovery_codes_left", &self.recovery_codes_left)
+            .finish()
+    }
+}
+
+/// The confirmation of a pending TOTP enrollment ([`Store::confirm_totp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpConfirmation {
+    /// The user.
+    pub user_id: String,
+    /// The pending secret the code was checked against, sealed as stored.
+    pub pending_sealed: String,
+    /// The step of the code that confirmed it (accepted: no later use of it).
+    pub step: i64,
+    /// A fresh random id of this confirmation (what its later statements check they follow).
+    pub enrollment_id: String,
+    /// The new recovery codes' hashes (replacing any earlier ones).
+    pub recovery_codes: Vec<RecoveryCodeHash>,
+    /// Unix ms.
+    pub now: i64,
+}
+
 /// What the scheduled prune deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PruneCutoffs {
@@ -598,6 +653,63 @@ pub trait Store {
     /// Sets `last_used_at = now` unless it was set less than `min_interval_ms` ago. Returns
     /// whether it wrote.
     async fn touch_api_key(&self, id: &str, now: i64, min_interval_ms: i64) -> Result<bool, Error>;
+
+    // ----- the TOTP second factor
+
+    /// The user's TOTP record (enrolled or pending), with the count of unused recovery codes.
+    async fn totp(&self, user_id: &str) -> Result<Option<TotpRecord>, Error>;
+
+    /// Stores a started enrollment's sealed secret, replacing an earlier pending one and
+    /// keeping an enrolled one, and records `event`, atomically. `false`: no such user.
+    async fn start_totp(
+        &self,
+        user_id: &str,
+        pending_sealed: &str,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, Error>;
+
+    /// Compare-and-set: only if the pending secret is still `pending_sealed`, makes it the
+    /// enrolled one (replacing an earlier one) with `last_step = step`, clears the pending one,
+    /// replaces the user's recovery codes and records `event`, atomically. Returns whether this
+    /// call confirmed it.
+    async fn confirm_totp(
+        &self,
+        confirmation: &TotpConfirmation,
+        event: &AuditEvent,
+    ) -> Result<bool, Error>;
+
+    /// Compare-and-set: accepts time step `step` of the enrolled secret `secret_sealed` only if
+    /// it is still the enrolled one and no code of `step` or later was accepted. Returns whether
+    /// this call accepted it.
+    async fn use_totp_step(
+        &self,
+        user_id: &str,
+        secret_sealed: &str,
+        step: i64,
+    ) -> Result<bool, Error>;
+
+    /// Uses up one recovery code of the user: deletes it if it is there. Returns whether this
+    /// call used it.
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code: &RecoveryCodeHash,
+    ) -> Result<bool, Error>;
+
+    /// Replaces the recovery codes of a user with TOTP enrolled and records `event`,
+    /// atomically. `false` (nothing written): TOTP is not enrolled.
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        codes: &[RecoveryCodeHash],
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, Error>;
+
+    /// Removes the user's TOTP (enrolled and pending) and recovery codes and, only if one was
+    /// enrolled, records `event`, atomically. Returns whether one was enrolled.
+    async fn remove_totp(&self, user_id: &str, event: &AuditEvent) -> Result<bool, Error>;
 
     // ----- rate limits, audit, pruning
 

@@ -11,8 +11,9 @@ use serde::Deserialize;
 
 use super::{
     ApiKey, AuditEvent, AuditQuery, ConsoleVia, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateCounter, RateHit, RevokeReason, Rotation, SessionLiveness,
-    Store, StoredEvent, TokenHash, TokenState, User, UserQuery,
+    PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash, RevokeReason, Rotation,
+    SessionLiveness, Store, StoredEvent, TokenHash, TokenState, TotpConfirmation, TotpRecord, User,
+    UserQuery,
 };
 use crate::primitives::error::Error;
 
@@ -201,6 +202,26 @@ struct UserRow {
     disabled: i64,
     created_at: i64,
     updated_at: i64,
+    #[serde(default)]
+    totp: i64,
+}
+
+/// The columns a user is read with: the row and whether TOTP is enrolled, in one read.
+const USER_SELECT: &str = "SELECT users.*, EXISTS (SELECT 1 FROM mfa_totp t \
+     WHERE t.user_id = users.id AND t.secret_sealed IS NOT NULL) AS totp FROM users";
+
+/// A user with TOTP enrolled (a condition on `?1`, the user's id).
+const TOTP_ENROLLED: &str =
+    "EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = ?1 AND secret_sealed IS NOT NULL)";
+
+#[derive(Deserialize)]
+struct TotpRow {
+    secret_sealed: Option<String>,
+    last_step: i64,
+    enrolled_at: Option<i64>,
+    pending_sealed: Option<String>,
+    pending_at: Option<i64>,
+    recovery_codes_left: i64,
 }
 
 /// A JSON array of names stored in a text column (`users.roles`, `api_keys.scopes`).
@@ -224,6 +245,7 @@ impl UserRow {
             disabled: self.disabled != 0,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            totp: self.totp != 0,
         })
     }
 }
@@ -481,7 +503,8 @@ impl<E: Executor> Store for SqlStore<E> {
         self.first::<Count>(stmt(
             "SELECT (SELECT count(*) FROM users WHERE 0) + (SELECT count(*) FROM refresh_families WHERE 0) \
              + (SELECT count(*) FROM refresh_tokens WHERE 0) + (SELECT count(*) FROM audit_events WHERE 0) \
-             + (SELECT count(console) + count(api_key_id) FROM refresh_families WHERE 0) AS n",
+             + (SELECT count(console) + count(api_key_id) FROM refresh_families WHERE 0) \
+             + (SELECT count(*) FROM mfa_totp WHERE 0) + (SELECT count(*) FROM mfa_recovery_codes WHERE 0) AS n",
             vec![],
         ))
         .await
@@ -533,7 +556,7 @@ impl<E: Executor> Store for SqlStore<E> {
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, Error> {
         self.first::<UserRow>(stmt(
-            "SELECT * FROM users WHERE email = ?1",
+            format!("{USER_SELECT} WHERE email = ?1"),
             vec![text(email)],
         ))
         .await?
@@ -542,7 +565,7 @@ impl<E: Executor> Store for SqlStore<E> {
     }
 
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, Error> {
-        self.first::<UserRow>(stmt("SELECT * FROM users WHERE id = ?1", vec![text(id)]))
+        self.first::<UserRow>(stmt(format!("{USER_SELECT} WHERE id = ?1"), vec![text(id)]))
             .await?
             .map(UserRow::into_user)
             .transpose()
@@ -757,9 +780,11 @@ impl<E: Executor> Store for SqlStore<E> {
         let needle = q.search.as_deref().map(str::to_lowercase);
         let rows: Vec<UserRow> = self
             .all(stmt(
-                "SELECT * FROM users WHERE (?1 IS NULL OR email > ?1) \
-                 AND (?2 IS NULL OR instr(lower(email), ?2) > 0 OR instr(lower(coalesce(name, '')), ?2) > 0) \
-                 ORDER BY email LIMIT ?3",
+                format!(
+                    "{USER_SELECT} WHERE (?1 IS NULL OR email > ?1) \
+                     AND (?2 IS NULL OR instr(lower(email), ?2) > 0 OR instr(lower(coalesce(name, '')), ?2) > 0) \
+                     ORDER BY email LIMIT ?3"
+                ),
                 vec![
                     opt_text(q.after_email.as_deref()),
                     opt_text(needle.as_deref()),
@@ -929,6 +954,171 @@ impl<E: Executor> Store for SqlStore<E> {
             ))
             .await?;
         Ok(changed > 0)
+    }
+
+    async fn totp(&self, user_id: &str) -> Result<Option<TotpRecord>, Error> {
+        let row = self
+            .first::<TotpRow>(stmt(
+                "SELECT secret_sealed, last_step, enrolled_at, pending_sealed, pending_at, \
+                 (SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ?1) AS recovery_codes_left \
+                 FROM mfa_totp WHERE user_id = ?1",
+                vec![text(user_id)],
+            ))
+            .await?;
+        Ok(row.map(|r| TotpRecord {
+            secret_sealed: r.secret_sealed,
+            last_step: r.last_step,
+            enrolled_at: r.enrolled_at,
+            pending_sealed: r.pending_sealed,
+            pending_at: r.pending_at,
+            recovery_codes_left: u64::try_from(r.recovery_codes_left).unwrap_or(0),
+        }))
+    }
+
+    async fn start_totp(
+        &self,
+        user_id: &str,
+        pending_sealed: &str,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
+        let outcomes = self
+            .batch(vec![
+                stmt(
+                    "INSERT INTO mfa_totp (user_id, pending_sealed, pending_at) \
+                     SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1) \
+                     ON CONFLICT (user_id) DO UPDATE SET pending_sealed = excluded.pending_sealed, \
+                     pending_at = excluded.pending_at",
+                    vec![text(user_id), text(pending_sealed), int(now)],
+                ),
+                event_statement(event, "WHERE changes() = 1", vec![]),
+            ])
+            .await?;
+        Ok(changes(&outcomes, 0) > 0)
+    }
+
+    async fn confirm_totp(&self, c: &TotpConfirmation, event: &AuditEvent) -> Result<bool, Error> {
+        // The first statement is the compare-and-set; every later one acts only if this very
+        // confirmation (its random id) won it.
+        let won = "EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = ?1 AND enrollment_id = ?2)";
+        let mut statements = vec![
+            stmt(
+                "UPDATE mfa_totp SET secret_sealed = pending_sealed, last_step = ?3, \
+                 enrolled_at = ?4, enrollment_id = ?5, pending_sealed = NULL, pending_at = NULL \
+                 WHERE user_id = ?1 AND pending_sealed = ?2",
+                vec![
+                    text(&c.user_id),
+                    text(&c.pending_sealed),
+                    int(c.step),
+                    int(c.now),
+                    text(&c.enrollment_id),
+                ],
+            ),
+            stmt(
+                format!("DELETE FROM mfa_recovery_codes WHERE user_id = ?1 AND {won}"),
+                vec![text(&c.user_id), text(&c.enrollment_id)],
+            ),
+        ];
+        for code in &c.recovery_codes {
+            statements.push(stmt(
+                format!(
+                    "INSERT INTO mfa_recovery_codes (code_hash, user_id, created_at) \
+                     SELECT ?3, ?1, ?4 WHERE {won}"
+                ),
+                vec![
+                    text(&c.user_id),
+                    text(&c.enrollment_id),
+                    text(code),
+                    int(c.now),
+                ],
+            ));
+        }
+        statements.push(event_statement(
+            event,
+            "WHERE EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = ?9 AND enrollment_id = ?10)",
+            vec![text(&c.user_id), text(&c.enrollment_id)],
+        ));
+        let outcomes = self.batch(statements).await?;
+        Ok(changes(&outcomes, 0) > 0)
+    }
+
+    async fn use_totp_step(
+        &self,
+        user_id: &str,
+        secret_sealed: &str,
+        step: i64,
+    ) -> Result<bool, Error> {
+        let changed = self
+            .run(stmt(
+                "UPDATE mfa_totp SET last_step = ?3 \
+                 WHERE user_id = ?1 AND secret_sealed = ?2 AND last_step < ?3",
+                vec![text(user_id), text(secret_sealed), int(step)],
+            ))
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        code: &RecoveryCodeHash,
+    ) -> Result<bool, Error> {
+        let changed = self
+            .run(stmt(
+                "DELETE FROM mfa_recovery_codes WHERE user_id = ?1 AND code_hash = ?2",
+                vec![text(user_id), text(code)],
+            ))
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        codes: &[RecoveryCodeHash],
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
+        let mut statements = vec![
+            event_statement(
+                event,
+                "WHERE EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = ?9 AND secret_sealed IS NOT NULL)",
+                vec![text(user_id)],
+            ),
+            stmt(
+                format!("DELETE FROM mfa_recovery_codes WHERE user_id = ?1 AND {TOTP_ENROLLED}"),
+                vec![text(user_id)],
+            ),
+        ];
+        for code in codes {
+            statements.push(stmt(
+                format!(
+                    "INSERT INTO mfa_recovery_codes (code_hash, user_id, created_at) \
+                     SELECT ?2, ?1, ?3 WHERE {TOTP_ENROLLED}"
+                ),
+                vec![text(user_id), text(code), int(now)],
+            ));
+        }
+        let outcomes = self.batch(statements).await?;
+        Ok(changes(&outcomes, 0) > 0)
+    }
+
+    async fn remove_totp(&self, user_id: &str, event: &AuditEvent) -> Result<bool, Error> {
+        let outcomes = self
+            .batch(vec![
+                event_statement(
+                    event,
+                    "WHERE EXISTS (SELECT 1 FROM mfa_totp WHERE user_id = ?9 AND secret_sealed IS NOT NULL)",
+                    vec![text(user_id)],
+                ),
+                stmt(
+                    "DELETE FROM mfa_recovery_codes WHERE user_id = ?1",
+                    vec![text(user_id)],
+                ),
+                stmt("DELETE FROM mfa_totp WHERE user_id = ?1", vec![text(user_id)]),
+            ])
+            .await?;
+        Ok(changes(&outcomes, 0) > 0)
     }
 
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error> {
