@@ -553,7 +553,11 @@ fn a_scoped_token_mints_only_within_its_own_scope() {
 
 #[test]
 fn scoped_tokens_read_but_never_manage_the_account() {
-    let s = Scoped::new(&[]);
+    // With TOTP on, so that its endpoints answer for themselves rather than `mfa_unavailable`.
+    let s = Scoped::new(&[(
+        "MFA_ENCRYPTION_KEY",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+    )]);
     let admin = s.user("root@example.com", &["admin", "user"]);
     let token = s.token(&admin.access, json!({ "routes": ["cms"] }));
     expect_status(&s.call("GET", "/auth/me", &token, None), 200);
@@ -569,6 +573,22 @@ fn scoped_tokens_read_but_never_manage_the_account() {
             "POST",
             "/auth/password",
             Some(json!({ "current_password": PASSWORD, "new_password": "another long one" })),
+        ),
+        ("GET", "/auth/mfa", None),
+        (
+            "POST",
+            "/auth/mfa/totp/start",
+            Some(json!({ "password": PASSWORD })),
+        ),
+        (
+            "POST",
+            "/auth/mfa/recovery-codes",
+            Some(json!({ "password": PASSWORD })),
+        ),
+        (
+            "DELETE",
+            "/auth/mfa/totp",
+            Some(json!({ "password": PASSWORD })),
         ),
     ] {
         expect_error(&s.call(method, path, &token, body), 403, "scope_violation");

@@ -57,6 +57,13 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whether this credential may manage its account (sessions, password, second factors):
+    /// only a full access token of a login. API keys, scoped tokens and other issuers' tokens
+    /// can do less than the user, so every such endpoint answers them 403 `scope_violation`.
+    pub fn manages_account(&self) -> bool {
+        self.kind == CredentialKind::AccessToken
+    }
+
     /// The caller of an access token whose signature and claims verified and whose session
     /// and user still stand, carrying the token's roles that its user still holds
     /// (`current_roles`): a role removed since the token was issued no longer counts, and one

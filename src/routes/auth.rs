@@ -681,7 +681,7 @@ pub(super) async fn change_password<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<Response, Error> {
     let (caller, user) = authenticated(svc, req).await?;
-    if caller.kind == CredentialKind::ScopedToken {
+    if !caller.manages_account() {
         // A scoped token can do less than its session: never change the account.
         return Err(Error::ScopeViolation);
     }

@@ -6,7 +6,6 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::caller::CredentialKind;
 use crate::domain::mfa::{self, TotpSecret, PENDING_TTL_MS};
 use crate::domain::password::{self, Verdict};
 use crate::domain::store::{RecoveryCodeHash, Store, TotpConfirmation, User};
@@ -20,13 +19,14 @@ use crate::services::auth::{authenticate, check_token_session, enabled_user};
 use crate::services::mfa::mfa_key;
 use crate::services::Services;
 
-/// The caller: an access token of an enabled user whose session still stands.
+/// The caller: an access token of an enabled user whose session still stands (API keys and
+/// scoped tokens: 403 `scope_violation`).
 async fn caller<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<User, Error> {
     let caller = authenticate(svc, req).await?.ok_or(Error::NoAuth)?;
-    if caller.kind == CredentialKind::ApiKey {
+    if !caller.manages_account() {
         return Err(Error::ScopeViolation);
     }
     let Some(user) = enabled_user(svc, &caller.user_id).await? else {

@@ -4,7 +4,6 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::caller::CredentialKind;
 use crate::domain::store::{RevokeReason, Store};
 use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
@@ -69,10 +68,7 @@ async fn caller_session<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<(String, Option<String>), Error> {
     let caller = authenticate(svc, req).await?.ok_or(Error::NoAuth)?;
-    if matches!(
-        caller.kind,
-        CredentialKind::ApiKey | CredentialKind::ScopedToken
-    ) {
+    if !caller.manages_account() {
         return Err(Error::ScopeViolation);
     }
     if enabled_user(svc, &caller.user_id).await?.is_none() {
