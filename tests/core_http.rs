@@ -838,6 +838,8 @@ fn counted(gate: &Gate, body: Value) -> (Response, u32) {
         hasher: &hasher,
         clock: &gate.clock,
         rng: &SystemRng,
+        verifier: &gatehouse::primitives::jws::RustVerifier,
+        fetcher: &gatehouse::primitives::platform::NoFetcher,
     };
     let res = block_on(gatehouse::routes::handle(
         &svc,
@@ -2038,6 +2040,8 @@ fn a_login_derives_its_password_hash_once_and_uses_five_storage_operations() {
         hasher: &hasher,
         clock: &gate.clock,
         rng: &gatehouse::primitives::platform::SystemRng,
+        verifier: &gatehouse::primitives::jws::RustVerifier,
+        fetcher: &gatehouse::primitives::platform::NoFetcher,
     };
     let before = gate.store.operations();
     let req = Request::new("POST", "/auth/login")

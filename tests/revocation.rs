@@ -348,6 +348,8 @@ impl Gate {
             hasher: &RustPbkdf2,
             clock: &self.clock,
             rng: &gatehouse::primitives::platform::SystemRng,
+            verifier: &gatehouse::primitives::jws::RustVerifier,
+            fetcher: &gatehouse::primitives::platform::NoFetcher,
         }
     }
 

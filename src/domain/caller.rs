@@ -17,6 +17,9 @@ pub enum CredentialKind {
     ApiKey,
     /// The admin console's session cookie (only on `/admin/…`).
     ConsoleSession,
+    /// A token of a trusted external issuer (`TRUSTED_ISSUERS`; only on proxied routes and
+    /// `/auth/me`).
+    ExternalToken,
 }
 
 impl CredentialKind {
@@ -26,6 +29,7 @@ impl CredentialKind {
             Self::AccessToken => "access_token",
             Self::ApiKey => "api_key",
             Self::ConsoleSession => "console_session",
+            Self::ExternalToken => "external_token",
         }
     }
 }
@@ -46,6 +50,8 @@ pub struct Caller {
     pub kind: CredentialKind,
     /// The API key's id (`key_…`) when the credential is a key.
     pub key_id: Option<String>,
+    /// The trusted issuer's name (its key in `TRUSTED_ISSUERS`) for an external token.
+    pub issuer: Option<String>,
 }
 
 impl Caller {
@@ -63,6 +69,7 @@ impl Caller {
             scopes: None,
             kind: CredentialKind::AccessToken,
             key_id: None,
+            issuer: None,
         }
     }
 
@@ -76,6 +83,7 @@ impl Caller {
             scopes: Some(key.scopes.clone()),
             kind: CredentialKind::ApiKey,
             key_id: Some(key.id.clone()),
+            issuer: None,
         }
     }
 
@@ -108,6 +116,22 @@ impl Caller {
             scopes,
             kind: CredentialKind::ConsoleSession,
             key_id,
+            issuer: None,
+        }
+    }
+
+    /// The caller of a verified token of trusted issuer `issuer`: `user_id` is the local user's
+    /// id for an issuer of known users only, else the issuer's name and the token's user claim
+    /// (`name:sub`, never a local id); `roles` what the issuer's configuration grants.
+    pub(crate) fn from_external_token(issuer: &str, user_id: String, roles: Vec<String>) -> Self {
+        Self {
+            user_id,
+            roles,
+            session_id: None,
+            scopes: None,
+            kind: CredentialKind::ExternalToken,
+            key_id: None,
+            issuer: Some(issuer.to_string()),
         }
     }
 

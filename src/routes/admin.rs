@@ -168,7 +168,9 @@ impl Admin {
     ) -> AuditEvent {
         let console = match self.caller.kind {
             CredentialKind::ConsoleSession => self.caller.session_id.as_ref(),
-            CredentialKind::AccessToken | CredentialKind::ApiKey => None,
+            CredentialKind::AccessToken
+            | CredentialKind::ApiKey
+            | CredentialKind::ExternalToken => None,
         };
         let detail = if self.caller.key_id.is_none() && console.is_none() {
             detail
@@ -230,6 +232,7 @@ async fn bearer_user<S: Store, H: Pbkdf2>(
             CredentialKind::ApiKey => Error::InvalidApiKey("owner disabled"),
             CredentialKind::AccessToken => Error::InvalidToken(TokenRejection::Revoked),
             CredentialKind::ConsoleSession => Error::InvalidSession("user disabled"),
+            CredentialKind::ExternalToken => external_refused(),
         });
     };
     match (caller.kind, caller.key_id.as_deref()) {
@@ -240,8 +243,15 @@ async fn bearer_user<S: Store, H: Pbkdf2>(
         (CredentialKind::ApiKey, None) => return Err(Error::InvalidApiKey("unknown")),
         // Read by `authenticate_console` with its session (and the key it is bound to).
         (CredentialKind::ConsoleSession, _) => {}
+        // `authenticate` never answers one; refused should that ever change.
+        (CredentialKind::ExternalToken, _) => return Err(external_refused()),
     }
     Ok(user)
+}
+
+/// The admin API takes no external issuer's token.
+fn external_refused() -> Error {
+    Error::UntrustedIssuer("external tokens are not accepted on the admin API".into())
 }
 
 /// An admin: the stored user holds `admin` now, and so does the credential.

@@ -3,12 +3,14 @@
 //! limits, the scheduled prune.
 
 use crate::domain::config::Config;
-use crate::primitives::platform::{Clock, Rng};
+use crate::primitives::jws::SignatureVerifier;
+use crate::primitives::platform::{Clock, Fetcher, Rng};
 
 pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod console;
+pub mod issuers;
 pub mod prune;
 pub mod ratelimit;
 
@@ -24,4 +26,8 @@ pub struct Services<'a, S, H> {
     pub clock: &'a dyn Clock,
     /// Randomness.
     pub rng: &'a dyn Rng,
+    /// Signature checks with other issuers' keys (WebCrypto in the worker).
+    pub verifier: &'a dyn SignatureVerifier,
+    /// Fetches of other issuers' JWKS (the worker's outbound `fetch`).
+    pub fetcher: &'a dyn Fetcher,
 }

@@ -71,6 +71,8 @@ pub fn services<'a>(
         hasher: &RustPbkdf2,
         clock,
         rng: &SystemRng,
+        verifier: &gatehouse::primitives::jws::RustVerifier,
+        fetcher: &gatehouse::primitives::platform::NoFetcher,
     }
 }
 
