@@ -237,10 +237,12 @@ fn every_error() -> Vec<Error> {
         Error::AuthRateLimited(1),
         Error::Unavailable(String::new()),
         Error::Internal(String::new()),
+        Error::UntrustedIssuer(String::new()),
+        Error::IssuerUnavailable(String::new()),
     ]
 }
 
-const VARIANTS: usize = 30;
+const VARIANTS: usize = 32;
 
 fn variant_index(err: &Error) -> usize {
     match err {
@@ -274,6 +276,8 @@ fn variant_index(err: &Error) -> usize {
         Error::Unavailable(_) => 27,
         Error::Internal(_) => 28,
         Error::InvalidSession(_) => 29,
+        Error::UntrustedIssuer(_) => 30,
+        Error::IssuerUnavailable(_) => 31,
     }
 }
 

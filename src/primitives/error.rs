@@ -419,6 +419,8 @@ mod tests {
             Error::Misconfigured(ConfigError::new("ACCESS_TOKEN_TTL", "not a number")),
             Error::Unavailable("d1 down".into()),
             Error::Internal("boom".into()),
+            Error::UntrustedIssuer("iss not trusted".into()),
+            Error::IssuerUnavailable("jwks unreachable".into()),
         ]
     }
 
@@ -472,10 +474,12 @@ mod tests {
                 | Error::AuthRateLimited(_)
                 | Error::Misconfigured(_)
                 | Error::Unavailable(_)
-                | Error::Internal(_) => {}
+                | Error::Internal(_)
+                | Error::UntrustedIssuer(_)
+                | Error::IssuerUnavailable(_) => {}
             }
         }
-        assert_eq!(all_variants().len(), 30);
+        assert_eq!(all_variants().len(), 32);
     }
 
     #[test]

@@ -180,6 +180,16 @@ impl PublicKey {
         Ok(Some(Self { kid, alg, material }))
     }
 
+    /// Whether `signature` has the length this key's signatures have (the modulus length for
+    /// RSA, 64 bytes for ES256's `r || s` and for Ed25519). WebCrypto throws, rather than
+    /// answering false, on some wrong lengths; a signature of another length never verifies.
+    pub fn signature_fits(&self, signature: &[u8]) -> bool {
+        match &self.material {
+            KeyMaterial::Rsa { n, .. } => signature.len() == n.len(),
+            KeyMaterial::P256 { .. } | KeyMaterial::Ed25519 { .. } => signature.len() == 64,
+        }
+    }
+
     /// The key as a minimal public JWK (what WebCrypto imports): only the type's members.
     pub fn to_jwk_json(&self) -> String {
         let value = match &self.material {

@@ -1,10 +1,13 @@
 // The selftest build (build-selftest/) runs the Rust storage contract suite against real D1 and
-// cross-checks its PBKDF2 against WebCrypto, behind POST /__selftest/*.
+// cross-checks its PBKDF2 against WebCrypto and WebCrypto's JWS signature checks against known
+// answers, behind POST /__selftest/*.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { client, expectJson, expectStatus, openVars } from '../support/http.mjs';
-import { generateSigningKey, startWorker } from '../support/worker.mjs';
+import { generateSigningKey, ROOT, startWorker } from '../support/worker.mjs';
 
 describe('selftest build', () => {
   let w;
@@ -48,6 +51,19 @@ describe('selftest build', () => {
     assert.ok(res.body.cases.length > 0, 'no PBKDF2 cases');
     const failed = res.body.cases.filter((x) => x && typeof x === 'object' && 'ok' in x && x.ok !== true);
     assert.deepEqual(failed, []);
+  });
+
+  test('POST /__selftest/jws: WebCrypto gives the known answers the native checks give', async () => {
+    // tests/fixtures/jws-vectors.json: RS256, ES256 and EdDSA signatures, valid and not; the
+    // same file is checked natively by tests/issuers.rs (RustCrypto rsa/p256, ed25519-compact).
+    const vectors = JSON.parse(readFileSync(path.join(ROOT, 'tests', 'fixtures', 'jws-vectors.json'), 'utf8'));
+    const res = await c.request('POST', '/__selftest/jws');
+    expectStatus(res, 200);
+    expectJson(res);
+    assert.equal(res.body.ok, true, `WebCrypto disagrees:\n${res.describe()}`);
+    assert.deepEqual(res.body.cases.map((x) => x.name), vectors.map((v) => v.name));
+    assert.deepEqual(res.body.cases.filter((x) => x.ok !== true), []);
+    assert.ok(vectors.some((v) => v.valid) && vectors.some((v) => !v.valid));
   });
 
   test('the selftest build still serves the normal API', async () => {

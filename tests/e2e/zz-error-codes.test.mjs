@@ -45,6 +45,8 @@ const REQUIRED = [
   'query_not_allowed',
   'body_not_allowed',
   'not_owner',
+  'untrusted_issuer',
+  'issuer_unavailable',
 ];
 
 /** Codes the contract names: a status followed by a `code`, and "code": "…" in examples. */
