@@ -10,7 +10,6 @@
 //! reaches the wasm build. `tests/fixtures/jws-vectors.json` holds known answers both check.
 
 use futures_util::future::LocalBoxFuture;
-use serde::Deserialize;
 
 use crate::primitives::encoding::{b64url, b64url_decode};
 use crate::primitives::error::Error;
@@ -82,23 +81,6 @@ pub struct PublicKey {
     pub material: KeyMaterial,
 }
 
-/// A JWK's members as sent (only those read here).
-#[derive(Deserialize)]
-struct RawJwk {
-    kty: Option<String>,
-    kid: Option<String>,
-    alg: Option<String>,
-    #[serde(rename = "use")]
-    use_: Option<String>,
-    key_ops: Option<Vec<String>>,
-    crv: Option<String>,
-    n: Option<String>,
-    e: Option<String>,
-    x: Option<String>,
-    y: Option<String>,
-    d: Option<serde_json::Value>,
-}
-
 /// Fewest and most bytes of an accepted RSA modulus (2048 and 4096 bits).
 const RSA_MODULUS_BYTES: std::ops::RangeInclusive<usize> = 256..=512;
 
@@ -117,31 +99,34 @@ impl PublicKey {
     /// than `sig`, `key_ops` without `verify`) or of a type not accepted here, to be skipped;
     /// `Err`: a signing key of an accepted type that is malformed, or a private key.
     pub fn from_jwk(jwk: &serde_json::Value) -> Result<Option<Self>, String> {
-        let raw: RawJwk = serde_json::from_value(jwk.clone()).map_err(|e| e.to_string())?;
-        let kid = raw.kid.clone();
+        let Some(raw) = jwk.as_object() else {
+            return Err("a key that is not a JSON object".into());
+        };
+        let member = |name: &str| raw.get(name).and_then(serde_json::Value::as_str);
+        let kid = member("kid").map(str::to_string);
         let named = || match &kid {
             Some(kid) => format!("key {kid:?}"),
             None => "a key without kid".to_string(),
         };
-        if raw.d.is_some() {
+        if raw.contains_key("d") {
             return Err(format!(
                 "{} is a private key; publish public keys only",
                 named()
             ));
         }
-        if raw.use_.as_deref().is_some_and(|u| u != "sig")
-            || raw
-                .key_ops
-                .as_ref()
-                .is_some_and(|ops| !ops.iter().any(|o| o == "verify"))
+        if member("use").is_some_and(|u| u != "sig")
+            || raw.get("key_ops").is_some_and(|ops| {
+                !ops.as_array()
+                    .is_some_and(|ops| ops.iter().any(|o| o == "verify"))
+            })
         {
             return Ok(None);
         }
-        let (alg, material) = match (raw.kty.as_deref(), raw.crv.as_deref()) {
+        let (alg, material) = match (member("kty"), member("crv")) {
             (Some("RSA"), _) => {
-                let n = unsigned(raw.n.as_deref())
+                let n = unsigned(member("n"))
                     .ok_or_else(|| format!("{}: n is not base64url", named()))?;
-                let e = unsigned(raw.e.as_deref())
+                let e = unsigned(member("e"))
                     .ok_or_else(|| format!("{}: e is not base64url", named()))?;
                 if !RSA_MODULUS_BYTES.contains(&n.len()) {
                     return Err(format!(
@@ -156,8 +141,8 @@ impl PublicKey {
                 (JwsAlg::Rs256, KeyMaterial::Rsa { n, e })
             }
             (Some("EC"), Some("P-256")) => {
-                let x = fixed::<32>(raw.x.as_deref());
-                let y = fixed::<32>(raw.y.as_deref());
+                let x = fixed::<32>(member("x"));
+                let y = fixed::<32>(member("y"));
                 let (Some(x), Some(y)) = (x, y) else {
                     return Err(format!(
                         "{}: x and y must be 32 bytes of base64url",
@@ -167,14 +152,14 @@ impl PublicKey {
                 (JwsAlg::Es256, KeyMaterial::P256 { x, y })
             }
             (Some("OKP"), Some("Ed25519")) => {
-                let x = fixed::<32>(raw.x.as_deref())
+                let x = fixed::<32>(member("x"))
                     .ok_or_else(|| format!("{}: x must be 32 bytes of base64url", named()))?;
                 (JwsAlg::EdDsa, KeyMaterial::Ed25519 { x })
             }
             _ => return Ok(None),
         };
         // A key that names another algorithm than its type's is skipped, never bent.
-        if raw.alg.as_deref().is_some_and(|a| a != alg.as_str()) {
+        if member("alg").is_some_and(|a| a != alg.as_str()) {
             return Ok(None);
         }
         Ok(Some(Self { kid, alg, material }))
@@ -191,19 +176,21 @@ impl PublicKey {
     }
 
     /// The key as a minimal public JWK (what WebCrypto imports): only the type's members.
+    /// Written directly: base64url never needs escaping in a JSON string.
     pub fn to_jwk_json(&self) -> String {
-        let value = match &self.material {
+        match &self.material {
             KeyMaterial::Rsa { n, e } => {
-                serde_json::json!({ "kty": "RSA", "n": b64url(n), "e": b64url(e) })
+                format!(r#"{{"kty":"RSA","n":"{}","e":"{}"}}"#, b64url(n), b64url(e))
             }
-            KeyMaterial::P256 { x, y } => {
-                serde_json::json!({ "kty": "EC", "crv": "P-256", "x": b64url(x), "y": b64url(y) })
-            }
+            KeyMaterial::P256 { x, y } => format!(
+                r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+                b64url(x),
+                b64url(y)
+            ),
             KeyMaterial::Ed25519 { x } => {
-                serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": b64url(x) })
+                format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#, b64url(x))
             }
-        };
-        value.to_string()
+        }
     }
 }
 
@@ -284,7 +271,7 @@ impl SignatureVerifier for RustVerifier {
 
 /// One known answer: a public JWK, a message and a signature, and whether it verifies.
 #[cfg(any(feature = "selftest", not(target_arch = "wasm32")))]
-#[derive(Debug, Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub struct Vector {
     /// What the case shows.
     pub name: String,
@@ -326,4 +313,54 @@ pub async fn check_vectors(
         cases.push((v.name, agreed));
     }
     (all, cases)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_minimal_jwk_is_json_with_only_the_types_members() {
+        let keys = [
+            serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": b64url(&[7; 32]), "kid": "a", "use": "sig" }),
+            serde_json::json!({ "kty": "EC", "crv": "P-256", "x": b64url(&[1; 32]), "y": b64url(&[2; 32]), "alg": "ES256" }),
+            serde_json::json!({ "kty": "RSA", "n": b64url(&[0xc5; 256]), "e": "AQAB" }),
+        ];
+        for jwk in keys {
+            let key = PublicKey::from_jwk(&jwk).unwrap().unwrap();
+            let minimal: serde_json::Value = serde_json::from_str(&key.to_jwk_json()).unwrap();
+            let mut expected = jwk.clone();
+            for extra in ["kid", "use", "alg"] {
+                expected.as_object_mut().unwrap().remove(extra);
+            }
+            assert_eq!(minimal, expected);
+            assert_eq!(
+                PublicKey::from_jwk(&minimal).unwrap().unwrap().material,
+                key.material
+            );
+        }
+    }
+
+    #[test]
+    fn keys_for_other_uses_or_algorithms_are_skipped_and_private_keys_refused() {
+        let x = b64url(&[7; 32]);
+        let skipped = [
+            serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "use": "enc" }),
+            serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "key_ops": ["encrypt"] }),
+            serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "alg": "RS256" }),
+            serde_json::json!({ "kty": "oct", "k": x }),
+            serde_json::json!({ "kty": "EC", "crv": "P-384", "x": x, "y": x }),
+        ];
+        for jwk in skipped {
+            assert_eq!(PublicKey::from_jwk(&jwk), Ok(None), "{jwk}");
+        }
+        let private = serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "d": x });
+        assert!(PublicKey::from_jwk(&private)
+            .unwrap_err()
+            .contains("private"));
+        let small = serde_json::json!({ "kty": "RSA", "n": b64url(&[0xc5; 128]), "e": "AQAB" });
+        assert!(PublicKey::from_jwk(&small)
+            .unwrap_err()
+            .contains("1024 bits"));
+    }
 }
