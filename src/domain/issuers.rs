@@ -639,8 +639,8 @@ impl VerifiedCache {
     /// Most entries kept; when full, expired entries go, and if none had expired, all.
     pub const CAPACITY: usize = 4096;
 
-    /// Whether `token` verified before (its `kid` still among the keys it was checked with is
-    /// not re-asked: a key rotated out stops new tokens, not those already seen).
+    /// Whether `token`'s signature verified before. Whether its key is still published is not
+    /// asked again: a key the issuer withdraws stops new tokens, not those already seen.
     pub fn contains(&self, token: &str) -> bool {
         self.entries
             .borrow()
