@@ -15,3 +15,7 @@ unset _wb_version
 _dx_hash=$(sha256sum "$GATEHOUSE_ROOT/tests/directus/package-lock.json" 2>/dev/null | cut -c1-12 || true)
 export GATEHOUSE_DIRECTUS="$GATEHOUSE_TOOLS/directus-${_dx_hash:-missing}"
 unset _dx_hash
+# The real OpenID provider of the end-to-end tests (oidc-provider; scripts/setup.sh installs it).
+_oidc_hash=$(sha256sum "$GATEHOUSE_ROOT/tests/oidc/package-lock.json" 2>/dev/null | cut -c1-12 || true)
+export GATEHOUSE_OIDC="$GATEHOUSE_TOOLS/oidc-${_oidc_hash:-missing}"
+unset _oidc_hash

@@ -164,6 +164,26 @@ if [ "$(cat "$GATEHOUSE_DIRECTUS/.gatehouse-installed" 2>/dev/null)" != "$DX_STA
   put_in_place "$DX_TMP" "$GATEHOUSE_DIRECTUS" "$DX_STAMP" "the Directus install"
   log "Directus installed in $((SECONDS - DX_START)) s"
 fi
+# A real OpenID provider (oidc-provider, OpenID Certified; pure JavaScript) as the external issuer
+# of tests/e2e/external-issuers.test.mjs, from tests/oidc's lockfile: installed once per machine
+# into $GATEHOUSE_OIDC ($GATEHOUSE_TOOLS/oidc-<lockfile hash>) as Directus is, and reused.
+OIDC_LOCK=tests/oidc/package-lock.json
+OIDC_STAMP="$(sha256sum "$OIDC_LOCK" | cut -d' ' -f1)"
+if [ "$(cat "$GATEHOUSE_OIDC/.gatehouse-installed" 2>/dev/null)" != "$OIDC_STAMP" ]; then
+  log "installing oidc-provider for the end-to-end tests into $GATEHOUSE_OIDC (npm ci)"
+  mkdir -p "$GATEHOUSE_TOOLS"
+  OIDC_TMP=$(mktemp -d "$GATEHOUSE_TOOLS/.oidc-install.XXXXXX")
+  trap 'rm -rf "$OIDC_TMP"' EXIT
+  cp tests/oidc/package.json "$OIDC_LOCK" "$OIDC_TMP/"
+  if ! (cd "$OIDC_TMP" && npm ci --no-audit --no-fund --loglevel=error >"$OIDC_TMP/.npm-ci.log" 2>&1); then
+    echo "error: installing oidc-provider (npm ci of tests/oidc/package-lock.json) failed:" >&2
+    tail -n 25 "$OIDC_TMP/.npm-ci.log" >&2
+    exit 1
+  fi
+  [ -f "$OIDC_TMP/node_modules/oidc-provider/package.json" ] ||
+    { echo "error: the oidc-provider install has no node_modules/oidc-provider" >&2; exit 1; }
+  put_in_place "$OIDC_TMP" "$GATEHOUSE_OIDC" "$OIDC_STAMP" "the oidc-provider install"
+fi
 # schemathesis for the OpenAPI contract test (tests/e2e/openapi.test.mjs, tests/schemathesis/): a
 # virtualenv of Debian's python3 with every package of tests/schemathesis/requirements.txt, pinned,
 # from PyPI, made once per machine in $GATEHOUSE_TOOLS/schemathesis-<hash of that file>. Like

@@ -843,6 +843,8 @@ fn counted(gate: &Gate, body: Value) -> (Response, u32) {
         clock: &gate.clock,
         rng: &SystemRng,
         aead: &gatehouse::primitives::platform::RustAesGcm,
+        verifier: &gatehouse::primitives::jws::RustVerifier,
+        fetcher: &gatehouse::primitives::platform::NoFetcher,
     };
     let res = block_on(gatehouse::routes::handle(
         &svc,
@@ -2044,6 +2046,8 @@ fn a_login_derives_its_password_hash_once_and_uses_five_storage_operations() {
         clock: &gate.clock,
         rng: &gatehouse::primitives::platform::SystemRng,
         aead: &gatehouse::primitives::platform::RustAesGcm,
+        verifier: &gatehouse::primitives::jws::RustVerifier,
+        fetcher: &gatehouse::primitives::platform::NoFetcher,
     };
     let before = gate.store.operations();
     let req = Request::new("POST", "/auth/login")

@@ -241,10 +241,12 @@ fn every_error() -> Vec<Error> {
         Error::InvalidOtp,
         Error::MfaNotEnrolled(""),
         Error::MfaUnavailable,
+        Error::UntrustedIssuer(String::new()),
+        Error::IssuerUnavailable(String::new()),
     ]
 }
 
-const VARIANTS: usize = 34;
+const VARIANTS: usize = 36;
 
 fn variant_index(err: &Error) -> usize {
     match err {
@@ -282,6 +284,8 @@ fn variant_index(err: &Error) -> usize {
         Error::InvalidOtp => 31,
         Error::MfaNotEnrolled(_) => 32,
         Error::MfaUnavailable => 33,
+        Error::UntrustedIssuer(_) => 34,
+        Error::IssuerUnavailable(_) => 35,
     }
 }
 

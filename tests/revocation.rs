@@ -410,6 +410,8 @@ impl Gate {
             clock: &self.clock,
             rng: &gatehouse::primitives::platform::SystemRng,
             aead: &gatehouse::primitives::platform::RustAesGcm,
+            verifier: &gatehouse::primitives::jws::RustVerifier,
+            fetcher: &gatehouse::primitives::platform::NoFetcher,
         }
     }
 

@@ -8,7 +8,8 @@
 //   if ($id === null) { http_response_code(403); exit; }
 //   $id['user'];  // "usr_…" or null for an anonymous caller
 //   $id['roles']; // ["user", …]
-//   $id['auth'];  // "access_token" | "api_key" | "anonymous"
+//   $id['auth'];  // "access_token" | "api_key" | "external_token" | "anonymous"
+//   $id['issuer']; // set for "external_token" only: the TRUSTED_ISSUERS name
 //
 // It never throws: missing or malformed input (a header sent twice, getenv() giving false, …)
 // answers null like a wrong signature.
@@ -68,5 +69,9 @@ function gatehouse_verify_checked($method, $requestUri, $headers, $body, $secret
     $user = in_array('x-gatehouse-user', $components, true) ? $h['x-gatehouse-user'] : null;
     if ($auth !== 'anonymous' && !$user) return null;
     $roles = array_values(array_filter(explode(',', $h['x-gatehouse-roles']), 'strlen'));
-    return ['auth' => $auth, 'user' => $user, 'roles' => $roles];
+    $id = ['auth' => $auth, 'user' => $user, 'roles' => $roles];
+    // A trusted external issuer's caller: the TRUSTED_ISSUERS name that vouches for the user.
+    if (in_array('x-gatehouse-issuer', $components, true)) $id['issuer'] = $h['x-gatehouse-issuer'];
+    if ($auth === 'external_token' && !isset($id['issuer'])) return null;
+    return $id;
 }

@@ -20,6 +20,9 @@ pub enum CredentialKind {
     ScopedToken,
     /// The admin console's session cookie (only on `/admin/…`).
     ConsoleSession,
+    /// A token of a trusted external issuer (`TRUSTED_ISSUERS`; only on proxied routes and
+    /// `/auth/me`).
+    ExternalToken,
 }
 
 impl CredentialKind {
@@ -30,6 +33,7 @@ impl CredentialKind {
             Self::ApiKey => "api_key",
             Self::ScopedToken => "scoped_token",
             Self::ConsoleSession => "console_session",
+            Self::ExternalToken => "external_token",
         }
     }
 }
@@ -54,6 +58,8 @@ pub struct Caller {
     /// When the credential ends, Unix ms: an access token's `exp`, an API key's expiry; `None`:
     /// it never expires (a key without expiry, or the console session, which does not mint).
     pub expires_at: Option<i64>,
+    /// The trusted issuer's name (its key in `TRUSTED_ISSUERS`) for an external token.
+    pub issuer: Option<String>,
 }
 
 impl Caller {
@@ -89,6 +95,7 @@ impl Caller {
             kind,
             key_id,
             expires_at: Some(expires_at),
+            issuer: None,
         }
     }
 
@@ -103,6 +110,7 @@ impl Caller {
             kind: CredentialKind::ApiKey,
             key_id: Some(key.id.clone()),
             expires_at: key.expires_at,
+            issuer: None,
         }
     }
 
@@ -136,6 +144,24 @@ impl Caller {
             kind: CredentialKind::ConsoleSession,
             key_id,
             expires_at: None,
+            issuer: None,
+        }
+    }
+
+    /// The caller of a verified token of trusted issuer `issuer`: `user_id` is the local user's
+    /// id for an issuer of known users only, else the issuer's name and the token's user claim
+    /// (`name:sub`, never a local id); `roles` what the issuer's configuration grants.
+    pub(crate) fn from_external_token(issuer: &str, user_id: String, roles: Vec<String>) -> Self {
+        Self {
+            user_id,
+            roles,
+            session_id: None,
+            scopes: None,
+            kind: CredentialKind::ExternalToken,
+            key_id: None,
+            // Such a caller never mints (only the proxy and `/auth/me` accept it).
+            expires_at: None,
+            issuer: Some(issuer.to_string()),
         }
     }
 

@@ -53,6 +53,8 @@ pub struct Config {
     pub proxy: Proxy,
     /// Sizes, rate limits and retention.
     pub limits: Limits,
+    /// Trusted external issuers (`TRUSTED_ISSUERS`, default none).
+    pub issuers: crate::domain::issuers::TrustedIssuers,
 }
 
 /// Access tokens, refresh families and the keys that sign them.
@@ -214,12 +216,14 @@ impl Config {
             upstream_signing_secret: upstream_signing_secret(lookup, &routes)?,
             routes,
         };
+        let issuers = crate::domain::issuers::TrustedIssuers::parse(lookup, &tokens.issuer)?;
         Ok(Self {
             tokens,
             accounts,
             browser,
             proxy,
             limits,
+            issuers,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod contract;
 pub mod csrf;
 pub mod device;
+pub mod issuers;
 pub mod liveness;
 pub mod mfa;
 pub mod password;

@@ -41,7 +41,7 @@ impl std::error::Error for ConfigError {}
 pub enum TokenRejection {
     /// Not three base64url parts, or a header that is not JSON.
     Malformed,
-    /// `alg` is not `EdDSA`.
+    /// `alg` is not `EdDSA` (or, for a trusted issuer, not one it is configured with).
     Algorithm,
     /// No `kid`, or a `kid` that names no key in the key set.
     UnknownKey,
@@ -56,6 +56,9 @@ pub enum TokenRejection {
     /// Its session ended (logout, revocation, absolute lifetime) or its user is disabled or
     /// unknown.
     Revoked,
+    /// A trusted issuer's token whose user is not a local, enabled user, where the issuer
+    /// accepts only those (`known_users_only`).
+    UnknownUser,
 }
 
 impl fmt::Display for TokenRejection {
@@ -69,6 +72,7 @@ impl fmt::Display for TokenRejection {
             Self::IssuerOrAudience => "wrong issuer or audience",
             Self::NotYetValid => "issued in the future",
             Self::Revoked => "session ended or account disabled",
+            Self::UnknownUser => "not a known, enabled local user",
         })
     }
 }
@@ -128,6 +132,12 @@ pub enum Error {
     CsrfValidationFailed(&'static str),
     /// 401: an API key that is unknown, revoked or expired.
     InvalidApiKey(&'static str),
+    /// 401: a token whose `iss` is neither Gatehouse's nor a trusted issuer's (or a trusted
+    /// issuer's sent where that issuer is not accepted); carries the cause for the log.
+    UntrustedIssuer(String),
+    /// 401: a trusted issuer's token whose key could not be had: the issuer's JWKS could not
+    /// be fetched or read and no cached key fits; carries the cause for the log.
+    IssuerUnavailable(String),
     /// 401: an admin console session cookie that is unknown, ended (signed out, revoked,
     /// expired, its API key revoked) or sent twice.
     InvalidSession(&'static str),
@@ -168,6 +178,8 @@ impl Error {
             | Self::InvalidRefreshToken(_)
             | Self::RefreshTokenReused
             | Self::InvalidApiKey(_)
+            | Self::UntrustedIssuer(_)
+            | Self::IssuerUnavailable(_)
             | Self::InvalidSession(_)
             | Self::MfaRequired
             | Self::InvalidOtp => 401,
@@ -217,6 +229,8 @@ impl Error {
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::CsrfValidationFailed(_) => "csrf_validation_failed",
             Self::InvalidApiKey(_) => "invalid_api_key",
+            Self::UntrustedIssuer(_) => "untrusted_issuer",
+            Self::IssuerUnavailable(_) => "issuer_unavailable",
             Self::InvalidSession(_) => "invalid_session",
             Self::ScopeViolation => "scope_violation",
             Self::MfaRequired => "mfa_required",
@@ -258,6 +272,10 @@ impl Error {
             Self::UpstreamTimeout(ms) => format!("the upstream did not answer within {ms} ms"),
             Self::CsrfValidationFailed(_) => "CSRF validation failed".into(),
             Self::InvalidApiKey(_) => "the API key is not valid".into(),
+            Self::UntrustedIssuer(_) => "the token's issuer is not trusted here".into(),
+            Self::IssuerUnavailable(_) => {
+                "the token's issuer could not be reached for its keys; try again later".into()
+            }
             Self::InvalidSession(_) => "the console session is not valid; sign in again".into(),
             Self::ScopeViolation => "the credential's scope does not allow this".into(),
             Self::MfaRequired => {
@@ -282,7 +300,9 @@ impl Error {
             | Self::CsrfValidationFailed(why)
             | Self::InvalidApiKey(why)
             | Self::InvalidSession(why) => Some((*why).to_string()),
-            Self::UpstreamUnavailable(cause) => Some(cause.clone()),
+            Self::UpstreamUnavailable(cause)
+            | Self::UntrustedIssuer(cause)
+            | Self::IssuerUnavailable(cause) => Some(cause.clone()),
             Self::Misconfigured(err) => Some(err.to_string()),
             Self::Unavailable(cause) | Self::Internal(cause) => Some(cause.clone()),
             Self::BadRequest(_)
@@ -327,9 +347,11 @@ impl Error {
         match self {
             Self::MethodNotAllowed(allow) => Some(("allow", allow.clone())),
             Self::NoAuth => Some(("www-authenticate", Cow::Borrowed("Bearer"))),
-            Self::InvalidToken(_) | Self::ExpiredToken | Self::InvalidApiKey(_) => {
-                bearer(self.code())
-            }
+            Self::InvalidToken(_)
+            | Self::ExpiredToken
+            | Self::InvalidApiKey(_)
+            | Self::UntrustedIssuer(_)
+            | Self::IssuerUnavailable(_) => bearer(self.code()),
             Self::AuthRateLimited(secs) => Some(("retry-after", Cow::Owned(secs.to_string()))),
             Self::BadRequest(_)
             | Self::InvalidJson
@@ -432,6 +454,8 @@ mod tests {
             Error::Misconfigured(ConfigError::new("ACCESS_TOKEN_TTL", "not a number")),
             Error::Unavailable("d1 down".into()),
             Error::Internal("boom".into()),
+            Error::UntrustedIssuer("iss not trusted".into()),
+            Error::IssuerUnavailable("jwks unreachable".into()),
         ]
     }
 
@@ -489,10 +513,12 @@ mod tests {
                 | Error::AuthRateLimited(_)
                 | Error::Misconfigured(_)
                 | Error::Unavailable(_)
-                | Error::Internal(_) => {}
+                | Error::Internal(_)
+                | Error::UntrustedIssuer(_)
+                | Error::IssuerUnavailable(_) => {}
             }
         }
-        assert_eq!(all_variants().len(), 34);
+        assert_eq!(all_variants().len(), 36);
     }
 
     #[test]

@@ -7,5 +7,6 @@ pub mod cors;
 pub mod encoding;
 pub mod error;
 pub mod http;
+pub mod jws;
 pub mod platform;
 pub mod secrets;

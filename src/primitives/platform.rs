@@ -156,3 +156,41 @@ pub fn random_array<const N: usize>(rng: &dyn Rng) -> [u8; N] {
     rng.fill(&mut out);
     out
 }
+
+/// A fetched document: its status, `Cache-Control` and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// HTTP status.
+    pub status: u16,
+    /// The `Cache-Control` header, if any.
+    pub cache_control: Option<String>,
+    /// The body, at most the limit asked for.
+    pub body: Vec<u8>,
+}
+
+/// `GET` of a public document (an issuer's JWKS): redirects are not followed, the answer is
+/// awaited up to `timeout_ms`, and a body over `limit` bytes is refused, not read on.
+pub trait Fetcher {
+    /// Fetches `url`; `Err` carries the cause for the log (unreachable, timeout, too large).
+    fn get<'a>(
+        &'a self,
+        url: &'a str,
+        limit: usize,
+        timeout_ms: u32,
+    ) -> futures_util::future::LocalBoxFuture<'a, Result<Fetched, String>>;
+}
+
+/// A fetcher with no network: every fetch fails (builds and tests that never fetch).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoFetcher;
+
+impl Fetcher for NoFetcher {
+    fn get<'a>(
+        &'a self,
+        url: &'a str,
+        _limit: usize,
+        _timeout_ms: u32,
+    ) -> futures_util::future::LocalBoxFuture<'a, Result<Fetched, String>> {
+        Box::pin(async move { Err(format!("no network here to fetch {url}")) })
+    }
+}

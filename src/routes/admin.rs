@@ -169,9 +169,10 @@ impl Admin {
     ) -> AuditEvent {
         let console = match self.caller.kind {
             CredentialKind::ConsoleSession => self.caller.session_id.as_ref(),
-            CredentialKind::AccessToken | CredentialKind::ApiKey | CredentialKind::ScopedToken => {
-                None
-            }
+            CredentialKind::AccessToken
+            | CredentialKind::ApiKey
+            | CredentialKind::ScopedToken
+            | CredentialKind::ExternalToken => None,
         };
         let detail = if self.caller.key_id.is_none() && console.is_none() {
             detail
@@ -239,6 +240,7 @@ async fn bearer_user<S: Store, H: Pbkdf2>(
                 Error::InvalidToken(TokenRejection::Revoked)
             }
             CredentialKind::ConsoleSession => Error::InvalidSession("user disabled"),
+            CredentialKind::ExternalToken => external_refused(),
         });
     };
     match (caller.kind, caller.key_id.as_deref()) {
@@ -250,8 +252,15 @@ async fn bearer_user<S: Store, H: Pbkdf2>(
         // Read by `authenticate_console` with its session (and the key it is bound to).
         (CredentialKind::ConsoleSession, _) => {}
         (CredentialKind::ScopedToken, _) => return Err(Error::ScopeViolation),
+        // `authenticate` never answers one; refused should that ever change.
+        (CredentialKind::ExternalToken, _) => return Err(external_refused()),
     }
     Ok(user)
+}
+
+/// The admin API takes no external issuer's token.
+fn external_refused() -> Error {
+    Error::UntrustedIssuer("external tokens are not accepted on the admin API".into())
 }
 
 /// An admin: the stored user holds `admin` now, and so does the credential.

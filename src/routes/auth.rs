@@ -24,6 +24,7 @@ use crate::services::audit::own_event;
 use crate::services::auth::{
     authenticate, authenticate_access_token, check_key_standing, check_token_session, enabled_user,
 };
+use crate::services::issuers::authenticate_external;
 use crate::services::mfa::check_second_factor;
 use crate::services::ratelimit::{self, Bucket};
 use crate::services::Services;
@@ -623,7 +624,8 @@ pub(super) async fn whoami<S: Store, H: Pbkdf2>(
             CredentialKind::ApiKey => Error::InvalidApiKey("owner disabled"),
             CredentialKind::AccessToken
             | CredentialKind::ScopedToken
-            | CredentialKind::ConsoleSession => Error::InvalidToken(TokenRejection::Claims),
+            | CredentialKind::ConsoleSession
+            | CredentialKind::ExternalToken => Error::InvalidToken(TokenRejection::Claims),
         });
     };
     if matches!(
@@ -666,10 +668,34 @@ async fn authenticated<S: Store, H: Pbkdf2>(
     Ok((caller, user))
 }
 
+/// `GET /auth/me`: the caller's account; for a trusted issuer's token also the issuer's name
+/// (and, for a user not known locally, the id `name:sub` with no email).
 pub(super) async fn me<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
+    if let Some(caller) = authenticate_external(svc, req).await? {
+        let issuer = caller.issuer.clone().unwrap_or_default();
+        let known = svc
+            .config
+            .issuers
+            .by_name(&issuer)
+            .is_some_and(|i| i.known_users_only);
+        let user = match known {
+            // Known users only: the local account (its roles are the caller's).
+            true => match enabled_user(svc, &caller.user_id).await? {
+                Some(user) => user_json(&user),
+                None => return Err(Error::InvalidToken(TokenRejection::UnknownUser)),
+            },
+            false => json!({
+                "id": caller.user_id, "email": null, "name": null, "roles": caller.roles
+            }),
+        };
+        return Ok(Response::json(
+            200,
+            &json!({ "user": user, "issuer": issuer }),
+        ));
+    }
     let (_, user) = authenticated(svc, req).await?;
     Ok(Response::json(200, &json!({ "user": user_json(&user) })))
 }

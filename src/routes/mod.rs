@@ -12,6 +12,7 @@ use crate::primitives::error::Error;
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
 use crate::services::auth::authenticate;
+use crate::services::issuers::authenticate_external;
 use crate::services::Services;
 
 pub mod admin;
@@ -91,7 +92,10 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
     let remainder = proxy::check_path(route, req)?;
     let incoming = proxy::Incoming::new(route, req, body)?;
     let targets = proxy::select(route, req, remainder, incoming.json())?;
-    let caller = authenticate(svc, req).await?;
+    let caller = match authenticate_external(svc, req).await? {
+        Some(external) => Some(external),
+        None => authenticate(svc, req).await?,
+    };
     let (target, rule) = proxy::authorize(route, targets, req.method.as_str(), caller.as_ref())?;
     let prepared = proxy::prepare(route, &target, caller.as_ref(), req, incoming)?;
     let secret = svc

@@ -3,12 +3,14 @@
 //! limits, the scheduled prune.
 
 use crate::domain::config::Config;
-use crate::primitives::platform::{AesGcm, Clock, Rng};
+use crate::primitives::jws::SignatureVerifier;
+use crate::primitives::platform::{AesGcm, Clock, Fetcher, Rng};
 
 pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod console;
+pub mod issuers;
 pub mod mfa;
 pub mod prune;
 pub mod ratelimit;
@@ -27,4 +29,8 @@ pub struct Services<'a, S, H> {
     pub rng: &'a dyn Rng,
     /// AES-256-GCM (the TOTP secrets at rest).
     pub aead: &'a dyn AesGcm,
+    /// Signature checks with other issuers' keys (WebCrypto in the worker).
+    pub verifier: &'a dyn SignatureVerifier,
+    /// Fetches of other issuers' JWKS (the worker's outbound `fetch`).
+    pub fetcher: &'a dyn Fetcher,
 }

@@ -49,3 +49,17 @@ export async function upstreamFetch(url, method, flat, body, timeoutMs) {
 export function errorName(err) {
   return (err && err.name) || '';
 }
+
+// WebCrypto's names for each accepted JWS algorithm: [importKey's, verify's].
+const JWS = {
+  RS256: [{ name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, { name: 'RSASSA-PKCS1-v1_5' }],
+  ES256: [{ name: 'ECDSA', namedCurve: 'P-256' }, { name: 'ECDSA', hash: 'SHA-256' }],
+  EdDSA: [{ name: 'Ed25519' }, { name: 'Ed25519' }],
+};
+
+/** Whether `signature` over `data` verifies with the public JWK `jwkJson` for JWS `alg`. */
+export async function jwsVerify(jwkJson, alg, signature, data) {
+  const [importAlg, verifyAlg] = JWS[alg];
+  const key = await crypto.subtle.importKey('jwk', JSON.parse(jwkJson), importAlg, false, ['verify']);
+  return crypto.subtle.verify(verifyAlg, key, signature, data);
+}

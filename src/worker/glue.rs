@@ -23,6 +23,10 @@ extern "C" {
         timeout_ms: u32,
     ) -> js_sys::Promise;
 
+    /// Whether a JWS signature verifies with a public JWK (WebCrypto `importKey` + `verify`).
+    #[wasm_bindgen(js_name = jwsVerify)]
+    pub fn jws_verify(jwk_json: &str, alg: &str, signature: &[u8], data: &[u8]) -> js_sys::Promise;
+
     /// The `name` of a thrown value.
     #[wasm_bindgen(js_name = errorName)]
     pub fn error_name(err: &JsValue) -> String;

@@ -29,7 +29,7 @@ use crate::primitives::platform::{FixedClock, SystemRng};
 use crate::routes::{self, Outcome};
 use crate::services::Services;
 
-use self::crypto::{WebCryptoAesGcm, WebCryptoPbkdf2};
+use self::crypto::{WebCryptoAesGcm, WebCryptoPbkdf2, WebCryptoVerifier};
 use self::d1::D1Store;
 use self::upstream::FetchUpstream;
 
@@ -262,6 +262,8 @@ async fn fetch(
                     clock: &clock,
                     rng: &SystemRng,
                     aead: &WebCryptoAesGcm,
+                    verifier: &WebCryptoVerifier,
+                    fetcher: &FetchUpstream,
                 };
                 dispatch(&services, request, route).await
             }
@@ -308,9 +310,10 @@ async fn dispatch(
 }
 
 /// The self-test build adds `/__selftest/contract` (the storage contract suite against this
-/// worker's D1), `/__selftest/pbkdf2` (WebCrypto against the Rust implementation) and
+/// worker's D1), `/__selftest/pbkdf2` (WebCrypto against the Rust implementation),
 /// `/__selftest/aes-gcm` (WebCrypto's AES-256-GCM on the known-answer vector the native tests
-/// check RustCrypto's against).
+/// check RustCrypto's against) and `/__selftest/jws` (WebCrypto's signature checks on the known
+/// answers the native checks pass).
 #[cfg(feature = "selftest")]
 async fn dispatch(
     services: &Services<'_, D1Store, WebCryptoPbkdf2>,
@@ -326,6 +329,16 @@ async fn dispatch(
                 .map(|o| json!({ "name": o.name, "ok": o.error.is_none(), "error": o.error }))
                 .collect();
             Response::json(200, &json!({ "results": results }))
+        }
+        ("POST", "/__selftest/jws") => {
+            let vectors = include_str!("../../tests/fixtures/jws-vectors.json");
+            let (ok, cases) =
+                crate::primitives::jws::check_vectors(services.verifier, vectors).await;
+            let cases: Vec<_> = cases
+                .iter()
+                .map(|(name, agreed)| json!({ "name": name, "ok": agreed }))
+                .collect();
+            Response::json(200, &json!({ "ok": ok, "cases": cases }))
         }
         ("POST", "/__selftest/pbkdf2") => {
             let (ok, cases) = crate::domain::password::pbkdf2_cross_check(services.hasher).await;

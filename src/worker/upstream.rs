@@ -70,3 +70,41 @@ impl Upstream for FetchUpstream {
         Ok(out)
     }
 }
+
+impl crate::primitives::platform::Fetcher for FetchUpstream {
+    fn get<'a>(
+        &'a self,
+        url: &'a str,
+        limit: usize,
+        timeout_ms: u32,
+    ) -> futures_util::future::LocalBoxFuture<
+        'a,
+        Result<crate::primitives::platform::Fetched, String>,
+    > {
+        Box::pin(async move {
+            let failure = |f: UpstreamFailure| match f {
+                UpstreamFailure::Unreachable(cause) => cause,
+                UpstreamFailure::Timeout => format!("no answer within {timeout_ms} ms"),
+            };
+            let request = UpstreamRequest {
+                method: crate::primitives::http::Method::parse("GET"),
+                url: url.to_string(),
+                headers: vec![("accept".into(), "application/json".into())],
+                body: None,
+                timeout_ms,
+            };
+            let answer = self.send(request).await.map_err(failure)?;
+            let cache_control = answer
+                .headers
+                .iter()
+                .find(|(k, _)| k == "cache-control")
+                .map(|(_, v)| v.clone());
+            let body = self.read_body(answer.body, limit).await.map_err(failure)?;
+            Ok(crate::primitives::platform::Fetched {
+                status: answer.status,
+                cache_control,
+                body,
+            })
+        })
+    }
+}

@@ -72,6 +72,8 @@ pub fn services<'a>(
         clock,
         rng: &SystemRng,
         aead: &gatehouse::primitives::platform::RustAesGcm,
+        verifier: &gatehouse::primitives::jws::RustVerifier,
+        fetcher: &gatehouse::primitives::platform::NoFetcher,
     }
 }
 

@@ -1,12 +1,15 @@
 // The selftest build (build-selftest/) runs the Rust storage contract suite against real D1 and
-// cross-checks its PBKDF2 against WebCrypto, and its AES-256-GCM (WebCrypto in the worker) on the
-// known-answer vector the native tests check RustCrypto's against, behind POST /__selftest/*.
+// cross-checks its PBKDF2 against WebCrypto, its AES-256-GCM (WebCrypto in the worker) on the
+// known-answer vector the native tests check RustCrypto's against, and WebCrypto's JWS signature
+// checks against known answers, behind POST /__selftest/*.
 
 import assert from 'node:assert/strict';
 import { createCipheriv } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { client, expectJson, expectStatus, openVars } from '../support/http.mjs';
-import { generateSigningKey, startWorker } from '../support/worker.mjs';
+import { generateSigningKey, ROOT, startWorker } from '../support/worker.mjs';
 
 describe('selftest build', () => {
   let w;
@@ -69,6 +72,19 @@ describe('selftest build', () => {
     assert.equal(res.body.tampered_refused, true);
     assert.equal(res.body.other_aad_refused, true);
     assert.equal(res.body.ok, true, res.describe());
+  });
+
+  test('POST /__selftest/jws: WebCrypto gives the known answers the native checks give', async () => {
+    // tests/fixtures/jws-vectors.json: RS256, ES256 and EdDSA signatures, valid and not; the
+    // same file is checked natively by tests/issuers.rs (RustCrypto rsa/p256, ed25519-compact).
+    const vectors = JSON.parse(readFileSync(path.join(ROOT, 'tests', 'fixtures', 'jws-vectors.json'), 'utf8'));
+    const res = await c.request('POST', '/__selftest/jws');
+    expectStatus(res, 200);
+    expectJson(res);
+    assert.equal(res.body.ok, true, `WebCrypto disagrees:\n${res.describe()}`);
+    assert.deepEqual(res.body.cases.map((x) => x.name), vectors.map((v) => v.name));
+    assert.deepEqual(res.body.cases.filter((x) => x.ok !== true), []);
+    assert.ok(vectors.some((v) => v.valid) && vectors.some((v) => !v.valid));
   });
 
   test('the selftest build still serves the normal API', async () => {

@@ -49,6 +49,8 @@ const REQUIRED = [
   'invalid_otp',
   'mfa_not_enrolled',
   'mfa_unavailable',
+  'untrusted_issuer',
+  'issuer_unavailable',
 ];
 
 /** Codes the contract names: a status followed by a `code`, and "code": "…" in examples. */

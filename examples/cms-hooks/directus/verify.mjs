@@ -5,7 +5,8 @@
 //   if (!result.ok) return new Response('forbidden', { status: 403 });
 //   result.user   // "usr_…" or null for an anonymous caller
 //   result.roles  // ["user", …]
-//   result.auth   // "access_token" | "api_key" | "anonymous"
+//   result.auth   // "access_token" | "api_key" | "external_token" | "anonymous"
+//   result.issuer // for "external_token" only: the TRUSTED_ISSUERS name that vouches for the user
 //
 // `headers` is a Headers object or a plain object with lower-case names; `body` the raw request
 // body (Uint8Array, ArrayBuffer or string); `secret` the UPSTREAM_SIGNING_SECRET. It never
@@ -90,5 +91,8 @@ async function verify({ method, url, headers, body, secret, maxAgeSeconds = 300,
   const user = components.includes('x-gatehouse-user') ? header(headers, 'x-gatehouse-user') : null;
   if (auth !== 'anonymous' && !user) return fail('an authenticated caller without x-gatehouse-user');
   const roles = (header(headers, 'x-gatehouse-roles') || '').split(',').filter(Boolean);
-  return { ok: true, auth, user, roles };
+  // A trusted external issuer's caller (auth "external_token"): which issuer vouches for them.
+  const issuer = components.includes('x-gatehouse-issuer') ? header(headers, 'x-gatehouse-issuer') : null;
+  if (auth === 'external_token' && !issuer) return fail('an external caller without x-gatehouse-issuer');
+  return issuer ? { ok: true, auth, user, issuer, roles } : { ok: true, auth, user, roles };
 }

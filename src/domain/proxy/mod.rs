@@ -443,6 +443,10 @@ fn signed_request(
     fields.push(("x-gatehouse-roles", &roles));
     if let Some(caller) = caller {
         fields.push(("x-gatehouse-user", &caller.user_id));
+        // A trusted issuer's caller: which issuer vouches for the user.
+        if let Some(issuer) = &caller.issuer {
+            fields.push(("x-gatehouse-issuer", issuer));
+        }
     }
     let (signature_input, signature) = sign::sign(
         identity.secret,

@@ -1,0 +1,499 @@
+//! Trusted external issuers (`TRUSTED_ISSUERS`), natively: the signature checks on the known
+//! answers WebCrypto also checks (`/__selftest/jws`), the configuration's errors, and tokens
+//! on `/auth/me` through a JWKS fetcher the test controls, with a clock it moves: JWKS caching
+//! by `Cache-Control`, an unknown `kid` refetched at most once per interval, a host that is
+//! down, bad documents, forgeries, and issuers of known users only.
+
+mod common;
+
+use std::cell::{Cell, RefCell};
+
+use common::{describe, expect_error, expect_status, try_config, TestClock, SECOND, T0};
+use futures::executor::block_on;
+use gatehouse::domain::config::Config;
+use gatehouse::domain::store::memory::MemoryStore;
+use gatehouse::domain::store::{PasswordPhc, Store, User};
+use gatehouse::primitives::encoding::b64url;
+use gatehouse::primitives::http::{Request, Response};
+use gatehouse::primitives::jws::{check_vectors, RustVerifier};
+use gatehouse::primitives::platform::{Fetched, Fetcher, RustPbkdf2, SystemRng};
+use gatehouse::routes::handle;
+use gatehouse::services::Services;
+use serde_json::{json, Value};
+
+const ISS: &str = "https://idp.example";
+const JWKS_URI: &str = "https://idp.example/jwks";
+
+#[test]
+fn native_checks_agree_with_the_known_answers() {
+    let vectors = include_str!("fixtures/jws-vectors.json");
+    let (ok, cases) = block_on(check_vectors(&RustVerifier, vectors));
+    assert!(ok, "{cases:?}");
+    assert!(cases.len() >= 10);
+    // Both outcomes are among the answers, so agreeing is not trivially "all valid".
+    let parsed: Vec<Value> = serde_json::from_str(vectors).unwrap();
+    assert!(parsed.iter().any(|v| v["valid"] == true));
+    assert!(parsed.iter().any(|v| v["valid"] == false));
+}
+
+/// An Ed25519 key of the test issuer.
+struct Signer {
+    key: ed25519_compact::KeyPair,
+    kid: String,
+}
+
+impl Signer {
+    fn new(seed: u8, kid: &str) -> Self {
+        Self {
+            key: ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32])),
+            kid: kid.into(),
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        json!({ "kty": "OKP", "crv": "Ed25519", "x": b64url(&self.key.pk[..]), "kid": self.kid, "use": "sig" })
+    }
+
+    fn token(&self, claims: Value) -> String {
+        self.token_with(
+            json!({ "alg": "EdDSA", "kid": self.kid, "typ": "JWT" }),
+            claims,
+        )
+    }
+
+    fn token_with(&self, header: Value, claims: Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let sig = self.key.sk.sign(input.as_bytes(), None);
+        format!("{input}.{}", b64url(&sig[..]))
+    }
+}
+
+fn claims(sub: &str) -> Value {
+    json!({ "iss": ISS, "aud": "site", "sub": sub, "iat": T0 / 1000, "exp": T0 / 1000 + 3600 })
+}
+
+/// A JWKS host the test controls: what it answers, and how often it was asked.
+#[derive(Default)]
+struct FakeHost {
+    answer: RefCell<Option<Result<Fetched, String>>>,
+    calls: Cell<u32>,
+}
+
+impl FakeHost {
+    fn serve(&self, keys: &[&Signer], cache_control: Option<&str>) {
+        let body = json!({ "keys": keys.iter().map(|s| s.jwk()).collect::<Vec<_>>() });
+        self.serve_raw(200, cache_control, body.to_string().into_bytes());
+    }
+
+    fn serve_raw(&self, status: u16, cache_control: Option<&str>, body: Vec<u8>) {
+        *self.answer.borrow_mut() = Some(Ok(Fetched {
+            status,
+            cache_control: cache_control.map(str::to_string),
+            body,
+        }));
+    }
+
+    fn down(&self) {
+        *self.answer.borrow_mut() = Some(Err("connection refused".into()));
+    }
+}
+
+impl Fetcher for FakeHost {
+    fn get<'a>(
+        &'a self,
+        url: &'a str,
+        _limit: usize,
+        _timeout_ms: u32,
+    ) -> futures_util::future::LocalBoxFuture<'a, Result<Fetched, String>> {
+        assert_eq!(url, JWKS_URI);
+        self.calls.set(self.calls.get() + 1);
+        let answer = self.answer.borrow().clone().expect("the host was set up");
+        Box::pin(async move { answer })
+    }
+}
+
+struct World {
+    config: Config,
+    store: MemoryStore,
+    clock: TestClock,
+    host: FakeHost,
+}
+
+impl World {
+    fn new(issuer: Value) -> Self {
+        let table = json!({ "idp": issuer }).to_string();
+        let config = try_config(&[("TRUSTED_ISSUERS", &table)], &[]).expect("valid");
+        Self {
+            config,
+            store: MemoryStore::new(),
+            clock: TestClock(Cell::new(T0)),
+            host: FakeHost::default(),
+        }
+    }
+
+    fn remote() -> Self {
+        Self::new(json!({
+            "iss": ISS, "jwks_uri": JWKS_URI, "audience": "site", "algorithms": ["EdDSA"],
+            "cookie": "idp_session", "default_roles": ["user"],
+            "roles_claim": "groups", "role_map": { "cms-editors": "editor" },
+        }))
+    }
+
+    fn send(&self, req: &Request) -> Response {
+        let svc = Services {
+            config: &self.config,
+            store: &self.store,
+            hasher: &RustPbkdf2,
+            clock: &self.clock,
+            rng: &SystemRng,
+            aead: &gatehouse::primitives::platform::RustAesGcm,
+            verifier: &RustVerifier,
+            fetcher: &self.host,
+        };
+        block_on(handle(&svc, req))
+    }
+
+    fn me(&self, token: &str) -> Response {
+        self.send(
+            &Request::new("GET", "/auth/me")
+                .with_header("authorization", &format!("Bearer {token}")),
+        )
+    }
+
+    fn advance(&self, ms: i64) {
+        self.clock.0.set(self.clock.0.get() + ms);
+    }
+}
+
+#[test]
+fn a_trusted_token_is_a_caller_on_me_with_mapped_roles() {
+    let world = World::remote();
+    let signer = Signer::new(1, "k1");
+    world.host.serve(&[&signer], None);
+    let mut c = claims("alice");
+    c["groups"] = json!(["cms-editors", "admins"]);
+    let body = expect_status(&world.me(&signer.token(c)), 200);
+    assert_eq!(body["issuer"], "idp");
+    assert_eq!(body["user"]["id"], "idp:alice");
+    // Defaults, then mapped roles; an unmapped foreign role ("admins") counts for nothing.
+    assert_eq!(body["user"]["roles"], json!(["user", "editor"]));
+    assert_eq!(body["user"]["email"], Value::Null);
+    // The cookie is a source too.
+    let req = Request::new("GET", "/auth/me").with_header(
+        "cookie",
+        &format!("idp_session={}", signer.token(claims("bob"))),
+    );
+    assert_eq!(
+        expect_status(&world.send(&req), 200)["user"]["id"],
+        "idp:bob"
+    );
+    assert_eq!(world.host.calls.get(), 1, "one fetch for both");
+}
+
+#[test]
+fn keys_are_cached_for_max_age_and_an_unknown_kid_refetches_at_most_once_a_minute() {
+    let world = World::remote();
+    let (k1, k2) = (Signer::new(1, "k1"), Signer::new(2, "k2"));
+    world.host.serve(&[&k1], Some("public, max-age=600"));
+    expect_status(&world.me(&k1.token(claims("a"))), 200);
+    assert_eq!(world.host.calls.get(), 1);
+    // The issuer rotates to k2. Within the minute after the fetch, an unknown kid is refused
+    // without asking the host again.
+    world.host.serve(&[&k1, &k2], Some("public, max-age=600"));
+    world.advance(30 * SECOND);
+    expect_error(&world.me(&k2.token(claims("b"))), 401, "invalid_token");
+    assert_eq!(world.host.calls.get(), 1);
+    // A minute after the last fetch, one refetch finds it.
+    world.advance(30 * SECOND);
+    expect_status(&world.me(&k2.token(claims("c"))), 200);
+    assert_eq!(world.host.calls.get(), 2);
+    // A kid the host does not have: one refetch a minute later, then none within the minute.
+    let k3 = Signer::new(3, "k3");
+    world.advance(60 * SECOND);
+    expect_error(&world.me(&k3.token(claims("d"))), 401, "invalid_token");
+    expect_error(&world.me(&k3.token(claims("e"))), 401, "invalid_token");
+    assert_eq!(world.host.calls.get(), 3);
+    // Known keys are used without fetching until max-age has passed.
+    world.advance(500 * SECOND);
+    expect_status(&world.me(&k1.token(claims("f"))), 200);
+    assert_eq!(world.host.calls.get(), 3);
+    world.advance(200 * SECOND);
+    expect_status(&world.me(&k1.token(claims("g"))), 200);
+    assert_eq!(world.host.calls.get(), 4);
+}
+
+#[test]
+fn a_host_that_is_down_keeps_cached_keys_working_and_is_unavailable_without_them() {
+    let world = World::remote();
+    let k1 = Signer::new(1, "k1");
+    // Nothing cached and the host down: 401 issuer_unavailable, and no new try within the
+    // refetch interval.
+    world.host.down();
+    expect_error(&world.me(&k1.token(claims("a"))), 401, "issuer_unavailable");
+    expect_error(&world.me(&k1.token(claims("b"))), 401, "issuer_unavailable");
+    assert_eq!(world.host.calls.get(), 1);
+    world.advance(61 * SECOND);
+    world.host.serve(&[&k1], Some("max-age=60"));
+    expect_status(&world.me(&k1.token(claims("c"))), 200);
+    // Down again after the keys went stale: the cached key keeps working.
+    world.host.down();
+    world.advance(120 * SECOND);
+    expect_status(&world.me(&k1.token(claims("d"))), 200);
+    // An unknown kid while the host is down: issuer_unavailable.
+    world.advance(120 * SECOND);
+    expect_error(
+        &world.me(&Signer::new(9, "k9").token(claims("e"))),
+        401,
+        "issuer_unavailable",
+    );
+}
+
+#[test]
+fn a_jwks_that_is_not_json_or_not_a_jwks_or_not_200_is_unavailable() {
+    for (status, body) in [
+        (200, b"<html>gateway</html>".to_vec()),
+        (200, br#"{"keys": "none"}"#.to_vec()),
+        (
+            200,
+            br#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#.to_vec(),
+        ),
+        (500, br#"{"keys": []}"#.to_vec()),
+    ] {
+        let world = World::remote();
+        world.host.serve_raw(status, None, body.clone());
+        let res = world.me(&Signer::new(1, "k1").token(claims("a")));
+        expect_error(&res, 401, "issuer_unavailable");
+        assert!(
+            res.log.as_deref().is_some_and(|l| l.contains("idp")),
+            "{:?}",
+            res.log
+        );
+    }
+}
+
+#[test]
+fn forgeries_and_bad_claims_are_refused() {
+    let world = World::remote();
+    let k1 = Signer::new(1, "k1");
+    world.host.serve(&[&k1], None);
+    let mut wrong_aud = claims("a");
+    wrong_aud["aud"] = json!("another-site");
+    expect_error(&world.me(&k1.token(wrong_aud)), 401, "invalid_token");
+    let mut expired = claims("a");
+    expired["exp"] = json!(T0 / 1000 - 3600);
+    expect_error(&world.me(&k1.token(expired)), 401, "expired_token");
+    let mut no_exp = claims("a");
+    no_exp.as_object_mut().unwrap().remove("exp");
+    expect_error(&world.me(&k1.token(no_exp)), 401, "invalid_token");
+    // An issuer that is not trusted, signed by the trusted issuer's key and kid.
+    let mut evil = claims("a");
+    evil["iss"] = json!("https://evil.example");
+    expect_error(&world.me(&k1.token(evil)), 401, "untrusted_issuer");
+    // `none`, HMAC and an algorithm the issuer does not accept.
+    let c = claims("a");
+    let unsigned = format!(
+        "{}.{}.",
+        b64url(br#"{"alg":"none","kid":"k1"}"#),
+        b64url(c.to_string().as_bytes())
+    );
+    expect_error(&world.me(&unsigned), 401, "invalid_token");
+    for alg in ["HS256", "RS256", "ES256", "none", "EdDSA "] {
+        let token = k1.token_with(json!({ "alg": alg, "kid": "k1" }), claims("a"));
+        expect_error(&world.me(&token), 401, "invalid_token");
+    }
+    // A signature of another key under k1's kid.
+    let other = Signer::new(7, "k1");
+    expect_error(&world.me(&other.token(claims("a"))), 401, "invalid_token");
+    // A token whose claims were changed after signing.
+    let good = k1.token(claims("alice"));
+    let parts: Vec<&str> = good.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64url(claims("admin").to_string().as_bytes()),
+        parts[2]
+    );
+    expect_error(&world.me(&forged), 401, "invalid_token");
+    // A user claim with a line break could split a header: refused.
+    expect_error(
+        &world.me(&k1.token(claims("a\nx-gatehouse-user: usr_1"))),
+        401,
+        "invalid_token",
+    );
+    // None of this fetched more than once.
+    assert_eq!(world.host.calls.get(), 1, "{}", describe(&world.me(&good)));
+}
+
+#[test]
+fn known_users_only_takes_local_users_and_their_roles() {
+    let k1 = Signer::new(1, "k1");
+    let world = World::new(json!({
+        "iss": ISS, "jwks": { "keys": [k1.jwk()] }, "audience": ["site", "app"],
+        "algorithms": ["EdDSA"], "known_users_only": true, "email_claim": "email",
+    }));
+    let now = T0;
+    let user = User {
+        id: "usr_local1".into(),
+        email: "ann@example.com".into(),
+        name: Some("Ann".into()),
+        password_hash: PasswordPhc::from_stored("$pbkdf2-sha256$i=10000$AAAA$AAAA".into()),
+        roles: vec!["editor".into()],
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+        totp: false,
+    };
+    block_on(world.store.create_user(&user, None, None)).unwrap();
+    let with_email = |email: &str, verified: Option<bool>| {
+        let mut c = claims("foreign-sub");
+        c["email"] = json!(email);
+        c["roles"] = json!(["admin"]);
+        if let Some(v) = verified {
+            c["email_verified"] = json!(v);
+        }
+        k1.token(c)
+    };
+    let body = expect_status(&world.me(&with_email("Ann@Example.com", Some(true))), 200);
+    assert_eq!(body["user"]["id"], "usr_local1");
+    assert_eq!(
+        body["user"]["roles"],
+        json!(["editor"]),
+        "local roles, not the token's"
+    );
+    assert_eq!(body["issuer"], "idp");
+    expect_error(
+        &world.me(&with_email("nobody@example.com", None)),
+        401,
+        "invalid_token",
+    );
+    expect_error(
+        &world.me(&with_email("ann@example.com", Some(false))),
+        401,
+        "invalid_token",
+    );
+    let mut disabled = user.clone();
+    disabled.id = "usr_local2".into();
+    disabled.email = "dis@example.com".into();
+    disabled.disabled = true;
+    block_on(world.store.create_user(&disabled, None, None)).unwrap();
+    expect_error(
+        &world.me(&with_email("dis@example.com", None)),
+        401,
+        "invalid_token",
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_variable_and_the_issuer() {
+    let jwk = Signer::new(1, "k1").jwk();
+    let base = || json!({ "iss": ISS, "jwks_uri": JWKS_URI, "audience": "site" });
+    let with = |k: &str, v: Value| {
+        let mut b = base();
+        b[k] = v;
+        b
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (with("jwks_uri", json!("http://idp.example/jwks")), "https"),
+        (
+            with("jwks_uri", json!("http://127.0.0.1:9/jwks")),
+            "DEV_ALLOW_HTTP_LOOPBACK_JWKS",
+        ),
+        (with("algorithms", json!(["none"])), "never none or HMAC"),
+        (with("algorithms", json!(["HS256"])), "never none or HMAC"),
+        (
+            with("jwks", json!({ "keys": [jwk] })),
+            "exactly one of jwks_uri and jwks",
+        ),
+        (with("audience", json!([])), "audience"),
+        (with("bearer", json!(false)), "no token source"),
+        (with("surprise", json!(1)), "surprise"),
+        (with("roles_claim", json!("groups")), "role_map"),
+        (with("iss", json!("gatehouse")), "JWT_ISSUER"),
+        (
+            with("cookie", json!("gatehouse_refresh")),
+            "Gatehouse's own",
+        ),
+        (
+            with("jwks_refetch_seconds", json!(0)),
+            "jwks_refetch_seconds",
+        ),
+        (
+            json!({ "iss": ISS, "jwks": { "keys": [{ "kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "small" }] }, "audience": "a" }),
+            "2048 to 4096",
+        ),
+        (
+            json!({ "iss": ISS, "jwks": { "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": "AA", "d": "AA" }] }, "audience": "a" }),
+            "private key",
+        ),
+        (
+            json!({ "iss": ISS, "jwks_uri": JWKS_URI, "audience": "a", "known_users_only": true, "default_roles": ["user"] }),
+            "known_users_only",
+        ),
+    ];
+    for (issuer, expected) in cases {
+        let table = json!({ "idp": issuer }).to_string();
+        let err = try_config(&[("TRUSTED_ISSUERS", &table)], &[]).unwrap_err();
+        assert_eq!(err.var, "TRUSTED_ISSUERS", "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"idp\"") && text.contains(expected),
+            "{expected}: {text}"
+        );
+    }
+    let err = try_config(&[("TRUSTED_ISSUERS", "not json")], &[]).unwrap_err();
+    assert_eq!(err.var, "TRUSTED_ISSUERS");
+    let table = json!({ "a": base(), "b": base() }).to_string();
+    assert!(try_config(&[("TRUSTED_ISSUERS", &table)], &[])
+        .unwrap_err()
+        .to_string()
+        .contains("same iss"));
+    // The development flag allows http only on 127.0.0.1.
+    let local = json!({ "idp": with("jwks_uri", json!("http://127.0.0.1:9000/jwks")) }).to_string();
+    try_config(
+        &[
+            ("TRUSTED_ISSUERS", &local),
+            ("DEV_ALLOW_HTTP_LOOPBACK_JWKS", "true"),
+        ],
+        &[],
+    )
+    .unwrap();
+    let remote = json!({ "idp": with("jwks_uri", json!("http://10.0.0.1/jwks")) }).to_string();
+    let err = try_config(
+        &[
+            ("TRUSTED_ISSUERS", &remote),
+            ("DEV_ALLOW_HTTP_LOOPBACK_JWKS", "true"),
+        ],
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("https"), "{err}");
+}
+
+#[test]
+fn without_trusted_issuers_a_foreign_token_stays_invalid_token_and_local_tokens_still_work() {
+    let k1 = Signer::new(1, "k1");
+    let config = try_config(&[], &[]).unwrap();
+    let store = MemoryStore::new();
+    let clock = TestClock(Cell::new(T0));
+    let host = FakeHost::default();
+    let svc = Services {
+        config: &config,
+        store: &store,
+        hasher: &RustPbkdf2,
+        clock: &clock,
+        rng: &SystemRng,
+        aead: &gatehouse::primitives::platform::RustAesGcm,
+        verifier: &RustVerifier,
+        fetcher: &host,
+    };
+    let req = Request::new("GET", "/auth/me").with_header(
+        "authorization",
+        &format!("Bearer {}", k1.token(claims("a"))),
+    );
+    expect_error(&block_on(handle(&svc, &req)), 401, "invalid_token");
+    assert_eq!(host.calls.get(), 0);
+}
