@@ -53,6 +53,9 @@ pub struct Config {
     pub proxy: Proxy,
     /// Sizes, rate limits and retention.
     pub limits: Limits,
+    /// Passkeys (`WEBAUTHN_*`); `None`: off, the passkey endpoints answer 404
+    /// `passkeys_disabled`.
+    pub webauthn: Option<crate::domain::webauthn::RelyingParty>,
 }
 
 /// Access tokens, refresh families and the keys that sign them.
@@ -189,12 +192,14 @@ impl Config {
             upstream_signing_secret: upstream_signing_secret(lookup, &routes)?,
             routes,
         };
+        let webauthn = crate::domain::webauthn::RelyingParty::parse(lookup)?;
         Ok(Self {
             tokens,
             accounts,
             browser,
             proxy,
             limits,
+            webauthn,
         })
     }
 

@@ -155,7 +155,9 @@ impl WebAuthnRejection {
             Self::OriginMismatch => "the ceremony ran on an origin this server does not serve",
             Self::RpIdMismatch => "the credential is for another relying party",
             Self::UserNotVerified => "the authenticator did not verify the user",
-            Self::AlgorithmUnsupported => "the credential's algorithm is not supported (ES256, EdDSA)",
+            Self::AlgorithmUnsupported => {
+                "the credential's algorithm is not supported (ES256, EdDSA)"
+            }
             Self::AttestationUnsupported => {
                 "the attestation format is not supported (none, packed self-attestation)"
             }

@@ -18,6 +18,7 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod console;
+pub mod passkeys;
 pub mod sessions;
 pub mod table;
 pub mod views;
@@ -195,6 +196,12 @@ async fn route<S: Store, H: Pbkdf2>(
         Endpoint::ListOwnSessions => sessions::list(svc, req).await,
         Endpoint::RevokeOwnSession => sessions::revoke(svc, req, params[0]).await,
         Endpoint::Whoami => whoami(svc, req).await,
+        Endpoint::PasskeyRegisterOptions => passkeys::register_options(svc, req).await,
+        Endpoint::PasskeyRegisterVerify => passkeys::register_verify(svc, req).await,
+        Endpoint::PasskeyLoginOptions => passkeys::login_options(svc, req).await,
+        Endpoint::PasskeyLoginVerify => passkeys::login_verify(svc, req).await,
+        Endpoint::ListOwnPasskeys => passkeys::list_own(svc, req).await,
+        Endpoint::DeleteOwnPasskey => passkeys::delete_own(svc, req, params[0]).await,
         Endpoint::ConsoleAsset => console::asset(&req.path).ok_or(Error::NotFound),
         Endpoint::ConsoleRedirect => Ok(console::redirect()),
         Endpoint::ConsoleSignIn => console::sign_in(svc, req).await,

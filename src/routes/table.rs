@@ -45,6 +45,10 @@ pub enum AdminOp {
     Config,
     /// `GET /admin/rate-limits`
     RateLimits,
+    /// `GET /admin/users/{id}/passkeys`
+    ListPasskeys,
+    /// `DELETE /admin/users/{id}/passkeys/{pid}`
+    DeletePasskey,
 }
 
 /// Each endpoint Gatehouse answers itself.
@@ -78,6 +82,18 @@ pub enum Endpoint {
     RevokeOwnSession,
     /// `GET /auth/whoami`
     Whoami,
+    /// `POST /auth/webauthn/register/options`
+    PasskeyRegisterOptions,
+    /// `POST /auth/webauthn/register/verify`
+    PasskeyRegisterVerify,
+    /// `POST /auth/webauthn/login/options`
+    PasskeyLoginOptions,
+    /// `POST /auth/webauthn/login/verify`
+    PasskeyLoginVerify,
+    /// `GET /auth/passkeys`
+    ListOwnPasskeys,
+    /// `DELETE /auth/passkeys/{id}`
+    DeleteOwnPasskey,
     /// `GET /admin/console/` and its script and style sheet
     ConsoleAsset,
     /// `GET /admin/console` (redirects to `/admin/console/`)
@@ -111,6 +127,12 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("POST",   "/auth/password",               Endpoint::ChangePassword),
     ("GET",    "/auth/sessions",               Endpoint::ListOwnSessions),
     ("DELETE", "/auth/sessions/{}",            Endpoint::RevokeOwnSession),
+    ("POST",   "/auth/webauthn/register/options", Endpoint::PasskeyRegisterOptions),
+    ("POST",   "/auth/webauthn/register/verify",  Endpoint::PasskeyRegisterVerify),
+    ("POST",   "/auth/webauthn/login/options",    Endpoint::PasskeyLoginOptions),
+    ("POST",   "/auth/webauthn/login/verify",     Endpoint::PasskeyLoginVerify),
+    ("GET",    "/auth/passkeys",               Endpoint::ListOwnPasskeys),
+    ("DELETE", "/auth/passkeys/{}",            Endpoint::DeleteOwnPasskey),
     ("GET",    "/admin/users",                 Endpoint::Admin(AdminOp::ListUsers)),
     ("POST",   "/admin/users",                 Endpoint::Admin(AdminOp::CreateUser)),
     ("GET",    "/admin/users/{}",              Endpoint::Admin(AdminOp::ShowUser)),
@@ -121,6 +143,8 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("GET",    "/admin/users/{}/sessions",     Endpoint::Admin(AdminOp::ListSessions)),
     ("DELETE", "/admin/users/{}/sessions",     Endpoint::Admin(AdminOp::RevokeAllSessions)),
     ("DELETE", "/admin/users/{}/sessions/{}",  Endpoint::Admin(AdminOp::RevokeSession)),
+    ("GET",    "/admin/users/{}/passkeys",     Endpoint::Admin(AdminOp::ListPasskeys)),
+    ("DELETE", "/admin/users/{}/passkeys/{}",  Endpoint::Admin(AdminOp::DeletePasskey)),
     ("GET",    "/admin/api-keys",              Endpoint::Admin(AdminOp::ListKeys)),
     ("POST",   "/admin/api-keys",              Endpoint::Admin(AdminOp::MintKey)),
     ("DELETE", "/admin/api-keys/{}",           Endpoint::Admin(AdminOp::RevokeKey)),

@@ -90,9 +90,8 @@ fn origin_host(origin: &str) -> &str {
 fn origin_fits(origin: &str, rp_id: &str) -> bool {
     let host = origin_host(origin);
     let on_rp = host == rp_id || host.ends_with(&format!(".{rp_id}"));
-    let secure = origin.starts_with("https://")
-        || host == "localhost"
-        || host.ends_with(".localhost");
+    let secure =
+        origin.starts_with("https://") || host == "localhost" || host.ends_with(".localhost");
     on_rp && secure
 }
 
@@ -402,8 +401,7 @@ impl PublicKey {
     /// Reads a COSE_Key (RFC 9053): an EC2 P-256 key with `alg` ES256, or an OKP Ed25519 key
     /// with `alg` EdDSA. Returns the key and its COSE algorithm.
     pub fn from_cose(bytes: &[u8]) -> Result<(Self, i64), Error> {
-        let unsupported =
-            |detail| refuse(WebAuthnRejection::AlgorithmUnsupported, detail);
+        let unsupported = |detail| refuse(WebAuthnRejection::AlgorithmUnsupported, detail);
         let key = CoseKey::from_slice(bytes).map_err(|_| malformed("the credential public key"))?;
         let alg = match &key.alg {
             Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) => ALG_ES256,
@@ -593,7 +591,10 @@ pub fn verify_assertion(
     let auth = AuthData::parse(authenticator_data)?;
     auth.check(rp)?;
     let (key, _) = PublicKey::from_cose(public_key)?;
-    if !key.verifies(&signed_message(authenticator_data, client_data_json), signature) {
+    if !key.verifies(
+        &signed_message(authenticator_data, client_data_json),
+        signature,
+    ) {
         return Err(refuse(
             WebAuthnRejection::SignatureInvalid,
             "assertion signature",

@@ -200,7 +200,9 @@ impl Signer {
     }
 
     fn ed(seed: u8) -> Self {
-        Self::Ed(ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32])))
+        Self::Ed(ed25519_compact::KeyPair::from_seed(
+            ed25519_compact::Seed::new([seed; 32]),
+        ))
     }
 
     fn cose(&self) -> Vec<u8> {
@@ -374,7 +376,12 @@ fn unsupported_attestations_and_algorithms_are_refused() {
             (int(-3), Value::Bytes(vec![1; 48])),
         ],
     ] {
-        let ad = auth_data("localhost", UP_UV, 0, Some((b"id", &cbor(&Value::Map(key)))));
+        let ad = auth_data(
+            "localhost",
+            UP_UV,
+            0,
+            Some((b"id", &cbor(&Value::Map(key)))),
+        );
         assert_eq!(
             code(register(&rp, &cdj, &attestation("none", vec![], &ad)).unwrap_err()),
             "webauthn_algorithm_unsupported"
@@ -416,11 +423,7 @@ fn configuration_names_its_variable() {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let lookup = move |name: &str| {
-            vars.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
+        let lookup = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         RelyingParty::parse(&lookup)
     };
     assert_eq!(parse(&[]), Ok(None));
@@ -451,8 +454,14 @@ fn configuration_names_its_variable() {
     assert_eq!(local.user_verification, UserVerification::Preferred);
     assert_eq!(local.name, "Demo");
     for (vars, var) in [
-        (vec![("WEBAUTHN_ORIGINS", "https://example.com")], "WEBAUTHN_ORIGINS"),
-        (vec![("WEBAUTHN_RP_ID", "https://example.com")], "WEBAUTHN_RP_ID"),
+        (
+            vec![("WEBAUTHN_ORIGINS", "https://example.com")],
+            "WEBAUTHN_ORIGINS",
+        ),
+        (
+            vec![("WEBAUTHN_RP_ID", "https://example.com")],
+            "WEBAUTHN_RP_ID",
+        ),
         (vec![("WEBAUTHN_RP_ID", "example.com")], "WEBAUTHN_ORIGINS"),
         (
             vec![
