@@ -394,6 +394,9 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     // 2. Log out; sign in with the passkey, no email typed; reload and stay signed in.
     await page.click('[data-testid=logout]');
     await waitText(page, 'status', /Not logged in/);
+    // A fresh page: the form still held the email typed at sign-up.
+    await page.reload();
+    await waitText(page, 'status', /Not logged in/);
     assert.equal(await page.inputValue('input[name=email]'), '', 'nothing typed');
     await page.click('[data-testid=passkey-login]');
     await waitText(page, 'who', emailRe);

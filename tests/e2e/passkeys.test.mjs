@@ -248,6 +248,15 @@ describe('passkeys', () => {
     answer.response.attestationObject = Buffer.from([0xa3, 0x01]).toString('base64url');
     expectError(await c.post('/auth/webauthn/register/verify', answer, { bearer: user.access }), 400, 'bad_request');
     expectError(await c.post('/auth/webauthn/login/verify', { id: 'AA', type: 'public-key', response: { clientDataJSON: 'AA', authenticatorData: 'AA' } }), 400, 'bad_request');
+    // Bodies that are not JSON objects, on every ceremony endpoint.
+    const json = { 'content-type': 'application/json' };
+    for (const path of ['/auth/webauthn/register/options', '/auth/webauthn/register/verify', '/auth/webauthn/login/options', '/auth/webauthn/login/verify']) {
+      const bearer = path.includes('register') ? user.access : undefined;
+      expectError(await c.request('POST', path, { body: 'id=AA', headers: { 'content-type': 'application/x-www-form-urlencoded' }, bearer }), 415, 'unsupported_media_type');
+      expectError(await c.request('POST', path, { body: '{"id":', headers: json, bearer }), 400, 'invalid_json');
+      expectError(await c.request('POST', path, { body: '[]', headers: json, bearer }), 400, 'bad_request');
+      expectError(await c.request('POST', path, { body: 'x'.repeat(70_000), headers: json, bearer }), 413, 'payload_too_large');
+    }
   });
 });
 

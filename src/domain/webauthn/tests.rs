@@ -496,3 +496,75 @@ fn configuration_names_its_variable() {
         assert_eq!(parse(&vars).unwrap_err().var, var, "{vars:?}");
     }
 }
+
+/// A registration and a sign-in recorded from Chromium's virtual authenticator (CTAP2,
+/// internal transport, resident key, user verification) by tests/e2e/browser-nuxt.test.mjs
+/// with `GATEHOUSE_RECORD_WEBAUTHN=tests/vectors/chromium-passkey.json`.
+#[test]
+fn chromium_virtual_authenticator_recording() {
+    let rec: serde_json::Value =
+        serde_json::from_str(include_str!("../../../tests/vectors/chromium-passkey.json")).unwrap();
+    let s = |v: &serde_json::Value| v.as_str().expect("a string").to_string();
+    let bytes = |v: &serde_json::Value| {
+        crate::primitives::encoding::b64url_decode(v.as_str().unwrap()).unwrap()
+    };
+    let rp = RelyingParty {
+        id: s(&rec["rp_id"]),
+        name: "Gatehouse".into(),
+        origins: vec![s(&rec["origin"])],
+        user_verification: UserVerification::Required,
+    };
+    let reg = &rec["register_verify"]["request"];
+    let cdj = bytes(&reg["response"]["clientDataJSON"]);
+    let cd = ClientData::parse(&cdj).unwrap();
+    assert_eq!(
+        b64url(&cd.challenge),
+        s(&rec["register_options"]["response"]["publicKey"]["challenge"])
+    );
+    let cred = register(&rp, &cdj, &bytes(&reg["response"]["attestationObject"])).unwrap();
+    assert_eq!(b64url(&cred.credential_id), s(&reg["id"]));
+    assert_eq!(cred.attestation, "none");
+    assert_eq!(
+        cred.algorithm, ALG_EDDSA,
+        "Chromium picks the first listed: EdDSA"
+    );
+
+    let login_req = &rec["login_verify"]["request"];
+    let r = &login_req["response"];
+    assert_eq!(s(&login_req["id"]), s(&reg["id"]));
+    assert_eq!(bytes(&r["userHandle"]), s(&rec["user_id"]).into_bytes());
+    let (cdj, ad, sig) = (
+        bytes(&r["clientDataJSON"]),
+        bytes(&r["authenticatorData"]),
+        bytes(&r["signature"]),
+    );
+    assert_eq!(
+        b64url(&ClientData::parse(&cdj).unwrap().challenge),
+        s(&rec["login_options"]["response"]["publicKey"]["challenge"])
+    );
+    let ok = login(&rp, &cdj, &ad, &sig, &cred.public_key).unwrap();
+    assert!(counter_advanced(i64::from(cred.sign_count), ok.sign_count));
+    // The same answer elsewhere: another origin, another RP ID, a flipped signature byte.
+    let elsewhere = RelyingParty {
+        origins: vec!["http://localhost:1".into()],
+        ..rp.clone()
+    };
+    assert_eq!(
+        code(login(&elsewhere, &cdj, &ad, &sig, &cred.public_key).unwrap_err()),
+        "webauthn_origin_mismatch"
+    );
+    let other_rp = RelyingParty {
+        id: "example.com".into(),
+        ..rp.clone()
+    };
+    assert_eq!(
+        code(login(&other_rp, &cdj, &ad, &sig, &cred.public_key).unwrap_err()),
+        "webauthn_rp_id_mismatch"
+    );
+    let mut bad = sig.clone();
+    bad[0] ^= 0x80;
+    assert_eq!(
+        code(login(&rp, &cdj, &ad, &bad, &cred.public_key).unwrap_err()),
+        "webauthn_signature_invalid"
+    );
+}
