@@ -3,7 +3,7 @@
 //!
 //! Pure: the challenge is looked up and used up by the caller (it is the store's
 //! compare-and-set), which hands in the parsed client data; nothing here reads a clock or
-//! storage. CBOR is read with `ciborium`, COSE keys with `coset`, ES256 signatures are verified
+//! storage. CBOR (the attestation object, COSE keys) is read with `ciborium`, ES256 signatures are verified
 //! with RustCrypto's `p256` and EdDSA (Ed25519) ones with `ed25519-compact`: all pure Rust, the
 //! same code natively and on wasm32.
 //!
@@ -11,7 +11,6 @@
 //! self-attestation (no certificate chain). Anything else is refused with its own code.
 
 use ciborium::Value;
-use coset::{iana, CborSerializable, CoseKey, KeyType, Label, RegisteredLabelWithPrivate};
 use serde::Deserialize;
 
 use crate::domain::vars::{get, Lookup};
@@ -376,69 +375,84 @@ pub enum PublicKey {
     Ed25519(ed25519_compact::PublicKey),
 }
 
-fn param<'a>(key: &'a CoseKey, label: i64) -> Option<&'a Value> {
-    key.params
-        .iter()
-        .find(|(l, _)| *l == Label::Int(label))
-        .map(|(_, v)| v)
-}
-
-fn param_bytes<const N: usize>(key: &CoseKey, label: i64) -> Option<[u8; N]> {
-    match param(key, label)? {
-        Value::Bytes(b) => b.as_slice().try_into().ok(),
-        _ => None,
-    }
-}
-
-fn param_int(key: &CoseKey, label: i64) -> Option<i128> {
-    match param(key, label)? {
-        Value::Integer(i) => Some(i128::from(*i)),
-        _ => None,
-    }
+/// COSE_Key labels and values (RFC 9052 §7, RFC 9053).
+mod cose {
+    pub const KTY: i64 = 1;
+    pub const ALG: i64 = 3;
+    pub const CRV: i64 = -1;
+    pub const X: i64 = -2;
+    pub const Y: i64 = -3;
+    pub const KTY_OKP: i64 = 1;
+    pub const KTY_EC2: i64 = 2;
+    pub const CRV_P256: i64 = 1;
+    pub const CRV_ED25519: i64 = 6;
 }
 
 impl PublicKey {
-    /// Reads a COSE_Key (RFC 9053): an EC2 P-256 key with `alg` ES256, or an OKP Ed25519 key
-    /// with `alg` EdDSA. Returns the key and its COSE algorithm.
+    /// Reads a COSE_Key (RFC 9052 §7): an EC2 P-256 key with `alg` ES256, or an OKP Ed25519 key
+    /// with `alg` EdDSA. Returns the key and its COSE algorithm. A map with a repeated or
+    /// non-integer label, or bytes after it, is malformed.
     pub fn from_cose(bytes: &[u8]) -> Result<(Self, i64), Error> {
+        let bad = || malformed("the credential public key");
         let unsupported = |detail| refuse(WebAuthnRejection::AlgorithmUnsupported, detail);
-        let key = CoseKey::from_slice(bytes).map_err(|_| malformed("the credential public key"))?;
-        let alg = match &key.alg {
-            Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) => ALG_ES256,
-            Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA)) => ALG_EDDSA,
-            _ => return Err(unsupported("COSE alg is not ES256 or EdDSA")),
+        let mut rest = bytes;
+        let value: Value = ciborium::de::from_reader(&mut rest).map_err(|_| bad())?;
+        let (Value::Map(entries), true) = (value, rest.is_empty()) else {
+            return Err(bad());
         };
-        const CRV: i64 = -1;
-        const X: i64 = -2;
-        const Y: i64 = -3;
-        match (&key.kty, alg) {
-            (KeyType::Assigned(iana::KeyType::EC2), ALG_ES256) => {
-                if param_int(&key, CRV) != Some(iana::EllipticCurve::P_256 as i128) {
+        let mut labels = Vec::with_capacity(entries.len());
+        for (label, _) in &entries {
+            let label = match label {
+                Value::Integer(i) => i64::try_from(*i).map_err(|_| bad())?,
+                _ => return Err(bad()),
+            };
+            if labels.contains(&label) {
+                return Err(bad());
+            }
+            labels.push(label);
+        }
+        let get = |label: i64| {
+            labels
+                .iter()
+                .position(|l| *l == label)
+                .map(|i| &entries[i].1)
+        };
+        let int = |label| match get(label) {
+            Some(Value::Integer(i)) => i64::try_from(*i).ok(),
+            _ => None,
+        };
+        let coordinate = |label| match get(label) {
+            Some(Value::Bytes(b)) => <[u8; 32]>::try_from(b.as_slice()).ok(),
+            _ => None,
+        };
+        match (int(cose::KTY), int(cose::ALG)) {
+            (Some(cose::KTY_EC2), Some(ALG_ES256)) => {
+                if int(cose::CRV) != Some(cose::CRV_P256) {
                     return Err(unsupported("ES256 key not on P-256"));
                 }
-                let (Some(x), Some(y)) = (param_bytes::<32>(&key, X), param_bytes::<32>(&key, Y))
-                else {
-                    return Err(malformed("the credential public key"));
+                let (Some(x), Some(y)) = (coordinate(cose::X), coordinate(cose::Y)) else {
+                    return Err(bad());
                 };
                 let mut sec1 = [0u8; 65];
                 sec1[0] = 0x04;
                 sec1[1..33].copy_from_slice(&x);
                 sec1[33..].copy_from_slice(&y);
-                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                    .map_err(|_| malformed("the credential public key"))?;
-                Ok((Self::Es256(key), alg))
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| bad())?;
+                Ok((Self::Es256(key), ALG_ES256))
             }
-            (KeyType::Assigned(iana::KeyType::OKP), ALG_EDDSA) => {
-                if param_int(&key, CRV) != Some(iana::EllipticCurve::Ed25519 as i128) {
+            (Some(cose::KTY_OKP), Some(ALG_EDDSA)) => {
+                if int(cose::CRV) != Some(cose::CRV_ED25519) {
                     return Err(unsupported("EdDSA key not on Ed25519"));
                 }
-                let x = param_bytes::<32>(&key, X)
-                    .ok_or_else(|| malformed("the credential public key"))?;
-                let key = ed25519_compact::PublicKey::from_slice(&x)
-                    .map_err(|_| malformed("the credential public key"))?;
-                Ok((Self::Ed25519(key), alg))
+                let x = coordinate(cose::X).ok_or_else(bad)?;
+                let key = ed25519_compact::PublicKey::from_slice(&x).map_err(|_| bad())?;
+                Ok((Self::Ed25519(key), ALG_EDDSA))
             }
-            _ => Err(unsupported("key type does not match its alg")),
+            (None, _) => Err(bad()),
+            (Some(_), Some(ALG_ES256 | ALG_EDDSA)) => {
+                Err(unsupported("key type does not match its alg"))
+            }
+            (Some(_), _) => Err(unsupported("COSE alg is not ES256 or EdDSA")),
         }
     }
 

@@ -568,3 +568,61 @@ fn chromium_virtual_authenticator_recording() {
         "webauthn_signature_invalid"
     );
 }
+
+#[test]
+fn cose_keys_are_read_strictly() {
+    let int = |i: i64| Value::Integer(i.into());
+    let x = Value::Bytes(Signer::ed(4).cose()[10..42].to_vec());
+    let ok = vec![
+        (int(1), int(1)),
+        (int(3), int(-8)),
+        (int(-1), int(6)),
+        (int(-2), x.clone()),
+    ];
+    assert!(PublicKey::from_cose(&cbor(&Value::Map(ok.clone()))).is_ok());
+    let mut trailing = cbor(&Value::Map(ok.clone()));
+    trailing.push(0);
+    let mut repeated = ok.clone();
+    repeated.push((int(3), int(-8)));
+    let mut text_label = ok.clone();
+    text_label.push((Value::Text("kty".into()), int(1)));
+    let short_x = vec![
+        (int(1), int(1)),
+        (int(3), int(-8)),
+        (int(-1), int(6)),
+        (int(-2), Value::Bytes(vec![1; 31])),
+    ];
+    let no_kty = vec![(int(3), int(-8)), (int(-1), int(6)), (int(-2), x.clone())];
+    for bytes in [
+        trailing,
+        cbor(&Value::Map(repeated)),
+        cbor(&Value::Map(text_label)),
+        cbor(&Value::Map(short_x)),
+        cbor(&Value::Map(no_kty)),
+        cbor(&Value::Array(vec![])),
+    ] {
+        assert_eq!(
+            code(PublicKey::from_cose(&bytes).unwrap_err()),
+            "bad_request"
+        );
+    }
+    // An Ed25519 key claiming ES256, and an EdDSA key on another curve.
+    let wrong_alg = vec![
+        (int(1), int(1)),
+        (int(3), int(-7)),
+        (int(-1), int(6)),
+        (int(-2), x.clone()),
+    ];
+    let wrong_curve = vec![
+        (int(1), int(1)),
+        (int(3), int(-8)),
+        (int(-1), int(7)),
+        (int(-2), x),
+    ];
+    for key in [wrong_alg, wrong_curve] {
+        assert_eq!(
+            code(PublicKey::from_cose(&cbor(&Value::Map(key))).unwrap_err()),
+            "webauthn_algorithm_unsupported"
+        );
+    }
+}
