@@ -350,6 +350,12 @@ impl AuthData {
                 "rpIdHash is not SHA-256 of WEBAUTHN_RP_ID",
             ));
         }
+        if self.flags & FLAG_BS != 0 && self.flags & FLAG_BE == 0 {
+            // WebAuthn §6.1: a credential that cannot be backed up is never backed up.
+            return Err(malformed(
+                "authenticator data (backed up, not backup eligible)",
+            ));
+        }
         if self.flags & FLAG_UP == 0 {
             return Err(refuse(
                 WebAuthnRejection::UserNotVerified,

@@ -328,6 +328,13 @@ fn software_authenticators_register_and_sign_in() {
             code(login(&rp, &other, &ad, &sig, &cred.public_key).unwrap_err()),
             "webauthn_signature_invalid"
         );
+        // Backed up without being backup eligible: not what an authenticator can say.
+        let ad_bs = auth_data("localhost", UP_UV | FLAG_BS, 7, None);
+        let sig_bs = signer.sign(&signed_message(&ad_bs, &cdj));
+        assert_eq!(
+            code(login(&rp, &cdj, &ad_bs, &sig_bs, &cred.public_key).unwrap_err()),
+            "bad_request"
+        );
         // On an origin the relying party does not list.
         let evil = client_data("webauthn.get", b"challenge-2", "http://localhost:3001");
         let sig = signer.sign(&signed_message(&ad, &evil));
