@@ -86,4 +86,5 @@ cat <<EOT
 
 EOT
 node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$PORT" \
-  --var "ALLOWED_ORIGINS:http://localhost:$SITE_PORT"
+  --var "ALLOWED_ORIGINS:http://localhost:$SITE_PORT" \
+  --var "WEBAUTHN_RP_ID:localhost"

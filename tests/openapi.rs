@@ -16,7 +16,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 
 use gatehouse::domain::store::memory::MemoryStore;
-use gatehouse::primitives::error::{ConfigError, Error, TokenRejection};
+use gatehouse::primitives::error::{ConfigError, Error, TokenRejection, WebAuthnRejection};
 use gatehouse::primitives::http::Request;
 use gatehouse::primitives::platform::FixedClock;
 use gatehouse::routes::{handle, table};
@@ -244,9 +244,16 @@ fn every_error() -> Vec<Error> {
         Error::UntrustedIssuer(String::new()),
         Error::IssuerUnavailable(String::new()),
     ]
+    .into_iter()
+    .chain(
+        WebAuthnRejection::ALL
+            .into_iter()
+            .map(|why| Error::WebAuthn(why, "")),
+    )
+    .collect()
 }
 
-const VARIANTS: usize = 36;
+const VARIANTS: usize = 37;
 
 fn variant_index(err: &Error) -> usize {
     match err {
@@ -286,6 +293,7 @@ fn variant_index(err: &Error) -> usize {
         Error::MfaUnavailable => 33,
         Error::UntrustedIssuer(_) => 34,
         Error::IssuerUnavailable(_) => 35,
+        Error::WebAuthn(..) => 36,
     }
 }
 
@@ -294,7 +302,7 @@ fn the_error_code_enum_is_exactly_the_codes_of_the_error_enum() {
     let errors = every_error();
     let indices: BTreeSet<usize> = errors.iter().map(variant_index).collect();
     assert_eq!(indices, (0..VARIANTS).collect(), "every variant, once");
-    assert_eq!(errors.len(), VARIANTS);
+    assert_eq!(errors.len(), VARIANTS - 1 + WebAuthnRejection::ALL.len());
     let codes: BTreeSet<&str> = errors.iter().map(Error::code).collect();
     let spec = spec();
     let enumerated: BTreeSet<&str> = spec["components"]["schemas"]["ErrorCode"]["enum"]

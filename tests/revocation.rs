@@ -17,10 +17,10 @@ use gatehouse::domain::config::Config;
 use gatehouse::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
 use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::store::{
-    ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash, RevokeReason, Rotation,
-    SessionLiveness, Store, StoredEvent, TokenHash, TokenState, TotpConfirmation, TotpRecord, User,
-    UserQuery,
+    ApiKey, AuditEvent, AuditQuery, Challenge, Family, KeyHash, KeyLookup, NewFamily, Passkey,
+    PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash,
+    RevokeReason, Rotation, SessionLiveness, Store, StoredEvent, TokenHash, TokenState,
+    TotpConfirmation, TotpRecord, User, UserQuery,
 };
 use gatehouse::domain::token::AccessClaims;
 use gatehouse::primitives::encoding::b64url_decode;
@@ -322,6 +322,55 @@ impl Store for Counting {
     async fn remove_totp(&self, user_id: &str, event: &AuditEvent) -> Result<bool, Error> {
         self.count("remove_totp");
         self.inner.remove_totp(user_id, event).await
+    }
+
+    async fn create_challenge(&self, challenge: &Challenge) -> Result<(), Error> {
+        self.count("create_challenge");
+        self.inner.create_challenge(challenge).await
+    }
+
+    async fn take_challenge(
+        &self,
+        challenge_hash: &str,
+        ceremony: &str,
+    ) -> Result<Option<Challenge>, Error> {
+        self.count("take_challenge");
+        self.inner.take_challenge(challenge_hash, ceremony).await
+    }
+
+    async fn create_passkey(&self, passkey: &Passkey, event: &AuditEvent) -> Result<bool, Error> {
+        self.count("create_passkey");
+        self.inner.create_passkey(passkey, event).await
+    }
+
+    async fn passkey_by_credential(&self, credential_id: &str) -> Result<Option<Passkey>, Error> {
+        self.count("passkey_by_credential");
+        self.inner.passkey_by_credential(credential_id).await
+    }
+
+    async fn user_passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, Error> {
+        self.count("user_passkeys");
+        self.inner.user_passkeys(user_id).await
+    }
+
+    async fn use_passkey(&self, used: &PasskeyUse) -> Result<bool, Error> {
+        self.count("use_passkey");
+        self.inner.use_passkey(used).await
+    }
+
+    async fn flag_passkey(&self, id: &str, now: i64, event: &AuditEvent) -> Result<bool, Error> {
+        self.count("flag_passkey");
+        self.inner.flag_passkey(id, now, event).await
+    }
+
+    async fn delete_passkey(
+        &self,
+        user_id: &str,
+        id: &str,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
+        self.count("delete_passkey");
+        self.inner.delete_passkey(user_id, id, event).await
     }
 }
 

@@ -348,9 +348,10 @@ async function users(view, selected) {
 }
 
 async function userDetail(box, id, reloadList) {
-  const [{ user }, { sessions }] = await Promise.all([
+  const [{ user }, { sessions }, { passkeys }] = await Promise.all([
     api('GET', `/admin/users/${encodeURIComponent(id)}`),
     api('GET', `/admin/users/${encodeURIComponent(id)}/sessions`),
+    api('GET', `/admin/users/${encodeURIComponent(id)}/passkeys`),
   ]);
   const refresh = async () => {
     await userDetail(box, id, reloadList);
@@ -413,6 +414,20 @@ async function userDetail(box, id, reloadList) {
       live.length > 0
         ? h('button', { type: 'button', class: 'danger', testid: 'revoke-all', onclick: () => act('DELETE', `${base}/sessions`, undefined, (r) => `${r.revoked_sessions} session(s) revoked.`) }, 'Revoke all sessions')
         : '',
+    ),
+    h('section', { class: 'card', testid: 'user-passkeys' },
+      h('h3', {}, `Passkeys (${passkeys.length})`),
+      passkeys.length === 0 ? h('p', { class: 'muted' }, 'No passkeys.') : table(
+        ['passkey', 'algorithm', 'created', 'last used', ''],
+        passkeys.map((p) => [
+          h('span', {}, p.name, ' ', p.flagged_at ? h('span', { class: 'badge bad', testid: 'passkey-blocked' }, 'blocked (counter regression)') : ''),
+          p.algorithm,
+          when(p.created_at),
+          when(p.last_used_at),
+          h('button', { type: 'button', class: 'secondary', testid: 'remove-passkey', onclick: () => act('DELETE', `${base}/passkeys/${encodeURIComponent(p.id)}`, undefined, () => `Passkey ${p.name} of ${user.email} removed.`) }, 'Remove'),
+        ]),
+        (i) => ({ 'data-passkey': passkeys[i].id }),
+      ),
     ),
   );
 }

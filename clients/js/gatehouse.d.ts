@@ -27,6 +27,24 @@ export interface ClientOptions {
   locks?: LockManager | null;
   /** For tests: a `BroadcastChannel` constructor (`null` disables cross-tab sharing). */
   BroadcastChannel?: typeof BroadcastChannel | null;
+  /** For tests: a `CredentialsContainer` (default `navigator.credentials`), for passkeys. */
+  credentials?: Pick<CredentialsContainer, 'create' | 'get'>;
+}
+
+/** A registered passkey, as `GET /auth/passkeys` lists it. Times are Unix ms. */
+export interface Passkey {
+  id: string;
+  name: string;
+  credential_id: string;
+  algorithm: 'ES256' | 'EdDSA';
+  aaguid: string;
+  backup_eligible: boolean;
+  backed_up: boolean;
+  transports: string[];
+  created_at: number;
+  last_used_at: number | null;
+  /** Set when a signature-counter regression blocked the passkey. */
+  flagged_at: number | null;
 }
 
 /** What `mintToken` asks for; members left out take Gatehouse's defaults. */
@@ -125,6 +143,21 @@ export interface GatehouseClient {
    * token for one route to hand to another service. Throws a GatehouseError when refused.
    */
   mintToken(request?: MintTokenRequest): Promise<ScopedToken>;
+  /**
+   * Creates a passkey for the signed-in user (`navigator.credentials.create`) and stores it.
+   * Throws `GatehouseError` (`no_auth` when signed out, `passkey_exists`, …) or the browser's
+   * `DOMException` (`NotAllowedError` when the user cancels).
+   */
+  registerPasskey(input?: { name?: string }): Promise<Passkey>;
+  /**
+   * Signs in with a passkey, no email typed (`navigator.credentials.get` with no allowed
+   * credentials): the same session as `login`. `mediation: 'conditional'` for autofill UI.
+   */
+  loginWithPasskey(input?: { mediation?: CredentialMediationRequirement }): Promise<User>;
+  /** The signed-in user's passkeys, newest first. */
+  listPasskeys(): Promise<Passkey[]>;
+  /** Removes one of the signed-in user's passkeys. */
+  deletePasskey(id: string): Promise<void>;
   /** `fetch` with the Bearer token added; refreshes before expiry and once on a 401. */
   fetch(path: string, init?: RequestInit): Promise<Response>;
   /** Refreshes now (one refresh at a time across tabs); the session, or null when none. */

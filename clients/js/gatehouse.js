@@ -43,6 +43,60 @@ async function errorOf(res) {
   return new GatehouseError(res.status, code, message);
 }
 
+// ---- Passkeys (WebAuthn): the JSON forms of WebAuthn Level 3, converted where the browser
+// lacks PublicKeyCredential.parse*OptionsFromJSON / toJSON.
+
+function bytesOf(b64url) {
+  const b64 = b64url.replace(/-/g, '+').replace(/_/g, '/');
+  const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i += 1) out[i] = bin.charCodeAt(i);
+  return out.buffer;
+}
+
+function b64urlOf(buffer) {
+  const bytes = new Uint8Array(buffer);
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 1) bin += String.fromCharCode(bytes[i]);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+const PKC = () => globalThis.PublicKeyCredential;
+
+function creationOptions(json) {
+  if (PKC() && typeof PKC().parseCreationOptionsFromJSON === 'function') return PKC().parseCreationOptionsFromJSON(json);
+  return {
+    ...json,
+    challenge: bytesOf(json.challenge),
+    user: { ...json.user, id: bytesOf(json.user.id) },
+    excludeCredentials: (json.excludeCredentials || []).map((c) => ({ ...c, id: bytesOf(c.id) })),
+  };
+}
+
+function requestOptions(json) {
+  if (PKC() && typeof PKC().parseRequestOptionsFromJSON === 'function') return PKC().parseRequestOptionsFromJSON(json);
+  return {
+    ...json,
+    challenge: bytesOf(json.challenge),
+    allowCredentials: (json.allowCredentials || []).map((c) => ({ ...c, id: bytesOf(c.id) })),
+  };
+}
+
+function credentialJSON(cred) {
+  if (typeof cred.toJSON === 'function') return cred.toJSON();
+  const r = cred.response;
+  const response = { clientDataJSON: b64urlOf(r.clientDataJSON) };
+  if (r.attestationObject) {
+    response.attestationObject = b64urlOf(r.attestationObject);
+    response.transports = typeof r.getTransports === 'function' ? r.getTransports() : [];
+  } else {
+    response.authenticatorData = b64urlOf(r.authenticatorData);
+    response.signature = b64urlOf(r.signature);
+    response.userHandle = r.userHandle ? b64urlOf(r.userHandle) : null;
+  }
+  return { id: cred.id, rawId: b64urlOf(cred.rawId), type: cred.type, response, clientExtensionResults: {} };
+}
+
 /**
  * Creates a client for the Gatehouse at `baseUrl`.
  * @param {import('./gatehouse').ClientOptions} options
@@ -56,6 +110,7 @@ export function createClient(options = {}) {
   const locks = options.locks !== undefined ? options.locks : globalThis.navigator && globalThis.navigator.locks;
   const Channel = options.BroadcastChannel !== undefined ? options.BroadcastChannel : globalThis.BroadcastChannel;
   const lockName = 'gatehouse-refresh ' + baseUrl;
+  const webauthn = () => options.credentials || (globalThis.navigator && globalThis.navigator.credentials);
 
   // The whole session state, in memory.
   let session = null; // { accessToken, expiresAt (ms), csrfToken, user }
@@ -365,6 +420,47 @@ export function createClient(options = {}) {
       });
       if (!res.ok) throw await errorOf(res);
       return res.json();
+    },
+    /**
+     * Creates a passkey for the signed-in user (the authenticator asks the user to confirm)
+     * and stores it; returns the stored passkey.
+     */
+    async registerPasskey({ name } = {}) {
+      const call = async (path, body) => {
+        const res = await authFetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        if (!res.ok) throw await errorOf(res);
+        return res.json();
+      };
+      if (!(await token())) throw new GatehouseError(401, 'no_auth', 'sign in before registering a passkey');
+      const { publicKey } = await call('/auth/webauthn/register/options', {});
+      const cred = await webauthn().create({ publicKey: creationOptions(publicKey) });
+      const body = credentialJSON(cred);
+      if (name !== undefined) body.name = name;
+      return (await call('/auth/webauthn/register/verify', body)).passkey;
+    },
+    /**
+     * Signs in with a passkey: the browser offers the site's passkeys, no email is typed. The
+     * session is the one a password login starts.
+     */
+    async loginWithPasskey({ mediation } = {}) {
+      const res = await post('/auth/webauthn/login/options', {});
+      if (!res.ok) throw await errorOf(res);
+      const { publicKey } = await res.json();
+      const request = { publicKey: requestOptions(publicKey) };
+      if (mediation) request.mediation = mediation;
+      const cred = await webauthn().get(request);
+      return entered(await post('/auth/webauthn/login/verify', credentialJSON(cred)));
+    },
+    /** The signed-in user's passkeys. */
+    async listPasskeys() {
+      const res = await authFetch('/auth/passkeys');
+      if (!res.ok) throw await errorOf(res);
+      return (await res.json()).passkeys;
+    },
+    /** Removes one of the signed-in user's passkeys. */
+    async deletePasskey(id) {
+      const res = await authFetch('/auth/passkeys/' + encodeURIComponent(id), { method: 'DELETE' });
+      if (!res.ok) throw await errorOf(res);
     },
     fetch: authFetch,
     refresh,

@@ -55,6 +55,9 @@ pub struct Config {
     pub limits: Limits,
     /// Trusted external issuers (`TRUSTED_ISSUERS`, default none).
     pub issuers: crate::domain::issuers::TrustedIssuers,
+    /// Passkeys (`WEBAUTHN_*`); `None`: off, the passkey endpoints answer 404
+    /// `passkeys_disabled`.
+    pub webauthn: Option<crate::domain::webauthn::RelyingParty>,
 }
 
 /// Access tokens, refresh families and the keys that sign them.
@@ -217,6 +220,7 @@ impl Config {
             routes,
         };
         let issuers = crate::domain::issuers::TrustedIssuers::parse(lookup, &tokens.issuer)?;
+        let webauthn = crate::domain::webauthn::RelyingParty::parse(lookup)?;
         Ok(Self {
             tokens,
             accounts,
@@ -224,6 +228,7 @@ impl Config {
             proxy,
             limits,
             issuers,
+            webauthn,
         })
     }
 

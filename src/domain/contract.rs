@@ -12,8 +12,9 @@ use futures_util::future::join_all;
 
 use crate::domain::refresh;
 use crate::domain::store::{
-    ApiKey, AuditEvent, AuditQuery, ConsoleVia, KeyHash, NewFamily, PasswordPhc, PruneCutoffs,
-    RecoveryCodeHash, RevokeReason, Rotation, Store, TokenState, TotpConfirmation, User, UserQuery,
+    ApiKey, AuditEvent, AuditQuery, Challenge, ConsoleVia, KeyHash, NewFamily, Passkey, PasskeyUse,
+    PasswordPhc, PruneCutoffs, RecoveryCodeHash, RevokeReason, Rotation, Store, TokenState,
+    TotpConfirmation, User, UserQuery,
 };
 use crate::primitives::encoding::new_id;
 use crate::primitives::error::Error;
@@ -1285,6 +1286,10 @@ async fn prune_removes_only_what_ended<S: Store>(store: &S) -> CaseResult {
         "set_disabled",
     )?;
 
+    let stale = challenge("login", None, t - 1);
+    let fresh = challenge("login", None, t + 300_000);
+    ok(store.create_challenge(&stale).await, "create_challenge")?;
+    ok(store.create_challenge(&fresh).await, "create_challenge")?;
     let counts = ok(
         store
             .prune(&PruneCutoffs {
@@ -1301,8 +1306,24 @@ async fn prune_removes_only_what_ended<S: Store>(store: &S) -> CaseResult {
         "counts: {counts:?}"
     );
     check!(
-        counts.audit_events >= 1 && counts.rate_limits >= 1,
+        counts.audit_events >= 1 && counts.rate_limits >= 1 && counts.challenges >= 1,
         "counts: {counts:?}"
+    );
+    check!(
+        ok(
+            store.take_challenge(&stale.challenge_hash, "login").await,
+            "take"
+        )?
+        .is_none(),
+        "the expired challenge was kept"
+    );
+    check!(
+        ok(
+            store.take_challenge(&fresh.challenge_hash, "login").await,
+            "take"
+        )?
+        .is_some(),
+        "the open challenge was pruned"
     );
     for (what, (token, fam), stays) in [
         ("live", &live, true),
@@ -1371,6 +1392,225 @@ async fn prune_removes_only_what_ended<S: Store>(store: &S) -> CaseResult {
     Ok(())
 }
 
+fn passkey(user_id: &str, created_at: i64) -> Passkey {
+    Passkey {
+        id: new_id(&SystemRng, "pk_"),
+        user_id: user_id.to_string(),
+        credential_id: format!("cred-{}", tag()),
+        public_key: "pQECAyYgASFYIA".into(),
+        algorithm: -7,
+        sign_count: 0,
+        name: "Laptop".into(),
+        aaguid: "00".repeat(16),
+        backup_eligible: true,
+        backed_up: false,
+        transports: vec!["internal".into(), "hybrid".into()],
+        created_at,
+        last_used_at: None,
+        flagged_at: None,
+    }
+}
+
+fn challenge(ceremony: &str, user_id: Option<&str>, expires_at: i64) -> Challenge {
+    Challenge {
+        challenge_hash: format!("{}{}", tag(), tag()),
+        ceremony: ceremony.into(),
+        user_id: user_id.map(str::to_string),
+        expires_at,
+    }
+}
+
+async fn challenges_are_used_once<S: Store>(store: &S) -> CaseResult {
+    let u = user("challenge");
+    ok(store.create_user(&u, None, None).await, "create_user")?;
+    let reg = challenge("register", Some(&u.id), NOW + 300_000);
+    ok(store.create_challenge(&reg).await, "create_challenge")?;
+    // Another ceremony's challenge is not used up by this one.
+    check!(
+        ok(
+            store.take_challenge(&reg.challenge_hash, "login").await,
+            "take"
+        )?
+        .is_none(),
+        "taken by another ceremony"
+    );
+    let taken = ok(
+        store.take_challenge(&reg.challenge_hash, "register").await,
+        "take",
+    )?;
+    check!(taken.as_ref() == Some(&reg), "taken: {taken:?}");
+    check!(
+        ok(
+            store.take_challenge(&reg.challenge_hash, "register").await,
+            "take"
+        )?
+        .is_none(),
+        "taken twice"
+    );
+    // Concurrent takes: one winner.
+    let login = challenge("login", None, NOW + 300_000);
+    ok(store.create_challenge(&login).await, "create_challenge")?;
+    let results =
+        join_all((0..8).map(|_| store.take_challenge(&login.challenge_hash, "login"))).await;
+    let mut winners = 0;
+    for r in results {
+        if ok(r, "take")?.is_some() {
+            winners += 1;
+        }
+    }
+    check!(winners == 1, "{winners} winners");
+    // An expired challenge is still taken (once): the caller tells it apart by its expiry.
+    let old = challenge("login", None, NOW - 1);
+    ok(store.create_challenge(&old).await, "create_challenge")?;
+    let taken = ok(
+        store.take_challenge(&old.challenge_hash, "login").await,
+        "take",
+    )?;
+    check!(
+        taken.is_some_and(|c| c.expires_at == NOW - 1),
+        "expired challenge"
+    );
+    Ok(())
+}
+
+async fn passkeys_round_trip<S: Store>(store: &S) -> CaseResult {
+    let u = user("passkeys");
+    let other = user("passkeys-other");
+    ok(store.create_user(&u, None, None).await, "create_user")?;
+    ok(store.create_user(&other, None, None).await, "create_user")?;
+    let older = passkey(&u.id, NOW - 10);
+    let newer = passkey(&u.id, NOW);
+    for p in [&older, &newer] {
+        check!(
+            ok(
+                store
+                    .create_passkey(p, &event_for(&u.id, "passkey_registered"))
+                    .await,
+                "create_passkey"
+            )?,
+            "not created"
+        );
+    }
+    // The same credential for another user: refused, nothing written.
+    let dup = Passkey {
+        id: new_id(&SystemRng, "pk_"),
+        user_id: other.id.clone(),
+        ..older.clone()
+    };
+    check!(
+        !ok(
+            store
+                .create_passkey(&dup, &event_for(&other.id, "passkey_registered"))
+                .await,
+            "create_passkey"
+        )?,
+        "duplicate credential stored"
+    );
+    check!(
+        ok(store.user_passkeys(&other.id).await, "user_passkeys")?.is_empty()
+            && ok(store.audit_events(Some(&other.id), 5).await, "audit")?.is_empty(),
+        "the refused duplicate wrote something"
+    );
+    let listed = ok(store.user_passkeys(&u.id).await, "user_passkeys")?;
+    check!(
+        listed == vec![newer.clone(), older.clone()],
+        "listed: {listed:?}"
+    );
+    let found = ok(
+        store.passkey_by_credential(&older.credential_id).await,
+        "passkey_by_credential",
+    )?;
+    check!(found.as_ref() == Some(&older), "found: {found:?}");
+    check!(
+        ok(store.passkey_by_credential("nope").await, "by credential")?.is_none(),
+        "unknown credential found"
+    );
+
+    // The counter moves only from the value read (compare-and-set).
+    let used = PasskeyUse {
+        id: older.id.clone(),
+        old_count: 0,
+        new_count: 5,
+        backed_up: true,
+        now: NOW + 1,
+    };
+    check!(ok(store.use_passkey(&used).await, "use")?, "first use");
+    check!(
+        !ok(store.use_passkey(&used).await, "use")?,
+        "used twice from 0"
+    );
+    let got = ok(
+        store.passkey_by_credential(&older.credential_id).await,
+        "get",
+    )?
+    .ok_or("gone")?;
+    check!(
+        got.sign_count == 5 && got.backed_up && got.last_used_at == Some(NOW + 1),
+        "after use: {got:?}"
+    );
+
+    // Flagged once, with its event; a flagged passkey is not used.
+    let ev = event_for(&u.id, "passkey_counter_regression");
+    check!(
+        ok(store.flag_passkey(&older.id, NOW + 2, &ev).await, "flag")?,
+        "not flagged"
+    );
+    check!(
+        !ok(store.flag_passkey(&older.id, NOW + 3, &ev).await, "flag")?,
+        "flagged twice"
+    );
+    let after_flag = PasskeyUse {
+        old_count: 5,
+        new_count: 6,
+        ..used.clone()
+    };
+    check!(
+        !ok(store.use_passkey(&after_flag).await, "use")?,
+        "flagged passkey used"
+    );
+    let got = ok(
+        store.passkey_by_credential(&older.credential_id).await,
+        "get",
+    )?
+    .ok_or("gone")?;
+    check!(got.flagged_at == Some(NOW + 2), "flagged at: {got:?}");
+
+    // Deleted only by its owner's id, once.
+    let del = event_for(&u.id, "passkey_deleted");
+    check!(
+        !ok(
+            store.delete_passkey(&other.id, &newer.id, &del).await,
+            "delete"
+        )?,
+        "deleted as another user"
+    );
+    check!(
+        ok(store.delete_passkey(&u.id, &newer.id, &del).await, "delete")?,
+        "not deleted"
+    );
+    check!(
+        !ok(store.delete_passkey(&u.id, &newer.id, &del).await, "delete")?,
+        "deleted twice"
+    );
+    let kinds: Vec<String> = ok(store.audit_events(Some(&u.id), 10).await, "audit_events")?
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    check!(
+        kinds
+            == [
+                "passkey_deleted",
+                "passkey_counter_regression",
+                "passkey_registered",
+                "passkey_registered"
+            ],
+        "events: {kinds:?}"
+    );
+    let left = ok(store.user_passkeys(&u.id).await, "user_passkeys")?;
+    check!(left.len() == 1 && left[0].id == older.id, "left: {left:?}");
+    Ok(())
+}
+
 /// Runs every case against `store` (which may hold data from earlier runs).
 pub async fn run<S: Store>(store: &S) -> Vec<Outcome> {
     let mut out = Vec::new();
@@ -1408,6 +1648,8 @@ pub async fn run<S: Store>(store: &S) -> Vec<Outcome> {
     case!(audit_queries_filter_and_page);
     case!(totp_enrollment_is_pending_until_confirmed);
     case!(totp_steps_and_recovery_codes_are_used_once);
+    case!(challenges_are_used_once);
+    case!(passkeys_round_trip);
     // Last: it deletes what other cases left behind.
     case!(prune_removes_only_what_ended);
     out

@@ -21,3 +21,4 @@ pub mod store;
 pub mod subject;
 pub mod token;
 pub mod vars;
+pub mod webauthn;

@@ -77,6 +77,122 @@ impl fmt::Display for TokenRejection {
     }
 }
 
+/// Why a WebAuthn (passkey) ceremony was refused; each reason has its own code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebAuthnRejection {
+    /// 404 `passkeys_disabled`: `WEBAUTHN_RP_ID` is not set.
+    Disabled,
+    /// 400 `webauthn_challenge_invalid`: a challenge that was never issued, was already used, or
+    /// belongs to another ceremony or user.
+    ChallengeInvalid,
+    /// 400 `webauthn_challenge_expired`: a challenge past its lifetime (used up all the same).
+    ChallengeExpired,
+    /// 400 `webauthn_origin_mismatch`: `clientDataJSON.origin` is not in `WEBAUTHN_ORIGINS`, or
+    /// the ceremony ran in a cross-origin frame.
+    OriginMismatch,
+    /// 400 `webauthn_rp_id_mismatch`: the authenticator data is not for `WEBAUTHN_RP_ID`.
+    RpIdMismatch,
+    /// 400 `webauthn_user_not_verified`: the user-present flag, or the user-verified flag that
+    /// `WEBAUTHN_USER_VERIFICATION=required` asks for, is not set.
+    UserNotVerified,
+    /// 400 `webauthn_algorithm_unsupported`: a credential key that is not ES256 or EdDSA.
+    AlgorithmUnsupported,
+    /// 400 `webauthn_attestation_unsupported`: an attestation other than `none` or packed
+    /// self-attestation.
+    AttestationUnsupported,
+    /// 401 `webauthn_signature_invalid`: the assertion's (or self-attestation's) signature does
+    /// not verify.
+    SignatureInvalid,
+    /// 401 `passkey_unknown`: no registered passkey has this credential id.
+    UnknownCredential,
+    /// 401 `passkey_user_mismatch`: the assertion's user handle is not the passkey's user.
+    UserMismatch,
+    /// 401 `passkey_counter_regression`: the signature counter did not increase (a cloned
+    /// authenticator?); the passkey is flagged and refused from then on.
+    CounterRegression,
+    /// 409 `passkey_exists`: this credential is already registered.
+    CredentialExists,
+}
+
+impl WebAuthnRejection {
+    fn status(self) -> u16 {
+        match self {
+            Self::Disabled => 404,
+            Self::ChallengeInvalid
+            | Self::ChallengeExpired
+            | Self::OriginMismatch
+            | Self::RpIdMismatch
+            | Self::UserNotVerified
+            | Self::AlgorithmUnsupported
+            | Self::AttestationUnsupported => 400,
+            Self::SignatureInvalid
+            | Self::UnknownCredential
+            | Self::UserMismatch
+            | Self::CounterRegression => 401,
+            Self::CredentialExists => 409,
+        }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Self::Disabled => "passkeys_disabled",
+            Self::ChallengeInvalid => "webauthn_challenge_invalid",
+            Self::ChallengeExpired => "webauthn_challenge_expired",
+            Self::OriginMismatch => "webauthn_origin_mismatch",
+            Self::RpIdMismatch => "webauthn_rp_id_mismatch",
+            Self::UserNotVerified => "webauthn_user_not_verified",
+            Self::AlgorithmUnsupported => "webauthn_algorithm_unsupported",
+            Self::AttestationUnsupported => "webauthn_attestation_unsupported",
+            Self::SignatureInvalid => "webauthn_signature_invalid",
+            Self::UnknownCredential => "passkey_unknown",
+            Self::UserMismatch => "passkey_user_mismatch",
+            Self::CounterRegression => "passkey_counter_regression",
+            Self::CredentialExists => "passkey_exists",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::Disabled => "passkeys are not enabled on this server",
+            Self::ChallengeInvalid => "the challenge is unknown or was already used; start again",
+            Self::ChallengeExpired => "the challenge has expired; start again",
+            Self::OriginMismatch => "the ceremony ran on an origin this server does not serve",
+            Self::RpIdMismatch => "the credential is for another relying party",
+            Self::UserNotVerified => "the authenticator did not verify the user",
+            Self::AlgorithmUnsupported => {
+                "the credential's algorithm is not supported (ES256, EdDSA)"
+            }
+            Self::AttestationUnsupported => {
+                "the attestation format is not supported (none, packed self-attestation)"
+            }
+            Self::SignatureInvalid => "the passkey's signature does not verify",
+            Self::UnknownCredential => "this passkey is not registered",
+            Self::UserMismatch => "this passkey belongs to another account",
+            Self::CounterRegression => {
+                "the passkey's signature counter went backwards; the passkey is blocked"
+            }
+            Self::CredentialExists => "this passkey is already registered",
+        }
+    }
+
+    /// Every reason, for tests.
+    pub const ALL: [Self; 13] = [
+        Self::Disabled,
+        Self::ChallengeInvalid,
+        Self::ChallengeExpired,
+        Self::OriginMismatch,
+        Self::RpIdMismatch,
+        Self::UserNotVerified,
+        Self::AlgorithmUnsupported,
+        Self::AttestationUnsupported,
+        Self::SignatureInvalid,
+        Self::UnknownCredential,
+        Self::UserMismatch,
+        Self::CounterRegression,
+        Self::CredentialExists,
+    ];
+}
+
 /// Every way a request can fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -153,6 +269,9 @@ pub enum Error {
     MfaNotEnrolled(&'static str),
     /// 403: TOTP is off: `MFA_ENCRYPTION_KEY` is not set.
     MfaUnavailable,
+    /// A passkey ceremony refused (400, 401, 404 or 409 by reason, each its own code); the
+    /// `&'static str` says more, for the log only.
+    WebAuthn(WebAuthnRejection, &'static str),
     /// 429: too many attempts; carries the seconds until the limit releases (`Retry-After`).
     AuthRateLimited(u32),
     /// 503: a dependency (storage) is not ready.
@@ -199,6 +318,7 @@ impl Error {
             Self::UpstreamUnavailable(_) => 502,
             Self::Unavailable(_) => 503,
             Self::UpstreamTimeout(_) => 504,
+            Self::WebAuthn(why, _) => why.status(),
         }
     }
 
@@ -241,6 +361,7 @@ impl Error {
             Self::Misconfigured(_) => "misconfigured",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
+            Self::WebAuthn(why, _) => why.code(),
         }
     }
 
@@ -288,6 +409,7 @@ impl Error {
             Self::Misconfigured(_) => "gatehouse is misconfigured; see the worker logs".into(),
             Self::Unavailable(_) => "a dependency is unavailable".into(),
             Self::Internal(_) => "internal error".into(),
+            Self::WebAuthn(why, _) => why.message().into(),
         }
     }
 
@@ -305,6 +427,7 @@ impl Error {
             | Self::IssuerUnavailable(cause) => Some(cause.clone()),
             Self::Misconfigured(err) => Some(err.to_string()),
             Self::Unavailable(cause) | Self::Internal(cause) => Some(cause.clone()),
+            Self::WebAuthn(_, detail) => Some((*detail).to_string()),
             Self::BadRequest(_)
             | Self::InvalidJson
             | Self::UnsupportedMediaType
@@ -380,7 +503,8 @@ impl Error {
             | Self::MfaNotEnrolled(_)
             | Self::MfaUnavailable
             | Self::Unavailable(_)
-            | Self::Internal(_) => None,
+            | Self::Internal(_)
+            | Self::WebAuthn(..) => None,
         }
     }
 
@@ -419,7 +543,7 @@ mod tests {
 
     /// One value of every variant; `every_variant_is_listed` keeps it complete.
     pub(crate) fn all_variants() -> Vec<Error> {
-        vec![
+        [
             Error::BadRequest("email: expected a string".into()),
             Error::InvalidJson,
             Error::UnsupportedMediaType,
@@ -457,6 +581,13 @@ mod tests {
             Error::UntrustedIssuer("iss not trusted".into()),
             Error::IssuerUnavailable("jwks unreachable".into()),
         ]
+        .into_iter()
+        .chain(
+            WebAuthnRejection::ALL
+                .into_iter()
+                .map(|why| Error::WebAuthn(why, "test")),
+        )
+        .collect()
     }
 
     #[test]
@@ -515,10 +646,11 @@ mod tests {
                 | Error::Unavailable(_)
                 | Error::Internal(_)
                 | Error::UntrustedIssuer(_)
-                | Error::IssuerUnavailable(_) => {}
+                | Error::IssuerUnavailable(_)
+                | Error::WebAuthn(..) => {}
             }
         }
-        assert_eq!(all_variants().len(), 36);
+        assert_eq!(all_variants().len(), 36 + WebAuthnRejection::ALL.len());
     }
 
     #[test]

@@ -140,6 +140,18 @@ pub async fn answer<S: Store, H: Pbkdf2>(
         AdminOp::RevokeKey => revoke_key(svc, req, &admin, id).await,
         AdminOp::Audit => list_audit(svc, req).await,
         AdminOp::Config => Ok(Response::json(200, &config_json(svc.config))),
+        AdminOp::ListPasskeys => {
+            target_user(svc, id).await?;
+            let list: Vec<Value> = svc
+                .store
+                .user_passkeys(id)
+                .await?
+                .iter()
+                .map(crate::routes::passkeys::passkey_json)
+                .collect();
+            Ok(Response::json(200, &json!({ "passkeys": list })))
+        }
+        AdminOp::DeletePasskey => delete_passkey(svc, req, &admin, id, params[1]).await,
         AdminOp::RateLimits => {
             let limited = crate::services::ratelimit::limited_now(svc, MAX_PAGE).await?;
             Ok(Response::json(200, &json!({ "limited": limited })))
@@ -465,6 +477,30 @@ async fn list_sessions<S: Store, H>(svc: &Services<'_, S, H>, id: &str) -> Resul
         .map(|f| family_json(f, now, idle_ms))
         .collect();
     Ok(Response::json(200, &json!({ "sessions": list })))
+}
+
+/// `DELETE /admin/users/{id}/passkeys/{pid}`: removes a user's passkey, audited.
+async fn delete_passkey<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    admin: &Admin,
+    id: &str,
+    pid: &str,
+) -> Result<Response, Error> {
+    target_user(svc, id).await?;
+    let now = svc.clock.now_ms();
+    let ev = admin.event(
+        req,
+        now,
+        "passkey_deleted",
+        Some(id),
+        None,
+        Some(json!({ "passkey_id": pid, "by": "admin" })),
+    );
+    if !svc.store.delete_passkey(id, pid, &ev).await? {
+        return Err(Error::NotFound);
+    }
+    Ok(Response::empty(204))
 }
 
 async fn revoke_all_sessions<S: Store, H>(

@@ -46,7 +46,7 @@ fn refresh_cookie(config: &Config, value: &str, max_age_secs: i64) -> String {
 
 /// Adds the device cookie of account `email` to a login or registration answered in cookie
 /// mode (a script asking for its refresh token in the body gets no cookie at all).
-fn with_device_cookie<S, H>(
+pub(super) fn with_device_cookie<S, H>(
     svc: &Services<'_, S, H>,
     response: Response,
     email: &str,
@@ -75,8 +75,10 @@ fn with_device_cookie<S, H>(
 
 /// Where the refresh token of a response goes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Delivery {
+pub(super) enum Delivery {
+    /// In the HttpOnly refresh cookie (browsers).
     Cookie,
+    /// In the answer's body (`refresh_token_in_body`).
     Body,
 }
 
@@ -91,7 +93,7 @@ impl Delivery {
     }
 }
 
-fn session_response<S, H>(
+pub(super) fn session_response<S, H>(
     svc: &Services<'_, S, H>,
     status: u16,
     user: &User,
@@ -141,7 +143,11 @@ fn session_response<S, H>(
 }
 
 /// Starts a refresh family for `user`: its first token and the family record.
-fn new_family<S, H>(svc: &Services<'_, S, H>, req: &Request, user_id: &str) -> (String, NewFamily) {
+pub(super) fn new_family<S, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    user_id: &str,
+) -> (String, NewFamily) {
     let now = svc.clock.now_ms();
     let token = refresh::generate(svc.rng);
     let family = NewFamily {

@@ -20,6 +20,7 @@ pub mod assets;
 pub mod auth;
 pub mod console;
 pub mod mfa;
+pub mod passkeys;
 pub mod sessions;
 pub mod table;
 pub mod tokens;
@@ -207,6 +208,12 @@ async fn route<S: Store, H: Pbkdf2>(
         Endpoint::TotpConfirm => mfa::confirm(svc, req).await,
         Endpoint::TotpRemove => mfa::remove(svc, req).await,
         Endpoint::RecoveryCodes => mfa::regenerate_codes(svc, req).await,
+        Endpoint::PasskeyRegisterOptions => passkeys::register_options(svc, req).await,
+        Endpoint::PasskeyRegisterVerify => passkeys::register_verify(svc, req).await,
+        Endpoint::PasskeyLoginOptions => passkeys::login_options(svc, req).await,
+        Endpoint::PasskeyLoginVerify => passkeys::login_verify(svc, req).await,
+        Endpoint::ListOwnPasskeys => passkeys::list_own(svc, req).await,
+        Endpoint::DeleteOwnPasskey => passkeys::delete_own(svc, req, params[0]).await,
         Endpoint::ConsoleAsset => console::asset(&req.path).ok_or(Error::NotFound),
         Endpoint::ConsoleRedirect => Ok(console::redirect()),
         Endpoint::ConsoleSignIn => console::sign_in(svc, req).await,

@@ -63,7 +63,7 @@ pub async fn revoke<S: Store, H: Pbkdf2>(
 
 /// The caller's user id and session: an access token of an enabled user whose session is
 /// still live. API keys and scoped tokens do not manage sessions (403 `scope_violation`).
-async fn caller_session<S: Store, H: Pbkdf2>(
+pub(super) async fn caller_session<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<(String, Option<String>), Error> {

@@ -47,6 +47,10 @@ pub enum AdminOp {
     Config,
     /// `GET /admin/rate-limits`
     RateLimits,
+    /// `GET /admin/users/{id}/passkeys`
+    ListPasskeys,
+    /// `DELETE /admin/users/{id}/passkeys/{pid}`
+    DeletePasskey,
 }
 
 /// Each endpoint Gatehouse answers itself.
@@ -92,6 +96,18 @@ pub enum Endpoint {
     TotpRemove,
     /// `POST /auth/mfa/recovery-codes`
     RecoveryCodes,
+    /// `POST /auth/webauthn/register/options`
+    PasskeyRegisterOptions,
+    /// `POST /auth/webauthn/register/verify`
+    PasskeyRegisterVerify,
+    /// `POST /auth/webauthn/login/options`
+    PasskeyLoginOptions,
+    /// `POST /auth/webauthn/login/verify`
+    PasskeyLoginVerify,
+    /// `GET /auth/passkeys`
+    ListOwnPasskeys,
+    /// `DELETE /auth/passkeys/{id}`
+    DeleteOwnPasskey,
     /// `GET /admin/console/` and its script and style sheet
     ConsoleAsset,
     /// `GET /admin/console` (redirects to `/admin/console/`)
@@ -131,6 +147,12 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("POST",   "/auth/mfa/totp/confirm",       Endpoint::TotpConfirm),
     ("DELETE", "/auth/mfa/totp",               Endpoint::TotpRemove),
     ("POST",   "/auth/mfa/recovery-codes",     Endpoint::RecoveryCodes),
+    ("POST",   "/auth/webauthn/register/options", Endpoint::PasskeyRegisterOptions),
+    ("POST",   "/auth/webauthn/register/verify",  Endpoint::PasskeyRegisterVerify),
+    ("POST",   "/auth/webauthn/login/options",    Endpoint::PasskeyLoginOptions),
+    ("POST",   "/auth/webauthn/login/verify",     Endpoint::PasskeyLoginVerify),
+    ("GET",    "/auth/passkeys",               Endpoint::ListOwnPasskeys),
+    ("DELETE", "/auth/passkeys/{}",            Endpoint::DeleteOwnPasskey),
     ("GET",    "/admin/users",                 Endpoint::Admin(AdminOp::ListUsers)),
     ("POST",   "/admin/users",                 Endpoint::Admin(AdminOp::CreateUser)),
     ("GET",    "/admin/users/{}",              Endpoint::Admin(AdminOp::ShowUser)),
@@ -142,6 +164,8 @@ const TABLE: &[(&str, &str, Endpoint)] = &[
     ("DELETE", "/admin/users/{}/sessions",     Endpoint::Admin(AdminOp::RevokeAllSessions)),
     ("DELETE", "/admin/users/{}/sessions/{}",  Endpoint::Admin(AdminOp::RevokeSession)),
     ("DELETE", "/admin/users/{}/mfa",          Endpoint::Admin(AdminOp::ResetMfa)),
+    ("GET",    "/admin/users/{}/passkeys",     Endpoint::Admin(AdminOp::ListPasskeys)),
+    ("DELETE", "/admin/users/{}/passkeys/{}",  Endpoint::Admin(AdminOp::DeletePasskey)),
     ("GET",    "/admin/api-keys",              Endpoint::Admin(AdminOp::ListKeys)),
     ("POST",   "/admin/api-keys",              Endpoint::Admin(AdminOp::MintKey)),
     ("DELETE", "/admin/api-keys/{}",           Endpoint::Admin(AdminOp::RevokeKey)),

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { PEPPER, mintKey, userWithRoles } from '../support/admin.mjs';
-import { PASSWORD, client, expectError, expectStatus, openVars, registerUser } from '../support/http.mjs';
+import { PASSWORD, SITE_ORIGIN, client, expectError, expectStatus, openVars, registerUser } from '../support/http.mjs';
+import { SoftAuthenticator } from '../support/webauthn.mjs';
 import { ROOT, generateSigningKey, startWorker } from '../support/worker.mjs';
 
 const CHROMIUM_ARGS = [
@@ -58,6 +59,8 @@ describe('the admin console in Chromium', { timeout: 180_000 }, () => {
         // The proxy sees a revoked key at once (by default within 10 s; revocation.test.mjs
         // covers the delay).
         REVOCATION_DELAY_SECONDS: '0',
+        // Passkeys on (the victim gets one, made by the software authenticator).
+        WEBAUTHN_RP_ID: 'site.example',
       }),
     });
     // The browser goes to localhost, a secure context: the Secure cookie works over plain http.
@@ -154,12 +157,25 @@ describe('the admin console in Chromium', { timeout: 180_000 }, () => {
 
     // 4. Disable a user: their session ends.
     expectStatus(await c.get('/auth/me', { bearer: victim.access }), 200);
+    const passkeyOpts = (await c.post('/auth/webauthn/register/options', {}, { bearer: victim.access })).body.publicKey;
+    const registered = await c.post('/auth/webauthn/register/verify', { ...new SoftAuthenticator().register(passkeyOpts, { origin: SITE_ORIGIN }), name: 'Victim laptop' }, { bearer: victim.access });
+    expectStatus(registered, 201);
     await page.click('a[data-page="users"]');
     await page.fill('[data-testid="user-search"] input[name="q"]', victim.email);
     await page.click('[data-testid="user-search"] button[type="submit"]');
     await page.click(`tr[data-user="${victim.email}"] [data-testid="user-link"]`);
     await page.waitForSelector(`[data-testid="user-card"][data-email="${victim.email}"][data-disabled="false"]`);
     await page.waitForSelector('[data-testid="user-sessions"] [data-testid="session-status"]:has-text("active")');
+    // The victim's passkey shows, and the admin removes it (audited, by the console).
+    const passkeyRow = `[data-testid="user-passkeys"] tr[data-passkey="${registered.body.passkey.id}"]`;
+    await page.waitForSelector(`${passkeyRow}:has-text("Victim laptop")`);
+    await page.click(`${passkeyRow} [data-testid="remove-passkey"]`);
+    await page.waitForSelector('[data-testid="user-passkeys"] :text("No passkeys.")');
+    assert.equal(await w.db.prepare('SELECT count(*) AS n FROM passkeys WHERE user_id = ?1').bind(victim.user.id).first('n'), 0);
+    const removal = await w.db.prepare("SELECT actor_user_id, detail FROM audit_events WHERE kind = 'passkey_deleted' AND subject_user_id = ?1").bind(victim.user.id).first();
+    assert.equal(removal.actor_user_id, admin.id);
+    assert.equal(JSON.parse(removal.detail).by, 'admin');
+    assert.ok(JSON.parse(removal.detail).via_console, removal.detail);
     await page.click('[data-testid="disable-user"]');
     await page.waitForSelector(`[data-testid="user-card"][data-email="${victim.email}"][data-disabled="true"]`);
     const statuses = await page.$$eval('[data-testid="user-sessions"] [data-testid="session-status"]', (els) => els.map((e) => e.textContent));

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -106,6 +106,8 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
         CMS_READ_KEY: readKey,
         CMS_WRITE_KEY: writeKey,
         UPSTREAM_SIGNING_SECRET: signingSecret,
+        // Passkeys for the site (WEBAUTHN_ORIGINS: ALLOWED_ORIGINS); browsers take no IP here.
+        WEBAUTHN_RP_ID: 'localhost',
       },
     });
     gatehouse = `http://localhost:${new URL(w.url).port}`;
@@ -339,6 +341,101 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     assert.equal(served, 'function');
     const servedText = await (await fetch(`${w.url}/client/gatehouse.js`)).text();
     assert.equal(servedText, readFileSync(path.join(EXAMPLE, 'node_modules', '@gatehouse', 'client', 'gatehouse.js'), 'utf8'));
+    assert.deepEqual(pageErrors, []);
+    await context.close();
+  });
+
+  test('passkeys: register on the site, log out, sign in without an email, reload; a removed credential fails cleanly', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(e));
+    // The ceremonies' requests and answers, to record a real authenticator's test vector.
+    const exchanged = {};
+    page.on('requestfinished', async (r) => {
+      const m = /\/auth\/webauthn\/(register|login)\/(options|verify)$/.exec(r.url());
+      if (m) exchanged[`${m[1]}_${m[2]}`] = { request: r.postDataJSON(), response: await (await r.response())?.json().catch(() => null) };
+    });
+    // Chromium's virtual authenticator over CDP: a platform authenticator (internal transport)
+    // with resident keys and user verification, answering on its own.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable', { enableUI: false });
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    });
+
+    // 1. Sign up with a password, then add a passkey.
+    await page.goto(`${siteUrl}/`);
+    await waitText(page, 'status', /Not logged in/);
+    const email = `passkey-${Date.now()}@example.com`;
+    const emailRe = new RegExp(email.replace(/[.]/g, '\\.'));
+    await page.fill('input[name=email]', email);
+    await page.fill('input[name=password]', PASSWORD);
+    await page.click('[data-testid=signup]');
+    await waitText(page, 'who', emailRe);
+    await page.click('[data-testid=passkey-register]');
+    await waitText(page, 'message', /passkey added: This browser/);
+    const userId = await w.db.prepare('SELECT id FROM users WHERE email = ?').bind(email).first('id');
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    assert.equal(credentials.length, 1);
+    assert.equal(credentials[0].isResidentCredential, true);
+    assert.equal(Buffer.from(credentials[0].userHandle, 'base64').toString(), userId, 'the user handle is the user id');
+    const credentialId = Buffer.from(credentials[0].credentialId, 'base64').toString('base64url');
+    const stored = await w.db.prepare('SELECT credential_id, user_id, algorithm FROM passkeys WHERE user_id = ?').bind(userId).first();
+    assert.equal(stored.credential_id, credentialId);
+
+    // 2. Log out; sign in with the passkey, no email typed; reload and stay signed in.
+    await page.click('[data-testid=logout]');
+    await waitText(page, 'status', /Not logged in/);
+    // A fresh page: the form still held the email typed at sign-up.
+    await page.reload();
+    await waitText(page, 'status', /Not logged in/);
+    assert.equal(await page.inputValue('input[name=email]'), '', 'nothing typed');
+    await page.click('[data-testid=passkey-login]');
+    await waitText(page, 'who', emailRe);
+    await expectNoTokenStored(page, 'after a passkey sign-in');
+    await page.reload();
+    await waitText(page, 'who', emailRe);
+    await expectNoTokenStored(page, 'after a passkey sign-in and reload');
+    const after = (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials[0];
+    const row = await w.db.prepare('SELECT sign_count, last_used_at FROM passkeys WHERE credential_id = ?').bind(credentialId).first();
+    assert.equal(row.sign_count, after.signCount, 'the stored counter is the authenticator\'s');
+    assert.ok(row.last_used_at > 0);
+    const logins = await w.db.prepare("SELECT detail FROM audit_events WHERE kind = 'login_succeeded' AND subject_user_id = ?").bind(userId).all();
+    assert.equal(logins.results.filter((e) => JSON.parse(e.detail ?? '{}').method === 'passkey').length, 1);
+    if (process.env.GATEHOUSE_RECORD_WEBAUTHN) {
+      // Recorded once into tests/vectors/ for the native verification tests.
+      writeFileSync(process.env.GATEHOUSE_RECORD_WEBAUTHN, `${JSON.stringify({ rp_id: 'localhost', origin: siteUrl, user_id: userId, ...exchanged }, null, 2)}\n`);
+    }
+
+    // 3. The passkey removed on the server (another device): the sign-in fails with its code.
+    await page.click('[data-testid=logout]');
+    await waitText(page, 'status', /Not logged in/);
+    await w.db.prepare('UPDATE passkeys SET credential_id = ?1 WHERE credential_id = ?2').bind(`moved-${credentialId}`, credentialId).run();
+    await page.click('[data-testid=passkey-login]');
+    await waitText(page, 'message', /passkey_unknown/);
+    await waitText(page, 'status', /Not logged in/);
+    await w.db.prepare('UPDATE passkeys SET credential_id = ?1 WHERE credential_id = ?2').bind(credentialId, `moved-${credentialId}`).run();
+
+    // 4. A second run with the credential removed from the authenticator: the browser finds no
+    //    passkey, the page says so, nobody is signed in, nothing reaches the verification.
+    await cdp.send('WebAuthn.removeCredential', { authenticatorId, credentialId: credentials[0].credentialId });
+    const verifies = Object.keys(exchanged).length;
+    delete exchanged.login_verify;
+    await page.click('[data-testid=passkey-login]');
+    await waitText(page, 'message', /NotAllowedError/);
+    await waitText(page, 'status', /Not logged in/);
+    assert.equal(exchanged.login_verify, undefined, 'no verification was sent');
+    assert.ok(verifies >= 4);
+    await page.reload();
+    await waitText(page, 'status', /Not logged in/);
     assert.deepEqual(pageErrors, []);
     await context.close();
   });

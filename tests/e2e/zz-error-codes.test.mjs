@@ -51,6 +51,19 @@ const REQUIRED = [
   'mfa_unavailable',
   'untrusted_issuer',
   'issuer_unavailable',
+  'passkeys_disabled',
+  'webauthn_challenge_invalid',
+  'webauthn_challenge_expired',
+  'webauthn_origin_mismatch',
+  'webauthn_rp_id_mismatch',
+  'webauthn_user_not_verified',
+  'webauthn_algorithm_unsupported',
+  'webauthn_attestation_unsupported',
+  'webauthn_signature_invalid',
+  'passkey_unknown',
+  'passkey_user_mismatch',
+  'passkey_counter_regression',
+  'passkey_exists',
 ];
 
 /** Codes the contract names: a status followed by a `code`, and "code": "…" in examples. */

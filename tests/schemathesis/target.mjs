@@ -63,6 +63,8 @@ export async function startTarget({ vars = {}, log = false } = {}) {
         RATE_LIMIT_LOGIN_PER_IP: '1000000',
         // Its generated emails repeat ("", "0"…): the per-account limit would answer most logins.
         RATE_LIMIT_LOGIN_PER_ACCOUNT: '100000',
+        // Passkeys on, for the site's origin (ALLOWED_ORIGINS).
+        WEBAUTHN_RP_ID: 'site.example',
         ...vars,
       }),
     });

@@ -75,6 +75,27 @@ function fakeGatehouse({ ttl = 900 } = {}) {
         const scope = [...roles.map((r) => `role:${r}`), ...(routes ?? []).map((r) => `route:${r}`)].join(' ');
         return json(200, { access_token: `scoped_${auth.slice(7)}`, issued_token_type: 'urn:ietf:params:oauth:token-type:jwt', token_type: 'Bearer', expires_in: ask.ttl ?? 300, expires_at: 0, scope, roles, routes, aud: ask.aud ?? null });
       }
+      case 'POST /auth/webauthn/register/options':
+        if (headers.get('authorization') !== `Bearer at_${state.n}`) return json(401, { error: { code: 'no_auth', message: 'x' } });
+        return json(200, { publicKey: { rp: { id: 'example.com', name: 'Example' }, user: { id: 'dXNyXzE', name: 'a@example.com', displayName: 'a' }, challenge: 'Y2hhbGxlbmdl', pubKeyCredParams: [{ type: 'public-key', alg: -7 }], timeout: 300000, excludeCredentials: [{ type: 'public-key', id: 'AQID', transports: ['internal'] }], authenticatorSelection: { residentKey: 'required', requireResidentKey: true, userVerification: 'required' }, attestation: 'none' } });
+      case 'POST /auth/webauthn/register/verify':
+        state.registered = JSON.parse(init.body);
+        if (headers.get('authorization') !== `Bearer at_${state.n}`) return json(401, { error: { code: 'no_auth', message: 'x' } });
+        if (state.passkeyExists) return json(409, { error: { code: 'passkey_exists', message: 'x' } });
+        return json(201, { passkey: { id: 'pk_1', name: state.registered.name ?? 'Passkey' } });
+      case 'POST /auth/webauthn/login/options':
+        return json(200, { publicKey: { challenge: 'bG9naW4', rpId: 'example.com', timeout: 300000, userVerification: 'required', allowCredentials: [] } });
+      case 'POST /auth/webauthn/login/verify': {
+        state.asserted = JSON.parse(init.body);
+        if (state.unknownPasskey) return json(401, { error: { code: 'passkey_unknown', message: 'x' } });
+        const fam = `fam${state.families.size + 1}`;
+        state.families.set(fam, {});
+        return json(200, issue(fam));
+      }
+      case 'GET /auth/passkeys':
+        return json(200, { passkeys: [{ id: 'pk_1' }] });
+      case 'DELETE /auth/passkeys/pk_1':
+        return json(204);
       default:
         return json(404, { error: { code: 'not_found', message: 'x' } });
     }
@@ -96,7 +117,24 @@ function fakeLocks() {
 }
 
 function tab(gate, opts = {}) {
-  return createClient({ baseUrl: BASE, fetch: gate.fetch, locks: opts.locks ?? null, now: opts.now, restore: opts.restore, BroadcastChannel: opts.channel === false ? null : BroadcastChannel });
+  return createClient({ baseUrl: BASE, fetch: gate.fetch, locks: opts.locks ?? null, now: opts.now, restore: opts.restore, BroadcastChannel: opts.channel === false ? null : BroadcastChannel, credentials: opts.credentials });
+}
+
+/** A fake `navigator.credentials`: records the options it got, answers like a browser without `toJSON`. */
+function fakeAuthenticator() {
+  const bytes = (...b) => new Uint8Array(b).buffer;
+  const seen = {};
+  return {
+    seen,
+    async create(opts) {
+      seen.create = opts;
+      return { id: 'AQID', rawId: bytes(1, 2, 3), type: 'public-key', response: { clientDataJSON: bytes(123, 125), attestationObject: bytes(0xa0), getTransports: () => ['internal'] } };
+    },
+    async get(opts) {
+      seen.get = opts;
+      return { id: 'AQID', rawId: bytes(1, 2, 3), type: 'public-key', response: { clientDataJSON: bytes(123, 125), authenticatorData: bytes(9, 9), signature: bytes(0xfb, 0xff), userHandle: bytes(0x75) } };
+    },
+  };
 }
 
 test('login, Bearer on fetch, me, and no refresh while the token is fresh', async (t) => {
@@ -303,6 +341,50 @@ test('register: logged in at once (201), or after a 202 of a registration that h
   t.after(() => c.close());
   await assert.rejects(c.register({ email: 'a@example.com', password: 'pw' }), (e) => e instanceof GatehouseError && e.code === 'invalid_credentials');
   assert.equal(c.authenticated, false);
+});
+
+test('passkeys: register when signed in, sign in without an email, list and delete', async (t) => {
+  const gate = fakeGatehouse();
+  const authn = fakeAuthenticator();
+  const gh = tab(gate, { channel: false, credentials: authn });
+  t.after(() => gh.close());
+  await gh.ready;
+  await assert.rejects(gh.registerPasskey(), (err) => err instanceof GatehouseError && err.code === 'no_auth');
+  assert.equal(authn.seen.create, undefined, 'no ceremony while signed out');
+  await gh.login({ email: 'a@example.com', password: 'pw' });
+  const passkey = await gh.registerPasskey({ name: 'Laptop' });
+  assert.deepEqual(passkey, { id: 'pk_1', name: 'Laptop' });
+  // The JSON options became the binary form the browser API takes.
+  const pk = authn.seen.create.publicKey;
+  assert.deepEqual(new Uint8Array(pk.challenge), new TextEncoder().encode('challenge'));
+  assert.deepEqual(new Uint8Array(pk.user.id), new TextEncoder().encode('usr_1'));
+  assert.deepEqual(new Uint8Array(pk.excludeCredentials[0].id), new Uint8Array([1, 2, 3]));
+  // ... and the credential came back as RegistrationResponseJSON.
+  assert.deepEqual(gate.registered, { id: 'AQID', rawId: 'AQID', type: 'public-key', response: { clientDataJSON: 'e30', attestationObject: 'oA', transports: ['internal'] }, clientExtensionResults: {}, name: 'Laptop' });
+  gate.passkeyExists = true;
+  await assert.rejects(gh.registerPasskey(), (err) => err.code === 'passkey_exists' && err.status === 409);
+
+  await gh.logout();
+  assert.equal(gh.authenticated, false);
+  const changes = [];
+  gh.onChange((s) => changes.push(s.reason));
+  const user = await gh.loginWithPasskey();
+  assert.equal(user.id, 'usr_1');
+  assert.equal(gh.authenticated, true);
+  assert.deepEqual(changes, ['login']);
+  assert.deepEqual(new Uint8Array(authn.seen.get.publicKey.challenge), new TextEncoder().encode('login'));
+  assert.deepEqual(authn.seen.get.publicKey.allowCredentials, []);
+  assert.deepEqual(gate.asserted.response, { clientDataJSON: 'e30', authenticatorData: 'CQk', signature: '-_8', userHandle: 'dQ' });
+  const verify = gate.calls.find((c) => c.path === '/auth/webauthn/login/verify');
+  assert.equal(verify.credentials, 'include', 'the refresh cookie comes back on the sign-in');
+  assert.deepEqual(await gh.listPasskeys(), [{ id: 'pk_1' }]);
+  await gh.deletePasskey('pk_1');
+  await assert.rejects(gh.deletePasskey('pk_2'), (err) => err.code === 'not_found');
+
+  await gh.logout();
+  gate.unknownPasskey = true;
+  await assert.rejects(gh.loginWithPasskey(), (err) => err.code === 'passkey_unknown' && err.status === 401);
+  assert.equal(gh.authenticated, false);
 });
 
 test('errors carry the stable code; baseUrl is checked', async (t) => {

@@ -101,6 +101,19 @@ describe('plugin and useGatehouse()', () => {
     assert.equal(gh.user.value.name, 'Renamed', 'me() refreshes the user');
   });
 
+  test('passkeys: sign in without an email, register one when signed in', async () => {
+    const { client, gh } = start();
+    client.restore(null);
+    await gh.whenReady();
+    const user = await gh.loginWithPasskey();
+    assert.deepEqual(user, ALICE);
+    assert.deepEqual(client.calls.at(-1), ['loginWithPasskey', undefined]);
+    assert.equal(gh.loggedIn.value, true);
+    const passkey = await gh.registerPasskey({ name: 'Laptop' });
+    assert.deepEqual(passkey, { id: 'pk_1', name: 'Laptop' });
+    assert.deepEqual(client.calls.at(-1), ['registerPasskey', { name: 'Laptop' }]);
+  });
+
   test('a failed login rejects with the client\'s error and leaves the state alone', async () => {
     const { client, gh } = start();
     client.restore(null);

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::{
-    ApiKey, AuditEvent, AuditQuery, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash, RevokeReason, Rotation,
-    SessionLiveness, Store, StoredEvent, TokenHash, TokenState, TotpConfirmation, TotpRecord, User,
-    UserQuery,
+    ApiKey, AuditEvent, AuditQuery, Challenge, Family, KeyHash, KeyLookup, NewFamily, Passkey,
+    PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash,
+    RevokeReason, Rotation, SessionLiveness, Store, StoredEvent, TokenHash, TokenState,
+    TotpConfirmation, TotpRecord, User, UserQuery,
 };
 use crate::primitives::error::Error;
 
@@ -35,6 +35,8 @@ struct State {
     totp: HashMap<String, TotpRecord>,
     /// user id -> unused recovery codes
     recovery: HashMap<String, Vec<RecoveryCodeHash>>,
+    passkeys: Vec<Passkey>,
+    challenges: HashMap<String, Challenge>,
 }
 
 /// All state behind one lock: every method is one critical section, hence atomic.
@@ -761,7 +763,124 @@ impl Store for MemoryStore {
             s.rate_limits
                 .retain(|_, (_, _, expires_at)| *expires_at > c.now);
             counts.rate_limits = (before - s.rate_limits.len()) as u64;
+            let before = s.challenges.len();
+            s.challenges.retain(|_, ch| ch.expires_at > c.now);
+            counts.challenges = (before - s.challenges.len()) as u64;
             counts
+        }))
+    }
+
+    async fn create_challenge(&self, challenge: &Challenge) -> Result<(), Error> {
+        self.with(|s| {
+            if s.challenges.contains_key(&challenge.challenge_hash) {
+                return Err(Error::Internal("duplicate challenge".into()));
+            }
+            s.challenges
+                .insert(challenge.challenge_hash.clone(), challenge.clone());
+            Ok(())
+        })
+    }
+
+    async fn take_challenge(
+        &self,
+        challenge_hash: &str,
+        ceremony: &str,
+    ) -> Result<Option<Challenge>, Error> {
+        Ok(self.with(|s| match s.challenges.get(challenge_hash) {
+            Some(ch) if ch.ceremony == ceremony => s.challenges.remove(challenge_hash),
+            _ => None,
+        }))
+    }
+
+    async fn create_passkey(&self, passkey: &Passkey, event: &AuditEvent) -> Result<bool, Error> {
+        self.with(|s| {
+            if !s.users.contains_key(&passkey.user_id) {
+                return Err(Error::Internal("passkey for an unknown user".into()));
+            }
+            if s.passkeys.iter().any(|p| p.id == passkey.id) {
+                return Err(Error::Internal("duplicate passkey id".into()));
+            }
+            if s.passkeys
+                .iter()
+                .any(|p| p.credential_id == passkey.credential_id)
+            {
+                return Ok(false);
+            }
+            s.passkeys.push(passkey.clone());
+            s.push_event(event);
+            Ok(true)
+        })
+    }
+
+    async fn passkey_by_credential(&self, credential_id: &str) -> Result<Option<Passkey>, Error> {
+        Ok(self.with(|s| {
+            s.passkeys
+                .iter()
+                .find(|p| p.credential_id == credential_id)
+                .cloned()
+        }))
+    }
+
+    async fn user_passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, Error> {
+        Ok(self.with(|s| {
+            let mut list: Vec<Passkey> = s
+                .passkeys
+                .iter()
+                .filter(|p| p.user_id == user_id)
+                .cloned()
+                .collect();
+            list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+            list
+        }))
+    }
+
+    async fn use_passkey(&self, used: &PasskeyUse) -> Result<bool, Error> {
+        Ok(self.with(|s| {
+            match s.passkeys.iter_mut().find(|p| {
+                p.id == used.id && p.sign_count == used.old_count && p.flagged_at.is_none()
+            }) {
+                Some(p) => {
+                    p.sign_count = used.new_count;
+                    p.backed_up = used.backed_up;
+                    p.last_used_at = Some(used.now);
+                    true
+                }
+                None => false,
+            }
+        }))
+    }
+
+    async fn flag_passkey(&self, id: &str, now: i64, event: &AuditEvent) -> Result<bool, Error> {
+        Ok(self.with(|s| {
+            match s
+                .passkeys
+                .iter_mut()
+                .find(|p| p.id == id && p.flagged_at.is_none())
+            {
+                Some(p) => {
+                    p.flagged_at = Some(now);
+                    s.push_event(event);
+                    true
+                }
+                None => false,
+            }
+        }))
+    }
+
+    async fn delete_passkey(
+        &self,
+        user_id: &str,
+        id: &str,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
+        Ok(self.with(|s| {
+            let before = s.passkeys.len();
+            s.passkeys.retain(|p| !(p.id == id && p.user_id == user_id));
+            let deleted = s.passkeys.len() < before;
+            if deleted {
+                s.push_event(event);
+            }
+            deleted
         }))
     }
 }

@@ -472,6 +472,68 @@ pub struct TotpConfirmation {
     pub now: i64,
 }
 
+/// A registered passkey (WebAuthn credential). Nothing in it is a secret: the private key never
+/// leaves the authenticator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passkey {
+    /// `pk_…`.
+    pub id: String,
+    /// The owner.
+    pub user_id: String,
+    /// Base64url of the credential id; unique.
+    pub credential_id: String,
+    /// Base64url of the credential's COSE_Key.
+    pub public_key: String,
+    /// COSE algorithm (-7 ES256, -8 EdDSA).
+    pub algorithm: i64,
+    /// The authenticator's signature counter, last seen.
+    pub sign_count: i64,
+    /// The owner's label.
+    pub name: String,
+    /// Hex AAGUID of the authenticator model (all zero when not told).
+    pub aaguid: String,
+    /// May be backed up (synced).
+    pub backup_eligible: bool,
+    /// Was backed up when last seen.
+    pub backed_up: bool,
+    /// Transports the browser reported (`internal`, `usb`, `hybrid`…).
+    pub transports: Vec<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms of the last sign-in with it.
+    pub last_used_at: Option<i64>,
+    /// Unix ms of a signature-counter regression; a flagged passkey is refused.
+    pub flagged_at: Option<i64>,
+}
+
+/// An open WebAuthn ceremony's challenge, stored as its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// Hex SHA-256 of the challenge.
+    pub challenge_hash: String,
+    /// `register` or `login`.
+    pub ceremony: String,
+    /// The signed-in user a registration is for; `None` for a login.
+    pub user_id: Option<String>,
+    /// Unix ms.
+    pub expires_at: i64,
+}
+
+/// A sign-in with a passkey: its counter moves from `old_count` to `new_count`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyUse {
+    /// `pk_…`.
+    pub id: String,
+    /// The counter as read before verifying.
+    pub old_count: i64,
+    /// The counter the assertion carried.
+    pub new_count: i64,
+    /// The assertion's backup state.
+    pub backed_up: bool,
+    /// Unix ms.
+    pub now: i64,
+}
+
 /// What the scheduled prune deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PruneCutoffs {
@@ -497,6 +559,8 @@ pub struct PruneCounts {
     pub audit_events: u64,
     /// Rate-limit counters whose window has passed.
     pub rate_limits: u64,
+    /// WebAuthn challenges past their expiry.
+    pub challenges: u64,
 }
 
 /// What Gatehouse stores. Implementations must keep each method atomic.
@@ -731,7 +795,49 @@ pub trait Store {
     /// Audit events matching `query`, newest first.
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<StoredEvent>, Error>;
 
-    /// Deletes what `cutoffs` says, atomically. Live families, their tokens, recent events
-    /// and current counters stay.
+    /// Deletes what `cutoffs` says, atomically. Live families, their tokens, recent events,
+    /// current counters and unexpired challenges stay.
     async fn prune(&self, cutoffs: &PruneCutoffs) -> Result<PruneCounts, Error>;
+
+    // ----- passkeys (WebAuthn)
+
+    /// Stores a ceremony's challenge.
+    async fn create_challenge(&self, challenge: &Challenge) -> Result<(), Error>;
+
+    /// Uses up the challenge with this hash if it belongs to `ceremony`: deletes it and returns
+    /// it, in one compare-and-set step that only one caller can win (expired or not: the caller
+    /// checks `expires_at`). `None`: never issued, already used, or another ceremony's.
+    async fn take_challenge(
+        &self,
+        challenge_hash: &str,
+        ceremony: &str,
+    ) -> Result<Option<Challenge>, Error>;
+
+    /// Inserts a passkey for an existing user and records `event`, atomically. `false` (and
+    /// nothing written): its credential id is already registered.
+    async fn create_passkey(&self, passkey: &Passkey, event: &AuditEvent) -> Result<bool, Error>;
+
+    /// The passkey with this (base64url) credential id.
+    async fn passkey_by_credential(&self, credential_id: &str) -> Result<Option<Passkey>, Error>;
+
+    /// A user's passkeys, newest first.
+    async fn user_passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, Error>;
+
+    /// Records a sign-in: sets the counter to `new_count`, the backup state and
+    /// `last_used_at`, only if the counter still is `old_count` and the passkey is not flagged
+    /// (compare-and-set). Whether it wrote.
+    async fn use_passkey(&self, used: &PasskeyUse) -> Result<bool, Error>;
+
+    /// Flags a passkey (counter regression) unless already flagged and, only then, records
+    /// `event`, atomically. Whether this call flagged it.
+    async fn flag_passkey(&self, id: &str, now: i64, event: &AuditEvent) -> Result<bool, Error>;
+
+    /// Deletes passkey `id` of `user_id` and, only if it existed, records `event`, atomically.
+    /// Whether it was deleted.
+    async fn delete_passkey(
+        &self,
+        user_id: &str,
+        id: &str,
+        event: &AuditEvent,
+    ) -> Result<bool, Error>;
 }

@@ -10,10 +10,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::{
-    ApiKey, AuditEvent, AuditQuery, ConsoleVia, Family, KeyHash, KeyLookup, NewFamily, PasswordPhc,
-    PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash, RevokeReason, Rotation,
-    SessionLiveness, Store, StoredEvent, TokenHash, TokenState, TotpConfirmation, TotpRecord, User,
-    UserQuery,
+    ApiKey, AuditEvent, AuditQuery, Challenge, ConsoleVia, Family, KeyHash, KeyLookup, NewFamily,
+    Passkey, PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter, RateHit,
+    RecoveryCodeHash, RevokeReason, Rotation, SessionLiveness, Store, StoredEvent, TokenHash,
+    TokenState, TotpConfirmation, TotpRecord, User, UserQuery,
 };
 use crate::primitives::error::Error;
 
@@ -422,6 +422,58 @@ struct RateRow {
     window_start: i64,
 }
 
+#[derive(Deserialize)]
+struct PasskeyRow {
+    id: String,
+    user_id: String,
+    credential_id: String,
+    public_key: String,
+    algorithm: i64,
+    sign_count: i64,
+    name: String,
+    aaguid: String,
+    backup_eligible: i64,
+    backed_up: i64,
+    transports: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    flagged_at: Option<i64>,
+}
+
+impl PasskeyRow {
+    fn into_passkey(self) -> Result<Passkey, Error> {
+        let transports = name_list("passkeys.transports", &self.id, &self.transports)?;
+        Ok(Passkey {
+            id: self.id,
+            user_id: self.user_id,
+            credential_id: self.credential_id,
+            public_key: self.public_key,
+            algorithm: self.algorithm,
+            sign_count: self.sign_count,
+            name: self.name,
+            aaguid: self.aaguid,
+            backup_eligible: self.backup_eligible != 0,
+            backed_up: self.backed_up != 0,
+            transports,
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+            flagged_at: self.flagged_at,
+        })
+    }
+}
+
+const PASSKEY_COLUMNS: &str =
+    "id, user_id, credential_id, public_key, algorithm, sign_count, name, \
+     aaguid, backup_eligible, backed_up, transports, created_at, last_used_at, flagged_at";
+
+#[derive(Deserialize)]
+struct ChallengeRow {
+    challenge_hash: String,
+    ceremony: String,
+    user_id: Option<String>,
+    expires_at: i64,
+}
+
 const TOKEN_STATE_SQL: &str = "SELECT t.generation, t.rotated_at, t.successor_hash, t.successor_sealed, \
      f.id, f.user_id, f.created_at, f.last_used_at, f.expires_at, f.revoked_at, f.revoke_reason, f.user_agent, \
      f.console, f.api_key_id \
@@ -504,7 +556,9 @@ impl<E: Executor> Store for SqlStore<E> {
             "SELECT (SELECT count(*) FROM users WHERE 0) + (SELECT count(*) FROM refresh_families WHERE 0) \
              + (SELECT count(*) FROM refresh_tokens WHERE 0) + (SELECT count(*) FROM audit_events WHERE 0) \
              + (SELECT count(console) + count(api_key_id) FROM refresh_families WHERE 0) \
-             + (SELECT count(*) FROM mfa_totp WHERE 0) + (SELECT count(*) FROM mfa_recovery_codes WHERE 0) AS n",
+             + (SELECT count(*) FROM mfa_totp WHERE 0) + (SELECT count(*) FROM mfa_recovery_codes WHERE 0)
+
+             + (SELECT count(*) FROM passkeys WHERE 0) + (SELECT count(*) FROM webauthn_challenges WHERE 0) AS n",
             vec![],
         ))
         .await
@@ -1211,6 +1265,10 @@ impl<E: Executor> Store for SqlStore<E> {
                 stmt(format!("DELETE FROM refresh_families WHERE {DEAD}"), dead()),
                 stmt("DELETE FROM audit_events WHERE at < ?1", vec![int(c.audit_before)]),
                 stmt("DELETE FROM rate_limits WHERE expires_at <= ?1", vec![int(c.now)]),
+                stmt(
+                    "DELETE FROM webauthn_challenges WHERE expires_at <= ?1",
+                    vec![int(c.now)],
+                ),
             ])
             .await?;
         Ok(PruneCounts {
@@ -1218,7 +1276,146 @@ impl<E: Executor> Store for SqlStore<E> {
             families: changes(&outcomes, 1),
             audit_events: changes(&outcomes, 2),
             rate_limits: changes(&outcomes, 3),
+            challenges: changes(&outcomes, 4),
         })
+    }
+
+    async fn create_challenge(&self, ch: &Challenge) -> Result<(), Error> {
+        self.run(stmt(
+            "INSERT INTO webauthn_challenges (challenge_hash, ceremony, user_id, expires_at) \
+             VALUES (?1, ?2, ?3, ?4)",
+            vec![
+                text(&ch.challenge_hash),
+                text(&ch.ceremony),
+                opt_text(ch.user_id.as_deref()),
+                int(ch.expires_at),
+            ],
+        ))
+        .await?;
+        Ok(())
+    }
+
+    async fn take_challenge(
+        &self,
+        challenge_hash: &str,
+        ceremony: &str,
+    ) -> Result<Option<Challenge>, Error> {
+        // One statement: the row is gone for every later caller, whoever reads it back.
+        let row = self
+            .first::<ChallengeRow>(stmt(
+                "DELETE FROM webauthn_challenges WHERE challenge_hash = ?1 AND ceremony = ?2 \
+                 RETURNING challenge_hash, ceremony, user_id, expires_at",
+                vec![text(challenge_hash), text(ceremony)],
+            ))
+            .await?;
+        Ok(row.map(|r| Challenge {
+            challenge_hash: r.challenge_hash,
+            ceremony: r.ceremony,
+            user_id: r.user_id,
+            expires_at: r.expires_at,
+        }))
+    }
+
+    async fn create_passkey(&self, p: &Passkey, event: &AuditEvent) -> Result<bool, Error> {
+        let outcomes = self
+            .batch(vec![
+                stmt(
+                    "INSERT INTO passkeys (id, user_id, credential_id, public_key, algorithm, sign_count, \
+                     name, aaguid, backup_eligible, backed_up, transports, created_at) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 \
+                     WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2) \
+                     ON CONFLICT (credential_id) DO NOTHING",
+                    vec![
+                        text(&p.id),
+                        text(&p.user_id),
+                        text(&p.credential_id),
+                        text(&p.public_key),
+                        int(p.algorithm),
+                        int(p.sign_count),
+                        text(&p.name),
+                        text(&p.aaguid),
+                        int(i64::from(p.backup_eligible)),
+                        int(i64::from(p.backed_up)),
+                        json_text(&p.transports)?,
+                        int(p.created_at),
+                    ],
+                ),
+                event_statement(event, "WHERE changes() = 1", vec![]),
+            ])
+            .await?;
+        Ok(changes(&outcomes, 0) == 1)
+    }
+
+    async fn passkey_by_credential(&self, credential_id: &str) -> Result<Option<Passkey>, Error> {
+        self.first::<PasskeyRow>(stmt(
+            format!("SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE credential_id = ?1"),
+            vec![text(credential_id)],
+        ))
+        .await?
+        .map(PasskeyRow::into_passkey)
+        .transpose()
+    }
+
+    async fn user_passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, Error> {
+        self.all::<PasskeyRow>(stmt(
+            format!(
+                "SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE user_id = ?1 \
+                 ORDER BY created_at DESC, id DESC"
+            ),
+            vec![text(user_id)],
+        ))
+        .await?
+        .into_iter()
+        .map(PasskeyRow::into_passkey)
+        .collect()
+    }
+
+    async fn use_passkey(&self, u: &PasskeyUse) -> Result<bool, Error> {
+        let changed = self
+            .run(stmt(
+                "UPDATE passkeys SET sign_count = ?3, backed_up = ?4, last_used_at = ?5 \
+                 WHERE id = ?1 AND sign_count = ?2 AND flagged_at IS NULL",
+                vec![
+                    text(&u.id),
+                    int(u.old_count),
+                    int(u.new_count),
+                    int(i64::from(u.backed_up)),
+                    int(u.now),
+                ],
+            ))
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn flag_passkey(&self, id: &str, now: i64, event: &AuditEvent) -> Result<bool, Error> {
+        let outcomes = self
+            .batch(vec![
+                stmt(
+                    "UPDATE passkeys SET flagged_at = ?2 WHERE id = ?1 AND flagged_at IS NULL",
+                    vec![text(id), int(now)],
+                ),
+                event_statement(event, "WHERE changes() = 1", vec![]),
+            ])
+            .await?;
+        Ok(changes(&outcomes, 0) > 0)
+    }
+
+    async fn delete_passkey(
+        &self,
+        user_id: &str,
+        id: &str,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
+        let outcomes = self
+            .batch(vec![
+                stmt(
+                    "DELETE FROM passkeys WHERE id = ?1 AND user_id = ?2",
+                    vec![text(id), text(user_id)],
+                ),
+                event_statement(event, "WHERE changes() = 1", vec![]),
+            ])
+            .await?;
+        Ok(changes(&outcomes, 0) > 0)
     }
 }
 

@@ -1,4 +1,4 @@
-import type { GatehouseClient, User } from '@gatehouse/client';
+import type { GatehouseClient, Passkey, User } from '@gatehouse/client';
 import type { ComputedRef, Ref } from 'vue';
 
 /** The `gatehouse` page meta read by the `gatehouse-auth` middleware. */
@@ -31,6 +31,10 @@ export interface Gatehouse {
   login(input: { email: string; password: string }): Promise<User>;
   /** Only when the Gatehouse has `REGISTRATION=open`. */
   register(input: { email: string; password: string; name?: string }): Promise<User>;
+  /** Signs in with a passkey, no email typed (the Gatehouse needs `WEBAUTHN_RP_ID`). */
+  loginWithPasskey(input?: { mediation?: CredentialMediationRequirement }): Promise<User>;
+  /** Creates a passkey for the signed-in user. */
+  registerPasskey(input?: { name?: string }): Promise<Passkey>;
   /** Ends the session on the server and in every tab. */
   logout(): Promise<void>;
   /** Reloads the user from `GET /auth/me` (null when signed out). */

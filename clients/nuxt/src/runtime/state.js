@@ -63,6 +63,14 @@ export function createGatehouse(client, vue) {
       sync();
       return user;
     },
+    async loginWithPasskey(input) {
+      const user = await need('loginWithPasskey').loginWithPasskey(input);
+      sync();
+      return user;
+    },
+    async registerPasskey(input) {
+      return need('registerPasskey').registerPasskey(input);
+    },
     async logout() {
       try {
         await need('logout').logout();

@@ -71,6 +71,17 @@ export class FakeClient {
     return this.user;
   }
 
+  async loginWithPasskey(input) {
+    await this.act('loginWithPasskey', input);
+    this.change(this.nextUser, 'login');
+    return this.user;
+  }
+
+  async registerPasskey(input) {
+    await this.act('registerPasskey', input);
+    return { id: 'pk_1', name: input?.name ?? 'Passkey' };
+  }
+
   async logout() {
     await this.act('logout');
     this.change(null, 'logout');
