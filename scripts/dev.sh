@@ -29,6 +29,10 @@ if ! grep -q '^API_KEY_PEPPER=' .dev.vars; then
   log "adding an API_KEY_PEPPER to .dev.vars (API keys; export it for gatehouse mint-key --local)"
   echo "API_KEY_PEPPER=$("$CLI" keygen --pepper)" >> .dev.vars
 fi
+if ! grep -q '^MFA_ENCRYPTION_KEY=' .dev.vars; then
+  log "adding an MFA_ENCRYPTION_KEY to .dev.vars (TOTP second factor, turned on at the example's /account)"
+  echo "MFA_ENCRYPTION_KEY=$("$CLI" keygen --mfa-key)" >> .dev.vars
+fi
 
 if ! grep -q '^CMS_READ_KEY=' .dev.vars; then
   log "adding the demo CMS keys to .dev.vars (random, local only)"

@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import { chromium } from 'playwright-core';
 import { demoRoutes, startDemoCms } from '../../scripts/demo-cms.mjs';
 import { expectError, request, sha256hex, sleep } from '../support/http.mjs';
 import { startStaticSite } from '../../scripts/static-site.mjs';
+import { stepNow, totp, wrongCode } from '../support/totp.mjs';
 import { ROOT, generateSigningKey, startWorker } from '../support/worker.mjs';
 
 const EXAMPLE = path.join(ROOT, 'examples', 'nuxt-static');
@@ -108,6 +110,8 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
         UPSTREAM_SIGNING_SECRET: signingSecret,
         // Passkeys for the site (WEBAUTHN_ORIGINS: ALLOWED_ORIGINS); browsers take no IP here.
         WEBAUTHN_RP_ID: 'localhost',
+        // The TOTP second factor (32 random bytes, base64url).
+        MFA_ENCRYPTION_KEY: randomBytes(32).toString('base64url'),
       },
     });
     gatehouse = `http://localhost:${new URL(w.url).port}`;
@@ -436,6 +440,150 @@ describe('the Nuxt example in Chromium', { timeout: 240_000 }, () => {
     assert.ok(verifies >= 4);
     await page.reload();
     await waitText(page, 'status', /Not logged in/);
+    assert.deepEqual(pageErrors, []);
+    await context.close();
+  });
+  test('TOTP: turn it on at /account (QR code, secret, recovery codes), log in with a code; a wrong code, a recovery code once, turn it off', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(e));
+    const logins = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST' && r.url() === `${gatehouse}/auth/login`) logins.push(r.postDataJSON());
+    });
+
+    // 1. Sign up, open the account page: TOTP is off.
+    await page.goto(`${siteUrl}/`);
+    await waitText(page, 'status', /Not logged in/);
+    const email = `totp-${Date.now()}@example.com`;
+    const emailRe = new RegExp(email.replace(/[.]/g, '\\.'));
+    await page.fill('input[name=email]', email);
+    await page.fill('input[name=password]', PASSWORD);
+    await page.click('[data-testid=signup]');
+    await waitText(page, 'who', emailRe);
+    await page.click('[data-testid=nav-account]');
+    await waitText(page, 'account-email', emailRe);
+    await waitText(page, 'mfa-status', /^\s*Off\s*$/);
+
+    // 2. Turning it on needs the password: a wrong one is refused; the right one shows the QR
+    //    code (the server's SVG as an <img> data: URL, nothing of it inserted into the page) and
+    //    the secret.
+    await page.fill('input[name=mfa-password]', 'not the password at all');
+    await page.click('[data-testid=totp-on]');
+    await waitText(page, 'mfa-message', /invalid_credentials/);
+    assert.equal(await page.$('[data-testid=totp-secret]'), null);
+    await page.fill('input[name=mfa-password]', PASSWORD);
+    const [startAnswer] = await Promise.all([
+      page.waitForResponse((r) => r.url() === `${gatehouse}/auth/mfa/totp/start`),
+      page.click('[data-testid=totp-on]'),
+    ]);
+    assert.equal(startAnswer.status(), 200);
+    const started = await startAnswer.json();
+    await waitText(page, 'totp-secret', /^[A-Z2-7]{16,}$/);
+    const secret = (await page.textContent('[data-testid=totp-secret]')).trim();
+    assert.equal(secret, started.secret);
+    await page.waitForFunction(() => {
+      const img = document.querySelector('[data-testid=totp-qr]');
+      return img?.complete && img.naturalWidth > 0;
+    }, null, { timeout: 15_000 });
+    const src = await page.getAttribute('[data-testid=totp-qr]', 'src');
+    const prefix = 'data:image/svg+xml;base64,';
+    assert.ok(src.startsWith(prefix), src.slice(0, 40));
+    assert.equal(Buffer.from(src.slice(prefix.length), 'base64').toString('utf8'), started.qr_svg, 'the image is the server\'s QR code');
+    assert.match(started.qr_svg, /^<svg[\s>]/);
+    assert.equal(await page.$$eval('svg', (els) => els.length), 0, 'no SVG element inserted into the page');
+
+    // 3. A wrong code is refused; a code of the current step enrolls it and shows the 10
+    //    recovery codes, once.
+    await page.fill('input[name=totp-code]', wrongCode(secret));
+    await page.click('[data-testid=totp-confirm]');
+    await waitText(page, 'mfa-message', /invalid_otp/);
+    await waitText(page, 'mfa-status', /^\s*Off\s*$/);
+    const confirmStep = stepNow();
+    await page.fill('input[name=totp-code]', totp(secret, confirmStep));
+    await page.click('[data-testid=totp-confirm]');
+    await waitText(page, 'mfa-status', /On \(10 recovery codes left\)/);
+    const recovery = await page.$$eval('[data-testid=recovery-code]', (els) => els.map((e) => e.textContent.trim()));
+    assert.equal(recovery.length, 10);
+    for (const code of recovery) assert.match(code, /^[a-z2-7]{5}-[a-z2-7]{5}$/);
+    assert.equal(new Set(recovery).size, 10);
+    assert.equal(await page.$('[data-testid=totp-secret]'), null, 'the secret is no longer shown');
+    const userId = await w.db.prepare('SELECT id FROM users WHERE email = ?').bind(email).first('id');
+    const row = await w.db.prepare('SELECT secret_sealed, pending_sealed, last_step FROM mfa_totp WHERE user_id = ?').bind(userId).first();
+    assert.ok(row.secret_sealed && !row.secret_sealed.includes(secret) && row.pending_sealed === null, 'enrolled, sealed');
+    await expectNoTokenStored(page, 'after enrolling TOTP');
+
+    // 4. Log out (the account page sends home) and log in: the password alone asks for the code.
+    const logInUntilCode = async () => {
+      await page.fill('input[name=email]', email);
+      await page.fill('input[name=password]', PASSWORD);
+      await page.click('[data-testid=login]');
+      await page.waitForSelector('[data-testid=otp]', { timeout: 15_000 });
+      await waitText(page, 'message', /Enter the code/);
+      await waitText(page, 'status', /Not logged in/);
+    };
+    const enterCode = async (code) => {
+      await page.fill('[data-testid=otp]', code);
+      await page.click('[data-testid=login]');
+    };
+    await page.click('[data-testid=account-logout]');
+    await page.waitForURL(`${siteUrl}/`);
+    await waitText(page, 'status', /Not logged in/);
+    await logInUntilCode();
+    assert.deepEqual(logins.at(-1), { email, password: PASSWORD });
+
+    // 5. A wrong code shows invalid_otp and keeps asking; a code of a later step than the one
+    //    used to enroll (each step counts once; ±1 step is accepted) signs in.
+    await enterCode(wrongCode(secret));
+    await waitText(page, 'message', /invalid_otp/);
+    await waitText(page, 'status', /Not logged in/);
+    const loginStep = Math.max(stepNow(), confirmStep + 1);
+    assert.ok(loginStep <= stepNow() + 1, 'a step the server accepts now');
+    await enterCode(totp(secret, loginStep));
+    await waitText(page, 'who', emailRe);
+    assert.deepEqual(logins.at(-1), { email, password: PASSWORD, otp: totp(secret, loginStep) });
+    await expectNoTokenStored(page, 'after a login with a code');
+
+    // 6. A reload stays signed in (the refresh cookie; no code asked).
+    await page.reload();
+    await waitText(page, 'who', emailRe);
+    assert.equal(await page.$('[data-testid=otp]'), null);
+
+    // 7. A recovery code signs in once.
+    await page.click('[data-testid=logout]');
+    await waitText(page, 'status', /Not logged in/);
+    await logInUntilCode();
+    await enterCode(recovery[0]);
+    await waitText(page, 'who', emailRe);
+    await page.click('[data-testid=logout]');
+    await waitText(page, 'status', /Not logged in/);
+    await logInUntilCode();
+    await enterCode(recovery[0]);
+    await waitText(page, 'message', /invalid_otp/);
+    await waitText(page, 'status', /Not logged in/);
+    await enterCode(recovery[1].toUpperCase());
+    await waitText(page, 'who', emailRe);
+
+    // 8. Turned off with the password, a login needs the password only. (Logins of this
+    //    account so far: 8, under RATE_LIMIT_LOGIN_PER_ACCOUNT's default 10.)
+    await page.click('[data-testid=nav-account]');
+    await waitText(page, 'mfa-status', /On \(8 recovery codes left\)/);
+    await page.fill('input[name=mfa-password]', PASSWORD);
+    await page.click('[data-testid=totp-off]');
+    await waitText(page, 'mfa-status', /^\s*Off\s*$/);
+    await page.click('[data-testid=account-logout]');
+    await page.waitForURL(`${siteUrl}/`);
+    await waitText(page, 'status', /Not logged in/);
+    await page.fill('input[name=email]', email);
+    await page.fill('input[name=password]', PASSWORD);
+    await page.click('[data-testid=login]');
+    await waitText(page, 'who', emailRe);
+    assert.equal(await page.$('[data-testid=otp]'), null);
+    // The audit trail names each login's second factor.
+    const events = await w.db.prepare("SELECT detail FROM audit_events WHERE subject_user_id = ? AND kind = 'login_succeeded' ORDER BY rowid").bind(userId).all();
+    const factors = events.results.map((e) => JSON.parse(e.detail ?? '{}')?.mfa).filter(Boolean);
+    assert.deepEqual(factors, ['totp', 'recovery_code', 'recovery_code']);
     assert.deepEqual(pageErrors, []);
     await context.close();
   });

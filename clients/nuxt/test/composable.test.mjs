@@ -114,6 +114,54 @@ describe('plugin and useGatehouse()', () => {
     assert.deepEqual(client.calls.at(-1), ['registerPasskey', { name: 'Laptop' }]);
   });
 
+  test('TOTP: status, enrollment, confirmation, new recovery codes and removal go through the client', async () => {
+    const { client, gh } = start();
+    client.restore(ALICE);
+    await gh.whenReady();
+    assert.deepEqual(await gh.mfaStatus(), { available: true, enrolled: false, enrolledAt: null, pending: false, recoveryCodesLeft: 0 });
+    assert.deepEqual(client.calls.at(-1), ['mfaStatus', undefined]);
+    const started = await gh.enrollTotp({ password: 'a long password' });
+    assert.equal(started.secret, 'JBSWY3DPEHPK3PXP');
+    assert.match(started.qrSvg, /^<svg /);
+    assert.deepEqual(client.calls.at(-1), ['enrollTotp', { password: 'a long password' }]);
+    assert.deepEqual(await gh.confirmTotp({ otp: '123456' }), { recoveryCodes: ['aaaaa-bbbbb'] });
+    assert.deepEqual(client.calls.at(-1), ['confirmTotp', { otp: '123456' }]);
+    assert.deepEqual(await gh.regenerateRecoveryCodes({ password: 'a long password' }), { recoveryCodes: ['ccccc-ddddd'] });
+    assert.deepEqual(client.calls.at(-1), ['regenerateRecoveryCodes', { password: 'a long password' }]);
+    assert.equal(await gh.removeTotp({ password: 'a long password' }), undefined);
+    assert.deepEqual(client.calls.at(-1), ['removeTotp', { password: 'a long password' }]);
+    client.failWith = new GatehouseError(401, 'invalid_otp', 'Wrong code');
+    await assert.rejects(gh.confirmTotp({ otp: '000000' }), { code: 'invalid_otp' });
+    assert.equal(gh.user.value, ALICE, 'a refused code leaves the session alone');
+  });
+
+  test('a login with TOTP (the real client): mfa_required, then the code; a wrong code stays signed out', async () => {
+    const bodies = [];
+    const json = (status, body) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+    const gatehouse = async (url, init = {}) => {
+      const { pathname } = new URL(url);
+      if (pathname === '/auth/session') return json(401, { error: { code: 'no_auth' } });
+      if (pathname !== '/auth/login') return json(404, { error: { code: 'not_found' } });
+      const body = JSON.parse(init.body);
+      bodies.push(body);
+      if (!('otp' in body)) return json(401, { error: { code: 'mfa_required', message: 'A second factor is required' } });
+      if (body.otp !== '654321') return json(401, { error: { code: 'invalid_otp', message: 'Wrong code' } });
+      return json(200, { access_token: 'at_1', token_type: 'Bearer', expires_in: 60, csrf_token: 'csrf_1', user: ALICE });
+    };
+    fakes.useFactory((options) => createRealClient({ ...options, fetch: gatehouse, locks: null, BroadcastChannel: null }));
+    const { gh } = start();
+    await gh.whenReady();
+    const creds = { email: ALICE.email, password: 'a long password' };
+    await assert.rejects(gh.login(creds), (err) => err instanceof GatehouseError && err.code === 'mfa_required' && err.status === 401);
+    assert.equal(gh.loggedIn.value, false);
+    await assert.rejects(gh.login({ ...creds, otp: '123456' }), { code: 'invalid_otp' });
+    assert.equal(gh.loggedIn.value, false);
+    assert.deepEqual(await gh.login({ ...creds, otp: '654321' }), ALICE);
+    assert.equal(gh.loggedIn.value, true);
+    assert.deepEqual(bodies, [creds, { ...creds, otp: '123456' }, { ...creds, otp: '654321' }]);
+    gh.client.close();
+  });
+
   test('a failed login rejects with the client\'s error and leaves the state alone', async () => {
     const { client, gh } = start();
     client.restore(null);
@@ -200,6 +248,8 @@ describe('plugin and useGatehouse()', () => {
     assert.equal(await gh.whenReady(), null);
     await assert.rejects(gh.login({ email: ALICE.email, password: 'x' }), /runs in the browser only/);
     await assert.rejects(gh.fetch('/cms/x'), /runs in the browser only/);
+    await assert.rejects(gh.enrollTotp({ password: 'x' }), /useGatehouse\(\)\.enrollTotp\(\) runs in the browser only/);
+    await assert.rejects(gh.mfaStatus(), /runs in the browser only/);
   });
 
   test('a guarded page is left as soon as the session no longer grants it', async () => {

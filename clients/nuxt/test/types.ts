@@ -1,7 +1,7 @@
 // Type-level tests (checked by `tsc --noEmit -p clients/nuxt`, never run): what a site sees.
 // The module is imported by its package name, through package.json's `exports`.
 import type { NuxtApp, PageMeta } from '#app';
-import type { User } from '@gatehouse/client';
+import type { MfaStatus, TotpEnrollment, User } from '@gatehouse/client';
 import gatehouseModule from '@gatehouse/nuxt';
 import type { Gatehouse, ModuleOptions } from '@gatehouse/nuxt';
 import type { NuxtModule } from 'nuxt/schema';
@@ -26,12 +26,18 @@ expectType<Equal<typeof gh.user, ComputedRef<User | null>>>(true);
 expectType<Equal<typeof gh.loggedIn, ComputedRef<boolean>>>(true);
 expectType<Equal<ReturnType<typeof gh.fetch>, Promise<Response>>>(true);
 expectType<Equal<ReturnType<typeof gh.login>, Promise<User>>>(true);
+expectType<Equal<ReturnType<typeof gh.mfaStatus>, Promise<MfaStatus>>>(true);
+expectType<Equal<ReturnType<typeof gh.enrollTotp>, Promise<TotpEnrollment>>>(true);
+expectType<Equal<ReturnType<typeof gh.confirmTotp>, Promise<{ recoveryCodes: string[] }>>>(true);
+// @ts-expect-error the enrollment needs the password
+void gh.enrollTotp({});
 declare const nuxtApp: NuxtApp;
 expectType<Equal<typeof nuxtApp.$gatehouse, Gatehouse>>(true);
 
 export async function usage(): Promise<string[]> {
   await gh.whenReady();
   if (!gh.loggedIn.value) await gh.login({ email: 'a@example.com', password: 'a long password' });
+  if (!gh.loggedIn.value) await gh.login({ email: 'a@example.com', password: 'a long password', otp: '123456' });
   const res = await gh.fetch('/cms/content/items/posts');
   const roles = gh.user.value?.roles ?? [];
   return res.ok && gh.hasRole(['editor', 'admin']) ? roles : [];

@@ -1,4 +1,4 @@
-import type { GatehouseClient, Passkey, User } from '@gatehouse/client';
+import type { GatehouseClient, MfaStatus, Passkey, TotpEnrollment, User } from '@gatehouse/client';
 import type { ComputedRef, Ref } from 'vue';
 
 /** The `gatehouse` page meta read by the `gatehouse-auth` middleware. */
@@ -28,13 +28,32 @@ export interface Gatehouse {
   whenReady(): Promise<User | null>;
   /** Whether the user holds the role (or one of the roles). */
   hasRole(role: string | string[]): boolean;
-  login(input: { email: string; password: string }): Promise<User>;
+  /**
+   * Logs in. For an account with TOTP enrolled, a call without `otp` rejects with a
+   * GatehouseError whose code is `mfa_required` (only once the password is right): ask for the
+   * code and call again with `otp` (a 6-digit code or a recovery code; wrong or used:
+   * `invalid_otp`).
+   */
+  login(input: { email: string; password: string; otp?: string | null }): Promise<User>;
   /** Only when the Gatehouse has `REGISTRATION=open`. */
   register(input: { email: string; password: string; name?: string }): Promise<User>;
   /** Signs in with a passkey, no email typed (the Gatehouse needs `WEBAUTHN_RP_ID`). */
   loginWithPasskey(input?: { mediation?: CredentialMediationRequirement }): Promise<User>;
   /** Creates a passkey for the signed-in user. */
   registerPasskey(input?: { name?: string }): Promise<Passkey>;
+  /** The signed-in user's second factor. */
+  mfaStatus(): Promise<MfaStatus>;
+  /**
+   * Starts a TOTP enrollment (the password again): the secret and its QR code (`qrSvg`, an SVG
+   * document: show it as an image, never insert it as HTML).
+   */
+  enrollTotp(input: { password: string }): Promise<TotpEnrollment>;
+  /** Confirms it with a code of the new secret; the 10 recovery codes, shown only now. */
+  confirmTotp(input: { otp: string }): Promise<{ recoveryCodes: string[] }>;
+  /** Removes TOTP and its recovery codes (the password again). */
+  removeTotp(input: { password: string }): Promise<void>;
+  /** 10 new recovery codes replacing the old ones (the password again). */
+  regenerateRecoveryCodes(input: { password: string }): Promise<{ recoveryCodes: string[] }>;
   /** Ends the session on the server and in every tab. */
   logout(): Promise<void>;
   /** Reloads the user from `GET /auth/me` (null when signed out). */

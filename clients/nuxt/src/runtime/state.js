@@ -71,6 +71,22 @@ export function createGatehouse(client, vue) {
     async registerPasskey(input) {
       return need('registerPasskey').registerPasskey(input);
     },
+    // The signed-in user's TOTP second factor (a login then needs `otp` after `mfa_required`).
+    async mfaStatus() {
+      return need('mfaStatus').mfaStatus();
+    },
+    async enrollTotp(input) {
+      return need('enrollTotp').enrollTotp(input);
+    },
+    async confirmTotp(input) {
+      return need('confirmTotp').confirmTotp(input);
+    },
+    async removeTotp(input) {
+      return need('removeTotp').removeTotp(input);
+    },
+    async regenerateRecoveryCodes(input) {
+      return need('regenerateRecoveryCodes').regenerateRecoveryCodes(input);
+    },
     async logout() {
       try {
         await need('logout').logout();

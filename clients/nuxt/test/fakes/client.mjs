@@ -82,6 +82,30 @@ export class FakeClient {
     return { id: 'pk_1', name: input?.name ?? 'Passkey' };
   }
 
+  async mfaStatus() {
+    await this.act('mfaStatus');
+    return { available: true, enrolled: false, enrolledAt: null, pending: false, recoveryCodesLeft: 0 };
+  }
+
+  async enrollTotp(input) {
+    await this.act('enrollTotp', input);
+    return { secret: 'JBSWY3DPEHPK3PXP', otpauthUri: 'otpauth://totp/Gatehouse:alice%40example.com?secret=JBSWY3DPEHPK3PXP', qrSvg: '<svg xmlns="http://www.w3.org/2000/svg"/>', expiresIn: 900 };
+  }
+
+  async confirmTotp(input) {
+    await this.act('confirmTotp', input);
+    return { recoveryCodes: ['aaaaa-bbbbb'] };
+  }
+
+  async removeTotp(input) {
+    await this.act('removeTotp', input);
+  }
+
+  async regenerateRecoveryCodes(input) {
+    await this.act('regenerateRecoveryCodes', input);
+    return { recoveryCodes: ['ccccc-ddddd'] };
+  }
+
   async logout() {
     await this.act('logout');
     this.change(null, 'logout');
