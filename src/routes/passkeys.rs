@@ -19,7 +19,7 @@ use crate::domain::webauthn::{
     self, counter_advanced, Ceremony, ClientData, RelyingParty, ALG_EDDSA, ALG_ES256,
     CHALLENGE_BYTES, CHALLENGE_TTL_MS,
 };
-use crate::primitives::body::json_body;
+use crate::primitives::body::{json_body, Assertion, AssertionResponse};
 use crate::primitives::encoding::{b64url, b64url_decode, hex, new_id, sha256};
 use crate::primitives::error::{Error, WebAuthnRejection};
 use crate::primitives::http::{Request, Response};
@@ -131,11 +131,15 @@ async fn refused<S: Store, H>(
     kind: &str,
     user_id: Option<&str>,
     passkey_id: Option<&str>,
+    mfa: bool,
     err: Error,
 ) -> Error {
     let mut detail = json!({ "cause": err.code() });
     if let Some(id) = passkey_id {
         detail["passkey_id"] = json!(id);
+    }
+    if mfa {
+        detail["mfa"] = json!("passkey");
     }
     let ev = own_event(req, svc.clock.now_ms(), kind, user_id, None, Some(detail));
     match svc.store.record_event(&ev).await {
@@ -236,11 +240,11 @@ pub(super) async fn register_verify<S: Store, H: Pbkdf2>(
     const FAILED: &str = "passkey_registration_failed";
     let credential = match webauthn::verify_registration(rp, &client_data, &cdj, &att) {
         Ok(credential) => credential,
-        Err(err) => return Err(refused(svc, req, FAILED, Some(&user.id), None, err).await),
+        Err(err) => return Err(refused(svc, req, FAILED, Some(&user.id), None, false, err).await),
     };
     if credential.credential_id != id {
         let err = Error::BadRequest("id: not the credential id of the attestation".into());
-        return Err(refused(svc, req, FAILED, Some(&user.id), None, err).await);
+        return Err(refused(svc, req, FAILED, Some(&user.id), None, false, err).await);
     }
     let passkey = Passkey {
         id: new_id(svc.rng, "pk_"),
@@ -275,7 +279,7 @@ pub(super) async fn register_verify<S: Store, H: Pbkdf2>(
             WebAuthnRejection::CredentialExists,
             "credential id already stored",
         );
-        return Err(refused(svc, req, FAILED, Some(&user.id), None, err).await);
+        return Err(refused(svc, req, FAILED, Some(&user.id), None, false, err).await);
     }
     Ok(Response::json(
         201,
@@ -323,19 +327,55 @@ async fn signed_in_user<S: Store, H: Pbkdf2>(
 // ---------------------------------------------------------------------------------------------
 // Login
 
-/// `POST /auth/webauthn/login/options`: the `PublicKeyCredentialRequestOptions` (JSON form) of a
-/// passwordless sign-in; no credential is named (discoverable passkeys). Rate-limited per IP
-/// like a login attempt: every sign-in needs one.
+/// `POST /auth/webauthn/login/options`: the optional body `{"purpose": …}` names what the
+/// challenge is for, and only that use takes it:
+///
+/// - `login` (the default): a passwordless sign-in (`…/login/verify`);
+/// - `second_factor`: the `webauthn` member of a password login that answered `mfa_required`;
+/// - `reauthenticate` (Bearer access token): the `webauthn` member of a TOTP change by the
+///   caller, whose passkeys `allowCredentials` lists; the challenge is bound to the caller.
+#[derive(Deserialize, Default)]
+struct OptionsBody {
+    #[serde(default)]
+    purpose: Option<String>,
+}
+
+/// `POST /auth/webauthn/login/options`: the `PublicKeyCredentialRequestOptions` (JSON form) of
+/// an assertion; for a sign-in no credential is named (discoverable passkeys). Rate-limited
+/// per IP like a login attempt: every sign-in needs one.
 pub(super) async fn login_options<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
     let rp = relying_party(svc)?;
-    let _: Value = json_body(req, svc.config.limits.max_body_bytes, true)?;
+    let body: OptionsBody = json_body(req, svc.config.limits.max_body_bytes, true)?;
+    let ceremony = match body.purpose.as_deref() {
+        None | Some("login") => Ceremony::Login,
+        Some("second_factor") => Ceremony::SecondFactor,
+        Some("reauthenticate") => Ceremony::Reauthenticate,
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "purpose: expected \"login\", \"second_factor\" or \"reauthenticate\"".into(),
+            ))
+        }
+    };
     if let Some(ip) = req.client_ip() {
         ratelimit::check(svc, Bucket::LoginIp, ip).await?;
     }
-    let challenge = new_challenge(svc, Ceremony::Login, None).await?;
+    let (user_id, allow) = if ceremony == Ceremony::Reauthenticate {
+        let user = signed_in_user(svc, req).await?;
+        let allow: Vec<Value> = svc
+            .store
+            .user_passkeys(&user.id)
+            .await?
+            .iter()
+            .map(|p| json!({ "type": "public-key", "id": p.credential_id, "transports": p.transports }))
+            .collect();
+        (Some(user.id), allow)
+    } else {
+        (None, Vec::new())
+    };
+    let challenge = new_challenge(svc, ceremony, user_id.as_deref()).await?;
     Ok(Response::json(
         200,
         &json!({ "publicKey": {
@@ -343,21 +383,10 @@ pub(super) async fn login_options<S: Store, H: Pbkdf2>(
             "rpId": rp.id,
             "timeout": CHALLENGE_TTL_MS,
             "userVerification": rp.user_verification.as_str(),
-            "allowCredentials": [],
+            "allowCredentials": allow,
         }}),
     )
     .with_header("cache-control", "no-store"))
-}
-
-#[derive(Deserialize)]
-struct AssertionResponse {
-    #[serde(rename = "clientDataJSON")]
-    client_data_json: String,
-    #[serde(rename = "authenticatorData")]
-    authenticator_data: String,
-    signature: String,
-    #[serde(rename = "userHandle", default)]
-    user_handle: Option<String>,
 }
 
 /// `POST /auth/webauthn/login/verify`: an `AuthenticationResponseJSON` and, as for a password
@@ -372,64 +401,124 @@ struct LoginBody {
     refresh_token_in_body: Option<bool>,
 }
 
-/// `POST /auth/webauthn/login/verify`: verifies the assertion and starts a session exactly as
-/// a password login does (refresh cookie or body, CSRF token, device cookie).
-pub(super) async fn login_verify<S: Store, H: Pbkdf2>(
+/// What an assertion is verified for: its ceremony, whose passkey it must be, and the audit
+/// event a refusal records.
+#[derive(Clone, Copy)]
+pub(crate) enum AssertionUse<'a> {
+    /// A passwordless sign-in: any user's passkey (`passkey_login_failed`).
+    SignIn,
+    /// The second factor of `user_id`, whose password was right (`login_failed`, with
+    /// `"mfa": "passkey"`).
+    SecondFactor { user_id: &'a str },
+    /// `user_id` shown again before a sensitive change; a refusal is recorded as `failed`.
+    Reauthenticate { user_id: &'a str, failed: &'a str },
+}
+
+impl<'a> AssertionUse<'a> {
+    fn ceremony(self) -> Ceremony {
+        match self {
+            Self::SignIn => Ceremony::Login,
+            Self::SecondFactor { .. } => Ceremony::SecondFactor,
+            Self::Reauthenticate { .. } => Ceremony::Reauthenticate,
+        }
+    }
+
+    /// The user the challenge was issued to.
+    fn challenge_user(self) -> Option<&'a str> {
+        match self {
+            Self::SignIn | Self::SecondFactor { .. } => None,
+            Self::Reauthenticate { user_id, .. } => Some(user_id),
+        }
+    }
+
+    /// The user the passkey must belong to.
+    fn expected_user(self) -> Option<&'a str> {
+        match self {
+            Self::SignIn => None,
+            Self::SecondFactor { user_id } | Self::Reauthenticate { user_id, .. } => Some(user_id),
+        }
+    }
+
+    fn failed_kind(self) -> &'a str {
+        match self {
+            Self::SignIn => "passkey_login_failed",
+            Self::SecondFactor { .. } => "login_failed",
+            Self::Reauthenticate { failed, .. } => failed,
+        }
+    }
+}
+
+/// Verifies a passkey assertion for `purpose` — the one place every use of an assertion goes
+/// through: the challenge (issued for this ceremony, and user, used up whatever the outcome),
+/// the credential (registered, of the expected user, not flagged), the user handle, origin,
+/// RP ID, flags and signature, then the signature counter (a regression flags the passkey),
+/// moved by compare-and-set. Every refusal after the challenge is audited. Answers the
+/// passkey as it was before this use.
+pub(crate) async fn verify_passkey_assertion<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-) -> Result<Response, Error> {
+    assertion: &Assertion,
+    purpose: AssertionUse<'_>,
+) -> Result<Passkey, Error> {
     let rp = relying_party(svc)?;
-    let body: LoginBody = json_body(req, svc.config.limits.max_body_bytes, false)?;
-    if body.kind != "public-key" {
+    if assertion.kind != "public-key" {
         return Err(Error::BadRequest("type: expected \"public-key\"".into()));
     }
-    let delivery = if body.refresh_token_in_body == Some(true) {
-        Delivery::Body
-    } else {
-        Delivery::Cookie
-    };
-    let r = &body.response;
+    let r = &assertion.response;
     let cdj = b64_member(&r.client_data_json, "response.clientDataJSON")?;
     let auth_data = b64_member(&r.authenticator_data, "response.authenticatorData")?;
     let signature = b64_member(&r.signature, "response.signature")?;
-    let credential_id = b64url(&b64_member(&body.id, "id")?);
+    let credential_id = b64url(&b64_member(&assertion.id, "id")?);
     let user_handle = match r.user_handle.as_deref() {
         None | Some("") => None,
         Some(h) => Some(b64_member(h, "response.userHandle")?),
     };
     let client_data = ClientData::parse(&cdj)?;
-    take_challenge(svc, &client_data, Ceremony::Login, None).await?;
+    take_challenge(
+        svc,
+        &client_data,
+        purpose.ceremony(),
+        purpose.challenge_user(),
+    )
+    .await?;
     let now = svc.clock.now_ms();
 
-    let passkey = svc.store.passkey_by_credential(&credential_id).await?;
-    const FAILED: &str = "passkey_login_failed";
-    let Some(passkey) = passkey else {
-        let err = Error::WebAuthn(WebAuthnRejection::UnknownCredential, "no such credential");
-        return Err(refused(svc, req, FAILED, None, None, err).await);
+    let failed = purpose.failed_kind();
+    let expected = purpose.expected_user();
+    let refuse = |user: Option<&str>, passkey: Option<&str>, err: Error| {
+        // Refusals of a second factor or re-authentication are the expected user's events.
+        let user = expected.or(user).map(str::to_string);
+        let passkey = passkey.map(str::to_string);
+        async move {
+            let mfa = matches!(purpose, AssertionUse::SecondFactor { .. });
+            refused(
+                svc,
+                req,
+                failed,
+                user.as_deref(),
+                passkey.as_deref(),
+                mfa,
+                err,
+            )
+            .await
+        }
     };
+    let Some(passkey) = svc.store.passkey_by_credential(&credential_id).await? else {
+        let err = Error::WebAuthn(WebAuthnRejection::UnknownCredential, "no such credential");
+        return Err(refuse(None, None, err).await);
+    };
+    let owner = Some(passkey.user_id.as_str());
+    if expected.is_some_and(|u| u != passkey.user_id) {
+        let err = Error::WebAuthn(WebAuthnRejection::UserMismatch, "another user's passkey");
+        return Err(refuse(owner, Some(&passkey.id), err).await);
+    }
     if user_handle.is_some_and(|h| h != passkey.user_id.as_bytes()) {
         let err = Error::WebAuthn(WebAuthnRejection::UserMismatch, "userHandle");
-        return Err(refused(
-            svc,
-            req,
-            FAILED,
-            Some(&passkey.user_id),
-            Some(&passkey.id),
-            err,
-        )
-        .await);
+        return Err(refuse(owner, Some(&passkey.id), err).await);
     }
     if passkey.flagged_at.is_some() {
         let err = Error::WebAuthn(WebAuthnRejection::CounterRegression, "flagged before");
-        return Err(refused(
-            svc,
-            req,
-            FAILED,
-            Some(&passkey.user_id),
-            Some(&passkey.id),
-            err,
-        )
-        .await);
+        return Err(refuse(owner, Some(&passkey.id), err).await);
     }
     let Some(public_key) = b64url_decode(&passkey.public_key) else {
         return Err(Error::Internal(format!(
@@ -446,17 +535,7 @@ pub(super) async fn login_verify<S: Store, H: Pbkdf2>(
         &public_key,
     ) {
         Ok(asserted) => asserted,
-        Err(err) => {
-            return Err(refused(
-                svc,
-                req,
-                FAILED,
-                Some(&passkey.user_id),
-                Some(&passkey.id),
-                err,
-            )
-            .await)
-        }
+        Err(err) => return Err(refuse(owner, Some(&passkey.id), err).await),
     };
     if !counter_advanced(passkey.sign_count, asserted.sign_count) {
         let ev = own_event(
@@ -477,19 +556,6 @@ pub(super) async fn login_verify<S: Store, H: Pbkdf2>(
             "counter did not increase",
         ));
     }
-    let user = svc.store.user_by_id(&passkey.user_id).await?;
-    let Some(user) = user.filter(|u| !u.disabled) else {
-        let err = Error::InvalidCredentials;
-        return Err(refused(
-            svc,
-            req,
-            FAILED,
-            Some(&passkey.user_id),
-            Some(&passkey.id),
-            err,
-        )
-        .await);
-    };
     let used = PasskeyUse {
         id: passkey.id.clone(),
         old_count: passkey.sign_count,
@@ -503,16 +569,38 @@ pub(super) async fn login_verify<S: Store, H: Pbkdf2>(
             WebAuthnRejection::CounterRegression,
             "counter moved concurrently",
         );
-        return Err(refused(
-            svc,
-            req,
-            FAILED,
-            Some(&passkey.user_id),
-            Some(&passkey.id),
-            err,
-        )
-        .await);
+        return Err(refuse(owner, Some(&passkey.id), err).await);
     }
+    Ok(passkey)
+}
+
+/// `POST /auth/webauthn/login/verify`: verifies the assertion and starts a session exactly as
+/// a password login does (refresh cookie or body, CSRF token, device cookie).
+pub(super) async fn login_verify<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Response, Error> {
+    relying_party(svc)?;
+    let body: LoginBody = json_body(req, svc.config.limits.max_body_bytes, false)?;
+    let delivery = if body.refresh_token_in_body == Some(true) {
+        Delivery::Body
+    } else {
+        Delivery::Cookie
+    };
+    let assertion = Assertion {
+        id: body.id,
+        kind: body.kind,
+        response: body.response,
+    };
+    let passkey = verify_passkey_assertion(svc, req, &assertion, AssertionUse::SignIn).await?;
+    let user = svc.store.user_by_id(&passkey.user_id).await?;
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        let err = Error::InvalidCredentials;
+        const FAILED: &str = "passkey_login_failed";
+        let owner = Some(passkey.user_id.as_str());
+        return Err(refused(svc, req, FAILED, owner, Some(&passkey.id), false, err).await);
+    };
+    let now = svc.clock.now_ms();
     let (token, family) = new_family(svc, req, &user.id);
     let ev = own_event(
         req,
