@@ -18,7 +18,6 @@ use crate::primitives::encoding::new_id;
 use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
-use crate::routes::passkeys::{verify_passkey_assertion, AssertionUse};
 use crate::routes::views::{registration_name, user_json};
 use crate::services::accounts::{end_own_session, new_user};
 use crate::services::audit::own_event;
@@ -28,6 +27,7 @@ use crate::services::auth::{
 use crate::services::issuers::authenticate_external;
 use crate::services::mfa::{check_second_factor, SecondFactor};
 use crate::services::ratelimit::{self, Bucket};
+use crate::services::webauthn::{verify_passkey_assertion, AssertionUse};
 use crate::services::Services;
 
 /// Name of the refresh-token cookie.

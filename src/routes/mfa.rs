@@ -15,10 +15,10 @@ use crate::primitives::encoding::new_id;
 use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
-use crate::routes::passkeys::{verify_passkey_assertion, AssertionUse};
 use crate::services::audit::own_event;
 use crate::services::auth::{authenticate, check_token_session, enabled_user};
 use crate::services::mfa::mfa_key;
+use crate::services::webauthn::{verify_passkey_assertion, AssertionUse};
 use crate::services::Services;
 
 /// The caller: an access token of an enabled user whose session still stands (API keys and
