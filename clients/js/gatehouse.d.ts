@@ -94,6 +94,12 @@ export interface MfaStatus {
   recoveryCodesLeft: number;
 }
 
+/**
+ * The signed-in user shown again before a TOTP change: the password, or `passkey: true` for an
+ * assertion of one of the user's own passkeys (the browser asks for it).
+ */
+export type ShownAgain = { password: string; passkey?: false } | { passkey: true; password?: undefined };
+
 /** A started TOTP enrollment, to show the user until `confirmTotp`. */
 export interface TotpEnrollment {
   /** The secret in base32, for typing into an authenticator app. */
@@ -121,19 +127,21 @@ export interface GatehouseClient {
    * Logs in. For an account with TOTP enrolled, a call without `otp` throws a GatehouseError
    * with code `mfa_required` once the password is right (a wrong password is
    * `invalid_credentials`): ask for the code and call again with `otp`, a 6-digit code or a
-   * recovery code. A wrong or used code throws `invalid_otp`.
+   * recovery code. A wrong or used code throws `invalid_otp`. Or call again with
+   * `passkey: true` to show one of the account's passkeys as the second factor
+   * (`navigator.credentials.get`); another user's passkey throws `passkey_user_mismatch`.
    */
-  login(input: { email: string; password: string; otp?: string | null }): Promise<User>;
+  login(input: { email: string; password: string; otp?: string | null; passkey?: boolean }): Promise<User>;
   /** The signed-in user's second factor. */
   mfaStatus(): Promise<MfaStatus>;
-  /** Starts a TOTP enrollment (the password again); an enrolled one stays until confirmed. */
-  enrollTotp(input: { password: string }): Promise<TotpEnrollment>;
+  /** Starts a TOTP enrollment (the password or a passkey again); an enrolled one stays until confirmed. */
+  enrollTotp(input: ShownAgain): Promise<TotpEnrollment>;
   /** Confirms it with a code of the new secret; the 10 recovery codes, shown only now. */
   confirmTotp(input: { otp: string }): Promise<{ recoveryCodes: string[] }>;
-  /** Removes TOTP and its recovery codes (the password again). */
-  removeTotp(input: { password: string }): Promise<void>;
-  /** 10 new recovery codes replacing the old ones (the password again). */
-  regenerateRecoveryCodes(input: { password: string }): Promise<{ recoveryCodes: string[] }>;
+  /** Removes TOTP and its recovery codes (the password or a passkey again). */
+  removeTotp(input: ShownAgain): Promise<void>;
+  /** 10 new recovery codes replacing the old ones (the password or a passkey again). */
+  regenerateRecoveryCodes(input: ShownAgain): Promise<{ recoveryCodes: string[] }>;
   /** Ends the session on the server (every tab, the cookie) and in every tab of this site. */
   logout(): Promise<void>;
   /** The current user from `GET /auth/me`, or null when logged out. */

@@ -319,6 +319,31 @@ export function createClient(options = {}) {
     return res.status === 204 ? null : res.json();
   }
 
+  /** The request options of an unauthenticated assertion for `purpose`. */
+  async function publicOptions(purpose) {
+    const res = await post('/auth/webauthn/login/options', { purpose });
+    if (!res.ok) throw await errorOf(res);
+    return (await res.json()).publicKey;
+  }
+
+  /** The browser's assertion (JSON form) for request options `publicKey`. */
+  async function assertion(publicKey, mediation) {
+    const request = { publicKey: requestOptions(publicKey) };
+    if (mediation) request.mediation = mediation;
+    return credentialJSON(await webauthn().get(request));
+  }
+
+  /**
+   * The body that shows the signed-in user again before a TOTP change: `{password}`, or with
+   * `passkey: true` an assertion of one of the user's passkeys for a challenge bound to them.
+   */
+  async function shownAgain(password, passkey) {
+    if (!passkey) return { password };
+    if (password !== undefined && password !== null) throw new TypeError('give password or passkey, not both');
+    const { publicKey } = await ownCall('POST', '/auth/webauthn/login/options', { purpose: 'reauthenticate' });
+    return { webauthn: await assertion(publicKey) };
+  }
+
   async function enter(path, body) {
     return entered(await post(path, body));
   }
@@ -348,9 +373,15 @@ export function createClient(options = {}) {
     },
     // With TOTP enrolled and no `otp`, this throws a GatehouseError whose code is
     // `mfa_required` (only once the password is right): ask for the code and call it again
-    // with `otp` (a 6-digit code or a recovery code).
-    login: ({ email, password, otp } = {}) =>
-      enter('/auth/login', otp === undefined || otp === null ? { email, password } : { email, password, otp }),
+    // with `otp` (a 6-digit code or a recovery code), or with `passkey: true` to show one of
+    // the account's passkeys instead (the browser asks for it).
+    async login({ email, password, otp, passkey } = {}) {
+      const hasOtp = otp !== undefined && otp !== null;
+      if (passkey && hasOtp) throw new TypeError('login: give otp or passkey, not both');
+      const body = hasOtp ? { email, password, otp } : { email, password };
+      if (passkey) body.webauthn = await assertion(await publicOptions('second_factor'));
+      return enter('/auth/login', body);
+    },
     async mfaStatus() {
       const { totp } = await ownCall('GET', '/auth/mfa');
       return {
@@ -361,8 +392,8 @@ export function createClient(options = {}) {
         recoveryCodesLeft: totp.recovery_codes_left,
       };
     },
-    async enrollTotp({ password } = {}) {
-      const started = await ownCall('POST', '/auth/mfa/totp/start', { password });
+    async enrollTotp({ password, passkey } = {}) {
+      const started = await ownCall('POST', '/auth/mfa/totp/start', await shownAgain(password, passkey));
       return {
         secret: started.secret,
         otpauthUri: started.otpauth_uri,
@@ -374,11 +405,11 @@ export function createClient(options = {}) {
       const { recovery_codes: recoveryCodes } = await ownCall('POST', '/auth/mfa/totp/confirm', { otp });
       return { recoveryCodes };
     },
-    async removeTotp({ password } = {}) {
-      await ownCall('DELETE', '/auth/mfa/totp', { password });
+    async removeTotp({ password, passkey } = {}) {
+      await ownCall('DELETE', '/auth/mfa/totp', await shownAgain(password, passkey));
     },
-    async regenerateRecoveryCodes({ password } = {}) {
-      const { recovery_codes: recoveryCodes } = await ownCall('POST', '/auth/mfa/recovery-codes', { password });
+    async regenerateRecoveryCodes({ password, passkey } = {}) {
+      const { recovery_codes: recoveryCodes } = await ownCall('POST', '/auth/mfa/recovery-codes', await shownAgain(password, passkey));
       return { recoveryCodes };
     },
     async logout() {
@@ -443,13 +474,8 @@ export function createClient(options = {}) {
      * session is the one a password login starts.
      */
     async loginWithPasskey({ mediation } = {}) {
-      const res = await post('/auth/webauthn/login/options', {});
-      if (!res.ok) throw await errorOf(res);
-      const { publicKey } = await res.json();
-      const request = { publicKey: requestOptions(publicKey) };
-      if (mediation) request.mediation = mediation;
-      const cred = await webauthn().get(request);
-      return entered(await post('/auth/webauthn/login/verify', credentialJSON(cred)));
+      const publicKey = await publicOptions('login');
+      return entered(await post('/auth/webauthn/login/verify', await assertion(publicKey, mediation)));
     },
     /** The signed-in user's passkeys. */
     async listPasskeys() {

@@ -79,13 +79,42 @@ pub struct Credentials {
     /// Login only: the second factor (a TOTP code or a recovery code).
     #[serde(default)]
     pub otp: Option<String>,
+    /// Login only: the second factor as a passkey assertion (never together with `otp`).
+    #[serde(default)]
+    pub webauthn: Option<Assertion>,
+}
+
+/// A passkey assertion: the `AuthenticationResponseJSON` that `PublicKeyCredential.toJSON()`
+/// gives after `navigator.credentials.get()`; its members are base64url.
+#[derive(Deserialize)]
+pub struct Assertion {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub response: AssertionResponse,
+}
+
+/// `response` of an [`Assertion`].
+#[derive(Deserialize)]
+pub struct AssertionResponse {
+    #[serde(rename = "clientDataJSON")]
+    pub client_data_json: String,
+    #[serde(rename = "authenticatorData")]
+    pub authenticator_data: String,
+    pub signature: String,
+    #[serde(rename = "userHandle", default)]
+    pub user_handle: Option<String>,
 }
 
 /// `POST /auth/mfa/totp/start`, `DELETE /auth/mfa/totp`, `POST /auth/mfa/recovery-codes`: the
-/// caller's password again.
+/// caller shown again, by the password or by an assertion of one of the caller's passkeys
+/// (exactly one of the two).
 #[derive(Deserialize)]
 pub struct PasswordAgain {
-    pub password: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub webauthn: Option<Assertion>,
 }
 
 /// `POST /auth/mfa/totp/confirm`.

@@ -400,7 +400,7 @@ impl Error {
             Self::InvalidSession(_) => "the console session is not valid; sign in again".into(),
             Self::ScopeViolation => "the credential's scope does not allow this".into(),
             Self::MfaRequired => {
-                "this account has a second factor: send the authenticator code as otp".into()
+                "this account has a second factor: send the authenticator code as otp, or a passkey assertion as webauthn".into()
             }
             Self::InvalidOtp => "the code is wrong, expired or already used".into(),
             Self::MfaNotEnrolled(why) => (*why).into(),

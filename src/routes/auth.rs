@@ -25,8 +25,9 @@ use crate::services::auth::{
     authenticate, authenticate_access_token, check_key_standing, check_token_session, enabled_user,
 };
 use crate::services::issuers::authenticate_external;
-use crate::services::mfa::check_second_factor;
+use crate::services::mfa::{check_second_factor, SecondFactor};
 use crate::services::ratelimit::{self, Bucket};
+use crate::services::webauthn::{verify_passkey_assertion, AssertionUse};
 use crate::services::Services;
 
 /// Name of the refresh-token cookie.
@@ -253,9 +254,26 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<Response, Error> {
     let body: Credentials = json_body(req, svc.config.limits.max_body_bytes, false)?;
+    if body.otp.is_some() && body.webauthn.is_some() {
+        return Err(Error::BadRequest(
+            "otp, webauthn: send one second factor, not both".into(),
+        ));
+    }
     let delivery = Delivery::asked(&body);
     let user = check_credentials(svc, req, &body.email, &body.password).await?;
-    let second_factor = check_second_factor(svc, req, &user, body.otp.as_deref()).await?;
+    // A passkey assertion, when sent, is always verified (and its challenge used up), also for
+    // a user without TOTP, who needs no second factor.
+    let (second_factor, passkey_id) = match &body.webauthn {
+        Some(assertion) => {
+            let purpose = AssertionUse::SecondFactor { user_id: &user.id };
+            let passkey = verify_passkey_assertion(svc, req, assertion, purpose).await?;
+            (Some(SecondFactor::Passkey), Some(passkey.id))
+        }
+        None => (
+            check_second_factor(svc, req, &user, body.otp.as_deref()).await?,
+            None,
+        ),
+    };
     // The device cookie names the account as the rate limits do: by the normal form typed.
     let account_email = normalize_email(&body.email).unwrap_or_else(|_| user.email.clone());
     let now = svc.clock.now_ms();
@@ -266,7 +284,10 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
         "login_succeeded",
         Some(&user.id),
         Some(&family.id),
-        second_factor.map(|f| json!({ "mfa": f.as_str() })),
+        second_factor.map(|f| match &passkey_id {
+            Some(id) => json!({ "mfa": f.as_str(), "passkey_id": id }),
+            None => json!({ "mfa": f.as_str() }),
+        }),
     );
     svc.store.create_family(&family, Some(&succeeded)).await?;
     let response = session_response(

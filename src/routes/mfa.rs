@@ -1,7 +1,8 @@
 //! Self-service second factor under `/auth/mfa`: the caller's status, TOTP enrollment (start,
 //! then confirm with a code), removal, and new recovery codes. Every change asks for the
-//! password again (confirming asks for a code of the new secret instead); every change and
-//! every refusal of a wrong password or code is an audit event. Like `/auth/sessions`, these
+//! password again, or an assertion of one of the caller's passkeys (confirming asks for a code
+//! of the new secret instead); every change and every refusal of a wrong password, passkey or
+//! code is an audit event. Like `/auth/sessions`, these
 //! take the caller's access token (API keys answer 403 `scope_violation`).
 
 use serde_json::{json, Value};
@@ -17,6 +18,7 @@ use crate::primitives::platform::Pbkdf2;
 use crate::services::audit::own_event;
 use crate::services::auth::{authenticate, check_token_session, enabled_user};
 use crate::services::mfa::mfa_key;
+use crate::services::webauthn::{verify_passkey_assertion, AssertionUse};
 use crate::services::Services;
 
 /// The caller: an access token of an enabled user whose session still stands (API keys and
@@ -34,6 +36,36 @@ async fn caller<S: Store, H: Pbkdf2>(
     };
     check_token_session(svc, &user.id, caller.session_id.as_deref()).await?;
     Ok(user)
+}
+
+/// The caller shown again before a sensitive change: exactly one of `password` and `webauthn`
+/// (400 `bad_request` otherwise). A passkey assertion answers a `reauthenticate` challenge
+/// issued to the caller and must be of one of the caller's own passkeys; it is verified as a
+/// passkey sign-in is. Refusals are recorded as `kind`.
+async fn reauthenticate<S: Store, H: Pbkdf2>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    user: &User,
+    body: &PasswordAgain,
+    kind: &str,
+) -> Result<(), Error> {
+    match (&body.password, &body.webauthn) {
+        (Some(pw), None) => check_password(svc, req, user, pw, kind).await,
+        (None, Some(assertion)) => {
+            let purpose = AssertionUse::Reauthenticate {
+                user_id: &user.id,
+                failed: kind,
+            };
+            verify_passkey_assertion(svc, req, assertion, purpose).await?;
+            Ok(())
+        }
+        (Some(_), Some(_)) => Err(Error::BadRequest(
+            "password, webauthn: send one of the two, not both".into(),
+        )),
+        (None, None) => Err(Error::BadRequest(
+            "password: required (or webauthn, a passkey assertion)".into(),
+        )),
+    }
 }
 
 /// The password of a sensitive change, checked; a wrong one is recorded (`kind`, cause
@@ -100,7 +132,7 @@ pub async fn status<S: Store, H: Pbkdf2>(
     .with_header("cache-control", "no-store"))
 }
 
-/// `POST /auth/mfa/totp/start {password}`: a new secret, stored sealed as the pending
+/// `POST /auth/mfa/totp/start {password | webauthn}`: a new secret, stored sealed as the pending
 /// enrollment (an enrolled one stays until a code of the new one confirms it), with its
 /// `otpauth://` URI and that URI as a QR code (SVG).
 pub async fn start<S: Store, H: Pbkdf2>(
@@ -110,7 +142,7 @@ pub async fn start<S: Store, H: Pbkdf2>(
     let user = caller(svc, req).await?;
     let body: PasswordAgain = json_body(req, svc.config.limits.max_body_bytes, false)?;
     let key = mfa_key(svc)?;
-    check_password(svc, req, &user, &body.password, "totp_enrollment_failed").await?;
+    reauthenticate(svc, req, &user, &body, "totp_enrollment_failed").await?;
     let now = svc.clock.now_ms();
     let secret = TotpSecret::generate(svc.rng);
     let sealed = secret.seal(svc.aead, key, svc.rng, &user.id).await?;
@@ -200,14 +232,14 @@ pub async fn confirm<S: Store, H: Pbkdf2>(
         .with_header("cache-control", "no-store"))
 }
 
-/// `DELETE /auth/mfa/totp {password}`: removes the caller's TOTP and recovery codes.
+/// `DELETE /auth/mfa/totp {password | webauthn}`: removes the caller's TOTP and recovery codes.
 pub async fn remove<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
     let user = caller(svc, req).await?;
     let body: PasswordAgain = json_body(req, svc.config.limits.max_body_bytes, false)?;
-    check_password(svc, req, &user, &body.password, "totp_removal_failed").await?;
+    reauthenticate(svc, req, &user, &body, "totp_removal_failed").await?;
     let now = svc.clock.now_ms();
     let detail = json!({ "by": "self" });
     let ev = own_event(req, now, "totp_removed", Some(&user.id), None, Some(detail));
@@ -217,7 +249,7 @@ pub async fn remove<S: Store, H: Pbkdf2>(
     Ok(Response::empty(204))
 }
 
-/// `POST /auth/mfa/recovery-codes {password}`: 10 new recovery codes replacing the old ones.
+/// `POST /auth/mfa/recovery-codes {password | webauthn}`: 10 new recovery codes replacing the old ones.
 pub async fn regenerate_codes<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
@@ -225,7 +257,7 @@ pub async fn regenerate_codes<S: Store, H: Pbkdf2>(
     let user = caller(svc, req).await?;
     let body: PasswordAgain = json_body(req, svc.config.limits.max_body_bytes, false)?;
     mfa_key(svc)?;
-    check_password(svc, req, &user, &body.password, "recovery_codes_failed").await?;
+    reauthenticate(svc, req, &user, &body, "recovery_codes_failed").await?;
     let now = svc.clock.now_ms();
     let (codes, hashes) = new_recovery_codes(svc, &user.id)?;
     let ev = own_event(

@@ -6,7 +6,7 @@
 //!   discoverable passkey, no email typed; the answer is the same session as a password login.
 //! - `GET /auth/passkeys`, `DELETE /auth/passkeys/{id}` (Bearer): the caller's own passkeys.
 //!
-//! A challenge is 32 random bytes, stored as its SHA-256 with its ceremony (and, to register,
+//! A challenge (see `services::webauthn`) is 32 random bytes, stored as its SHA-256 with its ceremony (and, to register,
 //! its user) for at most five minutes, and used up by the one verification that presents it
 //! (the store's compare-and-set), whatever that verification's outcome. Every registration,
 //! sign-in, refusal after the challenge and removal is audited.
@@ -14,32 +14,25 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::domain::store::{Challenge, Passkey, PasskeyUse, Store, User};
-use crate::domain::webauthn::{
-    self, counter_advanced, Ceremony, ClientData, RelyingParty, ALG_EDDSA, ALG_ES256,
-    CHALLENGE_BYTES, CHALLENGE_TTL_MS,
-};
-use crate::primitives::body::json_body;
-use crate::primitives::encoding::{b64url, b64url_decode, hex, new_id, sha256};
+use crate::domain::store::{Passkey, Store, User};
+use crate::domain::webauthn::{self, Ceremony, ClientData, ALG_EDDSA, ALG_ES256, CHALLENGE_TTL_MS};
+use crate::primitives::body::{json_body, Assertion, AssertionResponse};
+use crate::primitives::encoding::{b64url, hex, new_id};
 use crate::primitives::error::{Error, WebAuthnRejection};
 use crate::primitives::http::{Request, Response};
-use crate::primitives::platform::{random_array, Pbkdf2};
+use crate::primitives::platform::Pbkdf2;
 use crate::routes::auth::{new_family, session_response, with_device_cookie, Delivery};
 use crate::routes::sessions::caller_session;
 use crate::services::audit::own_event;
 use crate::services::ratelimit::{self, Bucket};
+use crate::services::webauthn::{
+    b64_member, new_challenge, refused, relying_party, take_challenge, verify_passkey_assertion,
+    AssertionUse,
+};
 use crate::services::Services;
 
 /// Longest passkey name kept.
 const MAX_NAME_CHARS: usize = 64;
-
-/// The relying party, or 404 `passkeys_disabled`.
-fn relying_party<'a, S, H>(svc: &Services<'a, S, H>) -> Result<&'a RelyingParty, Error> {
-    svc.config.webauthn.as_ref().ok_or(Error::WebAuthn(
-        WebAuthnRejection::Disabled,
-        "WEBAUTHN_RP_ID is not set",
-    ))
-}
 
 /// The name of a COSE algorithm, as lists show it.
 fn algorithm_name(alg: i64) -> &'static str {
@@ -65,83 +58,6 @@ pub fn passkey_json(p: &Passkey) -> Value {
         "last_used_at": p.last_used_at,
         "flagged_at": p.flagged_at,
     })
-}
-
-/// A base64url member of a ceremony's body, decoded; 400 naming it otherwise.
-fn b64_member(value: &str, what: &str) -> Result<Vec<u8>, Error> {
-    b64url_decode(value)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| Error::BadRequest(format!("{what}: expected non-empty base64url")))
-}
-
-/// Opens a ceremony: a fresh challenge, stored as its hash.
-async fn new_challenge<S: Store, H>(
-    svc: &Services<'_, S, H>,
-    ceremony: Ceremony,
-    user_id: Option<&str>,
-) -> Result<String, Error> {
-    let challenge: [u8; CHALLENGE_BYTES] = random_array(svc.rng);
-    svc.store
-        .create_challenge(&Challenge {
-            challenge_hash: hex(&sha256(&challenge)),
-            ceremony: ceremony.as_str().to_string(),
-            user_id: user_id.map(str::to_string),
-            expires_at: svc.clock.now_ms() + CHALLENGE_TTL_MS,
-        })
-        .await?;
-    Ok(b64url(&challenge))
-}
-
-/// Uses up the challenge `client_data` answers: it must have been issued for `ceremony` (and
-/// `user_id`), not used before, and not expired.
-async fn take_challenge<S: Store, H>(
-    svc: &Services<'_, S, H>,
-    client_data: &ClientData,
-    ceremony: Ceremony,
-    user_id: Option<&str>,
-) -> Result<(), Error> {
-    let hash = hex(&sha256(&client_data.challenge));
-    let taken = svc.store.take_challenge(&hash, ceremony.as_str()).await?;
-    let Some(challenge) = taken else {
-        return Err(Error::WebAuthn(
-            WebAuthnRejection::ChallengeInvalid,
-            "unknown, used, or another ceremony's",
-        ));
-    };
-    if challenge.user_id.as_deref() != user_id {
-        return Err(Error::WebAuthn(
-            WebAuthnRejection::ChallengeInvalid,
-            "issued to another user",
-        ));
-    }
-    if challenge.expires_at <= svc.clock.now_ms() {
-        return Err(Error::WebAuthn(
-            WebAuthnRejection::ChallengeExpired,
-            "past its five minutes",
-        ));
-    }
-    Ok(())
-}
-
-/// Records a ceremony's refusal (`kind`, with the error's code as its cause) and returns the
-/// error to answer, or the store's own error if recording failed.
-async fn refused<S: Store, H>(
-    svc: &Services<'_, S, H>,
-    req: &Request,
-    kind: &str,
-    user_id: Option<&str>,
-    passkey_id: Option<&str>,
-    err: Error,
-) -> Error {
-    let mut detail = json!({ "cause": err.code() });
-    if let Some(id) = passkey_id {
-        detail["passkey_id"] = json!(id);
-    }
-    let ev = own_event(req, svc.clock.now_ms(), kind, user_id, None, Some(detail));
-    match svc.store.record_event(&ev).await {
-        Ok(()) => err,
-        Err(store_err) => store_err,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -236,11 +152,11 @@ pub(super) async fn register_verify<S: Store, H: Pbkdf2>(
     const FAILED: &str = "passkey_registration_failed";
     let credential = match webauthn::verify_registration(rp, &client_data, &cdj, &att) {
         Ok(credential) => credential,
-        Err(err) => return Err(refused(svc, req, FAILED, Some(&user.id), None, err).await),
+        Err(err) => return Err(refused(svc, req, FAILED, Some(&user.id), None, false, err).await),
     };
     if credential.credential_id != id {
         let err = Error::BadRequest("id: not the credential id of the attestation".into());
-        return Err(refused(svc, req, FAILED, Some(&user.id), None, err).await);
+        return Err(refused(svc, req, FAILED, Some(&user.id), None, false, err).await);
     }
     let passkey = Passkey {
         id: new_id(svc.rng, "pk_"),
@@ -275,7 +191,7 @@ pub(super) async fn register_verify<S: Store, H: Pbkdf2>(
             WebAuthnRejection::CredentialExists,
             "credential id already stored",
         );
-        return Err(refused(svc, req, FAILED, Some(&user.id), None, err).await);
+        return Err(refused(svc, req, FAILED, Some(&user.id), None, false, err).await);
     }
     Ok(Response::json(
         201,
@@ -323,19 +239,55 @@ async fn signed_in_user<S: Store, H: Pbkdf2>(
 // ---------------------------------------------------------------------------------------------
 // Login
 
-/// `POST /auth/webauthn/login/options`: the `PublicKeyCredentialRequestOptions` (JSON form) of a
-/// passwordless sign-in; no credential is named (discoverable passkeys). Rate-limited per IP
-/// like a login attempt: every sign-in needs one.
+/// `POST /auth/webauthn/login/options`: the optional body `{"purpose": …}` names what the
+/// challenge is for, and only that use takes it:
+///
+/// - `login` (the default): a passwordless sign-in (`…/login/verify`);
+/// - `second_factor`: the `webauthn` member of a password login that answered `mfa_required`;
+/// - `reauthenticate` (Bearer access token): the `webauthn` member of a TOTP change by the
+///   caller, whose passkeys `allowCredentials` lists; the challenge is bound to the caller.
+#[derive(Deserialize, Default)]
+struct OptionsBody {
+    #[serde(default)]
+    purpose: Option<String>,
+}
+
+/// `POST /auth/webauthn/login/options`: the `PublicKeyCredentialRequestOptions` (JSON form) of
+/// an assertion; for a sign-in no credential is named (discoverable passkeys). Rate-limited
+/// per IP like a login attempt: every sign-in needs one.
 pub(super) async fn login_options<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
     let rp = relying_party(svc)?;
-    let _: Value = json_body(req, svc.config.limits.max_body_bytes, true)?;
+    let body: OptionsBody = json_body(req, svc.config.limits.max_body_bytes, true)?;
+    let ceremony = match body.purpose.as_deref() {
+        None | Some("login") => Ceremony::Login,
+        Some("second_factor") => Ceremony::SecondFactor,
+        Some("reauthenticate") => Ceremony::Reauthenticate,
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "purpose: expected \"login\", \"second_factor\" or \"reauthenticate\"".into(),
+            ))
+        }
+    };
     if let Some(ip) = req.client_ip() {
         ratelimit::check(svc, Bucket::LoginIp, ip).await?;
     }
-    let challenge = new_challenge(svc, Ceremony::Login, None).await?;
+    let (user_id, allow) = if ceremony == Ceremony::Reauthenticate {
+        let user = signed_in_user(svc, req).await?;
+        let allow: Vec<Value> = svc
+            .store
+            .user_passkeys(&user.id)
+            .await?
+            .iter()
+            .map(|p| json!({ "type": "public-key", "id": p.credential_id, "transports": p.transports }))
+            .collect();
+        (Some(user.id), allow)
+    } else {
+        (None, Vec::new())
+    };
+    let challenge = new_challenge(svc, ceremony, user_id.as_deref()).await?;
     Ok(Response::json(
         200,
         &json!({ "publicKey": {
@@ -343,21 +295,10 @@ pub(super) async fn login_options<S: Store, H: Pbkdf2>(
             "rpId": rp.id,
             "timeout": CHALLENGE_TTL_MS,
             "userVerification": rp.user_verification.as_str(),
-            "allowCredentials": [],
+            "allowCredentials": allow,
         }}),
     )
     .with_header("cache-control", "no-store"))
-}
-
-#[derive(Deserialize)]
-struct AssertionResponse {
-    #[serde(rename = "clientDataJSON")]
-    client_data_json: String,
-    #[serde(rename = "authenticatorData")]
-    authenticator_data: String,
-    signature: String,
-    #[serde(rename = "userHandle", default)]
-    user_handle: Option<String>,
 }
 
 /// `POST /auth/webauthn/login/verify`: an `AuthenticationResponseJSON` and, as for a password
@@ -378,141 +319,27 @@ pub(super) async fn login_verify<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
 ) -> Result<Response, Error> {
-    let rp = relying_party(svc)?;
+    relying_party(svc)?;
     let body: LoginBody = json_body(req, svc.config.limits.max_body_bytes, false)?;
-    if body.kind != "public-key" {
-        return Err(Error::BadRequest("type: expected \"public-key\"".into()));
-    }
     let delivery = if body.refresh_token_in_body == Some(true) {
         Delivery::Body
     } else {
         Delivery::Cookie
     };
-    let r = &body.response;
-    let cdj = b64_member(&r.client_data_json, "response.clientDataJSON")?;
-    let auth_data = b64_member(&r.authenticator_data, "response.authenticatorData")?;
-    let signature = b64_member(&r.signature, "response.signature")?;
-    let credential_id = b64url(&b64_member(&body.id, "id")?);
-    let user_handle = match r.user_handle.as_deref() {
-        None | Some("") => None,
-        Some(h) => Some(b64_member(h, "response.userHandle")?),
+    let assertion = Assertion {
+        id: body.id,
+        kind: body.kind,
+        response: body.response,
     };
-    let client_data = ClientData::parse(&cdj)?;
-    take_challenge(svc, &client_data, Ceremony::Login, None).await?;
-    let now = svc.clock.now_ms();
-
-    let passkey = svc.store.passkey_by_credential(&credential_id).await?;
-    const FAILED: &str = "passkey_login_failed";
-    let Some(passkey) = passkey else {
-        let err = Error::WebAuthn(WebAuthnRejection::UnknownCredential, "no such credential");
-        return Err(refused(svc, req, FAILED, None, None, err).await);
-    };
-    if user_handle.is_some_and(|h| h != passkey.user_id.as_bytes()) {
-        let err = Error::WebAuthn(WebAuthnRejection::UserMismatch, "userHandle");
-        return Err(refused(
-            svc,
-            req,
-            FAILED,
-            Some(&passkey.user_id),
-            Some(&passkey.id),
-            err,
-        )
-        .await);
-    }
-    if passkey.flagged_at.is_some() {
-        let err = Error::WebAuthn(WebAuthnRejection::CounterRegression, "flagged before");
-        return Err(refused(
-            svc,
-            req,
-            FAILED,
-            Some(&passkey.user_id),
-            Some(&passkey.id),
-            err,
-        )
-        .await);
-    }
-    let Some(public_key) = b64url_decode(&passkey.public_key) else {
-        return Err(Error::Internal(format!(
-            "passkeys.public_key of {} is not base64url",
-            passkey.id
-        )));
-    };
-    let asserted = match webauthn::verify_assertion(
-        rp,
-        &client_data,
-        &cdj,
-        &auth_data,
-        &signature,
-        &public_key,
-    ) {
-        Ok(asserted) => asserted,
-        Err(err) => {
-            return Err(refused(
-                svc,
-                req,
-                FAILED,
-                Some(&passkey.user_id),
-                Some(&passkey.id),
-                err,
-            )
-            .await)
-        }
-    };
-    if !counter_advanced(passkey.sign_count, asserted.sign_count) {
-        let ev = own_event(
-            req,
-            now,
-            "passkey_counter_regression",
-            Some(&passkey.user_id),
-            None,
-            Some(json!({
-                "passkey_id": passkey.id,
-                "stored": passkey.sign_count,
-                "presented": asserted.sign_count,
-            })),
-        );
-        svc.store.flag_passkey(&passkey.id, now, &ev).await?;
-        return Err(Error::WebAuthn(
-            WebAuthnRejection::CounterRegression,
-            "counter did not increase",
-        ));
-    }
+    let passkey = verify_passkey_assertion(svc, req, &assertion, AssertionUse::SignIn).await?;
     let user = svc.store.user_by_id(&passkey.user_id).await?;
     let Some(user) = user.filter(|u| !u.disabled) else {
         let err = Error::InvalidCredentials;
-        return Err(refused(
-            svc,
-            req,
-            FAILED,
-            Some(&passkey.user_id),
-            Some(&passkey.id),
-            err,
-        )
-        .await);
+        const FAILED: &str = "passkey_login_failed";
+        let owner = Some(passkey.user_id.as_str());
+        return Err(refused(svc, req, FAILED, owner, Some(&passkey.id), false, err).await);
     };
-    let used = PasskeyUse {
-        id: passkey.id.clone(),
-        old_count: passkey.sign_count,
-        new_count: i64::from(asserted.sign_count),
-        backed_up: asserted.backed_up,
-        now,
-    };
-    if !svc.store.use_passkey(&used).await? {
-        // Another sign-in moved the counter (or flagged the passkey) since it was read.
-        let err = Error::WebAuthn(
-            WebAuthnRejection::CounterRegression,
-            "counter moved concurrently",
-        );
-        return Err(refused(
-            svc,
-            req,
-            FAILED,
-            Some(&passkey.user_id),
-            Some(&passkey.id),
-            err,
-        )
-        .await);
-    }
+    let now = svc.clock.now_ms();
     let (token, family) = new_family(svc, req, &user.id);
     let ev = own_event(
         req,

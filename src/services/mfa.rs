@@ -17,6 +17,8 @@ pub enum SecondFactor {
     Totp,
     /// A recovery code, used up.
     RecoveryCode,
+    /// An assertion of one of the user's passkeys (verified by the passkey routes).
+    Passkey,
 }
 
 impl SecondFactor {
@@ -25,6 +27,7 @@ impl SecondFactor {
         match self {
             Self::Totp => "totp",
             Self::RecoveryCode => "recovery_code",
+            Self::Passkey => "passkey",
         }
     }
 }

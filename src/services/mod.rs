@@ -14,6 +14,7 @@ pub mod issuers;
 pub mod mfa;
 pub mod prune;
 pub mod ratelimit;
+pub mod webauthn;
 
 /// Everything a request is handled with.
 pub struct Services<'a, S, H> {

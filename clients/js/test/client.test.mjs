@@ -439,8 +439,23 @@ function fakeWithTotp() {
     const body = init.body ? JSON.parse(init.body) : {};
     const headers = new Headers(init.headers || {});
     const key = `${method} ${u.pathname}`;
+    if (key === 'POST /auth/webauthn/login/options') {
+      // The challenge names its purpose; a re-authentication's needs the access token.
+      gate.optionsAsked = { purpose: body.purpose, authorization: headers.get('authorization') };
+      if (body.purpose === 'reauthenticate' && !headers.get('authorization')) return error(401, 'no_auth');
+      const allow = body.purpose === 'reauthenticate' ? [{ type: 'public-key', id: 'AQID' }] : [];
+      return json(200, { publicKey: { challenge: Buffer.from(body.purpose).toString('base64url'), rpId: 'example.com', userVerification: 'required', allowCredentials: allow } });
+    }
+    /** The purpose of the challenge an assertion answers (the fake authenticator echoes it). */
+    const purposeOf = (assertion) => assertion && gate.challengeSigned;
     if (key === 'POST /auth/login' && gate.totp.enrolled) {
       if (body.password !== 'pw') return error(401, 'invalid_credentials');
+      if (body.otp && body.webauthn) return error(400, 'bad_request');
+      if (body.webauthn) {
+        if (purposeOf(body.webauthn) !== 'second_factor') return error(400, 'webauthn_challenge_invalid');
+        if (body.webauthn.id !== gate.ownCredential) return error(401, 'passkey_user_mismatch');
+        return inner(url, init);
+      }
       if (!body.otp) return error(401, 'mfa_required');
       if (body.otp !== '123456' || gate.totp.used.has(body.otp)) return error(401, 'invalid_otp');
       gate.totp.used.add(body.otp);
@@ -466,6 +481,12 @@ function fakeWithTotp() {
       case 'POST /auth/mfa/recovery-codes':
         return json(200, { recovery_codes: Array.from({ length: 10 }, (_, i) => `cccc${i}-ddddd`) });
       case 'DELETE /auth/mfa/totp':
+        if (body.webauthn) {
+          if (purposeOf(body.webauthn) !== 'reauthenticate') return error(400, 'webauthn_challenge_invalid');
+          if (body.webauthn.id !== gate.ownCredential) return error(401, 'passkey_user_mismatch');
+          gate.totp.enrolled = false;
+          return json(204);
+        }
         if (body.password !== 'pw') return error(401, 'invalid_credentials');
         gate.totp.enrolled = false;
         return json(204);
@@ -510,6 +531,53 @@ test('TOTP: enrollTotp and confirmTotp; login surfaces mfa_required, then logs i
   assert.equal(gh.authenticated, true);
   await gh.removeTotp({ password: 'pw' });
   assert.equal((await gh.mfaStatus()).enrolled, false);
+});
+
+test('a passkey as the second factor after mfa_required, and to re-authenticate TOTP removal', async (t) => {
+  const gate = fakeWithTotp();
+  gate.ownCredential = 'AQID';
+  const authn = fakeAuthenticator();
+  const get = authn.get;
+  // The challenge the browser was asked to sign, as the server would find it in clientDataJSON.
+  authn.get = async (opts) => {
+    gate.challengeSigned = new TextDecoder().decode(opts.publicKey.challenge);
+    return get(opts);
+  };
+  const gh = tab(gate, { channel: false, credentials: authn });
+  t.after(() => gh.close());
+  await gh.ready;
+  gate.totp.enrolled = true;
+  await assert.rejects(gh.login({ email: 'a@example.com', password: 'pw' }), (e) => e.code === 'mfa_required');
+  assert.equal(authn.seen.get, undefined, 'no ceremony before it is asked for');
+  await assert.rejects(gh.login({ email: 'a@example.com', password: 'pw', otp: '123456', passkey: true }), TypeError);
+  const user = await gh.login({ email: 'a@example.com', password: 'pw', passkey: true });
+  assert.equal(user.id, 'usr_1');
+  assert.equal(gh.authenticated, true);
+  assert.deepEqual(gate.optionsAsked, { purpose: 'second_factor', authorization: null });
+  const login = JSON.parse(gate.calls.filter((c) => c.path === '/auth/login').at(-1).body);
+  assert.deepEqual(Object.keys(login).sort(), ['email', 'password', 'webauthn']);
+  assert.deepEqual(login.webauthn.response, { clientDataJSON: 'e30', authenticatorData: 'CQk', signature: '-_8', userHandle: 'dQ' });
+  // Another user's passkey: the server's refusal comes through, no session.
+  await gh.logout();
+  gate.ownCredential = 'BBBB';
+  await assert.rejects(gh.login({ email: 'a@example.com', password: 'pw', passkey: true }), (e) => e.code === 'passkey_user_mismatch' && e.status === 401);
+  assert.equal(gh.authenticated, false);
+
+  // Re-authentication: a challenge bound to the signed-in user, then {webauthn} in place of {password}.
+  gate.ownCredential = 'AQID';
+  await gh.login({ email: 'a@example.com', password: 'pw', otp: '123456' });
+  await assert.rejects(gh.removeTotp({ password: 'pw', passkey: true }), TypeError);
+  await gh.removeTotp({ passkey: true });
+  assert.equal(gate.optionsAsked.purpose, 'reauthenticate');
+  assert.match(gate.optionsAsked.authorization, /^Bearer at_/);
+  assert.deepEqual(new Uint8Array(authn.seen.get.publicKey.allowCredentials[0].id), new Uint8Array([1, 2, 3]));
+  const removal = gate.calls.filter((c) => c.path === '/auth/mfa/totp').at(-1);
+  assert.deepEqual(Object.keys(removal.body), ['webauthn']);
+  assert.equal(gate.totp.enrolled, false);
+  gate.totp.enrolled = true;
+  gate.ownCredential = 'BBBB';
+  await assert.rejects(gh.removeTotp({ passkey: true }), (e) => e.code === 'passkey_user_mismatch');
+  assert.equal(gate.totp.enrolled, true);
 });
 
 test('TOTP calls refresh once when the access token was refused, then retry', async (t) => {

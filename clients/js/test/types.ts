@@ -39,9 +39,13 @@ export async function secondFactor(): Promise<number> {
   const status = await gh.mfaStatus();
   await gh.login({ email: 'a@example.com', password: 'secret secret', otp: recoveryCodes[0] });
   await gh.removeTotp({ password: 'secret secret' });
+  await gh.login({ email: 'a@example.com', password: 'secret secret', passkey: true });
+  await gh.removeTotp({ passkey: true });
   return uri.length + status.recoveryCodesLeft + (await gh.regenerateRecoveryCodes({ password: 'x' })).recoveryCodes.length;
 }
 
+// @ts-expect-error the password or a passkey, not both
+void gh.removeTotp({ password: 'x', passkey: true });
 // @ts-expect-error confirmTotp needs the code
 void gh.confirmTotp({});
 // @ts-expect-error baseUrl is required

@@ -195,6 +195,10 @@ pub enum Ceremony {
     Register,
     /// Signing in with a passkey.
     Login,
+    /// A passkey as the second factor of a password login.
+    SecondFactor,
+    /// A signed-in user showing one of their passkeys again before a sensitive change.
+    Reauthenticate,
 }
 
 impl Ceremony {
@@ -203,13 +207,15 @@ impl Ceremony {
         match self {
             Self::Register => "register",
             Self::Login => "login",
+            Self::SecondFactor => "second_factor",
+            Self::Reauthenticate => "reauthenticate",
         }
     }
 
     fn client_data_type(self) -> &'static str {
         match self {
             Self::Register => "webauthn.create",
-            Self::Login => "webauthn.get",
+            Self::Login | Self::SecondFactor | Self::Reauthenticate => "webauthn.get",
         }
     }
 }
