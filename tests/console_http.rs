@@ -626,6 +626,46 @@ fn config_names_secrets_but_never_shows_them() {
 }
 
 #[test]
+fn config_lists_the_trusted_issuers() {
+    let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+    let issuers = json!({
+        "idp": {
+            "iss": "https://idp.example", "jwks_uri": "https://idp.example/jwks",
+            "audience": "site", "algorithms": ["RS256", "ES256"], "cookie": "idp_session",
+        },
+        "inhouse": {
+            "iss": "https://auth.site.example", "audience": ["site", "app"], "algorithms": ["EdDSA"],
+            "jwks": { "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1" }] },
+            "known_users_only": true, "email_claim": "email", "bearer": true,
+        },
+    })
+    .to_string();
+    let gate = Gate::new(&[("TRUSTED_ISSUERS", &issuers)]);
+    let (_, root) = gate.user("root@example.com", &["admin"]);
+    let body = expect_status(&gate.bearer("GET", "/admin/config", &root, None), 200);
+    assert_eq!(
+        body["issuers"],
+        json!([
+            {
+                "name": "idp", "iss": "https://idp.example", "jwks_uri": "https://idp.example/jwks",
+                "algorithms": ["RS256", "ES256"], "audience": ["site"], "bearer": true,
+                "cookie": "idp_session", "known_users_only": false,
+            },
+            {
+                "name": "inhouse", "iss": "https://auth.site.example", "jwks_uri": "inline",
+                "algorithms": ["EdDSA"], "audience": ["site", "app"], "bearer": true,
+                "cookie": null, "known_users_only": true,
+            },
+        ])
+    );
+    // Without TRUSTED_ISSUERS, an empty list.
+    let plain = Gate::new(&[]);
+    let (_, root) = plain.user("root@example.com", &["admin"]);
+    let body = expect_status(&plain.bearer("GET", "/admin/config", &root, None), 200);
+    assert_eq!(body["issuers"], json!([]));
+}
+
+#[test]
 fn whoami_answers_everyone_and_never_401s_without_a_credential() {
     let gate = Gate::new(&[]);
     let res = gate.send(&Request::new("GET", "/auth/whoami"));

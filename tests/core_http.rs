@@ -845,6 +845,7 @@ fn counted(gate: &Gate, body: Value) -> (Response, u32) {
         aead: &gatehouse::primitives::platform::RustAesGcm,
         verifier: &gatehouse::primitives::jws::RustVerifier,
         fetcher: &gatehouse::primitives::platform::NoFetcher,
+        documents: &gatehouse::primitives::platform::NoDocumentCache,
     };
     let res = block_on(gatehouse::routes::handle(
         &svc,
@@ -2048,6 +2049,7 @@ fn a_login_derives_its_password_hash_once_and_uses_five_storage_operations() {
         aead: &gatehouse::primitives::platform::RustAesGcm,
         verifier: &gatehouse::primitives::jws::RustVerifier,
         fetcher: &gatehouse::primitives::platform::NoFetcher,
+        documents: &gatehouse::primitives::platform::NoDocumentCache,
     };
     let before = gate.store.operations();
     let req = Request::new("POST", "/auth/login")

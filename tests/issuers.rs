@@ -2,11 +2,14 @@
 //! answers WebCrypto also checks (`/__selftest/jws`), the configuration's errors, and tokens
 //! on `/auth/me` through a JWKS fetcher the test controls, with a clock it moves: JWKS caching
 //! by `Cache-Control`, an unknown `kid` refetched at most once per interval, a host that is
-//! down, bad documents, forgeries, and issuers of known users only.
+//! down, bad documents, forgeries, and issuers of known users only. The cache shared by
+//! isolates (the Workers Cache API in the worker) is a `MemoryDocumentCache` that two service
+//! instances with configurations of their own, two "isolates", are handed.
 
 mod common;
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use common::{describe, expect_error, expect_status, try_config, TestClock, SECOND, T0};
 use futures::executor::block_on;
@@ -16,7 +19,9 @@ use gatehouse::domain::store::{PasswordPhc, Store, User};
 use gatehouse::primitives::encoding::b64url;
 use gatehouse::primitives::http::{Request, Response};
 use gatehouse::primitives::jws::{check_vectors, RustVerifier};
-use gatehouse::primitives::platform::{Fetched, Fetcher, RustPbkdf2, SystemRng};
+use gatehouse::primitives::platform::{
+    CachedDocument, Fetched, Fetcher, MemoryDocumentCache, RustPbkdf2, SystemRng,
+};
 use gatehouse::routes::handle;
 use gatehouse::services::Services;
 use serde_json::{json, Value};
@@ -116,11 +121,15 @@ impl Fetcher for FakeHost {
     }
 }
 
+/// One isolate: its own configuration (so its own key cache); the JWKS host, the clock and
+/// the shared cache may be another isolate's too.
 struct World {
     config: Config,
+    table: String,
     store: MemoryStore,
-    clock: TestClock,
-    host: FakeHost,
+    clock: Rc<TestClock>,
+    host: Rc<FakeHost>,
+    documents: Rc<MemoryDocumentCache>,
 }
 
 impl World {
@@ -129,9 +138,24 @@ impl World {
         let config = try_config(&[("TRUSTED_ISSUERS", &table)], &[]).expect("valid");
         Self {
             config,
+            table,
             store: MemoryStore::new(),
-            clock: TestClock(Cell::new(T0)),
-            host: FakeHost::default(),
+            clock: Rc::new(TestClock(Cell::new(T0))),
+            host: Rc::new(FakeHost::default()),
+            documents: Rc::new(MemoryDocumentCache::default()),
+        }
+    }
+
+    /// A fresh isolate of the same deployment in the same data centre: nothing fetched yet,
+    /// the same JWKS host, clock and shared cache.
+    fn another_isolate(&self) -> Self {
+        Self {
+            config: try_config(&[("TRUSTED_ISSUERS", &self.table)], &[]).expect("valid"),
+            table: self.table.clone(),
+            store: MemoryStore::new(),
+            clock: Rc::clone(&self.clock),
+            host: Rc::clone(&self.host),
+            documents: Rc::clone(&self.documents),
         }
     }
 
@@ -148,11 +172,12 @@ impl World {
             config: &self.config,
             store: &self.store,
             hasher: &RustPbkdf2,
-            clock: &self.clock,
+            clock: &*self.clock,
             rng: &SystemRng,
             aead: &gatehouse::primitives::platform::RustAesGcm,
             verifier: &RustVerifier,
-            fetcher: &self.host,
+            fetcher: &*self.host,
+            documents: &*self.documents,
         };
         block_on(handle(&svc, req))
     }
@@ -250,6 +275,160 @@ fn a_host_that_is_down_keeps_cached_keys_working_and_is_unavailable_without_them
         401,
         "issuer_unavailable",
     );
+}
+
+/// The kids of the JWKS the shared cache holds.
+fn shared_kids(world: &World) -> Vec<String> {
+    let doc = world.documents.stored(JWKS_URI).expect("a shared copy");
+    let jwks: Value = serde_json::from_slice(&doc.body).unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_fresh_isolate_takes_the_jwks_from_the_shared_cache_without_fetching() {
+    let a = World::remote();
+    let k1 = Signer::new(1, "k1");
+    a.host.serve(&[&k1], Some("public, max-age=600"));
+    expect_status(&a.me(&k1.token(claims("a"))), 200);
+    assert_eq!(a.host.calls.get(), 1);
+    let stored = a
+        .documents
+        .stored(JWKS_URI)
+        .expect("stored in the shared cache");
+    assert_eq!(stored.expires_ms, T0 + 600 * SECOND, "for its max-age");
+    assert_eq!(shared_kids(&a), ["k1"]);
+    // A fresh isolate, with the host down: the shared copy serves it.
+    a.host.down();
+    a.advance(100 * SECOND);
+    let b = a.another_isolate();
+    expect_status(&b.me(&k1.token(claims("b"))), 200);
+    assert_eq!(a.host.calls.get(), 1, "no fetch");
+    // Its keys are fresh as long as the shared copy is: until 600 s after the first fetch.
+    a.advance(499 * SECOND);
+    expect_status(&b.me(&k1.token(claims("c"))), 200);
+    assert_eq!(a.host.calls.get(), 1);
+    // Then it fetches (the copy is gone from the shared cache too); the host is down, so its
+    // cached key stays in use.
+    a.advance(SECOND);
+    assert_eq!(
+        a.documents.stored(JWKS_URI).unwrap().expires_ms,
+        a.clock.0.get()
+    );
+    expect_status(&b.me(&k1.token(claims("d"))), 200);
+    assert_eq!(a.host.calls.get(), 2);
+    // An isolate whose shared cache is empty (another data centre) finds nothing: unavailable.
+    let elsewhere = World::remote();
+    elsewhere.host.down();
+    expect_error(
+        &elsewhere.me(&k1.token(claims("e"))),
+        401,
+        "issuer_unavailable",
+    );
+}
+
+#[test]
+fn an_unknown_kid_refetches_past_the_shared_cache_and_replaces_its_copy() {
+    let a = World::remote();
+    let (k1, k2, k3) = (
+        Signer::new(1, "k1"),
+        Signer::new(2, "k2"),
+        Signer::new(3, "k3"),
+    );
+    a.host.serve(&[&k1], Some("max-age=600"));
+    expect_status(&a.me(&k1.token(claims("a"))), 200);
+    // The issuer adds k2. A minute later the shared copy ({k1}, fresh for 9 more minutes) is
+    // passed over: the refetch asks the host, and its answer replaces the copy.
+    a.host.serve(&[&k1, &k2], Some("max-age=600"));
+    a.advance(60 * SECOND);
+    expect_status(&a.me(&k2.token(claims("b"))), 200);
+    assert_eq!(a.host.calls.get(), 2);
+    assert_eq!(shared_kids(&a), ["k1", "k2"]);
+    assert_eq!(
+        a.documents.stored(JWKS_URI).unwrap().expires_ms,
+        T0 + 660 * SECOND
+    );
+    // A fresh isolate takes the new set from the shared cache.
+    let b = a.another_isolate();
+    expect_status(&b.me(&k2.token(claims("c"))), 200);
+    assert_eq!(a.host.calls.get(), 2);
+    // The issuer adds k3. A fresh isolate whose shared copy lacks the kid fetches at once (it
+    // has never fetched) and replaces the copy.
+    a.host.serve(&[&k1, &k2, &k3], Some("max-age=600"));
+    let c = a.another_isolate();
+    expect_status(&c.me(&k3.token(claims("d"))), 200);
+    assert_eq!(a.host.calls.get(), 3);
+    assert_eq!(shared_kids(&a), ["k1", "k2", "k3"]);
+    // Isolate a fetched under a minute ago: still at most one fetch per minute for it, and
+    // an unknown kid does not send it to the shared cache.
+    a.advance(59 * SECOND);
+    expect_error(&a.me(&k3.token(claims("e"))), 401, "invalid_token");
+    assert_eq!(a.host.calls.get(), 3);
+    a.advance(SECOND);
+    expect_status(&a.me(&k3.token(claims("f"))), 200);
+    assert_eq!(a.host.calls.get(), 4);
+}
+
+#[test]
+fn an_answer_without_a_usable_max_age_is_not_shared() {
+    let k1 = Signer::new(1, "k1");
+    for cache_control in [
+        None,
+        Some("public"),
+        Some("no-store, max-age=600"),
+        Some("max-age=600, no-cache"),
+        Some("private, max-age=600"),
+        Some("max-age=0"),
+        Some("max-age=soon"),
+    ] {
+        let a = World::remote();
+        a.host.serve(&[&k1], cache_control);
+        expect_status(&a.me(&k1.token(claims("a"))), 200);
+        assert_eq!(a.documents.stored(JWKS_URI), None, "{cache_control:?}");
+        // So a fresh isolate fetches again.
+        let b = a.another_isolate();
+        expect_status(&b.me(&k1.token(claims("b"))), 200);
+        assert_eq!(a.host.calls.get(), 2, "{cache_control:?}");
+    }
+    // A max-age past a day is kept for a day.
+    let a = World::remote();
+    a.host.serve(&[&k1], Some("public, max-age=31536000"));
+    expect_status(&a.me(&k1.token(claims("a"))), 200);
+    assert_eq!(
+        a.documents.stored(JWKS_URI).unwrap().expires_ms,
+        T0 + 86_400 * SECOND
+    );
+}
+
+#[test]
+fn a_shared_copy_that_is_not_a_jwks_or_too_large_is_passed_over_and_replaced() {
+    let k1 = Signer::new(1, "k1");
+    let good = json!({ "keys": [k1.jwk()] }).to_string();
+    let padded = format!("{good}{}", " ".repeat(65_536));
+    for planted in [
+        b"<html>gateway</html>".to_vec(),
+        br#"{"keys": []}"#.to_vec(),
+        padded.into_bytes(),
+    ] {
+        let a = World::remote();
+        a.documents.plant(
+            JWKS_URI,
+            CachedDocument {
+                body: planted,
+                expires_ms: T0 + 600 * SECOND,
+            },
+        );
+        a.host.serve(&[&k1], Some("max-age=300"));
+        expect_status(&a.me(&k1.token(claims("a"))), 200);
+        assert_eq!(a.host.calls.get(), 1);
+        let stored = a.documents.stored(JWKS_URI).unwrap();
+        assert_eq!(stored.body, good.as_bytes());
+        assert_eq!(stored.expires_ms, T0 + 300 * SECOND);
+    }
 }
 
 #[test]
@@ -489,6 +668,7 @@ fn without_trusted_issuers_a_foreign_token_stays_invalid_token_and_local_tokens_
         aead: &gatehouse::primitives::platform::RustAesGcm,
         verifier: &RustVerifier,
         fetcher: &host,
+        documents: &gatehouse::primitives::platform::NoDocumentCache,
     };
     let req = Request::new("GET", "/auth/me").with_header(
         "authorization",

@@ -461,6 +461,7 @@ impl Gate {
             aead: &gatehouse::primitives::platform::RustAesGcm,
             verifier: &gatehouse::primitives::jws::RustVerifier,
             fetcher: &gatehouse::primitives::platform::NoFetcher,
+            documents: &gatehouse::primitives::platform::NoDocumentCache,
         }
     }
 

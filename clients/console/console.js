@@ -256,6 +256,14 @@ async function overview(view) {
           r.forward_all ? '(forward_all)' : r.endpoints.join('\n'),
           r.secrets.join(', ') || '—',
         ])),
+      h('h3', {}, 'Trusted issuers'),
+      c.issuers.length === 0
+        ? h('p', { class: 'muted' }, 'No trusted external issuers.')
+        : table(['name', 'iss', 'keys', 'algorithms', 'audience', 'token from', 'users'], c.issuers.map((i) => [
+          i.name, i.iss, i.jwks_uri, i.algorithms.join(', '), i.audience.join(', '),
+          [i.bearer ? 'Bearer' : null, i.cookie ? `cookie ${i.cookie}` : null].filter(Boolean).join(', '),
+          i.known_users_only ? 'known users only' : 'any',
+        ])),
       h('h3', {}, 'Secrets (names only)'),
       table(['secret', 'set'], c.secrets.map((s) => [s.name, s.set ? 'set' : 'not set'])),
     ),

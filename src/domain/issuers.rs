@@ -261,6 +261,11 @@ impl TrustedIssuers {
         self.issuers.is_empty()
     }
 
+    /// The issuers, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Issuer> {
+        self.issuers.iter()
+    }
+
     /// The issuer whose tokens carry `iss`.
     pub fn by_iss(&self, iss: &str) -> Option<&Issuer> {
         self.issuers.iter().find(|i| i.iss == iss)
@@ -525,20 +530,59 @@ pub fn select<'k>(keys: &'k [PublicKey], kid: Option<&str>, alg: JwsAlg) -> Opti
 /// `no-cache`: the refetch interval), else [`DEFAULT_KEYS_TTL_SECS`], between the refetch
 /// interval and [`MAX_KEYS_TTL_SECS`].
 pub fn keys_ttl_secs(cache_control: Option<&str>, refetch_secs: i64) -> i64 {
-    let mut ttl = DEFAULT_KEYS_TTL_SECS;
-    for directive in cache_control.unwrap_or("").split(',').map(str::trim) {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-store" || lower == "no-cache" {
-            ttl = 0;
-            break;
-        }
-        if let Some(secs) = lower.strip_prefix("max-age=") {
-            if let Ok(secs) = secs.trim_matches('"').parse::<i64>() {
-                ttl = secs;
+    let directives = CacheDirectives::read(cache_control);
+    let ttl = if directives.no_store || directives.no_cache {
+        0
+    } else {
+        directives.max_age.unwrap_or(DEFAULT_KEYS_TTL_SECS)
+    };
+    ttl.clamp(refetch_secs, MAX_KEYS_TTL_SECS)
+}
+
+/// The seconds a fetched JWKS is kept in the cache shared by isolates (the Workers Cache API):
+/// `Cache-Control`'s `max-age`, at most [`MAX_KEYS_TTL_SECS`]; `None`, not kept there, without
+/// a positive `max-age`, or with `no-store`, `no-cache` (nothing to revalidate with) or
+/// `private` (not for a shared cache).
+pub fn shared_max_age_secs(cache_control: Option<&str>) -> Option<i64> {
+    let d = CacheDirectives::read(cache_control);
+    if d.no_store || d.no_cache || d.private {
+        return None;
+    }
+    d.max_age
+        .filter(|secs| *secs > 0)
+        .map(|secs| secs.min(MAX_KEYS_TTL_SECS))
+}
+
+/// The `Cache-Control` directives that matter here.
+#[derive(Debug, Default)]
+struct CacheDirectives {
+    no_store: bool,
+    no_cache: bool,
+    private: bool,
+    max_age: Option<i64>,
+}
+
+impl CacheDirectives {
+    fn read(cache_control: Option<&str>) -> Self {
+        let mut d = Self::default();
+        for directive in cache_control.unwrap_or("").split(',').map(str::trim) {
+            let lower = directive.to_ascii_lowercase();
+            match lower.as_str() {
+                "no-store" => d.no_store = true,
+                "no-cache" => d.no_cache = true,
+                // `private="field"` names fields; a bare `private` is the whole answer.
+                "private" => d.private = true,
+                _ => {
+                    if let Some(secs) = lower.strip_prefix("max-age=") {
+                        if let Ok(secs) = secs.trim_matches('"').parse::<i64>() {
+                            d.max_age = Some(secs);
+                        }
+                    }
+                }
             }
         }
+        d
     }
-    ttl.clamp(refetch_secs, MAX_KEYS_TTL_SECS)
 }
 
 /// What this isolate fetched of one issuer's JWKS.
@@ -563,8 +607,12 @@ struct CacheState {
 pub enum Plan {
     /// Use this cached key.
     Use(PublicKey),
-    /// Fetch the JWKS now (none cached, the cache is stale, or the `kid` is unknown and the
-    /// last fetch was at least the refetch interval ago).
+    /// Look in the cache shared by isolates, then, unless its copy has the key, fetch the JWKS
+    /// (this isolate has no keys, or only stale ones, and may fetch).
+    Load,
+    /// Fetch the JWKS now, past the shared cache: the `kid` is unknown among this isolate's
+    /// fresh keys, and the last fetch was at least the refetch interval ago. The shared copy
+    /// is the set this isolate has, or older; the fetched one replaces it.
     Fetch,
     /// The `kid` is unknown and the last fetch is too recent to fetch again.
     Unknown,
@@ -578,12 +626,30 @@ impl KeyCache {
         let may_fetch = state
             .last_attempt
             .is_none_or(|t| now_ms >= t + refetch_secs * 1000);
-        let found = select(&state.keys, kid, alg);
-        match found {
-            Some(key) if now_ms < state.fresh_until || !may_fetch => Plan::Use(key.clone()),
-            _ if may_fetch => Plan::Fetch,
-            _ => Plan::Unknown,
+        let fresh = now_ms < state.fresh_until;
+        match select(&state.keys, kid, alg) {
+            Some(key) if fresh || !may_fetch => Plan::Use(key.clone()),
+            _ if !may_fetch => Plan::Unknown,
+            None if fresh => Plan::Fetch,
+            _ => Plan::Load,
         }
+    }
+
+    /// Keys read at `now_ms` from the shared cache, fresh until `expires_ms` (when the copy
+    /// there stops being fresh, at most [`MAX_KEYS_TTL_SECS`] ahead): not a fetch, so the
+    /// refetch interval still counts from the last one. The key for `kid` among them, if any.
+    pub fn loaded(
+        &self,
+        keys: Vec<PublicKey>,
+        expires_ms: i64,
+        kid: Option<&str>,
+        alg: JwsAlg,
+        now_ms: i64,
+    ) -> Option<PublicKey> {
+        let mut state = self.state.borrow_mut();
+        state.keys = keys;
+        state.fresh_until = expires_ms.min(now_ms + MAX_KEYS_TTL_SECS * 1000);
+        select(&state.keys, kid, alg).cloned()
     }
 
     /// A failed fetch at `now_ms`: no fetch again before the refetch interval; the cached keys

@@ -194,3 +194,109 @@ impl Fetcher for NoFetcher {
         Box::pin(async move { Err(format!("no network here to fetch {url}")) })
     }
 }
+
+/// A document kept by [`DocumentCache`]: its body and until when it is fresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedDocument {
+    /// The body as stored.
+    pub body: Vec<u8>,
+    /// Unix milliseconds at which it stops being fresh (stored with it).
+    pub expires_ms: i64,
+}
+
+/// Documents fetched by URL (issuers' JWKS), kept beyond the isolate: in the worker, the Workers
+/// Cache API, shared by the isolates of one data centre; natively [`MemoryDocumentCache`].
+/// Nothing in it is trusted: a reader checks what it gets as it would a fetched answer.
+pub trait DocumentCache {
+    /// The document stored for `url`, if one is there, fresh at `now_ms` and at most `limit`
+    /// bytes long (a miss otherwise; a failure to read is a miss too, logged by the adapter).
+    fn get<'a>(
+        &'a self,
+        url: &'a str,
+        limit: usize,
+        now_ms: i64,
+    ) -> futures_util::future::LocalBoxFuture<'a, Option<CachedDocument>>;
+
+    /// Stores `body` for `url`, fresh for `max_age_secs` from `now_ms`, in place of what was
+    /// stored. `Err` carries the cause for the log; a failed store changes nothing else.
+    fn put<'a>(
+        &'a self,
+        url: &'a str,
+        body: &'a [u8],
+        max_age_secs: i64,
+        now_ms: i64,
+    ) -> futures_util::future::LocalBoxFuture<'a, Result<(), String>>;
+}
+
+/// No cache beyond the isolate: every read misses, every store is dropped.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoDocumentCache;
+
+impl DocumentCache for NoDocumentCache {
+    fn get<'a>(
+        &'a self,
+        _url: &'a str,
+        _limit: usize,
+        _now_ms: i64,
+    ) -> futures_util::future::LocalBoxFuture<'a, Option<CachedDocument>> {
+        Box::pin(async { None })
+    }
+
+    fn put<'a>(
+        &'a self,
+        _url: &'a str,
+        _body: &'a [u8],
+        _max_age_secs: i64,
+        _now_ms: i64,
+    ) -> futures_util::future::LocalBoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A [`DocumentCache`] in memory, for tests: several service instances ("isolates") handed the
+/// same one share it, as the isolates of a data centre share the Cache API.
+#[derive(Debug, Default)]
+pub struct MemoryDocumentCache {
+    entries: std::cell::RefCell<std::collections::HashMap<String, CachedDocument>>,
+}
+
+impl MemoryDocumentCache {
+    /// What is stored for `url`, fresh or not.
+    pub fn stored(&self, url: &str) -> Option<CachedDocument> {
+        self.entries.borrow().get(url).cloned()
+    }
+
+    /// Stores `doc` for `url` as it is (a test's way to plant a document).
+    pub fn plant(&self, url: &str, doc: CachedDocument) {
+        self.entries.borrow_mut().insert(url.to_string(), doc);
+    }
+}
+
+impl DocumentCache for MemoryDocumentCache {
+    fn get<'a>(
+        &'a self,
+        url: &'a str,
+        limit: usize,
+        now_ms: i64,
+    ) -> futures_util::future::LocalBoxFuture<'a, Option<CachedDocument>> {
+        let found = self
+            .stored(url)
+            .filter(|d| now_ms < d.expires_ms && d.body.len() <= limit);
+        Box::pin(async move { found })
+    }
+
+    fn put<'a>(
+        &'a self,
+        url: &'a str,
+        body: &'a [u8],
+        max_age_secs: i64,
+        now_ms: i64,
+    ) -> futures_util::future::LocalBoxFuture<'a, Result<(), String>> {
+        let doc = CachedDocument {
+            body: body.to_vec(),
+            expires_ms: now_ms + max_age_secs * 1000,
+        };
+        self.plant(url, doc);
+        Box::pin(async { Ok(()) })
+    }
+}

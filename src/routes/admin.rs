@@ -14,6 +14,7 @@ use crate::domain::apikey::{self, key_json};
 use crate::domain::caller::{Caller, CredentialKind};
 use crate::domain::config::Config;
 use crate::domain::csrf;
+use crate::domain::issuers::Keys;
 use crate::domain::password;
 use crate::domain::store::{ApiKey, AuditEvent, AuditQuery, RevokeReason, Store, User, UserQuery};
 use crate::primitives::body::{json_body, NewKey, NewPassword, NewUser, Roles};
@@ -723,7 +724,8 @@ async fn list_audit<S: Store, H>(
 // Configuration summary
 
 /// What this Gatehouse is configured with, for the console's overview: settings, proxy routes
-/// with their endpoints, and which secrets are set, by name. Never a secret's value.
+/// with their endpoints, the trusted issuers, and which secrets are set, by name. Never a
+/// secret's value.
 pub fn config_json(config: &Config) -> Value {
     let t = &config.tokens;
     let a = &config.accounts;
@@ -744,6 +746,26 @@ pub fn config_json(config: &Config) -> Value {
                 "methods": r.allow(),
                 "endpoints": r.endpoints.iter().map(|e| e.label.as_str()).collect::<Vec<_>>(),
                 "secrets": r.secret_names(),
+            })
+        })
+        .collect();
+    // The trusted issuers as configured; nothing in them is secret (a JWKS holds public keys).
+    let issuers: Vec<Value> = config
+        .issuers
+        .iter()
+        .map(|i| {
+            json!({
+                "name": i.name,
+                "iss": i.iss,
+                "jwks_uri": match &i.keys {
+                    Keys::Remote { uri, .. } => uri.as_str(),
+                    Keys::Inline(_) => "inline",
+                },
+                "algorithms": i.algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                "audience": i.audiences,
+                "bearer": i.bearer,
+                "cookie": i.cookie,
+                "known_users_only": i.known_users_only,
             })
         })
         .collect();
@@ -803,6 +825,7 @@ pub fn config_json(config: &Config) -> Value {
             },
         },
         "routes": routes,
+        "issuers": issuers,
         "secrets": secrets,
     })
 }

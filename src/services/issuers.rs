@@ -6,7 +6,11 @@
 //! accepts; its key comes from the issuer's inline keys or from its JWKS, fetched through the
 //! [`Fetcher`](crate::primitives::platform::Fetcher) handed in and kept per isolate
 //! (`domain::issuers::KeyCache`: `Cache-Control` honoured, an unknown `kid` refetched at most
-//! once per `jwks_refetch_seconds`, cached keys kept in use while the JWKS host is down); the
+//! once per `jwks_refetch_seconds`, cached keys kept in use while the JWKS host is down) and,
+//! when its `Cache-Control` allows, in the
+//! [`DocumentCache`](crate::primitives::platform::DocumentCache) handed in (the Workers Cache
+//! API, shared by the isolates of a data centre), where an isolate without fresh keys looks
+//! first; a refetch for an unknown `kid` goes past it and replaces its copy. The
 //! signature is checked by the [`SignatureVerifier`](crate::primitives::jws::SignatureVerifier)
 //! handed in (WebCrypto in the worker). Such a caller never gets a Gatehouse session.
 
@@ -16,13 +20,14 @@ use crate::domain::account::normalize_email;
 use crate::domain::caller::Caller;
 use crate::domain::csrf;
 use crate::domain::issuers::{
-    self, keys_ttl_secs, parse_jwks, select, Issuer, Keys, Plan, Source, JWKS_BODY_LIMIT,
-    JWKS_TIMEOUT_MS,
+    self, keys_ttl_secs, parse_jwks, select, shared_max_age_secs, Issuer, KeyCache, Keys, Plan,
+    Source, JWKS_BODY_LIMIT, JWKS_TIMEOUT_MS,
 };
 use crate::domain::store::Store;
 use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::Request;
 use crate::primitives::jws::{JwsAlg, PublicKey};
+use crate::primitives::platform::Fetched;
 use crate::services::Services;
 
 /// The caller of `req` if it carries a trusted issuer's token: `Ok(None)` when it carries none
@@ -162,21 +167,58 @@ async fn key_for<S, H>(
             issuer.name, issuer.refetch_secs
         ))),
         Plan::Unknown => Err(unknown()),
-        Plan::Fetch => match fetch_keys(svc, uri, issuer.refetch_secs).await {
-            Ok((keys, ttl)) => cache.fetched(keys, ttl, kid, alg, now).ok_or_else(unknown),
-            Err(cause) => cache.failed(kid, alg, now).ok_or_else(|| {
-                Error::IssuerUnavailable(format!("issuer {:?}: JWKS {uri}: {cause}", issuer.name))
-            }),
-        },
+        Plan::Load => {
+            // The shared copy, when it is a JWKS; one that is not is passed over, and the
+            // fetch below replaces it.
+            let shared = svc.documents.get(uri, JWKS_BODY_LIMIT, now).await;
+            if let Some((keys, expires)) =
+                shared.and_then(|doc| Some((parse_jwks(&doc.body).ok()?, doc.expires_ms)))
+            {
+                if let Some(key) = cache.loaded(keys, expires, kid, alg, now) {
+                    return Ok(key);
+                }
+            }
+            fetch(svc, issuer, uri, cache, kid, alg, now).await
+        }
+        Plan::Fetch => fetch(svc, issuer, uri, cache, kid, alg, now).await,
     }
 }
 
-/// Fetches and reads a JWKS: its keys and how long to use them.
+/// Fetches `issuer`'s JWKS from `uri` into the isolate's `cache` and, when its `Cache-Control`
+/// allows, into the shared cache in place of what is there. The key for `kid`.
+async fn fetch<S, H>(
+    svc: &Services<'_, S, H>,
+    issuer: &Issuer,
+    uri: &str,
+    cache: &KeyCache,
+    kid: Option<&str>,
+    alg: JwsAlg,
+    now: i64,
+) -> Result<PublicKey, Error> {
+    let unknown = || Error::InvalidToken(TokenRejection::UnknownKey);
+    match fetch_keys(svc, uri).await {
+        Ok((keys, fetched)) => {
+            let cc = fetched.cache_control.as_deref();
+            // The isolate's cache first: a request meanwhile finds the keys there.
+            let key = cache.fetched(keys, keys_ttl_secs(cc, issuer.refetch_secs), kid, alg, now);
+            if let Some(max_age) = shared_max_age_secs(cc) {
+                // A store that fails costs the next isolate a fetch, nothing more (the adapter
+                // logs it).
+                let _ = svc.documents.put(uri, &fetched.body, max_age, now).await;
+            }
+            key.ok_or_else(unknown)
+        }
+        Err(cause) => cache.failed(kid, alg, now).ok_or_else(|| {
+            Error::IssuerUnavailable(format!("issuer {:?}: JWKS {uri}: {cause}", issuer.name))
+        }),
+    }
+}
+
+/// Fetches and reads a JWKS: its keys and the answer they were read from.
 async fn fetch_keys<S, H>(
     svc: &Services<'_, S, H>,
     uri: &str,
-    refetch_secs: i64,
-) -> Result<(Vec<PublicKey>, i64), String> {
+) -> Result<(Vec<PublicKey>, Fetched), String> {
     let fetched = svc
         .fetcher
         .get(uri, JWKS_BODY_LIMIT, JWKS_TIMEOUT_MS)
@@ -185,8 +227,5 @@ async fn fetch_keys<S, H>(
         return Err(format!("answered {}", fetched.status));
     }
     let keys = parse_jwks(&fetched.body)?;
-    Ok((
-        keys,
-        keys_ttl_secs(fetched.cache_control.as_deref(), refetch_secs),
-    ))
+    Ok((keys, fetched))
 }

@@ -4,7 +4,7 @@
 
 use crate::domain::config::Config;
 use crate::primitives::jws::SignatureVerifier;
-use crate::primitives::platform::{AesGcm, Clock, Fetcher, Rng};
+use crate::primitives::platform::{AesGcm, Clock, DocumentCache, Fetcher, Rng};
 
 pub mod accounts;
 pub mod audit;
@@ -34,4 +34,6 @@ pub struct Services<'a, S, H> {
     pub verifier: &'a dyn SignatureVerifier,
     /// Fetches of other issuers' JWKS (the worker's outbound `fetch`).
     pub fetcher: &'a dyn Fetcher,
+    /// Fetched documents kept beyond the isolate (the Workers Cache API): other issuers' JWKS.
+    pub documents: &'a dyn DocumentCache,
 }

@@ -63,3 +63,19 @@ export async function jwsVerify(jwkJson, alg, signature, data) {
   const key = await crypto.subtle.importKey('jwk', JSON.parse(jwkJson), importAlg, false, ['verify']);
   return crypto.subtle.verify(verifyAlg, key, signature, data);
 }
+
+/** What the cache named `name` (the Workers Cache API) holds for `url`: a Response, or null. */
+export async function cacheMatch(name, url) {
+  const cache = await caches.open(name);
+  return (await cache.match(url)) ?? null;
+}
+
+/**
+ * Stores a 200 answer with the headers of `flat` and the bytes `body` for `url` there. The
+ * answer is made (its bytes copied out of wasm memory) before the first await.
+ */
+export async function cachePut(name, url, flat, body) {
+  const response = new Response(body.slice(), { status: 200, headers: headersOf(flat) });
+  const cache = await caches.open(name);
+  await cache.put(url, response);
+}

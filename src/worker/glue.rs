@@ -27,6 +27,15 @@ extern "C" {
     #[wasm_bindgen(js_name = jwsVerify)]
     pub fn jws_verify(jwk_json: &str, alg: &str, signature: &[u8], data: &[u8]) -> js_sys::Promise;
 
+    /// What the named cache (the Workers Cache API) holds for `url`: a Response, or null.
+    #[wasm_bindgen(js_name = cacheMatch)]
+    pub fn cache_match(name: &str, url: &str) -> js_sys::Promise;
+
+    /// Stores a 200 answer with the headers of `flat` and the bytes `body` for `url` in the
+    /// named cache.
+    #[wasm_bindgen(js_name = cachePut)]
+    pub fn cache_put(name: &str, url: &str, flat: &str, body: &[u8]) -> js_sys::Promise;
+
     /// The `name` of a thrown value.
     #[wasm_bindgen(js_name = errorName)]
     pub fn error_name(err: &JsValue) -> String;

@@ -7,6 +7,7 @@
 
 mod crypto;
 mod d1;
+mod documents;
 mod glue;
 mod upstream;
 
@@ -31,6 +32,7 @@ use crate::services::Services;
 
 use self::crypto::{WebCryptoAesGcm, WebCryptoPbkdf2, WebCryptoVerifier};
 use self::d1::D1Store;
+use self::documents::CacheApi;
 use self::upstream::FetchUpstream;
 
 /// Body limit used before the configuration is known (and when it is invalid).
@@ -264,6 +266,7 @@ async fn fetch(
                     aead: &WebCryptoAesGcm,
                     verifier: &WebCryptoVerifier,
                     fetcher: &FetchUpstream,
+                    documents: &CacheApi,
                 };
                 dispatch(&services, request, route).await
             }

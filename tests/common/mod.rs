@@ -74,6 +74,7 @@ pub fn services<'a>(
         aead: &gatehouse::primitives::platform::RustAesGcm,
         verifier: &gatehouse::primitives::jws::RustVerifier,
         fetcher: &gatehouse::primitives::platform::NoFetcher,
+        documents: &gatehouse::primitives::platform::NoDocumentCache,
     }
 }
 

@@ -61,6 +61,16 @@ describe('the admin console in Chromium', { timeout: 180_000 }, () => {
         REVOCATION_DELAY_SECONDS: '0',
         // Passkeys on (the victim gets one, made by the software authenticator).
         WEBAUTHN_RP_ID: 'site.example',
+        // A trusted issuer with inline keys, listed on the overview.
+        TRUSTED_ISSUERS: {
+          partner: {
+            iss: 'https://auth.partner.example',
+            jwks: { keys: [generateSigningKey().publicJwk] },
+            audience: 'site',
+            algorithms: ['EdDSA'],
+            cookie: 'partner_id',
+          },
+        },
       }),
     });
     // The browser goes to localhost, a secure context: the Secure cookie works over plain http.
@@ -119,6 +129,11 @@ describe('the admin console in Chromium', { timeout: 180_000 }, () => {
     const configText = await page.textContent('[data-testid="config"]');
     assert.match(configText, /API_KEY_PEPPER/);
     assert.ok(!configText.includes(PEPPER), 'no secret value on the overview');
+    assert.match(configText, /Trusted issuers/);
+    const issuerRow = await page.$$eval('[data-testid="config"] tr', (rows) => rows
+      .map((r) => [...r.cells].map((td) => td.textContent))
+      .find((cells) => cells[0] === 'partner'));
+    assert.deepEqual(issuerRow, ['partner', 'https://auth.partner.example', 'inline', 'EdDSA', 'site', 'Bearer, cookie partner_id', 'any']);
     await shot('overview');
     // The session is an HttpOnly cookie only: nothing the page's script can read.
     const stored = await page.evaluate(() => JSON.stringify([document.cookie, { ...localStorage }, { ...sessionStorage }]));

@@ -2,12 +2,16 @@
 // (oidc-provider, tests/support/oidc.mjs) signs users in and issues RS256 and ES256 ID tokens;
 // the built worker takes them on its proxy (Bearer and cookie) and on /auth/me, fetching the
 // provider's JWKS over http://127.0.0.1 (allowed only with DEV_ALLOW_HTTP_LOOPBACK_JWKS).
-// Caching, a kid rotation at the provider, the provider down, bad JWKS documents, forgeries and
-// an issuer of known users only.
+// Caching (per isolate, and in the Cache API: a fresh worker on the same cache storage verifies
+// with the stored JWKS while the provider is down), a kid rotation at the provider, the provider
+// down, bad JWKS documents, forgeries and an issuer of known users only.
 
 import assert from 'node:assert/strict';
 import { randomBytes, sign } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { verifyGatehouseRequest } from '../../examples/verify-signature/verify.mjs';
 import { client, expectError, expectStatus, openVars, registerUser, SITE_ORIGIN } from '../support/http.mjs';
@@ -312,6 +316,60 @@ describe('trusted external issuers', () => {
       assert.equal(provider.jwksRequests(), 1);
     } finally {
       await fresh.stop();
+    }
+  });
+
+  test('the Cache API: a fresh worker on the same cache verifies from the stored JWKS while the provider is down', async () => {
+    // Workers started one after the other on one cache directory are isolates of one data
+    // centre; one without it has an empty cache.
+    const cacheDir = await mkdtemp(path.join(tmpdir(), 'gatehouse-e2e-cache-'));
+    const rotated = [signingKey('RS256', 'rsa-3'), signingKey('ES256', 'ec-3')];
+    try {
+      const a = await startWorker({ vars: vars(provider), cachePersist: cacheDir });
+      try {
+        const ac = client(a.url);
+        const before = provider.jwksRequests();
+        expectStatus(await ac.get('/auth/me', { bearer: signWith(keys[0], claims({ jti: 'cache-1' })) }), 200);
+        assert.equal(provider.jwksRequests(), before + 1, 'fetched once, and stored (max-age=600)');
+        // The provider rotates its keys. The refetch for the unknown kid goes past the stored
+        // copy (which holds the old set) to the provider, and replaces the copy.
+        await provider.stop();
+        provider = await startProvider({ port: provider.port, keys: rotated, clients: CLIENTS });
+        await eventually('the rotated key accepted', async () => {
+          const res = await ac.get('/auth/me', { bearer: signWith(rotated[0], claims({ jti: 'cache-2' })) });
+          return { ok: res.status === 200, detail: res.describe() };
+        });
+        assert.equal(provider.jwksRequests(), 1);
+      } finally {
+        await a.stop();
+      }
+      await provider.stop();
+
+      // A fresh worker on the same cache, the provider down: the stored set, the rotated one.
+      const b = await startWorker({ vars: vars(provider), cachePersist: cacheDir });
+      try {
+        const bc = client(b.url);
+        expectStatus(await bc.get('/auth/me', { bearer: signWith(rotated[0], claims({ jti: 'cache-3' })) }), 200);
+        expectStatus(await bc.get('/cms/articles', { bearer: signWith(rotated[1], claims({ aud: 'site-es', jti: 'cache-4' })) }), 200);
+        assert.equal(up.last().headers['x-gatehouse-issuer'], 'oidc');
+        // A key of the old set is not in it: its kid needs the provider, which is down.
+        expectError(await bc.get('/auth/me', { bearer: signWith(keys[0], claims({ jti: 'cache-5' })) }), 401, 'issuer_unavailable');
+      } finally {
+        await b.stop();
+      }
+
+      // A fresh worker with an empty cache, the provider down: 401 issuer_unavailable.
+      const empty = await startWorker({ vars: vars(provider) });
+      try {
+        expectError(await client(empty.url).get('/auth/me', { bearer: signWith(rotated[0], claims({ jti: 'cache-6' })) }), 401, 'issuer_unavailable');
+      } finally {
+        await empty.stop();
+      }
+    } finally {
+      await rm(cacheDir, { recursive: true, force: true });
+      keys = rotated;
+      await provider.stop(); // already stopped unless the test failed early
+      provider = await startProvider({ port: provider.port, keys, clients: CLIENTS });
     }
   });
 

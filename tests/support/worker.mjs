@@ -161,6 +161,11 @@ export function buildDir(selftest = false) {
  *   log           echo the worker's stdout/stderr (also GATEHOUSE_E2E_LOG=1)
  *   beforeStart   async (persistDir) => {}: runs after the migrations, before the worker starts
  *                 (e.g. to write rows with the CLI through wrangler --persist-to persistDir)
+ *   cachePersist  a directory for the Cache API's entries (`caches.default`, `caches.open`),
+ *                 which the caller owns and removes: a worker started later on the same
+ *                 directory (after this one stopped) finds what this one stored, as a fresh
+ *                 isolate in the same data centre would. Default: a cache in memory, empty at
+ *                 each start
  * Returns { url, port, db, mf, logs, persistDir, stop }. `url` has no trailing slash;
  * `logs()` returns everything the worker printed so far.
  */
@@ -174,6 +179,7 @@ export async function startWorker(opts = {}) {
     dir = buildDir(selftest),
     log = process.env.GATEHOUSE_E2E_LOG === '1',
     beforeStart,
+    cachePersist,
   } = opts;
 
   const scriptPath = path.join(dir, 'worker', 'shim.mjs');
@@ -229,6 +235,7 @@ export async function startWorker(opts = {}) {
       d1Databases: { DB: d1.database_id },
       // wrangler --persist-to <dir> keeps D1 under <dir>/v3/d1.
       d1Persist: path.join(persistDir, 'v3', 'd1'),
+      ...(cachePersist ? { cachePersist } : {}),
       host: '127.0.0.1',
       port,
       handleRuntimeStdio(stdout, stderr) {
