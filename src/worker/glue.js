@@ -59,6 +59,10 @@ const JWS = {
 
 /** Whether `signature` over `data` verifies with the public JWK `jwkJson` for JWS `alg`. */
 export async function jwsVerify(jwkJson, alg, signature, data) {
+  // Copied out of wasm memory before the first await: a memory growth meanwhile would detach
+  // the views wasm-bindgen hands in.
+  signature = signature.slice();
+  data = data.slice();
   const [importAlg, verifyAlg] = JWS[alg];
   const key = await crypto.subtle.importKey('jwk', JSON.parse(jwkJson), importAlg, false, ['verify']);
   return crypto.subtle.verify(verifyAlg, key, signature, data);
