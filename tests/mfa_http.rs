@@ -12,7 +12,7 @@ use gatehouse::domain::config::Config;
 use gatehouse::domain::store::Store;
 use gatehouse::primitives::http::{Request, Response};
 
-use common::{expect_error, expect_status, PASSWORD, SECOND};
+use common::{expect_error, expect_status, totp_code as code, PASSWORD, SECOND};
 
 const MFA_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 
@@ -105,23 +105,6 @@ impl Gate {
             .collect();
         (secret, codes)
     }
-}
-
-/// The code of `secret` (base32) at `now_ms` shifted by `steps` time steps, by totp-rs itself.
-fn code(secret: &str, now_ms: i64, steps: i64) -> String {
-    let bytes = totp_rs::Secret::Encoded(secret.to_string())
-        .to_bytes()
-        .unwrap();
-    let totp = totp_rs::TOTP::new_unchecked(
-        totp_rs::Algorithm::SHA1,
-        6,
-        0,
-        30,
-        bytes,
-        None,
-        String::new(),
-    );
-    totp.generate(((now_ms / 1000) + steps * 30) as u64)
 }
 
 /// A six-digit code that is none of `secret`'s codes around `now_ms`.

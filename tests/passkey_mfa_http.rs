@@ -186,7 +186,7 @@ impl Gate {
             .as_str()
             .unwrap()
             .to_string();
-        let code = totp_code(&secret, self.0.now());
+        let code = common::totp_code(&secret, self.0.now(), 0);
         let res = self.call(
             "POST",
             "/auth/mfa/totp/confirm",
@@ -225,22 +225,6 @@ impl Gate {
             .map(|e| e.detail.unwrap_or(Value::Null))
             .collect()
     }
-}
-
-fn totp_code(secret: &str, now_ms: i64) -> String {
-    let bytes = totp_rs::Secret::Encoded(secret.to_string())
-        .to_bytes()
-        .unwrap();
-    let totp = totp_rs::TOTP::new_unchecked(
-        totp_rs::Algorithm::SHA1,
-        6,
-        0,
-        30,
-        bytes,
-        None,
-        String::new(),
-    );
-    totp.generate((now_ms / 1000) as u64)
 }
 
 #[test]

@@ -152,3 +152,21 @@ pub fn expect_error(res: &Response, status: u16, code: &str) {
 }
 
 pub mod prop;
+
+/// The TOTP code of `secret` (base32) at `now_ms` shifted by `steps` time steps, computed by
+/// totp-rs directly (not through Gatehouse).
+pub fn totp_code(secret: &str, now_ms: i64, steps: i64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_string())
+        .to_bytes()
+        .unwrap();
+    let totp = totp_rs::TOTP::new_unchecked(
+        totp_rs::Algorithm::SHA1,
+        6,
+        0,
+        30,
+        bytes,
+        None,
+        String::new(),
+    );
+    totp.generate(((now_ms / 1000) + steps * 30) as u64)
+}
