@@ -117,6 +117,31 @@ pub struct PasswordAgain {
     pub webauthn: Option<Assertion>,
 }
 
+/// How the caller shows itself again before a sensitive change: exactly one of the two.
+pub enum Reauthentication {
+    /// The current password.
+    Password(String),
+    /// An assertion of one of the caller's passkeys.
+    Passkey(Assertion),
+}
+
+impl PasswordAgain {
+    /// The one way given; 400 `bad_request` for both or neither (so a wrong body is refused as
+    /// such before anything else is looked at).
+    pub fn into_reauthentication(self) -> Result<Reauthentication, Error> {
+        match (self.password, self.webauthn) {
+            (Some(pw), None) => Ok(Reauthentication::Password(pw)),
+            (None, Some(assertion)) => Ok(Reauthentication::Passkey(assertion)),
+            (Some(_), Some(_)) => Err(Error::BadRequest(
+                "password, webauthn: send one of the two, not both".into(),
+            )),
+            (None, None) => Err(Error::BadRequest(
+                "password: required (or webauthn, a passkey assertion)".into(),
+            )),
+        }
+    }
+}
+
 /// `POST /auth/mfa/totp/confirm`.
 #[derive(Deserialize)]
 pub struct OtpBody {

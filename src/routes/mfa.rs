@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::domain::mfa::{self, TotpSecret, PENDING_TTL_MS};
 use crate::domain::password::{self, Verdict};
 use crate::domain::store::{RecoveryCodeHash, Store, TotpConfirmation, User};
-use crate::primitives::body::{json_body, OtpBody, PasswordAgain};
+use crate::primitives::body::{json_body, OtpBody, PasswordAgain, Reauthentication};
 use crate::primitives::encoding::new_id;
 use crate::primitives::error::{Error, TokenRejection};
 use crate::primitives::http::{Request, Response};
@@ -38,20 +38,20 @@ async fn caller<S: Store, H: Pbkdf2>(
     Ok(user)
 }
 
-/// The caller shown again before a sensitive change: exactly one of `password` and `webauthn`
-/// (400 `bad_request` otherwise). A passkey assertion answers a `reauthenticate` challenge
+/// The caller shown again before a sensitive change (the body's one way, see
+/// [`reauthentication_body`]). A passkey assertion answers a `reauthenticate` challenge
 /// issued to the caller and must be of one of the caller's own passkeys; it is verified as a
 /// passkey sign-in is. Refusals are recorded as `kind`.
 async fn reauthenticate<S: Store, H: Pbkdf2>(
     svc: &Services<'_, S, H>,
     req: &Request,
     user: &User,
-    body: &PasswordAgain,
+    how: &Reauthentication,
     kind: &str,
 ) -> Result<(), Error> {
-    match (&body.password, &body.webauthn) {
-        (Some(pw), None) => check_password(svc, req, user, pw, kind).await,
-        (None, Some(assertion)) => {
+    match how {
+        Reauthentication::Password(pw) => check_password(svc, req, user, pw, kind).await,
+        Reauthentication::Passkey(assertion) => {
             let purpose = AssertionUse::Reauthenticate {
                 user_id: &user.id,
                 failed: kind,
@@ -59,13 +59,16 @@ async fn reauthenticate<S: Store, H: Pbkdf2>(
             verify_passkey_assertion(svc, req, assertion, purpose).await?;
             Ok(())
         }
-        (Some(_), Some(_)) => Err(Error::BadRequest(
-            "password, webauthn: send one of the two, not both".into(),
-        )),
-        (None, None) => Err(Error::BadRequest(
-            "password: required (or webauthn, a passkey assertion)".into(),
-        )),
     }
+}
+
+/// The body of a sensitive change: `{password}` or `{webauthn}`, exactly one (400 otherwise).
+fn reauthentication_body<S, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+) -> Result<Reauthentication, Error> {
+    let body: PasswordAgain = json_body(req, svc.config.limits.max_body_bytes, false)?;
+    body.into_reauthentication()
 }
 
 /// The password of a sensitive change, checked; a wrong one is recorded (`kind`, cause
@@ -140,7 +143,7 @@ pub async fn start<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<Response, Error> {
     let user = caller(svc, req).await?;
-    let body: PasswordAgain = json_body(req, svc.config.limits.max_body_bytes, false)?;
+    let body = reauthentication_body(svc, req)?;
     let key = mfa_key(svc)?;
     reauthenticate(svc, req, &user, &body, "totp_enrollment_failed").await?;
     let now = svc.clock.now_ms();
@@ -238,7 +241,7 @@ pub async fn remove<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<Response, Error> {
     let user = caller(svc, req).await?;
-    let body: PasswordAgain = json_body(req, svc.config.limits.max_body_bytes, false)?;
+    let body = reauthentication_body(svc, req)?;
     reauthenticate(svc, req, &user, &body, "totp_removal_failed").await?;
     let now = svc.clock.now_ms();
     let detail = json!({ "by": "self" });
@@ -255,7 +258,7 @@ pub async fn regenerate_codes<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<Response, Error> {
     let user = caller(svc, req).await?;
-    let body: PasswordAgain = json_body(req, svc.config.limits.max_body_bytes, false)?;
+    let body = reauthentication_body(svc, req)?;
     mfa_key(svc)?;
     reauthenticate(svc, req, &user, &body, "recovery_codes_failed").await?;
     let now = svc.clock.now_ms();
