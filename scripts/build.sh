@@ -12,7 +12,12 @@ for tool in "$WORKER_BUILD_BIN" "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BI
   [ -x "$tool" ] || { echo "missing $tool: run scripts/setup.sh first" >&2; exit 1; }
 done
 if [ "${1:-}" = "--selftest" ]; then
-  exec "$WORKER_BUILD_BIN" --release --out-dir build-selftest --features selftest
+  out=build-selftest
+  "$WORKER_BUILD_BIN" --release --out-dir "$out" --features selftest
 else
-  exec "$WORKER_BUILD_BIN" --release
+  out=build
+  "$WORKER_BUILD_BIN" --release
 fi
+# The entry module: worker-build's class with the fast path of src/worker/entry.mjs in front.
+"$ESBUILD_BIN" src/worker/entry.mjs --bundle --format=esm --log-level=warning \
+  --external:../index.js --outfile="$out/worker/shim.mjs" --allow-overwrite

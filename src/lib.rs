@@ -11,10 +11,12 @@
 //! * [`services`]: what a request is handled with ([`services::Services`]), authentication,
 //!   audit events, rate limits, prune;
 //! * [`routes`]: the router and the handlers; [`routes::serve`] takes each request (or
-//!   [`routes::serve_on`], with its proxied route already found);
+//!   [`routes::serve_on`], with its proxied route already found), and [`routes::fast`] the
+//!   proxied reads that can be decided from memory;
 //! * `worker` (wasm32 only): the thin Workers adapter that turns `env` into a
 //!   [`domain::config::Config`], implements the store on D1 and PBKDF2 on WebCrypto, and hands
-//!   each request, with its proxied route found once, to [`routes::serve_on`].
+//!   each request, with its proxied route found once, to [`routes::serve_on`] (a proxied read
+//!   decided from memory through [`routes::fast`], without a future).
 //!
 //! Everything but `worker` compiles and is tested natively. It never reaches for time,
 //! randomness, storage or the network: those come in through the traits of

@@ -14,7 +14,8 @@ use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::store::{AuditEvent, PasswordPhc, Store, User};
 use gatehouse::domain::token::AccessClaims;
 use gatehouse::primitives::http::Request;
-use gatehouse::primitives::platform::FixedClock;
+use gatehouse::primitives::platform::{FixedClock, SystemRng};
+use gatehouse::routes::fast::{self, Fast};
 use gatehouse::routes::{serve, Outcome};
 
 const NOW: i64 = 1_800_000_000_000;
@@ -599,7 +600,7 @@ fn answers_vary_on_authorization() {
                 .next()
                 .unwrap()
                 .clone(),
-            None,
+            false,
             vec![
                 ("vary".into(), "Accept-Encoding".into()),
                 ("vary".into(), "Accept".into())
@@ -621,7 +622,7 @@ fn answers_vary_on_authorization() {
     for already in ["*", "authorization", "Origin, Authorization"] {
         let out = gatehouse::domain::proxy::filter_response(
             route,
-            None,
+            false,
             vec![("vary".into(), already.into())],
         );
         assert_eq!(out, vec![("vary".to_string(), already.to_string())]);
@@ -1609,4 +1610,162 @@ fn a_create_with_a_whole_object_allowed_still_never_names_an_item() {
         400,
         "query_not_allowed",
     );
+}
+
+/// A gate whose pages at `https://site.example` may read answers (CORS).
+fn gate_with_origin() -> Gate {
+    let routes = routes();
+    let config = common::try_config(
+        &[
+            ("ROUTES", &routes),
+            ("ALLOWED_ORIGINS", "https://site.example"),
+        ],
+        &[
+            ("UPSTREAM_SIGNING_SECRET", SECRET),
+            ("CMS_READ_KEY", "read-key-value"),
+            ("CMS_WRITE_KEY", "write-key-value"),
+        ],
+    );
+    Gate {
+        config: config.expect("valid configuration"),
+        store: MemoryStore::default(),
+        upstream: Recorder::default(),
+    }
+}
+
+/// The fast path's decision for `req` (no body) at `now`.
+fn fast(gate: &Gate, req: &Request, now: i64) -> Fast {
+    fast::try_forward(&gate.config, now, &SystemRng, req, false)
+}
+
+#[test]
+fn the_fast_path_decides_exactly_as_the_usual_path() {
+    let gate = gate_with_origin();
+    let token = gate.token("usr_1", &["user"]);
+    let bearer = |req: Request| req.with_header("authorization", &format!("Bearer {token}"));
+    let reads = [
+        Request::new("GET", "/cms/content/items/posts?page=2&api_key=x")
+            .with_header("cookie", "a=b")
+            .with_header("accept", "application/json")
+            .with_header("origin", "https://site.example"),
+        Request::new("HEAD", "/cms/content/items/posts"),
+        bearer(Request::new("GET", "/cms/content/items/posts")),
+    ];
+    // The first sight of the token's user needs storage: the usual path, which reads it once.
+    assert!(matches!(fast(&gate, &reads[2], NOW), Fast::Slow));
+    gate.send(reads[2].clone());
+    for req in reads {
+        let Fast::Forward { route, decision } = fast(&gate, &req, NOW) else {
+            panic!("{} {} took the usual path", req.method.as_str(), req.path);
+        };
+        let (status, headers, seen, _) = gate.send(req.clone());
+        assert_eq!(status, 200);
+        if req.header("origin").is_some() {
+            assert!(header(&headers, "access-control-allow-origin").is_some());
+        }
+        assert!(
+            decision.request == seen.expect("forwarded"),
+            "the same upstream request"
+        );
+        assert_eq!(
+            decision.authenticated,
+            req.header("authorization").is_some()
+        );
+        // The answer's head: the recorder's answer, filtered as the usual path filters it.
+        let upstream_head = vec![
+            ("content-type".into(), "application/json".into()),
+            ("set-cookie".into(), "cms=1".into()),
+            ("server".into(), "nginx".into()),
+            ("x-key-echo".into(), "read-key-value".into()),
+            ("cache-control".into(), "public, max-age=60".into()),
+        ];
+        let head = fast::answer_head(
+            &gate.config,
+            route,
+            decision.authenticated,
+            req.header("origin"),
+            200,
+            upstream_head,
+        )
+        .unwrap();
+        assert_eq!(head, headers);
+    }
+}
+
+#[test]
+fn the_fast_path_leaves_everything_else_to_the_usual_path() {
+    let gate = gate_with_origin();
+    let token = gate.token("usr_1", &["user"]);
+    let bearer = |req: Request| req.with_header("authorization", &format!("Bearer {token}"));
+    gate.send(bearer(Request::new("GET", "/cms/content/items/posts")));
+    let ops = gate.store.operations();
+    let slow = [
+        // refused: a role the caller lacks, a bad token, a path outside the base, no route
+        bearer(Request::new("DELETE", "/cms/content/item/posts/1")),
+        Request::new("GET", "/cms/x").with_header("authorization", "Bearer not.a.token"),
+        Request::new("GET", "/cms/%2e%2e/admin"),
+        Request::new("GET", "/auth/me"),
+        Request::new("GET", "/nowhere"),
+        // a preflight
+        Request::new("OPTIONS", "/cms/content/items/posts")
+            .with_header("origin", "https://site.example")
+            .with_header("access-control-request-method", "GET"),
+    ];
+    for req in &slow {
+        assert!(
+            matches!(fast(&gate, req, NOW), Fast::Slow),
+            "{} {}",
+            req.method.as_str(),
+            req.path
+        );
+    }
+    // A body is always read by the usual path.
+    let read = bearer(Request::new("GET", "/cms/content/items/posts"));
+    assert!(matches!(
+        fast::try_forward(&gate.config, NOW, &SystemRng, &read, true),
+        Fast::Slow
+    ));
+    // Once what the isolate knows of the caller is older than REVOCATION_DELAY_SECONDS, the
+    // usual path reads it again.
+    assert!(matches!(
+        fast(&gate, &read, NOW + 10_000 - 1),
+        Fast::Forward { .. }
+    ));
+    assert!(matches!(fast(&gate, &read, NOW + 10_000), Fast::Slow));
+    assert_eq!(
+        gate.store.operations(),
+        ops,
+        "the fast path touches no storage"
+    );
+}
+
+#[test]
+fn a_failed_fast_path_request_answers_like_the_usual_path() {
+    let gate = gate_with_origin();
+    let site = "https://site.example";
+    let origin = Some(site);
+    let route = gate.config.proxy.routes.position("/cms/down").unwrap().0;
+    for (failure, url, code) in [
+        (
+            UpstreamFailure::Unreachable("connection refused".into()),
+            "/cms/down",
+            "upstream_unavailable",
+        ),
+        (UpstreamFailure::Timeout, "/cms/slow", "upstream_timeout"),
+    ] {
+        let fast = fast::failed(&gate.config, route, origin, failure);
+        let (status, headers, _, body) =
+            gate.send(Request::new("GET", url).with_header("origin", site));
+        assert_eq!(fast.status, status);
+        assert_eq!(fast.headers, headers);
+        assert_eq!(fast.json_body(), body);
+        assert_eq!(body["error"]["code"], code);
+        assert_eq!(
+            header(&headers, "access-control-allow-origin"),
+            origin,
+            "CORS as for every answer"
+        );
+    }
+    let no_route = fast::failed(&gate.config, 99, None, UpstreamFailure::Timeout);
+    assert_eq!(no_route.status, 500);
 }

@@ -22,6 +22,7 @@ use gatehouse::primitives::jws::{check_vectors, RustVerifier};
 use gatehouse::primitives::platform::{
     CachedDocument, Fetched, Fetcher, MemoryDocumentCache, RustPbkdf2, SystemRng,
 };
+use gatehouse::routes::fast::{self, Fast};
 use gatehouse::routes::handle;
 use gatehouse::services::Services;
 use serde_json::{json, Value};
@@ -676,4 +677,64 @@ fn without_trusted_issuers_a_foreign_token_stays_invalid_token_and_local_tokens_
     );
     expect_error(&block_on(handle(&svc, &req)), 401, "invalid_token");
     assert_eq!(host.calls.get(), 0);
+}
+
+#[test]
+fn the_fast_path_leaves_an_issuers_token_to_the_usual_path_and_its_keys_untouched() {
+    let table = json!({ "idp": {
+        "iss": ISS, "jwks_uri": JWKS_URI, "audience": "site", "algorithms": ["EdDSA"],
+        "default_roles": ["user"],
+    } })
+    .to_string();
+    let routes = json!({ "cms": {
+        "prefix": "/cms/", "upstream": "https://cms.example/api/", "forward_all": true,
+        "inject": { "header": "api-key", "value": "{secret}" },
+        "read": { "roles": ["user"], "secret": "CMS_READ_KEY" },
+    } })
+    .to_string();
+    let config = try_config(
+        &[
+            ("TRUSTED_ISSUERS", &table),
+            ("ROUTES", &routes),
+            (
+                "UPSTREAM_SIGNING_SECRET",
+                "an upstream signing secret of 32+ chars",
+            ),
+            ("CMS_READ_KEY", "read-key-value"),
+        ],
+        &[],
+    )
+    .expect("valid");
+    let world = World {
+        config,
+        table,
+        ..World::remote()
+    };
+    let signer = Signer::new(1, "k1");
+    world.host.serve(&[&signer], Some("public, max-age=600"));
+    let token = signer.token(claims("alice"));
+    let read =
+        Request::new("GET", "/cms/items").with_header("authorization", &format!("Bearer {token}"));
+    let fast = || fast::try_forward(&world.config, T0, &SystemRng, &read, false);
+    // Keys not fetched yet: the fast path stops before the fetch, and records nothing of it.
+    assert!(matches!(fast(), Fast::Slow));
+    assert_eq!(world.host.calls.get(), 0);
+    expect_status(&world.me(&token), 200);
+    assert_eq!(
+        world.host.calls.get(),
+        1,
+        "the usual path fetched the keys at once"
+    );
+    // Verified in this isolate: from now on the fast path forwards it, as the issuer's caller.
+    let Fast::Forward { decision, .. } = fast() else {
+        panic!("a verified token of a trusted issuer takes the fast path");
+    };
+    let user = decision
+        .request
+        .headers
+        .iter()
+        .find(|(k, _)| k == "x-gatehouse-user")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(user, Some("idp:alice"));
+    assert_eq!(world.host.calls.get(), 1);
 }

@@ -1,11 +1,14 @@
 //! The routes layer: `(request) -> response`, with everything external passed in. One router
 //! sends each request to its handler; the handlers live in files by audience (`auth`,
-//! `sessions`, `admin`, `assets`) and the proxy's phases in [`forward`].
+//! `sessions`, `admin`, `assets`) and the proxy's phases in [`decide`] (with [`fast`], the same
+//! phases for a proxied read decided from memory).
 
 use serde_json::json;
 
 use crate::domain::config::Config;
-use crate::domain::proxy::{self, Route, Upstream, UpstreamFailure, UpstreamResponse};
+use crate::domain::proxy::{
+    self, Route, Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse,
+};
 use crate::domain::store::Store;
 use crate::primitives::cors;
 use crate::primitives::error::Error;
@@ -19,6 +22,7 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod console;
+pub mod fast;
 pub mod mfa;
 pub mod passkeys;
 pub mod sessions;
@@ -90,6 +94,33 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
     req: &Request,
     body: Vec<u8>,
 ) -> Result<UpstreamResponse<U::Body>, Error> {
+    let decision = decide(svc, upstream, route, req, body).await?;
+    let answer = upstream
+        .send(decision.request)
+        .await
+        .map_err(|failure| upstream_error(route, failure))?;
+    Ok(answered(route, decision.authenticated, answer))
+}
+
+/// What the proxy decided for one request: the upstream request to send, and whether a
+/// caller was authenticated (its answer is then private).
+#[derive(Debug)]
+pub struct Decision {
+    /// The request for the upstream, rewritten and signed.
+    pub request: UpstreamRequest,
+    /// Whether the request carried a valid credential.
+    pub authenticated: bool,
+}
+
+/// Every phase before the upstream request is sent: path, body policy, the caller, the rule,
+/// an owner-bound write's lookup (through `upstream`), the rewrite and the identity signature.
+pub async fn decide<S: Store, H: Pbkdf2, U: Upstream>(
+    svc: &Services<'_, S, H>,
+    upstream: &U,
+    route: &Route,
+    req: &Request,
+    body: Vec<u8>,
+) -> Result<Decision, Error> {
     let remainder = proxy::check_path(route, req)?;
     let incoming = proxy::Incoming::new(route, req, body)?;
     let targets = proxy::select(route, req, remainder, incoming.json())?;
@@ -109,21 +140,17 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
         secret: secret.expose().as_bytes(),
         now_secs: svc.clock.now_ms().div_euclid(1000),
     };
-    let upstream_failure = |failure| match failure {
-        UpstreamFailure::Unreachable(cause) => Error::UpstreamUnavailable(cause),
-        UpstreamFailure::Timeout => Error::UpstreamTimeout(route.timeout_ms),
-    };
     if let Some((lookup_request, lookup)) =
         proxy::owner_lookup(route, &target, caller.as_ref(), req, &prepared, &identity)
     {
         let answer = upstream
             .send(lookup_request)
             .await
-            .map_err(upstream_failure)?;
+            .map_err(|failure| upstream_error(route, failure))?;
         let bytes = upstream
             .read_body(answer.body, proxy::policy::LOOKUP_BODY_LIMIT)
             .await
-            .map_err(upstream_failure)?;
+            .map_err(|failure| upstream_error(route, failure))?;
         proxy::check_owner(lookup, answer.status, &bytes, caller.as_ref())?;
     }
     let request = proxy::rewrite(
@@ -135,12 +162,32 @@ async fn forward<S: Store, H: Pbkdf2, U: Upstream>(
         prepared.body,
         &identity,
     );
-    let answer = upstream.send(request).await.map_err(upstream_failure)?;
-    Ok(UpstreamResponse {
-        status: answer.status,
-        headers: proxy::filter_response(route, caller.as_ref(), answer.headers),
-        body: answer.body,
+    Ok(Decision {
+        request,
+        authenticated: caller.is_some(),
     })
+}
+
+/// The upstream's answer as the client gets it: its headers filtered (see
+/// [`proxy::filter_response`]).
+pub fn answered<B>(
+    route: &Route,
+    authenticated: bool,
+    answer: UpstreamResponse<B>,
+) -> UpstreamResponse<B> {
+    UpstreamResponse {
+        status: answer.status,
+        headers: proxy::filter_response(route, authenticated, answer.headers),
+        body: answer.body,
+    }
+}
+
+/// The error a failed upstream request on `route` answers with.
+pub fn upstream_error(route: &Route, failure: UpstreamFailure) -> Error {
+    match failure {
+        UpstreamFailure::Unreachable(cause) => Error::UpstreamUnavailable(cause),
+        UpstreamFailure::Timeout => Error::UpstreamTimeout(route.timeout_ms),
+    }
 }
 
 /// Handles one request that is not proxied. Never panics on input; every failure becomes an
@@ -170,11 +217,12 @@ async fn answer<S: Store, H: Pbkdf2>(svc: &Services<'_, S, H>, req: &Request) ->
 /// error: adds the CORS headers for the request's origin.
 /// Idempotent.
 pub fn finish(config: &Config, req: &Request, headers: &mut Vec<(String, String)>) {
-    cors::apply(
-        &config.browser.allowed_origins,
-        req.header("origin"),
-        headers,
-    );
+    finish_for(config, req.header("origin"), headers);
+}
+
+/// [`finish`] for a request whose `Origin` header is `origin`.
+pub fn finish_for(config: &Config, origin: Option<&str>, headers: &mut Vec<(String, String)>) {
+    cors::apply(&config.browser.allowed_origins, origin, headers);
 }
 
 /// Sends a request to its endpoint in the route table.

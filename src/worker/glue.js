@@ -9,7 +9,8 @@ export function headersFlat(headers) {
   return flat;
 }
 
-function headersOf(flat) {
+/** Headers from `name\nvalue\n…`. */
+export function headersOf(flat) {
   const headers = new Headers();
   const parts = flat.split('\n');
   for (let i = 0; i + 1 < parts.length; i += 2) headers.append(parts[i], parts[i + 1]);

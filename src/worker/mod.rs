@@ -8,6 +8,7 @@
 mod crypto;
 mod d1;
 mod documents;
+mod fast;
 mod glue;
 mod upstream;
 
@@ -184,17 +185,22 @@ fn respond(
     glue::respond(status, &flat, body).map_err(worker::Error::from)
 }
 
+/// Logs a local response's line, if it has one (an error's to the error log).
+fn log_line(response: &Response) {
+    if let Some(line) = &response.log {
+        if response.status >= 500 {
+            console_error!("{line}");
+        } else {
+            console_log!("{line}");
+        }
+    }
+}
+
 /// Logs a local response's line and converts it; an upstream answer streams through.
 fn send(outcome: Outcome<JsValue>) -> worker::Result<web_sys::Response> {
     match outcome {
         Outcome::Local(response) => {
-            if let Some(line) = &response.log {
-                if response.status >= 500 {
-                    console_error!("{line}");
-                } else {
-                    console_log!("{line}");
-                }
-            }
+            log_line(&response);
             let body = if response.body.is_empty() {
                 JsValue::NULL
             } else {

@@ -594,10 +594,11 @@ fn refuse_method_override(
     Ok(())
 }
 
-/// Phase 5 (filter): the headers sent back to the client for an upstream answer.
+/// Phase 5 (filter): the headers sent back to the client for an upstream answer; the answer
+/// to an `authenticated` caller on a route not marked public is made private.
 pub fn filter_response(
     route: &Route,
-    caller: Option<&Caller>,
+    authenticated: bool,
     headers: Vec<(String, String)>,
 ) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = headers
@@ -618,7 +619,7 @@ pub fn filter_response(
                 }))
         })
         .collect();
-    if caller.is_some() && !route.public {
+    if authenticated && !route.public {
         out.retain(|(n, _)| n != "cache-control" && n != "expires" && n != "pragma");
         out.push(("cache-control".into(), "private, no-store".into()));
     }

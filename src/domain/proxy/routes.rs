@@ -15,7 +15,7 @@
 //!         "roles": ["user"], "secret": "CMS_WRITE_KEY" } ] } }
 //! ```
 //!
-//! A route forwards only its endpoints ([`crate::proxy::policy`]), or, with `forward_all`, its
+//! A route forwards only its endpoints ([`crate::domain::proxy::policy`]), or, with `forward_all`, its
 //! whole base. Route-level rules are defaults: `read` covers GET and HEAD, `write` covers POST,
 //! PUT, PATCH and DELETE; a method name as key (`"DELETE": {...}`) overrides its class. A rule
 //! may also be a list of rules, tried in order (e.g. editors get a preview key, everyone else
@@ -209,7 +209,20 @@ pub struct Routes {
 impl Routes {
     /// The route whose prefix starts `path` (the longest one).
     pub fn find(&self, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| path.starts_with(&r.prefix))
+        self.position(path).map(|(_, route)| route)
+    }
+
+    /// [`Routes::find`] with the route's position (for [`Routes::get`]).
+    pub fn position(&self, path: &str) -> Option<(usize, &Route)> {
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, r)| path.starts_with(&r.prefix))
+    }
+
+    /// The route at `position`.
+    pub fn get(&self, position: usize) -> Option<&Route> {
+        self.routes.get(position)
     }
 
     /// Whether no route is configured.
