@@ -1,5 +1,14 @@
 -- wrk reporting script for bench/workerd.mjs: prints one JSON line after the run (latencies in
--- microseconds). Status errors are answers outside 2xx/3xx.
+-- microseconds). Status errors are answers outside 2xx/3xx. With BENCH_BODY_FILE set, every
+-- request is a POST of that file's JSON.
+local body_file = os.getenv("BENCH_BODY_FILE")
+if body_file then
+  local f = assert(io.open(body_file, "rb"))
+  wrk.method = "POST"
+  wrk.body = f:read("*a")
+  f:close()
+  wrk.headers["Content-Type"] = "application/json"
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

@@ -3,6 +3,6 @@
 export default {
   fetch(req, env) {
     const u = new URL(req.url);
-    return fetch(env.UP + u.pathname + u.search, { method: req.method, headers: req.headers });
+    return fetch(env.UP + u.pathname + u.search, { method: req.method, headers: req.headers, body: req.body });
   },
 };
