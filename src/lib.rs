@@ -12,11 +12,11 @@
 //!   audit events, rate limits, prune;
 //! * [`routes`]: the router and the handlers; [`routes::serve`] takes each request (or
 //!   [`routes::serve_on`], with its proxied route already found), and [`routes::fast`] the
-//!   proxied reads that can be decided from memory;
+//!   proxied requests without a body that can be decided from memory;
 //! * `worker` (wasm32 only): the thin Workers adapter that turns `env` into a
 //!   [`domain::config::Config`], implements the store on D1 and PBKDF2 on WebCrypto, and hands
-//!   each request, with its proxied route found once, to [`routes::serve_on`] (a proxied read
-//!   decided from memory through [`routes::fast`], without a future).
+//!   each request, with its proxied route found once, to [`routes::serve_on`] (a proxied request
+//!   without a body decided from memory through [`routes::fast`], without a future).
 //!
 //! Everything but `worker` compiles and is tested natively. It never reaches for time,
 //! randomness, storage or the network: those come in through the traits of

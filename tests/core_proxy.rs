@@ -1693,23 +1693,48 @@ fn the_fast_path_decides_exactly_as_the_usual_path() {
 }
 
 #[test]
-fn the_fast_path_leaves_everything_else_to_the_usual_path() {
+fn the_fast_path_refuses_as_the_usual_path_and_leaves_the_rest_to_it() {
     let gate = gate_with_origin();
     let token = gate.token("usr_1", &["user"]);
     let bearer = |req: Request| req.with_header("authorization", &format!("Bearer {token}"));
     gate.send(bearer(Request::new("GET", "/cms/content/items/posts")));
     let ops = gate.store.operations();
+    let site = |req: Request| req.with_header("origin", "https://site.example");
+    // Refused from memory: the same answer as the usual path's, CORS included.
+    let refused = [
+        (
+            bearer(Request::new("DELETE", "/cms/content/item/posts/1")),
+            403,
+        ),
+        (
+            Request::new("GET", "/cms/x").with_header("authorization", "Bearer not.a.token"),
+            401,
+        ),
+        (Request::new("GET", "/cms/%2e%2e/admin"), 400),
+    ];
+    for (req, status) in refused {
+        let req = site(req);
+        let Fast::Refuse(fast) = fast(&gate, &req, NOW) else {
+            panic!("{} {} was not refused", req.method.as_str(), req.path);
+        };
+        let before = gate.upstream.seen.borrow().len();
+        let (slow_status, slow_headers, seen, slow_body) = gate.send(req);
+        assert_eq!((fast.status, slow_status), (status, status));
+        assert_eq!(fast.headers, slow_headers);
+        assert!(header(&fast.headers, "access-control-allow-origin").is_some());
+        assert_eq!(fast.json_body(), slow_body);
+        assert!(seen.is_none() && gate.upstream.seen.borrow().len() == before);
+    }
+    // Not proxied, a preflight, a body sent or declared: the usual path.
     let slow = [
-        // refused: a role the caller lacks, a bad token, a path outside the base, no route
-        bearer(Request::new("DELETE", "/cms/content/item/posts/1")),
-        Request::new("GET", "/cms/x").with_header("authorization", "Bearer not.a.token"),
-        Request::new("GET", "/cms/%2e%2e/admin"),
         Request::new("GET", "/auth/me"),
         Request::new("GET", "/nowhere"),
-        // a preflight
         Request::new("OPTIONS", "/cms/content/items/posts")
             .with_header("origin", "https://site.example")
             .with_header("access-control-request-method", "GET"),
+        bearer(Request::new("GET", "/cms/content/items/posts")).with_header("content-length", "5"),
+        bearer(Request::new("GET", "/cms/content/items/posts"))
+            .with_header("transfer-encoding", "chunked"),
     ];
     for req in &slow {
         assert!(
@@ -1719,12 +1744,13 @@ fn the_fast_path_leaves_everything_else_to_the_usual_path() {
             req.path
         );
     }
-    // A body is always read by the usual path.
     let read = bearer(Request::new("GET", "/cms/content/items/posts"));
     assert!(matches!(
         fast::try_forward(&gate.config, NOW, &SystemRng, &read, true),
         Fast::Slow
     ));
+    let empty = read.clone().with_header("content-length", "0");
+    assert!(matches!(fast(&gate, &empty, NOW), Fast::Forward { .. }));
     // Once what the isolate knows of the caller is older than REVOCATION_DELAY_SECONDS, the
     // usual path reads it again.
     assert!(matches!(

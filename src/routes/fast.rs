@@ -1,15 +1,16 @@
 //! The proxied request's fast path: the same phases as every proxied request ([`decide`]),
 //! run to completion at once when they need nothing but memory.
 //!
-//! A proxied read from a caller the isolate has seen within `REVOCATION_DELAY_SECONDS` (or
-//! from nobody) needs no storage, no fetch and no wait: its token is in the verify cache, its
+//! A proxied request without a body (a read, mostly) from a caller the isolate has seen within
+//! `REVOCATION_DELAY_SECONDS` (or from nobody) needs no storage, no fetch and no wait: its token is in the verify cache, its
 //! session, user or key in the liveness cache, and the rest is computation. [`try_forward`]
 //! runs [`decide`] with every outside service replaced by [`Offline`], which never answers (and
-//! remembers that it was asked), and polls it once. Only a decision reached without asking it
-//! anything is taken. Anything else (a cache miss, an owner lookup, an external issuer's keys
-//! or signature check, a refusal, an audit event) stops at its first call to the outside world,
-//! before any of its effects, and is left to the usual path, which then does all of it: nothing
-//! is done twice and nothing is skipped. The adapter sends the decided request
+//! remembers that it was asked), and polls it once. Only an outcome reached without asking it
+//! anything is taken: the upstream request, or a refusal (answered as the usual path answers
+//! it, so that a bad token costs one signature check, not two). Anything else (a cache miss,
+//! an owner lookup, an external issuer's keys or signature check) stops at its first call to
+//! the outside world, before any of its effects, and is left to the usual path, which then does
+//! all of it: nothing is done twice and nothing is skipped. The adapter sends the decided request
 //! and hands the answer's head to [`answer_head`]: no future, no executor, one call each way.
 
 use std::cell::Cell;
@@ -18,7 +19,7 @@ use futures_util::future::{self, LocalBoxFuture};
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 
-use super::{answered, decide, finish_for, upstream_error, Decision};
+use super::{answered, decide, finish, finish_for, upstream_error, Decision};
 use crate::domain::config::Config;
 use crate::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
 use crate::domain::store::sql::{Executor, Outcome, SqlStore, Statement};
@@ -34,9 +35,12 @@ use crate::services::Services;
 /// What the fast path makes of a request.
 #[derive(Debug)]
 pub enum Fast {
-    /// Serve it the usual way: it has a body, is a preflight or not proxied, needs storage, a
-    /// fetch or an owner lookup, or is refused (the usual path answers and records refusals).
+    /// Serve it the usual way: it has a body, is a preflight or not proxied, or needs storage,
+    /// a fetch, WebCrypto or an owner lookup.
     Slow,
+    /// Refused from memory alone (a bad or expired token, a role the caller lacks, a path
+    /// outside the base…): the usual path would answer exactly this, after the same work again.
+    Refuse(Response),
     /// Send `decision.request` upstream; `route` is the route's position for [`answer_head`].
     Forward {
         /// The route's position in the configuration.
@@ -46,7 +50,8 @@ pub enum Fast {
     },
 }
 
-/// The fast path's decision for `req` (sent with a body when `has_body`) at `now_ms`.
+/// The fast path's decision for `req` (sent with a body when `has_body`, or when it declares
+/// one) at `now_ms`.
 pub fn try_forward(
     config: &Config,
     now_ms: i64,
@@ -54,7 +59,12 @@ pub fn try_forward(
     req: &Request,
     has_body: bool,
 ) -> Fast {
-    if has_body || cors::preflight(&config.browser.allowed_origins, req).is_some() {
+    let declares_body = req
+        .header("content-length")
+        .is_some_and(|n| n.trim() != "0")
+        || req.header("transfer-encoding").is_some();
+    if has_body || declares_body || cors::preflight(&config.browser.allowed_origins, req).is_some()
+    {
         return Fast::Slow;
     }
     let Some((position, route)) = config.proxy.routes.position(&req.path) else {
@@ -75,12 +85,20 @@ pub fn try_forward(
         documents: &offline,
     };
     let decided = decide(&svc, &offline, route, req, Vec::new()).now_or_never();
+    if offline.touched.get() {
+        return Fast::Slow;
+    }
     match decided {
-        Some(Ok(decision)) if !offline.touched.get() => Fast::Forward {
+        Some(Ok(decision)) => Fast::Forward {
             route: position,
             decision,
         },
-        _ => Fast::Slow,
+        Some(Err(err)) => {
+            let mut response = Response::error(&err);
+            finish(config, req, &mut response.headers);
+            Fast::Refuse(response)
+        }
+        None => Fast::Slow,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The routes layer: `(request) -> response`, with everything external passed in. One router
 //! sends each request to its handler; the handlers live in files by audience (`auth`,
 //! `sessions`, `admin`, `assets`) and the proxy's phases in [`decide`] (with [`fast`], the same
-//! phases for a proxied read decided from memory).
+//! phases for a proxied request without a body, decided from memory).
 
 use serde_json::json;
 

@@ -1,8 +1,8 @@
 // The worker's entry module: the class worker-build generates (over the wasm-bindgen exports),
-// with `fetch` trying the fast path first (src/routes/fast.rs). A proxied read the isolate can
-// decide from memory is decided by one synchronous call into the wasm, sent upstream here, and
-// its answer's head filtered by a second call: no Rust future, no executor. Everything else,
-// and every decision, goes to the wasm as before. scripts/build.sh bundles this file as
+// with `fetch` trying the fast path first (src/routes/fast.rs). A proxied request without a body
+// that the isolate can decide from memory is decided by one synchronous call into the wasm, sent upstream here, and
+// its answer's head filtered by a second call: no Rust future, no executor. Everything else
+// goes to the wasm as before; every decision is the wasm's. scripts/build.sh bundles this file as
 // build/worker/shim.mjs.
 import Generated from '../index.js';
 import { errorName, headersFlat, headersOf, upstreamFetch } from './glue.js';
@@ -51,14 +51,24 @@ async function forward(env, decision, origin) {
     return local(fastFailed(env, Number(route), origin, errorName(err), String(err)));
   }
   const head = fastAnswer(env, Number(route), authenticated === '1', origin, answer.status, headersFlat(answer.headers));
-  if (!head.startsWith('H\n')) return local(head);
+  if (!head.startsWith('H\n')) {
+    await answer.body?.cancel();
+    return local(head);
+  }
   return new Response(answer.body, { status: answer.status, headers: headersOf(head.slice(2)) });
 }
 
+// Without the three calls (a worker-build that no longer puts exports on its class), every
+// request takes the usual path.
+const fast = [fastRequest, fastAnswer, fastFailed].every((f) => typeof f === 'function');
+
 export default class Gatehouse extends Generated {
   fetch(request) {
-    const decision = fastRequest(this.env, request.method, request.url, headersFlat(request.headers), request.body !== null);
+    const decision = fast
+      ? fastRequest(this.env, request.method, request.url, headersFlat(request.headers), request.body !== null)
+      : undefined;
     if (decision === undefined) return super.fetch(request);
+    if (decision.startsWith('R\n')) return local(decision);
     return forward(this.env, decision, request.headers.get('origin') ?? undefined);
   }
 }

@@ -4,7 +4,7 @@
 //!
 //! * `F\n{route}\n{authenticated 0|1}\n{timeout ms}\n{method}\n{url}\n{headers}`: send this;
 //! * `H\n{headers}`: the answer's head;
-//! * `R\n{status}\n{header count}\n{headers}{body}`: answer this instead;
+//! * `R\n{status}\n{header count}\n{headers}{body}`: answer this instead (any of the three);
 //!
 //! headers as `name\nvalue\n…`. No answer (`undefined`) from the first: the usual path.
 
@@ -30,6 +30,8 @@ pub fn fast_request(
     let now = Date::now().as_millis() as i64;
     let config = config(env);
     let config = config.as_ref().as_ref().ok()?;
+    // Without its D1 binding the worker answers `misconfigured`: the usual path says so.
+    env.d1("DB").ok()?;
     let target = Target::parse(url).ok()?;
     let request = Request {
         method: Method::parse(method),
@@ -39,10 +41,10 @@ pub fn fast_request(
         headers: headers_from_flat(headers),
         body: Vec::new(),
     };
-    let Fast::Forward { route, decision } =
-        fast::try_forward(config, now, &SystemRng, &request, has_body)
-    else {
-        return None;
+    let (route, decision) = match fast::try_forward(config, now, &SystemRng, &request, has_body) {
+        Fast::Forward { route, decision } => (route, decision),
+        Fast::Refuse(response) => return Some(local(response)),
+        Fast::Slow => return None,
     };
     let upstream = decision.request;
     if upstream.body.is_some() {
