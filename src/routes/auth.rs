@@ -276,6 +276,24 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
     };
     // The device cookie names the account as the rate limits do: by the normal form typed.
     let account_email = normalize_email(&body.email).unwrap_or_else(|_| user.email.clone());
+    let detail = second_factor.map(|f| match &passkey_id {
+        Some(id) => json!({ "mfa": f.as_str(), "passkey_id": id }),
+        None => json!({ "mfa": f.as_str() }),
+    });
+    start_session(svc, req, &user, &account_email, detail, delivery).await
+}
+
+/// The end of every sign-in (a password, a passkey): a new refresh family for `user`, stored
+/// with its `login_succeeded` event (with `detail`), and the session's answer, with the device
+/// cookie for `account_email` when the session goes to a cookie.
+pub(super) async fn start_session<S: Store, H>(
+    svc: &Services<'_, S, H>,
+    req: &Request,
+    user: &User,
+    account_email: &str,
+    detail: Option<Value>,
+    delivery: Delivery,
+) -> Result<Response, Error> {
     let now = svc.clock.now_ms();
     let (token, family) = new_family(svc, req, &user.id);
     let succeeded = own_event(
@@ -284,21 +302,18 @@ pub(super) async fn login<S: Store, H: Pbkdf2>(
         "login_succeeded",
         Some(&user.id),
         Some(&family.id),
-        second_factor.map(|f| match &passkey_id {
-            Some(id) => json!({ "mfa": f.as_str(), "passkey_id": id }),
-            None => json!({ "mfa": f.as_str() }),
-        }),
+        detail,
     );
     svc.store.create_family(&family, Some(&succeeded)).await?;
     let response = session_response(
         svc,
         200,
-        &user,
+        user,
         &token,
         (&family.id, family.expires_at),
         delivery,
     )?;
-    Ok(with_device_cookie(svc, response, &account_email, delivery))
+    Ok(with_device_cookie(svc, response, account_email, delivery))
 }
 
 /// The user whose email and password these are, enabled; every failure is recorded and

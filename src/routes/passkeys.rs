@@ -21,7 +21,7 @@ use crate::primitives::encoding::{b64url, hex, new_id};
 use crate::primitives::error::{Error, WebAuthnRejection};
 use crate::primitives::http::{Request, Response};
 use crate::primitives::platform::Pbkdf2;
-use crate::routes::auth::{new_family, session_response, with_device_cookie, Delivery};
+use crate::routes::auth::{start_session, Delivery};
 use crate::routes::sessions::caller_session;
 use crate::services::audit::own_event;
 use crate::services::ratelimit::{self, Bucket};
@@ -339,26 +339,8 @@ pub(super) async fn login_verify<S: Store, H: Pbkdf2>(
         let owner = Some(passkey.user_id.as_str());
         return Err(refused(svc, req, FAILED, owner, Some(&passkey.id), false, err).await);
     };
-    let now = svc.clock.now_ms();
-    let (token, family) = new_family(svc, req, &user.id);
-    let ev = own_event(
-        req,
-        now,
-        "login_succeeded",
-        Some(&user.id),
-        Some(&family.id),
-        Some(json!({ "method": "passkey", "passkey_id": passkey.id })),
-    );
-    svc.store.create_family(&family, Some(&ev)).await?;
-    let response = session_response(
-        svc,
-        200,
-        &user,
-        &token,
-        (&family.id, family.expires_at),
-        delivery,
-    )?;
-    Ok(with_device_cookie(svc, response, &user.email, delivery))
+    let detail = json!({ "method": "passkey", "passkey_id": passkey.id });
+    start_session(svc, req, &user, &user.email, Some(detail), delivery).await
 }
 
 // ---------------------------------------------------------------------------------------------
