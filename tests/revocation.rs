@@ -14,7 +14,6 @@ use futures::executor::block_on;
 use serde_json::{json, Value};
 
 use gatehouse::domain::config::Config;
-use gatehouse::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
 use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::store::{
     ApiKey, AuditEvent, AuditQuery, Challenge, Family, KeyHash, KeyLookup, NewFamily, Passkey,
@@ -30,7 +29,7 @@ use gatehouse::primitives::platform::RustPbkdf2;
 use gatehouse::routes::{handle, serve, Outcome};
 use gatehouse::services::Services;
 
-use common::{error_code, expect_status, TestClock, PASSWORD, SECOND, T0};
+use common::{error_code, expect_status, OkCms, TestClock, PASSWORD, SECOND, T0};
 
 const PEPPER: &str = "pepper-pepper-pepper-pepper-pepper-42";
 const SECRET: &str = "an upstream signing secret of 32+ chars";
@@ -374,52 +373,16 @@ impl Store for Counting {
     }
 }
 
-/// Answers every request with `200 {}`, counting them.
-#[derive(Default)]
-struct Cms {
-    sent: Cell<u32>,
-}
-
-impl Upstream for Cms {
-    type Body = Vec<u8>;
-
-    async fn send(
-        &self,
-        _request: UpstreamRequest,
-    ) -> Result<UpstreamResponse<Vec<u8>>, UpstreamFailure> {
-        self.sent.set(self.sent.get() + 1);
-        Ok(UpstreamResponse {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: b"{}".to_vec(),
-        })
-    }
-
-    async fn read_body(&self, body: Vec<u8>, _limit: usize) -> Result<Vec<u8>, UpstreamFailure> {
-        Ok(body)
-    }
-}
-
 /// `/cms/` reads need the role `user`, writes `editor`.
 fn routes() -> String {
-    json!({
-        "cms": {
-            "prefix": "/cms/",
-            "upstream": "https://cms.example/api/",
-            "inject": { "header": "api-key", "value": "{secret}" },
-            "forward_all": true,
-            "read": { "roles": ["user"], "secret": "CMS_KEY" },
-            "write": { "roles": ["editor"], "secret": "CMS_KEY" }
-        }
-    })
-    .to_string()
+    json!({ "cms": common::forward_all_route("cms", Some("editor")) }).to_string()
 }
 
 struct Gate {
     config: Config,
     store: Counting,
     clock: TestClock,
-    cms: Cms,
+    cms: OkCms,
 }
 
 /// A signed-in user: id, access token, refresh token and session id.
@@ -447,7 +410,7 @@ impl Gate {
             ),
             store: Counting::default(),
             clock: TestClock(Cell::new(T0)),
-            cms: Cms::default(),
+            cms: OkCms::default(),
         }
     }
 

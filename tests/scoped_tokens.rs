@@ -6,73 +6,31 @@
 
 mod common;
 
-use std::cell::RefCell;
-
 use futures::executor::block_on;
 use serde_json::{json, Value};
 
-use gatehouse::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
 use gatehouse::domain::store::{AuditEvent, AuditQuery, Store};
 use gatehouse::primitives::encoding::b64url_decode;
 use gatehouse::primitives::http::{Request, Response};
 use gatehouse::routes::{serve, Outcome};
 
-use common::{error_code, expect_error, expect_status, Gate, PASSWORD, SECOND, T0};
+use common::{error_code, expect_error, expect_status, Gate, OkCms, PASSWORD, SECOND, T0};
 
 const PEPPER: &str = "pepper-pepper-pepper-pepper-pepper-42";
 const SECRET: &str = "an upstream signing secret of 32+ chars";
 
-/// Answers every request with `200 {}`, remembering the URLs.
-#[derive(Default)]
-struct Cms {
-    urls: RefCell<Vec<String>>,
-}
-
-impl Upstream for Cms {
-    type Body = Vec<u8>;
-
-    async fn send(
-        &self,
-        request: UpstreamRequest,
-    ) -> Result<UpstreamResponse<Vec<u8>>, UpstreamFailure> {
-        self.urls.borrow_mut().push(request.url);
-        Ok(UpstreamResponse {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: b"{}".to_vec(),
-        })
-    }
-
-    async fn read_body(&self, body: Vec<u8>, _limit: usize) -> Result<Vec<u8>, UpstreamFailure> {
-        Ok(body)
-    }
-}
-
 /// `/cms/`: reads `user`, writes `editor`; `/blog/`: reads `user`.
 fn routes() -> String {
     json!({
-        "cms": {
-            "prefix": "/cms/",
-            "upstream": "https://cms.example/api/",
-            "inject": { "header": "api-key", "value": "{secret}" },
-            "forward_all": true,
-            "read": { "roles": ["user"], "secret": "CMS_KEY" },
-            "write": { "roles": ["editor"], "secret": "CMS_KEY" }
-        },
-        "blog": {
-            "prefix": "/blog/",
-            "upstream": "https://blog.example/api/",
-            "inject": { "header": "api-key", "value": "{secret}" },
-            "forward_all": true,
-            "read": { "roles": ["user"], "secret": "CMS_KEY" }
-        }
+        "cms": common::forward_all_route("cms", Some("editor")),
+        "blog": common::forward_all_route("blog", None),
     })
     .to_string()
 }
 
 struct Scoped {
     gate: Gate,
-    cms: Cms,
+    cms: OkCms,
 }
 
 /// A signed-in user: id, access token and session.
@@ -105,7 +63,7 @@ impl Scoped {
                     ("SCOPED_TOKEN_AUDIENCES", "billing,search"),
                 ],
             )),
-            cms: Cms::default(),
+            cms: OkCms::default(),
         }
     }
 

@@ -5,12 +5,13 @@
 // Each test file uses its own part of the harness.
 #![allow(dead_code)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use futures::executor::block_on;
 use gatehouse::domain::config::Config;
+use gatehouse::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
 use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::primitives::encoding::b64url;
 use gatehouse::primitives::error::ConfigError;
@@ -169,4 +170,46 @@ pub fn totp_code(secret: &str, now_ms: i64, steps: i64) -> String {
         String::new(),
     );
     totp.generate(((now_ms / 1000) + steps * 30) as u64)
+}
+
+/// An upstream that answers every request with `200 {}` and remembers the URLs it was sent.
+#[derive(Default)]
+pub struct OkCms {
+    pub urls: RefCell<Vec<String>>,
+}
+
+impl Upstream for OkCms {
+    type Body = Vec<u8>;
+
+    async fn send(
+        &self,
+        request: UpstreamRequest,
+    ) -> Result<UpstreamResponse<Vec<u8>>, UpstreamFailure> {
+        self.urls.borrow_mut().push(request.url);
+        Ok(UpstreamResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{}".to_vec(),
+        })
+    }
+
+    async fn read_body(&self, body: Vec<u8>, _limit: usize) -> Result<Vec<u8>, UpstreamFailure> {
+        Ok(body)
+    }
+}
+
+/// A `forward_all` route at `/{name}/` to `https://{name}.example/api/` with the key `CMS_KEY`
+/// injected: reads need the role `user`; writes `write_role`, or no write rule at all.
+pub fn forward_all_route(name: &str, write_role: Option<&str>) -> Value {
+    let mut route = json!({
+        "prefix": format!("/{name}/"),
+        "upstream": format!("https://{name}.example/api/"),
+        "inject": { "header": "api-key", "value": "{secret}" },
+        "forward_all": true,
+        "read": { "roles": ["user"], "secret": "CMS_KEY" },
+    });
+    if let Some(role) = write_role {
+        route["write"] = json!({ "roles": [role], "secret": "CMS_KEY" });
+    }
+    route
 }
