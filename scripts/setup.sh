@@ -60,19 +60,29 @@ fi
 WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
 [ -n "$WB_VERSION" ] || { echo "wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
 WB_ROOT="$GATEHOUSE_TOOLS/wasm-bindgen-$WB_VERSION"
+# Installs crate $1 at exactly version $2 into $3: with the crate's own Cargo.lock first; when
+# that fails (it may name a release the registry no longer serves), with its dependencies
+# resolved afresh. The tool's own version stays exact either way.
+install_crate() {
+  local locked_err
+  locked_err=$(mktemp)
+  if ! cargo install --quiet --locked "$1" --version "=$2" --root "$3" 2>"$locked_err"; then
+    log "$1 $2 did not build with its own Cargo.lock ($(grep -m1 '^error' "$locked_err" | cut -c1-120)); resolving its dependencies afresh"
+    cargo install --quiet "$1" --version "=$2" --root "$3" ||
+      { cat "$locked_err" >&2; rm -f "$locked_err"; return 1; }
+  fi
+  rm -f "$locked_err"
+}
+
 if [ ! -x "$WB_ROOT/bin/wasm-bindgen" ]; then
   log "installing wasm-bindgen-cli $WB_VERSION (from crates.io)"
-  # --locked first; the crate's own lockfile may name a release the registry no longer
-  # serves, in which case resolve afresh (the CLI version itself stays exact).
-  cargo install --quiet --locked wasm-bindgen-cli --version "=$WB_VERSION" --root "$WB_ROOT" ||
-    cargo install --quiet wasm-bindgen-cli --version "=$WB_VERSION" --root "$WB_ROOT"
+  install_crate wasm-bindgen-cli "$WB_VERSION" "$WB_ROOT"
 fi
 
 WBUILD_ROOT="$GATEHOUSE_TOOLS/worker-build-$WORKER_BUILD_VERSION"
 if [ ! -x "$WBUILD_ROOT/bin/worker-build" ]; then
   log "installing worker-build $WORKER_BUILD_VERSION (from crates.io)"
-  cargo install --quiet --locked worker-build --version "=$WORKER_BUILD_VERSION" --root "$WBUILD_ROOT" ||
-    cargo install --quiet worker-build --version "=$WORKER_BUILD_VERSION" --root "$WBUILD_ROOT"
+  install_crate worker-build "$WORKER_BUILD_VERSION" "$WBUILD_ROOT"
 fi
 
 if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.gatehouse-lock; then
