@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { PASSWORD, SITE_ORIGIN, client, expectError, expectJson, expectStatus, openVars, registerUser } from '../support/http.mjs';
+import { PASSWORD, SITE_ORIGIN, awayFromWindowEdge, client, expectError, expectJson, expectStatus, openVars, registerUser } from '../support/http.mjs';
 import { PEPPER, userWithRoles } from '../support/admin.mjs';
 import { base32Decode, stepNow, totp, wrongCode } from '../support/totp.mjs';
 import { generateSigningKey, startWorker } from '../support/worker.mjs';
@@ -266,6 +266,7 @@ describe('TOTP rate limits', () => {
     expectStatus(started, 200);
     const secret = started.body.secret;
     expectStatus(await c.post('/auth/mfa/totp/confirm', { otp: totp(secret, stepNow()) }, { bearer: u.access }), 200);
+    await awayFromWindowEdge(3600);
     for (let i = 0; i < 3; i += 1) {
       expectError(await c.post('/auth/login', { email: u.email, password: PASSWORD, otp: wrongCode(secret) }), 401, 'invalid_otp');
     }

@@ -205,3 +205,15 @@ export function refreshBody(c, token) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits for the next fixed rate-limit window of `windowS` seconds when less than `marginS`
+ * seconds are left of the current one (the worker's windows start at multiples of their length
+ * since the epoch, on this machine's clock): a burst that must be counted in one window then
+ * is, instead of being split by a window's end.
+ */
+export async function awayFromWindowEdge(windowS, marginS = 15) {
+  const ms = windowS * 1000;
+  const left = ms - (Date.now() % ms);
+  if (left < marginS * 1000) await sleep(left + 50);
+}
