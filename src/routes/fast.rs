@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 
 use super::{answered, decide, finish, finish_for, upstream_error, Decision};
 use crate::domain::config::Config;
-use crate::domain::proxy::{Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
+use crate::domain::proxy::{Route, Upstream, UpstreamFailure, UpstreamRequest, UpstreamResponse};
 use crate::domain::store::sql::{Executor, Outcome, SqlStore, Statement};
 use crate::primitives::cors;
 use crate::primitives::error::Error;
@@ -113,11 +113,7 @@ pub fn answer_head(
     status: u16,
     headers: Vec<(String, String)>,
 ) -> Result<Vec<(String, String)>, Error> {
-    let route = config
-        .proxy
-        .routes
-        .get(route)
-        .ok_or_else(|| Error::Internal("the fast path named no configured route".into()))?;
+    let route = route_at(config, route)?;
     let mut head = answered(
         route,
         authenticated,
@@ -139,13 +135,22 @@ pub fn failed(
     origin: Option<&str>,
     failure: UpstreamFailure,
 ) -> Response {
-    let err = match config.proxy.routes.get(route) {
-        Some(route) => upstream_error(route, failure),
-        None => Error::Internal("the fast path named no configured route".into()),
+    let err = match route_at(config, route) {
+        Ok(route) => upstream_error(route, failure),
+        Err(err) => err,
     };
     let mut response = Response::error(&err);
     finish_for(config, origin, &mut response.headers);
     response
+}
+
+/// The route at `position`, as [`try_forward`] named it.
+fn route_at(config: &Config, position: usize) -> Result<&Route, Error> {
+    config
+        .proxy
+        .routes
+        .get(position)
+        .ok_or_else(|| Error::Internal("the fast path named no configured route".into()))
 }
 
 /// Every outside service at once, none of them answering: a call never completes (so the work

@@ -8,15 +8,30 @@
 //!
 //! headers as `name\nvalue\n…`. No answer (`undefined`) from the first: the usual path.
 
+use std::cell::Cell;
+
 use wasm_bindgen::prelude::*;
 use worker::{Date, Env};
 
 use super::{config, log_line, Target};
 use crate::domain::proxy::UpstreamFailure;
 use crate::primitives::error::Error;
-use crate::primitives::http::{flat_headers, headers_from_flat, Method, Request, Response};
+use crate::primitives::http::{flat_headers, headers_from_flat, Response};
 use crate::primitives::platform::SystemRng;
 use crate::routes::fast::{self, Fast};
+
+thread_local! {
+    /// Whether this isolate's `env` has its D1 binding: looked up once, not per request.
+    static HAS_DB: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+fn has_db(env: &Env) -> bool {
+    HAS_DB.with(|known| {
+        let has = known.get().unwrap_or_else(|| env.d1("DB").is_ok());
+        known.set(Some(has));
+        has
+    })
+}
 
 /// The fast path's decision for a request the runtime received (see the module's text).
 #[wasm_bindgen(js_name = gatehouseFastRequest)]
@@ -31,16 +46,11 @@ pub fn fast_request(
     let config = config(env);
     let config = config.as_ref().as_ref().ok()?;
     // Without its D1 binding the worker answers `misconfigured`: the usual path says so.
-    env.d1("DB").ok()?;
+    if !has_db(env) {
+        return None;
+    }
     let target = Target::parse(url).ok()?;
-    let request = Request {
-        method: Method::parse(method),
-        path: target.path.to_string(),
-        query: target.query.to_string(),
-        scheme: target.scheme.to_string(),
-        headers: headers_from_flat(headers),
-        body: Vec::new(),
-    };
+    let request = target.request(method, headers_from_flat(headers), Vec::new());
     let (route, decision) = match fast::try_forward(config, now, &SystemRng, &request, has_body) {
         Fast::Forward { route, decision } => (route, decision),
         Fast::Refuse(response) => return Some(local(response)),

@@ -122,16 +122,7 @@ async fn read_request(
             body.extend_from_slice(&chunk);
         }
     }
-    Ok(Request {
-        // The method as sent: a method the runtime does not know (SEARCH, PROPFIND…) stays
-        // itself and is routed as such, never as a read.
-        method: Method::parse(&req.method()),
-        path: target.path.to_string(),
-        query: target.query.to_string(),
-        scheme: target.scheme.to_string(),
-        headers,
-        body,
-    })
+    Ok(target.request(&req.method(), headers, body))
 }
 
 /// The parts of the request URL the core reads. The runtime hands an absolute URL it has
@@ -144,6 +135,20 @@ struct Target<'a> {
 }
 
 impl<'a> Target<'a> {
+    /// The core's request for this target: the usual path's and the fast path's one conversion.
+    fn request(self, method: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Request {
+        Request {
+            // The method as sent: a method the runtime does not know (SEARCH, PROPFIND…) stays
+            // itself and is routed as such, never as a read.
+            method: Method::parse(method),
+            path: self.path.to_string(),
+            query: self.query.to_string(),
+            scheme: self.scheme.to_string(),
+            headers,
+            body,
+        }
+    }
+
     fn parse(url: &'a str) -> Result<Self, Error> {
         let unparsable = || Error::BadRequest("the request URL could not be parsed".into());
         let (scheme, rest) = url.split_once("://").ok_or_else(unparsable)?;
@@ -242,11 +247,7 @@ async fn fetch(
     let refused = |config: &Config, err: &Error| {
         let mut response = Response::error(err);
         let origin = req.headers().get("origin").ok().flatten();
-        crate::primitives::cors::apply(
-            &config.browser.allowed_origins,
-            origin.as_deref(),
-            &mut response.headers,
-        );
+        routes::finish_for(config, origin.as_deref(), &mut response.headers);
         Outcome::Local(response)
     };
     let outcome = match (request, config.as_ref()) {
