@@ -94,18 +94,18 @@ fn routes() -> String {
     .to_string()
 }
 
+/// The signing secret and the CMS keys every test configuration has.
+const SECRETS: &[(&str, &str)] = &[
+    ("UPSTREAM_SIGNING_SECRET", SECRET),
+    ("CMS_READ_KEY", "read-key-value"),
+    ("CMS_WRITE_KEY", "write-key-value"),
+    ("CMS_EDITOR_KEY", "editor-key-value"),
+    ("DIRECTUS_READ_TOKEN", "directus-read-value"),
+    ("DIRECTUS_WRITE_TOKEN", "directus-write-value"),
+];
+
 fn config_with(routes: &str) -> Result<Config, gatehouse::primitives::error::ConfigError> {
-    common::try_config(
-        &[("ROUTES", routes)],
-        &[
-            ("UPSTREAM_SIGNING_SECRET", SECRET),
-            ("CMS_READ_KEY", "read-key-value"),
-            ("CMS_WRITE_KEY", "write-key-value"),
-            ("CMS_EDITOR_KEY", "editor-key-value"),
-            ("DIRECTUS_READ_TOKEN", "directus-read-value"),
-            ("DIRECTUS_WRITE_TOKEN", "directus-write-value"),
-        ],
-    )
+    common::try_config(&[("ROUTES", routes)], SECRETS)
 }
 
 struct Gate {
@@ -1620,11 +1620,7 @@ fn gate_with_origin() -> Gate {
             ("ROUTES", &routes),
             ("ALLOWED_ORIGINS", "https://site.example"),
         ],
-        &[
-            ("UPSTREAM_SIGNING_SECRET", SECRET),
-            ("CMS_READ_KEY", "read-key-value"),
-            ("CMS_WRITE_KEY", "write-key-value"),
-        ],
+        SECRETS,
     );
     Gate {
         config: config.expect("valid configuration"),
