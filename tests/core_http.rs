@@ -1471,7 +1471,9 @@ fn authorization_cases(cases: &mut Vec<Case>, user_id: &str, valid: &str) {
     ));
 }
 
-fn refresh_token_cases(cases: &mut Vec<Case>) {
+/// `csrf`: the `X-CSRF-Token` of a live session, which a cookie refresh needs before its cookie
+/// is looked up.
+fn refresh_token_cases(cases: &mut Vec<Case>, csrf: &str) {
     let unknown = refresh::generate(&SystemRng);
     let random = &unknown[4..];
     let odd_tokens: Vec<(&str, String)> = vec![
@@ -1522,7 +1524,6 @@ fn refresh_token_cases(cases: &mut Vec<Case>) {
             "a long token",
             format!("gatehouse_refresh=ghr_{}", "A".repeat(50_000)),
         ),
-        ("an unknown token", format!("gatehouse_refresh={unknown}")),
         ("a quoted token", format!("gatehouse_refresh=\"{unknown}\"")),
     ] {
         cases.push(case(
@@ -1532,6 +1533,20 @@ fn refresh_token_cases(cases: &mut Vec<Case>) {
             Some("invalid_refresh_token"),
         ));
     }
+    let unknown_cookie = format!("gatehouse_refresh={unknown}");
+    cases.push(case(
+        "refresh with a cookie of an unknown token and a session's CSRF token",
+        with_cookie(Request::new("POST", "/auth/refresh"), &unknown_cookie)
+            .with_header("x-csrf-token", csrf),
+        401,
+        Some("invalid_refresh_token"),
+    ));
+    cases.push(case(
+        "refresh with a cookie of an unknown token and no CSRF token",
+        with_cookie(Request::new("POST", "/auth/refresh"), &unknown_cookie),
+        403,
+        Some("csrf_validation_failed"),
+    ));
     for (what, cookie) in [
         ("an empty value", "gatehouse_refresh="),
         ("no value", "gatehouse_refresh"),
@@ -1602,7 +1617,15 @@ fn malformed_requests_get_precise_4xx_answers() {
     body_size_cases(&mut cases);
     routing_cases(&mut cases);
     authorization_cases(&mut cases, &session.user_id, &session.access_token);
-    refresh_token_cases(&mut cases);
+    let csrf = gate
+        .with_csrf(
+            Request::new("POST", "/auth/refresh"),
+            &session.refresh_token,
+        )
+        .header("x-csrf-token")
+        .expect("with_csrf adds the header")
+        .to_string();
+    refresh_token_cases(&mut cases, &csrf);
     assert!(cases.len() > 200, "only {} cases", cases.len());
 
     let mut failures = Vec::new();

@@ -142,8 +142,10 @@ fn refresh(store: &MemoryStore, presented: &str, now: i64, l: &Lifetimes) -> Dec
         successor_sealed: refresh::seal(presented, &ours),
         now,
         idle_cutoff: now - l.idle,
+        family: None,
+        limit: None,
     };
-    let Some(state) = block_on(store.rotate_refresh(&rotation)).unwrap() else {
+    let Some(state) = block_on(store.rotate_refresh(&rotation)).unwrap().state else {
         return Decision::Reject(Error::InvalidRefreshToken("unknown"));
     };
     let windows = Windows {

@@ -18,8 +18,8 @@ use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::store::{
     ApiKey, AuditEvent, AuditQuery, Challenge, Family, KeyHash, KeyLookup, NewFamily, Passkey,
     PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash,
-    RevokeReason, Rotation, SessionLiveness, Store, StoredEvent, TokenHash, TokenState,
-    TotpConfirmation, TotpRecord, User, UserQuery,
+    RevokeReason, Rotation, RotationOutcome, SessionLiveness, Store, StoredEvent, TokenHash,
+    TokenState, TotpConfirmation, TotpRecord, User, UserQuery,
 };
 use gatehouse::domain::token::AccessClaims;
 use gatehouse::primitives::encoding::b64url_decode;
@@ -111,7 +111,7 @@ impl Store for Counting {
         self.inner.create_family(family, event).await
     }
 
-    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Option<TokenState>, Error> {
+    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<RotationOutcome, Error> {
         self.count("rotate_refresh");
         self.inner.rotate_refresh(rotation).await
     }
@@ -1060,4 +1060,64 @@ fn the_admin_api_and_session_endpoints_do_not_wait_for_the_delay() {
         gate.proxy("GET", &admin.access),
         (401, Some("invalid_token".into()))
     );
+}
+
+/// A refresh is one storage call, one round trip on D1: the family's counter, the rotation, the
+/// token's state and the user in one batch, by body and by cookie (the CSRF token names the
+/// session, so nothing is read before). A replay after the grace window adds the revocation.
+#[test]
+fn a_refresh_is_one_storage_call() {
+    let gate = Gate::new("10");
+    assert!(gate.config.limits.rate.refresh_per_family > 0, "counted");
+    let ada = gate.user("ada@example.com", &["user"]);
+    gate.store.take();
+
+    let by_body = |token: &str| {
+        gate.send(
+            &Request::new("POST", "/auth/refresh")
+                .with_json(&json!({ "refresh_token": token, "refresh_token_in_body": true })),
+        )
+    };
+    let res = by_body(&ada.refresh);
+    let body = expect_status(&res, 200);
+    assert_eq!(gate.store.take(), ["rotate_refresh"], "by body");
+    let second = body["refresh_token"].as_str().unwrap().to_string();
+
+    let by_cookie = |token: &str, csrf: &str| {
+        gate.send(
+            &Request::new("POST", "/auth/refresh")
+                .with_header("cookie", &format!("gatehouse_refresh={token}"))
+                .with_header("sec-fetch-site", "same-origin")
+                .with_header("content-type", "application/json")
+                .with_header("x-csrf-token", csrf),
+        )
+    };
+    let csrf = gate.config.browser.csrf_key.token(&ada.sid);
+    let res = by_cookie(&second, &csrf);
+    expect_status(&res, 200);
+    assert_eq!(gate.store.take(), ["rotate_refresh"], "by cookie");
+
+    // Another session's CSRF token: refused, and nothing was rotated or counted.
+    let other = gate.login("ada@example.com", PASSWORD);
+    gate.store.take();
+    let third = res
+        .headers
+        .iter()
+        .find(|(name, value)| name == "set-cookie" && value.starts_with("gatehouse_refresh="))
+        .and_then(|(_, value)| value["gatehouse_refresh=".len()..].split(';').next())
+        .unwrap()
+        .to_string();
+    let wrong = gate.config.browser.csrf_key.token(&other.sid);
+    let res = by_cookie(&third, &wrong);
+    assert_eq!(error_code(&res).as_deref(), Some("csrf_validation_failed"));
+    assert_eq!(gate.store.take(), ["rotate_refresh"]);
+    let res = by_cookie(&third, &csrf);
+    expect_status(&res, 200);
+    gate.store.take();
+
+    // The first token again, long after the grace window: reuse, the family revoked.
+    gate.at(gate.now() + 60 * SECOND);
+    let res = by_body(&ada.refresh);
+    assert_eq!(error_code(&res).as_deref(), Some("refresh_token_reused"));
+    assert_eq!(gate.store.take(), ["rotate_refresh", "revoke_family"]);
 }

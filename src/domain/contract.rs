@@ -13,8 +13,8 @@ use futures_util::future::join_all;
 use crate::domain::refresh;
 use crate::domain::store::{
     ApiKey, AuditEvent, AuditQuery, Challenge, ConsoleVia, KeyHash, NewFamily, Passkey, PasskeyUse,
-    PasswordPhc, PruneCutoffs, RecoveryCodeHash, RevokeReason, Rotation, Store, TokenState,
-    TotpConfirmation, User, UserQuery,
+    PasswordPhc, PruneCutoffs, RateHit, RecoveryCodeHash, RevokeReason, Rotation, RotationLimit,
+    Store, TokenState, TotpConfirmation, User, UserQuery,
 };
 use crate::primitives::encoding::new_id;
 use crate::primitives::error::Error;
@@ -82,6 +82,8 @@ fn rotation(presented: &str, successor: &str, now: i64) -> Rotation {
         successor_sealed: refresh::seal(presented, successor),
         now,
         idle_cutoff: now - 7 * DAY,
+        family: None,
+        limit: None,
     }
 }
 
@@ -93,7 +95,9 @@ async fn session<S: Store>(store: &S, hint: &str) -> Result<(User, String, NewFa
 }
 
 async fn rotate<S: Store>(store: &S, r: &Rotation) -> Result<TokenState, String> {
-    ok(store.rotate_refresh(r).await, "rotate_refresh")?.ok_or_else(|| "token not found".into())
+    ok(store.rotate_refresh(r).await, "rotate_refresh")?
+        .state
+        .ok_or_else(|| "token not found".into())
 }
 
 async fn ping<S: Store>(store: &S) -> CaseResult {
@@ -373,7 +377,9 @@ async fn concurrent_rotations_have_one_winner<S: Store>(store: &S) -> CaseResult
     let results = join_all(rotations.iter().map(|r| store.rotate_refresh(r))).await;
     let mut winners = std::collections::HashSet::new();
     for result in results {
-        let state = ok(result, "rotate_refresh")?.ok_or("token not found")?;
+        let state = ok(result, "rotate_refresh")?
+            .state
+            .ok_or("token not found")?;
         winners.insert(state.successor_hash.ok_or("not rotated")?);
     }
     check!(
@@ -393,6 +399,171 @@ async fn concurrent_rotations_have_one_winner<S: Store>(store: &S) -> CaseResult
     Ok(())
 }
 
+/// One round trip tells the caller everything: the state it won, and the family's user.
+async fn a_rotation_reads_the_user_with_it<S: Store>(store: &S) -> CaseResult {
+    let (u, token, fam) = session(store, "rotuser").await?;
+    let next = refresh::generate(&SystemRng);
+    let got = ok(
+        store
+            .rotate_refresh(&rotation(&token, &next, NOW + 1))
+            .await,
+        "rotate_refresh",
+    )?;
+    let state = got.state.ok_or("token not found")?;
+    check!(
+        state.successor_hash == Some(refresh::hash(&next)) && state.family.id == fam.id,
+        "not won: {state:?}"
+    );
+    check!(got.user.as_ref() == Some(&u), "user: {:?}", got.user);
+    check!(got.counted.is_none(), "counted without a limit");
+    // A disabled user is read as disabled, in the same transaction.
+    ok(
+        store
+            .set_disabled(&u.id, true, NOW + 2, &event_for(&u.id, "user_disabled"))
+            .await,
+        "set_disabled",
+    )?;
+    let after = refresh::generate(&SystemRng);
+    let got = ok(
+        store
+            .rotate_refresh(&rotation(&next, &after, NOW + 3))
+            .await,
+        "rotate_refresh",
+    )?;
+    check!(
+        got.user.is_some_and(|user| user.disabled),
+        "the disabled user was not read"
+    );
+    Ok(())
+}
+
+/// A rotation bound to a family (a cookie refresh's CSRF token) changes nothing for a token of
+/// another family: no rotation, no count.
+async fn a_rotation_bound_to_another_family_changes_nothing<S: Store>(store: &S) -> CaseResult {
+    let (_, token, fam) = session(store, "rotfam").await?;
+    let (_, _, other) = session(store, "rotfam2").await?;
+    let limit = RotationLimit {
+        window_ms: 60_000,
+        max: 5,
+    };
+    let next = refresh::generate(&SystemRng);
+    let mut r = rotation(&token, &next, NOW + 1);
+    r.family = Some(other.id.clone());
+    r.limit = Some(limit);
+    let got = ok(store.rotate_refresh(&r).await, "rotate_refresh")?;
+    let state = got.state.ok_or("token not found")?;
+    check!(
+        state.family.id == fam.id && state.rotated_at.is_none() && state.successor_hash.is_none(),
+        "rotated for another family: {state:?}"
+    );
+    check!(got.counted.is_none(), "counted: {:?}", got.counted);
+    check!(
+        ok(
+            store.token_state(&refresh::hash(&next)).await,
+            "token_state"
+        )?
+        .is_none(),
+        "successor stored"
+    );
+    // Bound to its own family, it rotates, and is the first count.
+    r.family = Some(fam.id.clone());
+    let got = ok(store.rotate_refresh(&r).await, "rotate_refresh")?;
+    check!(
+        got.state.and_then(|s| s.successor_hash) == Some(refresh::hash(&next)),
+        "not rotated in its own family"
+    );
+    check!(
+        got.counted.map(|hit| hit.count) == Some(1),
+        "count: {:?}",
+        got.counted
+    );
+    Ok(())
+}
+
+/// With a limit, every attempt on a known token counts; past the limit nothing rotates, in the
+/// same transaction; a new window starts the count again.
+async fn a_rotation_counts_itself_and_stops_past_the_limit<S: Store>(store: &S) -> CaseResult {
+    let (_, mut token, _) = session(store, "rotlimit").await?;
+    let limit = RotationLimit {
+        window_ms: 60_000,
+        max: 2,
+    };
+    let t = NOW - NOW.rem_euclid(60_000) + 60_000;
+    let limited = |presented: &str, successor: &str, now: i64| {
+        let mut r = rotation(presented, successor, now);
+        r.limit = Some(limit);
+        r
+    };
+    for n in 1..=2 {
+        let next = refresh::generate(&SystemRng);
+        let got = ok(
+            store.rotate_refresh(&limited(&token, &next, t + n)).await,
+            "rotate_refresh",
+        )?;
+        check!(
+            got.counted
+                == Some(RateHit {
+                    count: n,
+                    window_start: t
+                }),
+            "count {n}: {:?}",
+            got.counted
+        );
+        check!(
+            got.state.and_then(|s| s.successor_hash) == Some(refresh::hash(&next)),
+            "rotation {n} within the limit did not win"
+        );
+        token = next;
+    }
+    let refused = refresh::generate(&SystemRng);
+    let got = ok(
+        store
+            .rotate_refresh(&limited(&token, &refused, t + 3))
+            .await,
+        "rotate_refresh",
+    )?;
+    check!(
+        got.counted.map(|hit| hit.count) == Some(3),
+        "third count: {:?}",
+        got.counted
+    );
+    let state = got.state.ok_or("token not found")?;
+    check!(
+        state.rotated_at.is_none(),
+        "rotated past the limit: {state:?}"
+    );
+    check!(
+        ok(
+            store.token_state(&refresh::hash(&refused)).await,
+            "token_state"
+        )?
+        .is_none(),
+        "successor stored past the limit"
+    );
+    // The next window.
+    let next = refresh::generate(&SystemRng);
+    let got = ok(
+        store
+            .rotate_refresh(&limited(&token, &next, t + 60_000))
+            .await,
+        "rotate_refresh",
+    )?;
+    check!(
+        got.counted
+            == Some(RateHit {
+                count: 1,
+                window_start: t + 60_000
+            }),
+        "new window: {:?}",
+        got.counted
+    );
+    check!(
+        got.state.and_then(|s| s.successor_hash) == Some(refresh::hash(&next)),
+        "no rotation in the new window"
+    );
+    Ok(())
+}
+
 async fn unknown_tokens_are_none<S: Store>(store: &S) -> CaseResult {
     let ghost = refresh::generate(&SystemRng);
     let next = refresh::generate(&SystemRng);
@@ -400,7 +571,10 @@ async fn unknown_tokens_are_none<S: Store>(store: &S) -> CaseResult {
         store.rotate_refresh(&rotation(&ghost, &next, NOW)).await,
         "rotate_refresh",
     )?;
-    check!(got.is_none(), "unknown token rotated: {got:?}");
+    check!(
+        got.state.is_none() && got.user.is_none() && got.counted.is_none(),
+        "unknown token rotated: {got:?}"
+    );
     check!(
         ok(
             store.token_state(&refresh::hash(&next)).await,
@@ -1631,6 +1805,9 @@ pub async fn run<S: Store>(store: &S) -> Vec<Outcome> {
     case!(a_rotated_token_does_not_rotate_again);
     case!(concurrent_rotations_have_one_winner);
     case!(unknown_tokens_are_none);
+    case!(a_rotation_reads_the_user_with_it);
+    case!(a_rotation_bound_to_another_family_changes_nothing);
+    case!(a_rotation_counts_itself_and_stops_past_the_limit);
     case!(dead_families_do_not_rotate);
     case!(revocation_is_once_and_recorded);
     case!(password_change_revokes_other_families);

@@ -6,9 +6,12 @@
 //!   `ALLOWED_ORIGINS`;
 //! - it knows the session's CSRF token, sent as `X-CSRF-Token`.
 //!
-//! The token is derived, not stored: HMAC-SHA256 of the session (refresh family) id under a key
-//! derived from the signing secret. It is the same for the whole session (all tabs share it) and
-//! stops being accepted when the session ends, because the cookie stops working.
+//! The token is derived, not stored: `ghc_<session id>.<mac>`, the mac an HMAC-SHA256 of the
+//! session (refresh family) id under a key derived from the signing secret. It is the same for
+//! the whole session (all tabs share it) and stops being accepted when the session ends, because
+//! the cookie stops working. It names its session (the id is no secret: the access token's `sid`
+//! carries it too), so a refresh can check it before reading anything and hand the store the one
+//! session the cookie's token must belong to ([`vouched_session`]).
 
 use std::fmt;
 
@@ -43,19 +46,29 @@ impl CsrfKey {
         Self(mac.finalize().into_bytes().into())
     }
 
-    /// The CSRF token of session (family) `family_id`.
-    pub fn token(&self, family_id: &str) -> String {
+    fn mac(&self, family_id: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(b"session:");
         mac.update(family_id.as_bytes());
-        format!("ghc_{}", b64url(&mac.finalize().into_bytes()))
+        b64url(&mac.finalize().into_bytes())
+    }
+
+    /// The CSRF token of session (family) `family_id`.
+    pub fn token(&self, family_id: &str) -> String {
+        format!("ghc_{family_id}.{}", self.mac(family_id))
     }
 
     /// Whether `presented` is the token of `family_id` (constant time).
     pub fn matches(&self, family_id: &str, presented: &str) -> bool {
-        let expected = self.token(family_id);
-        expected.len() == presented.len()
-            && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+        self.session_of(presented) == Some(family_id)
+    }
+
+    /// The session `presented` is the token of, if its mac is right (compared in constant time).
+    pub fn session_of<'a>(&self, presented: &'a str) -> Option<&'a str> {
+        let (family_id, mac) = presented.strip_prefix("ghc_")?.rsplit_once('.')?;
+        let expected = self.mac(family_id);
+        (expected.len() == mac.len() && bool::from(expected.as_bytes().ct_eq(mac.as_bytes())))
+            .then_some(family_id)
     }
 }
 
@@ -116,10 +129,20 @@ pub fn check_console(key: &CsrfKey, req: &Request, family_id: &str) -> Result<()
 }
 
 fn check_token(key: &CsrfKey, req: &Request, family_id: &str) -> Result<(), Error> {
+    if vouched(key, req)? == family_id {
+        Ok(())
+    } else {
+        Err(Error::CsrfValidationFailed("wrong X-CSRF-Token"))
+    }
+}
+
+/// The session whose right token `X-CSRF-Token` holds.
+fn vouched<'r>(key: &CsrfKey, req: &'r Request) -> Result<&'r str, Error> {
     match req.header(CSRF_HEADER).map(str::trim) {
         None | Some("") => Err(Error::CsrfValidationFailed("no X-CSRF-Token header")),
-        Some(token) if key.matches(family_id, token) => Ok(()),
-        Some(_) => Err(Error::CsrfValidationFailed("wrong X-CSRF-Token")),
+        Some(token) => key
+            .session_of(token)
+            .ok_or(Error::CsrfValidationFailed("wrong X-CSRF-Token")),
     }
 }
 
@@ -132,6 +155,19 @@ fn is_own_origin(req: &Request, origin: &str) -> bool {
             .and_then(|rest| rest.strip_prefix("://"))
             .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
     })
+}
+
+/// The check of a request authenticated by a cookie whose session is not known yet: an allowed
+/// origin, and a right CSRF token; returns the session the token belongs to. The cookie's token
+/// must then be of that session: the caller hands it to the store as a condition, so a cookie
+/// of another session changes nothing.
+pub fn vouched_session<'r>(
+    key: &CsrfKey,
+    origins: &AllowedOrigins,
+    req: &'r Request,
+) -> Result<&'r str, Error> {
+    check_origin(origins, req)?;
+    vouched(key, req)
 }
 
 /// The full check for a request authenticated by the cookie of session `family_id`.
@@ -174,8 +210,22 @@ mod tests {
         assert!(config.csrf_key.matches("fam_a", &a));
         assert!(!config.csrf_key.matches("fam_b", &a));
         assert!(!config.csrf_key.matches("fam_a", &a[..a.len() - 1]));
+        assert!(!config.csrf_key.matches("fam_a", &a.replace("ghc_", "ghx_")));
+        // The token names its session; another session's name under the same mac is refused.
+        assert!(a.starts_with("ghc_fam_a."));
+        assert_eq!(config.csrf_key.session_of(&a), Some("fam_a"));
+        let b = config.csrf_key.token("fam_b");
+        let (_, mac_b) = b.rsplit_once('.').unwrap();
+        assert_eq!(
+            config.csrf_key.session_of(&format!("ghc_fam_a.{mac_b}")),
+            None
+        );
+        for bad in ["", "ghc_", "ghc_fam_a", "ghc_fam_a.", "ghc_.x", "fam_a.x"] {
+            assert_eq!(config.csrf_key.session_of(bad), None, "{bad}");
+        }
         let other = CsrfKey::derive(&[9u8; 32]);
         assert_ne!(other.token("fam_a"), a);
+        assert_eq!(other.session_of(&a), None);
         assert_eq!(format!("{other:?}"), "CsrfKey(..)");
     }
 
@@ -280,5 +330,33 @@ mod tests {
             .with_header("sec-fetch-site", "same-site")
             .with_header(CSRF_HEADER, &token);
         assert!(code(&sibling).is_err());
+    }
+
+    #[test]
+    fn a_refresh_learns_its_session_from_the_token_after_the_origin() {
+        let config = config();
+        let vouched = |r: &Request| {
+            vouched_session(&config.csrf_key, &config.allowed_origins, r)
+                .map(str::to_string)
+                .map_err(|e| e.to_string())
+        };
+        let token = config.csrf_key.token("fam_a");
+        let from_site =
+            Request::new("POST", "/auth/refresh").with_header("origin", "https://site.example");
+        assert_eq!(
+            vouched(&from_site.clone().with_header(CSRF_HEADER, &token)),
+            Ok("fam_a".to_string())
+        );
+        assert!(vouched(&from_site).is_err());
+        assert!(vouched(
+            &from_site
+                .clone()
+                .with_header(CSRF_HEADER, "ghc_fam_a.wrong")
+        )
+        .is_err());
+        let evil = Request::new("POST", "/auth/refresh")
+            .with_header("origin", "https://evil.example")
+            .with_header(CSRF_HEADER, &token);
+        assert!(vouched(&evil).is_err());
     }
 }

@@ -10,7 +10,7 @@ use crate::domain::csrf;
 use crate::domain::device::{DEVICE_COOKIE, DEVICE_TTL_SECS};
 use crate::domain::password::{self, Verdict};
 use crate::domain::refresh::{self, Decision};
-use crate::domain::store::{Family, NewFamily, RevokeReason, Rotation, Store, TokenHash, User};
+use crate::domain::store::{Family, NewFamily, RevokeReason, Rotation, Store, User};
 use crate::domain::token::AccessClaims;
 use crate::primitives::body::{json_body, Credentials, PasswordChange, RefreshBody};
 use crate::primitives::cookies;
@@ -451,8 +451,20 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
     req: &Request,
 ) -> Result<Response, Error> {
     let (presented, delivery) = refresh_token_of(svc, req)?;
+    // A cookie came on its own: the page must also show the session's CSRF token. It names the
+    // session, and the rotation below acts only on a cookie of that session.
+    let vouched = match delivery {
+        Delivery::Cookie => Some(
+            csrf::vouched_session(
+                &svc.config.browser.csrf_key,
+                &svc.config.browser.allowed_origins,
+                req,
+            )?
+            .to_string(),
+        ),
+        Delivery::Body => None,
+    };
     let presented_hash = refresh::hash(&presented);
-    check_refresh_session(svc, req, &presented_hash, delivery).await?;
     let now = svc.clock.now_ms();
     let ours = refresh::generate(svc.rng);
     let rotation = Rotation {
@@ -461,11 +473,21 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
         successor_sealed: refresh::seal(&presented, &ours),
         now,
         idle_cutoff: now - svc.config.tokens.refresh_idle_secs * 1000,
+        family: vouched,
+        limit: ratelimit::refresh_limit(&svc.config.limits.rate),
     };
-    let Some(state) = svc.store.rotate_refresh(&rotation).await? else {
+    // Counter, rotation, the token's state and the user: one round trip.
+    let outcome = svc.store.rotate_refresh(&rotation).await?;
+    let Some(state) = outcome.state else {
         return Err(Error::InvalidRefreshToken("unknown"));
     };
     let family = &state.family;
+    if rotation.family.as_ref().is_some_and(|f| *f != family.id) {
+        return Err(Error::CsrfValidationFailed("wrong X-CSRF-Token"));
+    }
+    if let (Some(limit), Some(hit)) = (rotation.limit, outcome.counted) {
+        ratelimit::over_limit(hit, limit.max, limit.window_ms, now)?;
+    }
     let windows = refresh::Windows {
         idle_cutoff: rotation.idle_cutoff,
         grace_ms: svc.config.tokens.refresh_grace_secs * 1000,
@@ -479,7 +501,7 @@ pub(super) async fn refresh_session<S: Store, H: Pbkdf2>(
         windows,
     ) {
         Decision::Issue { token, .. } => {
-            let Some(user) = enabled_user(svc, &family.user_id).await? else {
+            let Some(user) = outcome.user.filter(|u| !u.disabled) else {
                 return Err(Error::InvalidRefreshToken("user missing or disabled"));
             };
             session_response(
@@ -520,37 +542,6 @@ fn refresh_token_of<S, H>(
         return Err(Error::InvalidRefreshToken("malformed"));
     }
     Ok((presented, delivery))
-}
-
-/// Before a rotation: a refresh by cookie must show the session's CSRF token, and a session
-/// refreshing too often is rate-limited. Reads the token's state only when one of them applies.
-async fn check_refresh_session<S: Store, H: Pbkdf2>(
-    svc: &Services<'_, S, H>,
-    req: &Request,
-    presented_hash: &TokenHash,
-    delivery: Delivery,
-) -> Result<(), Error> {
-    let limit_refresh = svc.config.limits.rate.refresh_per_family > 0;
-    if delivery == Delivery::Body && !limit_refresh {
-        return Ok(());
-    }
-    let state = svc.store.token_state(presented_hash).await?;
-    if delivery == Delivery::Cookie {
-        // The cookie came on its own: the page must also know the session's CSRF token.
-        let Some(state) = &state else {
-            return Err(Error::InvalidRefreshToken("unknown"));
-        };
-        csrf::check(
-            &svc.config.browser.csrf_key,
-            &svc.config.browser.allowed_origins,
-            req,
-            &state.family.id,
-        )?;
-    }
-    if let (true, Some(state)) = (limit_refresh, &state) {
-        ratelimit::check(svc, Bucket::RefreshFamily, &state.family.id).await?;
-    }
-    Ok(())
 }
 
 /// A rotated token came back after the grace window: the whole family is revoked.

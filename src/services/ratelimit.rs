@@ -4,7 +4,7 @@
 //! ([`crate::domain::store::Store::hit_rate_limit`]), so every isolate and instance shares the count.
 //! Over the limit: 429 `auth_rate_limited` with `Retry-After` (seconds to the window's end).
 
-use crate::domain::store::Store;
+use crate::domain::store::{RateHit, RotationLimit, Store, REFRESH_FAMILY_BUCKET};
 use crate::domain::subject::client_network;
 use crate::primitives::error::Error;
 use crate::services::Services;
@@ -36,7 +36,7 @@ impl Bucket {
             Self::LoginAccountTotal => "login_account_total",
             Self::LoginIp => "login_ip",
             Self::RegisterIp => "register_ip",
-            Self::RefreshFamily => "refresh_family",
+            Self::RefreshFamily => REFRESH_FAMILY_BUCKET,
             Self::TokenMint => "token_mint",
         }
     }
@@ -167,6 +167,11 @@ async fn hit<S: Store, H>(
     let now = svc.clock.now_ms();
     let key = format!("{}:{subject}", bucket.prefix());
     let hit = svc.store.hit_rate_limit(&key, window_ms, now).await?;
+    over_limit(hit, limit, window_ms, now)
+}
+
+/// The refusal of a counter over `limit` after `hit`: 429 with the seconds to its window's end.
+pub fn over_limit(hit: RateHit, limit: i64, window_ms: i64, now: i64) -> Result<(), Error> {
     if hit.count > limit {
         let left_ms = (hit.window_start + window_ms - now).max(1);
         let secs = (left_ms + 999) / 1000;
@@ -175,4 +180,12 @@ async fn hit<S: Store, H>(
         ));
     }
     Ok(())
+}
+
+/// The limit a refresh counts itself against inside its rotation (`None` when off).
+pub fn refresh_limit(limits: &crate::domain::config::RateLimits) -> Option<RotationLimit> {
+    (limits.refresh_per_family > 0).then(|| RotationLimit {
+        window_ms: limits.window_secs * 1000,
+        max: limits.refresh_per_family,
+    })
 }

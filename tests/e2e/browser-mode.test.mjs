@@ -86,7 +86,10 @@ describe('browser mode', () => {
   describe('CSRF on cookie-driven state changes', () => {
     test('refresh and logout by cookie without the CSRF token or from another origin → 403 csrf_validation_failed', async () => {
       const u = await registerUser(c, { inBody: false });
-      assert.match(u.csrf, /^ghc_[A-Za-z0-9_-]{43}$/);
+      // The token names its session (the access token's `sid`) and carries its mac.
+      assert.match(u.csrf, /^ghc_fam_[a-z2-7]{26}\.[A-Za-z0-9_-]{43}$/);
+      const sid = JSON.parse(Buffer.from(u.access.split('.')[1], 'base64url')).sid;
+      assert.equal(u.csrf.slice('ghc_'.length, u.csrf.indexOf('.')), sid);
       for (const path of ['/auth/refresh', '/auth/logout']) {
         expectError(await c.request('POST', path, { cookie: u.refresh }), 403, 'csrf_validation_failed');
         expectError(await c.request('POST', path, { cookie: u.refresh, csrf: 'ghc_wrong' }), 403, 'csrf_validation_failed');
@@ -94,11 +97,13 @@ describe('browser mode', () => {
         expectError(await c.request('POST', path, { cookie: u.refresh, csrf: u.csrf, origin: null }), 403, 'csrf_validation_failed');
         expectError(await c.request('POST', path, { cookie: u.refresh, csrf: u.csrf, origin: 'null' }), 403, 'csrf_validation_failed');
       }
-      const row = await w.db.prepare('SELECT rotated_at FROM refresh_tokens WHERE token_hash = ?').bind(sha256hex(u.refresh)).first();
-      assert.equal(row.rotated_at, null, 'refused requests change nothing');
       // Another session's token does not fit.
       const other = await registerUser(c, { inBody: false });
       expectError(await c.request('POST', '/auth/refresh', { cookie: u.refresh, csrf: other.csrf }), 403, 'csrf_validation_failed');
+      const row = await w.db.prepare('SELECT rotated_at FROM refresh_tokens WHERE token_hash = ?').bind(sha256hex(u.refresh)).first();
+      assert.equal(row.rotated_at, null, 'refused requests change nothing');
+      const counted = await w.db.prepare('SELECT count(*) AS n FROM rate_limits WHERE key LIKE ?').bind(`refresh_family:${sid}`).first();
+      assert.equal(counted.n, 0, 'refused requests count nothing');
       // Same origin as the browser reports it, without Origin: fine.
       const res = await c.request('POST', '/auth/refresh', {
         cookie: u.refresh,

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use super::{
     ApiKey, AuditEvent, AuditQuery, Challenge, Family, KeyHash, KeyLookup, NewFamily, Passkey,
     PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash,
-    RevokeReason, Rotation, SessionLiveness, Store, StoredEvent, TokenHash, TokenState,
-    TotpConfirmation, TotpRecord, User, UserQuery,
+    RevokeReason, Rotation, RotationOutcome, SessionLiveness, Store, StoredEvent, TokenHash,
+    TokenState, TotpConfirmation, TotpRecord, User, UserQuery, REFRESH_FAMILY_BUCKET,
 };
 use crate::primitives::error::Error;
 
@@ -119,6 +119,26 @@ impl State {
             },
         );
         Ok(())
+    }
+
+    /// Counts one hit on rate-limit counter `key` in the fixed window of `now`.
+    fn hit(&mut self, key: &str, window_ms: i64, now: i64) -> RateHit {
+        let window_start = now - now.rem_euclid(window_ms.max(1));
+        let entry = self.rate_limits.entry(key.to_string()).or_insert((
+            window_start,
+            0,
+            window_start + window_ms,
+        ));
+        // Windows only move forward: a late hit from an older window counts against the
+        // stored one.
+        if window_start > entry.0 {
+            *entry = (window_start, 0, window_start + window_ms);
+        }
+        entry.1 += 1;
+        RateHit {
+            count: entry.1,
+            window_start: entry.0,
+        }
     }
 
     fn token_state(&self, token_hash: &TokenHash) -> Option<TokenState> {
@@ -268,14 +288,36 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Option<TokenState>, Error> {
+    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<RotationOutcome, Error> {
         Ok(self.with(|s| {
-            let row = s.tokens.get(&rotation.token_hash)?.clone();
-            let family = s.families.get(&row.family_id)?.clone();
-            let eligible = row.rotated_at.is_none()
+            let found = s.tokens.get(&rotation.token_hash).cloned().and_then(|row| {
+                let family = s.families.get(&row.family_id)?.clone();
+                Some((row, family))
+            });
+            let Some((row, family)) = found else {
+                return RotationOutcome {
+                    state: None,
+                    counted: None,
+                    user: None,
+                };
+            };
+            let ours = rotation
+                .family
+                .as_ref()
+                .is_none_or(|required| *required == row.family_id);
+            let counted = rotation.limit.filter(|_| ours).map(|limit| {
+                let key = format!("{REFRESH_FAMILY_BUCKET}:{}", row.family_id);
+                s.hit(&key, limit.window_ms, rotation.now)
+            });
+            let within = match (rotation.limit, counted) {
+                (Some(limit), Some(hit)) => hit.count <= limit.max,
+                _ => true,
+            };
+            let eligible = ours
+                && within
+                && row.rotated_at.is_none()
                 && family.is_live(rotation.now, rotation.now - rotation.idle_cutoff);
-            if eligible {
-                let token = s.tokens.get_mut(&rotation.token_hash)?;
+            if let Some(token) = s.tokens.get_mut(&rotation.token_hash).filter(|_| eligible) {
                 token.rotated_at = Some(rotation.now);
                 token.successor_hash = Some(rotation.successor_hash.clone());
                 token.successor_sealed = Some(rotation.successor_sealed.clone());
@@ -298,7 +340,11 @@ impl Store for MemoryStore {
                     }
                 }
             }
-            s.token_state(&rotation.token_hash)
+            RotationOutcome {
+                state: s.token_state(&rotation.token_hash),
+                counted,
+                user: s.users.get(&family.user_id).cloned(),
+            }
         }))
     }
 
@@ -671,24 +717,7 @@ impl Store for MemoryStore {
     }
 
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error> {
-        let window_start = now - now.rem_euclid(window_ms.max(1));
-        Ok(self.with(|s| {
-            let entry = s.rate_limits.entry(key.to_string()).or_insert((
-                window_start,
-                0,
-                window_start + window_ms,
-            ));
-            // Windows only move forward: a late hit from an older window counts against the
-            // stored one.
-            if window_start > entry.0 {
-                *entry = (window_start, 0, window_start + window_ms);
-            }
-            entry.1 += 1;
-            RateHit {
-                count: entry.1,
-                window_start: entry.0,
-            }
-        }))
+        Ok(self.with(|s| s.hit(key, window_ms, now)))
     }
 
     async fn busy_rate_limits(

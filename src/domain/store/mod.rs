@@ -235,6 +235,36 @@ pub struct Rotation {
     pub now: i64,
     /// The family must have been used after this instant (idle timeout), Unix ms.
     pub idle_cutoff: i64,
+    /// Only a token of this family may rotate (the session a cookie refresh's CSRF token names).
+    /// The counter is not touched either for a token of another family.
+    pub family: Option<String>,
+    /// Count the attempt on the family's refresh counter (`refresh_family:<family id>`) and
+    /// rotate only if the count, this attempt included, is within the limit.
+    pub limit: Option<RotationLimit>,
+}
+
+/// The refresh rate limit a [`Rotation`] counts itself against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationLimit {
+    /// The fixed window's length, ms.
+    pub window_ms: i64,
+    /// Attempts allowed per family and window.
+    pub max: i64,
+}
+
+/// The key prefix of a family's refresh counter among the rate limits.
+pub const REFRESH_FAMILY_BUCKET: &str = "refresh_family";
+
+/// What a rotation attempt found, all read in the transaction that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationOutcome {
+    /// The token and its family as they stand after the attempt; `None` for an unknown token.
+    pub state: Option<TokenState>,
+    /// The family's refresh counter after this attempt, when the rotation had a limit and the
+    /// token (of the required family) exists.
+    pub counted: Option<RateHit>,
+    /// The family's user.
+    pub user: Option<User>,
 }
 
 /// A refresh token and its family as they stand after a rotation attempt.
@@ -612,14 +642,16 @@ pub trait Store {
         event: Option<&AuditEvent>,
     ) -> Result<(), Error>;
 
-    /// The atomic rotation step. In one transaction: if the token exists, is not yet rotated,
-    /// and its family is neither revoked, nor past `expires_at`, nor idle since before
-    /// `idle_cutoff`, mark it rotated by this caller's successor, insert the successor as the
-    /// family's live token, touch the family, and drop the sealed successor of every other
-    /// token of the family (only the newest rotation keeps one). Then, whether or not this caller won, return
-    /// the token's state as it stands (`None` for an unknown token). The caller won exactly when
-    /// the returned `successor_hash` equals its own.
-    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Option<TokenState>, Error>;
+    /// The atomic rotation step, one round trip. In one transaction: with a `limit`, count the
+    /// attempt on the family's counter (if the token exists and is of `family`, when given). If
+    /// the token exists, is of `family` (when given), is not yet rotated, the count is within
+    /// the limit, and its family is neither revoked, nor past `expires_at`, nor idle since
+    /// before `idle_cutoff`, mark it rotated by this caller's successor, insert the successor as
+    /// the family's live token, touch the family, and drop the sealed successor of every other
+    /// token of the family (only the newest rotation keeps one). Then, whether or not this
+    /// caller won, return the token's state as it stands, the counter and the family's user.
+    /// The caller won exactly when the returned `successor_hash` equals its own.
+    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<RotationOutcome, Error>;
 
     /// The state of a token without changing anything.
     async fn token_state(&self, token_hash: &TokenHash) -> Result<Option<TokenState>, Error>;

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use super::{
     ApiKey, AuditEvent, AuditQuery, Challenge, ConsoleVia, Family, KeyHash, KeyLookup, NewFamily,
     Passkey, PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter, RateHit,
-    RecoveryCodeHash, RevokeReason, Rotation, SessionLiveness, Store, StoredEvent, TokenHash,
-    TokenState, TotpConfirmation, TotpRecord, User, UserQuery,
+    RecoveryCodeHash, RevokeReason, Rotation, RotationOutcome, SessionLiveness, Store, StoredEvent,
+    TokenHash, TokenState, TotpConfirmation, TotpRecord, User, UserQuery, REFRESH_FAMILY_BUCKET,
 };
 use crate::primitives::error::Error;
 
@@ -479,6 +479,21 @@ const TOKEN_STATE_SQL: &str = "SELECT t.generation, t.rotated_at, t.successor_ha
      f.console, f.api_key_id \
      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = ?1";
 
+fn too_few() -> Error {
+    Error::Internal("the batch returned too few results".into())
+}
+
+/// The end of a rate-limit counter's insert: restart the counter in a newer window, or else
+/// bump it, and return the result of this very write. A late request from an older window than
+/// the stored one counts against the stored window, never resets it: windows only move forward.
+/// (SET expressions all see the row as it was before the update.)
+const COUNT_UPSERT: &str = "ON CONFLICT (key) DO UPDATE SET \
+     count = CASE WHEN excluded.window_start > rate_limits.window_start \
+                  THEN 1 ELSE rate_limits.count + 1 END, \
+     window_start = max(rate_limits.window_start, excluded.window_start), \
+     expires_at = max(rate_limits.expires_at, excluded.expires_at) \
+     RETURNING count, window_start";
+
 const INSERT_EVENT_SQL: &str = "INSERT INTO audit_events \
      (at, kind, actor_user_id, subject_user_id, family_id, ip, user_agent, detail) \
      SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8";
@@ -690,54 +705,105 @@ impl<E: Executor> Store for SqlStore<E> {
         self.batch(statements).await.map(drop)
     }
 
-    async fn rotate_refresh(&self, r: &Rotation) -> Result<Option<TokenState>, Error> {
-        // One transaction. Statement 1 can succeed for one caller only (`rotated_at IS NULL`);
+    async fn rotate_refresh(&self, r: &Rotation) -> Result<RotationOutcome, Error> {
+        // One transaction, one round trip. With a limit, statement 0 counts the attempt on the
+        // family's counter (a token of the required family only). Statement 1 can succeed for
+        // one caller only (`rotated_at IS NULL`), and only within the family and the limit;
         // statements 2 to 4 act only for the caller whose successor statement 1 recorded
-        // (insert the successor, touch the family, drop older seals); statement 5 reads the
-        // outcome inside the same transaction.
-        let outcomes = self
-            .batch(vec![
-                stmt(
-                    "UPDATE refresh_tokens SET rotated_at = ?2, successor_hash = ?3, successor_sealed = ?4 \
-                     WHERE token_hash = ?1 AND rotated_at IS NULL AND EXISTS (\
-                       SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id \
-                       AND f.revoked_at IS NULL AND f.expires_at > ?2 AND f.last_used_at > ?5)",
-                    vec![
-                        text(&r.token_hash),
-                        int(r.now),
-                        text(&r.successor_hash),
-                        text(&r.successor_sealed),
-                        int(r.idle_cutoff),
-                    ],
+        // (insert the successor, touch the family, drop older seals); statements 5 and 6 read
+        // the outcome inside the same transaction.
+        let counter_prefix = format!("{REFRESH_FAMILY_BUCKET}:");
+        let mut statements = Vec::with_capacity(7);
+        if let Some(limit) = r.limit {
+            let window_start = r.now - r.now.rem_euclid(limit.window_ms.max(1));
+            statements.push(stmt(
+                format!(
+                    "INSERT INTO rate_limits (key, window_start, count, expires_at) \
+                     SELECT ?2 || family_id, ?3, 1, ?4 FROM refresh_tokens \
+                     WHERE token_hash = ?1 AND (?5 IS NULL OR family_id = ?5) {COUNT_UPSERT}"
                 ),
-                stmt(
-                    "INSERT INTO refresh_tokens (token_hash, family_id, generation, created_at) \
-                     SELECT ?1, family_id, generation + 1, ?2 FROM refresh_tokens \
-                     WHERE token_hash = ?3 AND successor_hash = ?1",
-                    vec![text(&r.successor_hash), int(r.now), text(&r.token_hash)],
+                vec![
+                    text(&r.token_hash),
+                    text(&counter_prefix),
+                    int(window_start),
+                    int(window_start + limit.window_ms),
+                    opt_text(r.family.as_deref()),
+                ],
+            ));
+        }
+        statements.extend([
+            stmt(
+                "UPDATE refresh_tokens SET rotated_at = ?2, successor_hash = ?3, successor_sealed = ?4 \
+                 WHERE token_hash = ?1 AND rotated_at IS NULL AND (?6 IS NULL OR family_id = ?6) \
+                 AND (?7 IS NULL OR (SELECT count FROM rate_limits \
+                   WHERE key = ?8 || refresh_tokens.family_id) <= ?7) \
+                 AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id \
+                   AND f.revoked_at IS NULL AND f.expires_at > ?2 AND f.last_used_at > ?5)",
+                vec![
+                    text(&r.token_hash),
+                    int(r.now),
+                    text(&r.successor_hash),
+                    text(&r.successor_sealed),
+                    int(r.idle_cutoff),
+                    opt_text(r.family.as_deref()),
+                    opt_int(r.limit.map(|l| l.max)),
+                    text(&counter_prefix),
+                ],
+            ),
+            stmt(
+                "INSERT INTO refresh_tokens (token_hash, family_id, generation, created_at) \
+                 SELECT ?1, family_id, generation + 1, ?2 FROM refresh_tokens \
+                 WHERE token_hash = ?3 AND successor_hash = ?1",
+                vec![text(&r.successor_hash), int(r.now), text(&r.token_hash)],
+            ),
+            stmt(
+                "UPDATE refresh_families SET last_used_at = ?1 WHERE id = (\
+                   SELECT family_id FROM refresh_tokens WHERE token_hash = ?2 AND successor_hash = ?3)",
+                vec![int(r.now), text(&r.token_hash), text(&r.successor_hash)],
+            ),
+            stmt(
+                "UPDATE refresh_tokens SET successor_sealed = NULL \
+                 WHERE successor_sealed IS NOT NULL AND token_hash != ?1 AND family_id = (\
+                   SELECT family_id FROM refresh_tokens WHERE token_hash = ?1 AND successor_hash = ?2)",
+                vec![text(&r.token_hash), text(&r.successor_hash)],
+            ),
+            stmt(TOKEN_STATE_SQL, vec![text(&r.token_hash)]),
+            stmt(
+                format!(
+                    "{USER_SELECT} WHERE id = (SELECT f.user_id FROM refresh_tokens t \
+                     JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = ?1)"
                 ),
-                stmt(
-                    "UPDATE refresh_families SET last_used_at = ?1 WHERE id = (\
-                       SELECT family_id FROM refresh_tokens WHERE token_hash = ?2 AND successor_hash = ?3)",
-                    vec![int(r.now), text(&r.token_hash), text(&r.successor_hash)],
-                ),
-                stmt(
-                    "UPDATE refresh_tokens SET successor_sealed = NULL \
-                     WHERE successor_sealed IS NOT NULL AND token_hash != ?1 AND family_id = (\
-                       SELECT family_id FROM refresh_tokens WHERE token_hash = ?1 AND successor_hash = ?2)",
-                    vec![text(&r.token_hash), text(&r.successor_hash)],
-                ),
-                stmt(TOKEN_STATE_SQL, vec![text(&r.token_hash)]),
-            ])
-            .await?;
-        let state = outcomes
-            .into_iter()
-            .nth(4)
-            .ok_or_else(|| Error::Internal("the batch returned too few results".into()))?;
-        Ok(E::rows::<TokenRow>(state.rows)?
-            .into_iter()
-            .next()
-            .map(TokenState::from))
+                vec![text(&r.token_hash)],
+            ),
+        ]);
+        let mut outcomes = self.batch(statements).await?.into_iter();
+        let counted = if r.limit.is_some() {
+            let counter = outcomes.next().ok_or_else(too_few)?;
+            E::rows::<RateRow>(counter.rows)?
+                .into_iter()
+                .next()
+                .map(|row| RateHit {
+                    count: row.count,
+                    window_start: row.window_start,
+                })
+        } else {
+            None
+        };
+        let mut outcomes = outcomes.skip(4);
+        let state = outcomes.next().ok_or_else(too_few)?.rows;
+        let user = outcomes.next().ok_or_else(too_few)?.rows;
+        Ok(RotationOutcome {
+            state: E::rows::<TokenRow>(state)?
+                .into_iter()
+                .next()
+                .map(TokenState::from),
+            counted,
+            user: E::rows::<UserRow>(user)?
+                .into_iter()
+                .next()
+                .map(UserRow::into_user)
+                .transpose()?,
+        })
     }
 
     async fn token_state(&self, token_hash: &TokenHash) -> Result<Option<TokenState>, Error> {
@@ -1183,13 +1249,10 @@ impl<E: Executor> Store for SqlStore<E> {
         // this very write (SET expressions all see the row as it was before the update).
         let row = self
             .first::<RateRow>(stmt(
-                "INSERT INTO rate_limits (key, window_start, count, expires_at) VALUES (?1, ?2, 1, ?3) \
-                 ON CONFLICT (key) DO UPDATE SET \
-                   count = CASE WHEN excluded.window_start > rate_limits.window_start \
-                                THEN 1 ELSE rate_limits.count + 1 END, \
-                   window_start = max(rate_limits.window_start, excluded.window_start), \
-                   expires_at = max(rate_limits.expires_at, excluded.expires_at) \
-                 RETURNING count, window_start",
+                format!(
+                    "INSERT INTO rate_limits (key, window_start, count, expires_at) \
+                     VALUES (?1, ?2, 1, ?3) {COUNT_UPSERT}"
+                ),
                 vec![text(key), int(window_start), int(window_start + window_ms)],
             ))
             .await?
