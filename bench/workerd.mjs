@@ -2,7 +2,9 @@
 // config (no Miniflare, no wrangler dev in the path), side by side with a bare pass-through
 // worker and a Hono + jose peer, all in front of the same local upstream answering a 40-byte
 // JSON. Prints requests/s, p50, p99, the ratios, workerd's CPU per request and the D1 calls each
-// case made. Asserts nothing.
+// case made; then the first sight of a token, a login against its PBKDF2 alone, a refresh and
+// its D1 round trips, the wasm's size and the start time, each against its target. Asserts
+// nothing.
 //
 //   node bench/workerd.mjs [--rounds 3] [--seconds 6] [--warmup 2] [--connections 4]
 //                          [--threads 1] [--no-startup] [--keep]
@@ -22,14 +24,15 @@
 //   bare       bench/workers/bare.mjs: `fetch(upstream)`;
 //   peer       bench/workers/peer.mjs bundled with esbuild: Hono + jose, EdDSA verify each request;
 //   d1-counter bench/workers/d1-counter.mjs: counts the storage calls (empty results but for
-//              the bench session and API key);
+//              the bench session, API key, user, refresh token and rate-limit counters);
+//   pbkdf2     bench/workers/pbkdf2.mjs: the bench user's password hash computed alone;
 // and one upstream (nginx, one process). Each case first gets a warm-up run, then every round
 // runs each case once in turn (interleaved), `wrk -t1 -c4`; the table shows the medians over
 // rounds. The machine's cores are shared by wrk, workerd and nginx: compare rows of one run with
 // each other, and run it on a quiet machine.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { generateKeyPairSync, createHash, createHmac, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -552,8 +555,17 @@ async function main() {
   const bodyFile = path.join(tmp, 'write-body.json');
   writeFileSync(bodyFile, writeBody);
   const json = { 'content-type': 'application/json' };
+  // The login and refresh probes: the bench user's password, stored as Gatehouse stores it
+  // (PBKDF2-SHA256 with the configured iterations), and a refresh token of session fam_bench.
+  const benchPassword = 'bench-password-correct-horse';
+  const iterations = Number(wc.vars.PBKDF2_ITERATIONS ?? 100000);
+  const salt = randomBytes(16);
+  const b64 = (b) => b.toString('base64').replace(/=+$/, '');
+  const passwordPhc = `$pbkdf2-sha256$i=${iterations},l=32$${b64(salt)}$${b64(pbkdf2Sync(benchPassword, salt, iterations, 32, 'sha256'))}`;
+  const refreshToken = `ghr_${randomBytes(32).toString('base64url')}`;
+  const refreshHash = createHash('sha256').update(refreshToken).digest('hex');
 
-  const [upPort, ghPort, barePort, peerPort, d1Port, inspectorPort] = await freePorts(6);
+  const [upPort, ghPort, barePort, peerPort, d1Port, pbkdf2Port, inspectorPort] = await freePorts(7);
   const up = await startUpstream(upPort);
   const UP = `http://127.0.0.1:${upPort}`;
 
@@ -574,6 +586,7 @@ async function main() {
   mkdirSync(path.join(tmp, 'js'), { recursive: true });
   copyFileSync(path.join(HERE, 'workers', 'bare.mjs'), path.join(tmp, 'js', 'bare.mjs'));
   copyFileSync(path.join(HERE, 'workers', 'd1-counter.mjs'), path.join(tmp, 'js', 'd1-counter.mjs'));
+  copyFileSync(path.join(HERE, 'workers', 'pbkdf2.mjs'), path.join(tmp, 'js', 'pbkdf2.mjs'));
 
   const ROUTES = {
     // forward_all, anyone: the cheapest proxied path.
@@ -631,7 +644,18 @@ async function main() {
       name: 'd1-counter',
       ...jsCompat,
       modules: [{ name: 'd1-counter.mjs', type: 'esModule', file: 'js/d1-counter.mjs' }],
-      bindings: [{ name: 'BENCH_KEY_HASH', text: apiKeyHash }],
+      bindings: [
+        { name: 'BENCH_KEY_HASH', text: apiKeyHash },
+        { name: 'BENCH_PASSWORD_PHC', text: passwordPhc },
+        { name: 'BENCH_REFRESH_HASH', text: refreshHash },
+      ],
+    },
+    pbkdf2: {
+      id: 'pbkdf2',
+      name: 'pbkdf2',
+      ...jsCompat,
+      modules: [{ name: 'pbkdf2.mjs', type: 'esModule', file: 'js/pbkdf2.mjs' }],
+      bindings: [{ name: 'BENCH_PASSWORD_PHC', text: passwordPhc }],
     },
   };
 
@@ -639,6 +663,7 @@ async function main() {
   const BARE = `http://127.0.0.1:${barePort}`;
   const PEER = `http://127.0.0.1:${peerPort}`;
   const D1 = `http://127.0.0.1:${d1Port}`;
+  const PBKDF2 = `http://127.0.0.1:${pbkdf2Port}`;
   const is200Body = (r, t) => r.status === 200 && t === BODY;
 
   // Start everything; a build caught half-written (or a failed start) is retried from a fresh copy.
@@ -650,12 +675,13 @@ async function main() {
       wd = await startWorkerd(
         tmp,
         workerdConfig({
-          workers: [W.gatehouse, W.bare, W.peer, W.d1],
+          workers: [W.gatehouse, W.bare, W.peer, W.d1, W.pbkdf2],
           sockets: [
             { service: 'gatehouse', port: ghPort },
             { service: 'bare', port: barePort },
             { service: 'peer', port: peerPort },
             { service: 'd1-counter', port: d1Port },
+            { service: 'pbkdf2', port: pbkdf2Port },
           ],
         }),
         [
@@ -773,6 +799,37 @@ async function main() {
   }
   const firstToken = { seen: median(seenMs), fresh: median(freshMs) };
 
+  // Login against its PBKDF2 alone (the same iterations and salt, through WebCrypto in a JS
+  // worker), and refresh: sequential requests, alternating, medians; D1 calls counted.
+  const timePost = async (url, body, want) => {
+    const start = performance.now();
+    const r = await fetch(url, { method: 'POST', headers: json, body: JSON.stringify(body) });
+    const text = await r.text();
+    if (r.status !== want) throw new Error(`POST ${url} answered ${r.status} ${text.slice(0, 300)}`);
+    return { ms: performance.now() - start, body: text };
+  };
+  const LOGIN_N = 15;
+  const loginMs = [];
+  const pbkdf2Ms = [];
+  await d1Reset();
+  for (let i = 0; i < LOGIN_N; i++) {
+    const login = await timePost(`${GH}/auth/login`, { email: 'bench@example.com', password: benchPassword, refresh_token_in_body: true }, 200);
+    if (!JSON.parse(login.body).refresh_token) throw new Error(`login answered no refresh token: ${login.body.slice(0, 300)}`);
+    loginMs.push(login.ms);
+    pbkdf2Ms.push((await timePost(PBKDF2, { password: benchPassword }, 200)).ms);
+  }
+  const loginCalls = (await d1Count()) / LOGIN_N;
+  const REFRESH_N = 200;
+  const refreshMs = [];
+  await d1Reset();
+  for (let i = 0; i < REFRESH_N; i++) {
+    const r = await timePost(`${GH}/auth/refresh`, { refresh_token: refreshToken }, 200);
+    if (!JSON.parse(r.body).refresh_token) throw new Error(`refresh answered no refresh token: ${r.body.slice(0, 300)}`);
+    refreshMs.push(r.ms);
+  }
+  const refreshCalls = (await d1Count()) / REFRESH_N;
+  const auth = { login: median(loginMs), pbkdf2: median(pbkdf2Ms), loginCalls, refresh: median(refreshMs), refreshCalls };
+
   // Isolate start: workerd with one worker only, time from spawn to its first 200.
   let startup = null;
   if (STARTUP) {
@@ -847,6 +904,9 @@ async function main() {
     out(`Start (workerd with that worker alone, spawn → first 200, median of 3): bare ${median(startup.bare).toFixed(0)} ms, ` +
       `Gatehouse ${median(startup.gatehouse).toFixed(0)} ms (+${(median(startup.gatehouse) - median(startup.bare)).toFixed(0)} ms).`);
   }
+  out(`Login (${LOGIN_N} sequential, alternating with the PBKDF2 alone, ${iterations} iterations, medians): ` +
+    `login ${auth.login.toFixed(2)} ms, its PBKDF2 alone ${auth.pbkdf2.toFixed(2)} ms; ${auth.loginCalls} D1 calls per login (the D1 stand-in answers at once). ` +
+    `Refresh (${REFRESH_N} sequential): ${auth.refresh.toFixed(3)} ms, ${auth.refreshCalls} D1 calls per refresh.`);
   const cpu = (id) => med(id, (r) => r.workerdCpu);
   out(`workerd CPU per request ÷ bare's (moves less than req/s when the machine is busy): peer ${ratio(cpu('peer'), cpu('bare'))}, ` +
     `Gatehouse anonymous ${ratio(cpu('gh-anon'), cpu('bare'))}, Bearer ${ratio(cpu('gh-bearer'), cpu('bare'))}, endpoint route ${ratio(cpu('gh-endpoint'), cpu('bare'))}, API key ${ratio(cpu('gh-apikey'), cpu('bare'))}.`);
@@ -866,6 +926,8 @@ async function main() {
   tgt('API key × bare', rps('gh-apikey') / rps('bare'), '≥ 0.6', rps('gh-apikey') / rps('bare') >= 0.6);
   tgt('2 KiB owner-bound write × bare write', rps('gh-write') / rps('bare-write'), '≥ 0.7', rps('gh-write') / rps('bare-write') >= 0.7);
   tgt('first token seen by an isolate, ms extra', firstToken.fresh - firstToken.seen, '≤ 0.5', firstToken.fresh - firstToken.seen <= 0.5);
+  tgt('login ÷ its PBKDF2 alone', auth.login / auth.pbkdf2, '≤ 1.1', auth.login / auth.pbkdf2 <= 1.1);
+  tgt('D1 round trips per refresh', auth.refreshCalls, '= 1', auth.refreshCalls === 1);
   tgt('wasm gzipped, KB', gz / 1000, '≤ 250', gz / 1000 <= 250);
   if (startup) {
     const extra = median(startup.gatehouse) - median(startup.bare);
@@ -882,7 +944,6 @@ async function main() {
   out(`- D1 calls on the Bearer GETs after warm-up: ${bearerCalls} (≤ ${bearerMax}: at most one per connection per ${delay} s) ${bearerCalls <= bearerMax ? 'met' : 'NOT met'}`);
   const keyCalls = results['gh-apikey'].reduce((b, r) => b + r.d1, 0);
   out(`- D1 calls on the API-key GETs after warm-up: ${keyCalls} (≤ ${bearerMax}: at most one per connection per ${delay} s) ${keyCalls <= bearerMax ? 'met' : 'NOT met'}`);
-  out('Not measured by this bench: login against its PBKDF2 alone, refresh (docs/scaling.md counts its D1 round trips).');
   console.log(lines.join('\n'));
 }
 
