@@ -1961,7 +1961,29 @@ fn a_cookie_state_change_needs_an_allowed_origin_and_the_sessions_csrf_token() {
         .with_header("content-type", "application/json")
         .with_header("sec-fetch-site", "same-origin")
         .with_header("x-csrf-token", &csrf);
-    expect_status(&gate.send(&same_origin), 200);
+    let res = gate.send(&same_origin);
+    expect_status(&res, 200);
+    let newest = cookie_token(the_set_cookie(&res)).to_string();
+
+    // The older form of the token (the mac alone, from a page opened before the session id was
+    // put in front): a refresh, which learns its session from the token, refuses it and rotates
+    // nothing; a logout, whose session the cookie names, takes it and ends the session.
+    let legacy = format!("ghc_{}", csrf.rsplit_once('.').unwrap().1);
+    let with_newest = |path: &str| {
+        Request::new("POST", path)
+            .with_header("cookie", &format!("gatehouse_refresh={newest}"))
+            .with_header("content-type", "application/json")
+            .with_header("origin", SITE)
+            .with_header("x-csrf-token", &legacy)
+    };
+    expect_error(
+        &gate.send(&with_newest("/auth/refresh")),
+        403,
+        "csrf_validation_failed",
+    );
+    assert!(gate.token_state(&newest).unwrap().rotated_at.is_none());
+    expect_status(&gate.send(&with_newest("/auth/logout")), 204);
+    assert!(gate.family_of(&newest).revoked_at.is_some());
 
     // A Bearer request needs no CSRF token.
     let s = gate.login("csrf@example.com");

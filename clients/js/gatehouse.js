@@ -413,13 +413,21 @@ export function createClient(options = {}) {
       return { recoveryCodes };
     },
     async logout() {
-      let csrf = session && session.csrfToken;
+      const cached = session && session.csrfToken;
+      let csrf = cached;
       if (!csrf) {
         const res = await doFetch(baseUrl + '/auth/session', { credentials: 'include' });
         csrf = res.ok ? (await res.json()).csrf_token : null;
       }
       let res = null;
       if (csrf) res = await post('/auth/logout', {}, { 'x-csrf-token': csrf });
+      if (res && res.status === 403 && cached) {
+        // The token this tab holds no longer fits the cookie (a newer session, a rotated
+        // signing key): ask for the cookie's own, once, so the session really ends.
+        const err = await errorOf(res.clone());
+        const current = err.code === 'csrf_validation_failed' ? await csrfOfCookie().catch(() => null) : null;
+        if (current && current !== cached) res = await post('/auth/logout', {}, { 'x-csrf-token': current });
+      }
       noSessionUntil = now() + NO_SESSION_RECHECK_MS;
       set(null, 'logout');
       if (res && !res.ok) throw await errorOf(res);

@@ -58,9 +58,19 @@ impl CsrfKey {
         format!("ghc_{family_id}.{}", self.mac(family_id))
     }
 
-    /// Whether `presented` is the token of `family_id` (constant time).
+    /// Whether `presented` is the token of `family_id` (constant time). The older form,
+    /// `ghc_<mac>` without the session id, still counts where the session is known (logout, the
+    /// console), so a page opened before the upgrade can still end its session; a refresh,
+    /// which learns its session from the token, needs the current form (the JS client fetches
+    /// it from `GET /auth/session` when refused).
     pub fn matches(&self, family_id: &str, presented: &str) -> bool {
-        self.session_of(presented) == Some(family_id)
+        if self.session_of(presented) == Some(family_id) {
+            return true;
+        }
+        let expected = self.mac(family_id);
+        presented.strip_prefix("ghc_").is_some_and(|mac| {
+            mac.len() == expected.len() && bool::from(mac.as_bytes().ct_eq(expected.as_bytes()))
+        })
     }
 
     /// The session `presented` is the token of, if its mac is right (compared in constant time).
@@ -129,10 +139,10 @@ pub fn check_console(key: &CsrfKey, req: &Request, family_id: &str) -> Result<()
 }
 
 fn check_token(key: &CsrfKey, req: &Request, family_id: &str) -> Result<(), Error> {
-    if vouched(key, req)? == family_id {
-        Ok(())
-    } else {
-        Err(Error::CsrfValidationFailed("wrong X-CSRF-Token"))
+    match req.header(CSRF_HEADER).map(str::trim) {
+        None | Some("") => Err(Error::CsrfValidationFailed("no X-CSRF-Token header")),
+        Some(token) if key.matches(family_id, token) => Ok(()),
+        Some(_) => Err(Error::CsrfValidationFailed("wrong X-CSRF-Token")),
     }
 }
 
@@ -223,9 +233,17 @@ mod tests {
         for bad in ["", "ghc_", "ghc_fam_a", "ghc_fam_a.", "ghc_.x", "fam_a.x"] {
             assert_eq!(config.csrf_key.session_of(bad), None, "{bad}");
         }
+        // The older form (the mac alone): accepted where the session is known, never as a
+        // session's name.
+        let (_, mac_a) = a.rsplit_once('.').unwrap();
+        let legacy = format!("ghc_{mac_a}");
+        assert!(config.csrf_key.matches("fam_a", &legacy));
+        assert!(!config.csrf_key.matches("fam_b", &legacy));
+        assert_eq!(config.csrf_key.session_of(&legacy), None);
         let other = CsrfKey::derive(&[9u8; 32]);
         assert_ne!(other.token("fam_a"), a);
         assert_eq!(other.session_of(&a), None);
+        assert!(!other.matches("fam_a", &legacy));
         assert_eq!(format!("{other:?}"), "CsrfKey(..)");
     }
 

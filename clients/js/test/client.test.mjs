@@ -316,6 +316,21 @@ test('logout ends the session in every tab and the cookie stops working', async 
   assert.equal(await fresh.ready, null);
 });
 
+test('logout with a CSRF token that no longer fits the cookie asks for the current one, once, and ends the session', async (t) => {
+  const gate = fakeGatehouse();
+  const a = tab(gate, { channel: false, restore: false });
+  const b = tab(gate, { channel: false, restore: false });
+  t.after(() => { a.close(); b.close(); });
+  await a.login({ email: 'a', password: 'b' });
+  await b.login({ email: 'a', password: 'b' }); // the shared cookie is now fam2's
+  await a.logout();
+  const logouts = gate.calls.filter((c) => c.path === '/auth/logout');
+  assert.deepEqual(logouts.map((c) => c.headers.get('x-csrf-token')), ['csrf_fam1', 'csrf_fam2']);
+  assert.ok(gate.families.get('fam2').revoked, 'the cookie\'s session ended');
+  assert.equal(a.authenticated, false);
+  assert.equal(gate.cookie, null);
+});
+
 test('register: logged in at once (201), or after a 202 of a registration that hides accounts by a login', async (t) => {
   const open = fakeGatehouse();
   const a = tab(open, { channel: false });
