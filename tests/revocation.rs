@@ -16,10 +16,10 @@ use serde_json::{json, Value};
 use gatehouse::domain::config::Config;
 use gatehouse::domain::store::memory::MemoryStore;
 use gatehouse::domain::store::{
-    ApiKey, AuditEvent, AuditQuery, Challenge, Family, KeyHash, KeyLookup, NewFamily, Passkey,
-    PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash,
-    RevokeReason, Rotation, RotationOutcome, SessionLiveness, Store, StoredEvent, TokenHash,
-    TokenState, TotpConfirmation, TotpRecord, User, UserQuery,
+    ApiKey, AuditEvent, AuditQuery, Challenge, Family, KeyHash, KeyLookup, LoginLookup, LoginRead,
+    NewFamily, Passkey, PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter, RateHit,
+    RecoveryCodeHash, RevokeReason, Rotation, RotationOutcome, SessionLiveness, Store, StoredEvent,
+    TokenHash, TokenState, TotpConfirmation, TotpRecord, User, UserQuery,
 };
 use gatehouse::domain::token::AccessClaims;
 use gatehouse::primitives::encoding::b64url_decode;
@@ -241,6 +241,11 @@ impl Store for Counting {
     async fn touch_api_key(&self, id: &str, now: i64, min_interval_ms: i64) -> Result<bool, Error> {
         self.count("touch_api_key");
         self.inner.touch_api_key(id, now, min_interval_ms).await
+    }
+
+    async fn login_lookup(&self, lookup: &LoginLookup<'_>) -> Result<LoginRead, Error> {
+        self.count("login_lookup");
+        self.inner.login_lookup(lookup).await
     }
 
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error> {

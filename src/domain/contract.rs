@@ -12,9 +12,9 @@ use futures_util::future::join_all;
 
 use crate::domain::refresh;
 use crate::domain::store::{
-    ApiKey, AuditEvent, AuditQuery, Challenge, ConsoleVia, KeyHash, NewFamily, Passkey, PasskeyUse,
-    PasswordPhc, PruneCutoffs, RateHit, RecoveryCodeHash, RevokeReason, Rotation, RotationLimit,
-    Store, TokenState, TotpConfirmation, User, UserQuery,
+    ApiKey, AuditEvent, AuditQuery, Challenge, ConsoleVia, Counter, KeyHash, LoginLookup,
+    NewFamily, Passkey, PasskeyUse, PasswordPhc, PruneCutoffs, RateHit, RecoveryCodeHash,
+    RevokeReason, Rotation, RotationLimit, Store, TokenState, TotpConfirmation, User, UserQuery,
 };
 use crate::primitives::encoding::new_id;
 use crate::primitives::error::Error;
@@ -560,6 +560,105 @@ async fn a_rotation_counts_itself_and_stops_past_the_limit<S: Store>(store: &S) 
     check!(
         got.state.and_then(|s| s.successor_hash) == Some(refresh::hash(&next)),
         "no rotation in the new window"
+    );
+    Ok(())
+}
+
+/// A sign-in's counters are counted in order, each only while those before it are within their
+/// limits, and its user is read in the same round trip.
+async fn a_login_lookup_counts_in_order_and_reads_the_user<S: Store>(store: &S) -> CaseResult {
+    let u = user("lookup");
+    ok(store.create_user(&u, None, None).await, "create_user")?;
+    let tag = new_id(&SystemRng, "");
+    let counters = [
+        Counter {
+            key: format!("login_ip:{tag}"),
+            limit: 2,
+        },
+        Counter {
+            key: format!("login_account:{tag}"),
+            limit: 5,
+        },
+        Counter {
+            key: format!("login_account_total:{tag}"),
+            limit: 5,
+        },
+    ];
+    let window_ms = 60_000;
+    let t = NOW - NOW.rem_euclid(window_ms) + window_ms;
+    fn lookup<'a>(counters: &'a [Counter], now: i64, email: Option<&'a str>) -> LoginLookup<'a> {
+        LoginLookup {
+            counters,
+            window_ms: 60_000,
+            now,
+            email,
+        }
+    }
+    let email = u.email.as_str();
+    let hit = |count: i64, window_start: i64| {
+        Some(RateHit {
+            count,
+            window_start,
+        })
+    };
+    for n in 1..=2 {
+        let read = ok(
+            store
+                .login_lookup(&lookup(&counters, t + n, Some(email)))
+                .await,
+            "login_lookup",
+        )?;
+        check!(
+            read.hits == vec![hit(n, t); 3],
+            "attempt {n}: {:?}",
+            read.hits
+        );
+        check!(read.user.as_ref() == Some(&u), "user: {:?}", read.user);
+    }
+    // The first counter goes over: the others are not counted.
+    let read = ok(
+        store.login_lookup(&lookup(&counters, t + 3, None)).await,
+        "login_lookup",
+    )?;
+    check!(
+        read.hits == vec![hit(3, t), None, None],
+        "over the first: {:?}",
+        read.hits
+    );
+    check!(read.user.is_none(), "read a user without an email");
+    let read = ok(
+        store
+            .login_lookup(&lookup(&counters, t + 4, Some("nobody@example.com")))
+            .await,
+        "login_lookup",
+    )?;
+    check!(
+        read.hits == vec![hit(4, t), None, None] && read.user.is_none(),
+        "still over: {read:?}"
+    );
+    // The next window counts afresh, every counter again.
+    let read = ok(
+        store
+            .login_lookup(&lookup(&counters, t + window_ms, None))
+            .await,
+        "login_lookup",
+    )?;
+    check!(
+        read.hits == vec![hit(1, t + window_ms); 3],
+        "next window: {:?}",
+        read.hits
+    );
+    // No counters: the read alone.
+    let none = LoginLookup {
+        counters: &[],
+        window_ms,
+        now: t,
+        email: Some(email),
+    };
+    let read = ok(store.login_lookup(&none).await, "login_lookup")?;
+    check!(
+        read.hits.is_empty() && read.user.as_ref() == Some(&u),
+        "no counters: {read:?}"
     );
     Ok(())
 }
@@ -1808,6 +1907,7 @@ pub async fn run<S: Store>(store: &S) -> Vec<Outcome> {
     case!(a_rotation_reads_the_user_with_it);
     case!(a_rotation_bound_to_another_family_changes_nothing);
     case!(a_rotation_counts_itself_and_stops_past_the_limit);
+    case!(a_login_lookup_counts_in_order_and_reads_the_user);
     case!(dead_families_do_not_rotate);
     case!(revocation_is_once_and_recorded);
     case!(password_change_revokes_other_families);

@@ -10,7 +10,7 @@ use crate::domain::csrf;
 use crate::domain::device::{DEVICE_COOKIE, DEVICE_TTL_SECS};
 use crate::domain::password::{self, Verdict};
 use crate::domain::refresh::{self, Decision};
-use crate::domain::store::{Family, NewFamily, RevokeReason, Rotation, Store, User};
+use crate::domain::store::{Family, LoginLookup, NewFamily, RevokeReason, Rotation, Store, User};
 use crate::domain::token::AccessClaims;
 use crate::primitives::body::{json_body, Credentials, PasswordChange, RefreshBody};
 use crate::primitives::cookies;
@@ -332,8 +332,7 @@ pub(super) async fn check_credentials<S: Store, H: Pbkdf2>(
     // Only a well-formed address is looked up or logged: a password typed into the email field
     // must not end up in the audit log.
     let email = normalize_email(raw_email).ok();
-    check_login_limits(svc, req, email.as_deref(), now).await?;
-    let user = find_login_user(svc, raw_email, email.as_deref()).await?;
+    let user = count_and_find(svc, req, raw_email, email.as_deref(), now).await?;
     let Some(user) = user else {
         // Same work, same answer as a wrong password.
         password::dummy_verify(svc.hasher, pw, iterations).await?;
@@ -379,44 +378,40 @@ pub(super) async fn check_credentials<S: Store, H: Pbkdf2>(
     Ok(user)
 }
 
-/// The login rate limits: per IP, per account and network, and per account unless the browser
-/// shows the account's device cookie.
-async fn check_login_limits<S: Store, H>(
+/// The login rate limits (per client network, per account and network, and per account unless
+/// the browser shows the account's device cookie) and the account of the login's (normalized)
+/// email, in one round trip; an account stored before emails were folded, under a spelling
+/// folding changes, is looked up after it.
+async fn count_and_find<S: Store, H>(
     svc: &Services<'_, S, H>,
     req: &Request,
-    email: Option<&str>,
-    now: i64,
-) -> Result<(), Error> {
-    if let Some(ip) = req.client_ip() {
-        ratelimit::check(svc, Bucket::LoginIp, ip).await?;
-    }
-    if let Some(email) = email {
-        let account = svc.config.accounts.subject_key.email(email);
-        let trusted_device =
-            svc.config
-                .browser
-                .device_key
-                .any_valid(&account, req.cookies(DEVICE_COOKIE), now);
-        ratelimit::check_login_account(svc, email, req.client_ip(), trusted_device).await?;
-    }
-    Ok(())
-}
-
-/// The account of a login's (normalized) email, or of its spelling from before emails were
-/// folded.
-async fn find_login_user<S: Store, H>(
-    svc: &Services<'_, S, H>,
     raw_email: &str,
     email: Option<&str>,
+    now: i64,
 ) -> Result<Option<User>, Error> {
-    let Some(email) = email else {
-        return Ok(None);
-    };
-    if let Some(user) = svc.store.user_by_email(email).await? {
-        return Ok(Some(user));
+    let trusted_device = email.is_some_and(|email| {
+        let account = svc.config.accounts.subject_key.email(email);
+        svc.config
+            .browser
+            .device_key
+            .any_valid(&account, req.cookies(DEVICE_COOKIE), now)
+    });
+    let counters = ratelimit::login_counters(svc.config, req.client_ip(), email, trusted_device);
+    let window_ms = svc.config.limits.rate.window_secs * 1000;
+    let read = svc
+        .store
+        .login_lookup(&LoginLookup {
+            counters: &counters,
+            window_ms,
+            now,
+            email,
+        })
+        .await?;
+    ratelimit::first_over(&counters, &read.hits, window_ms, now)?;
+    if read.user.is_some() || email.is_none() {
+        return Ok(read.user);
     }
     match legacy_email(raw_email) {
-        // An account stored before emails were folded, under a spelling folding changes.
         Some(legacy) => svc.store.user_by_email(&legacy).await,
         None => Ok(None),
     }

@@ -4,7 +4,7 @@
 //! ([`crate::domain::store::Store::hit_rate_limit`]), so every isolate and instance shares the count.
 //! Over the limit: 429 `auth_rate_limited` with `Retry-After` (seconds to the window's end).
 
-use crate::domain::store::{RateHit, RotationLimit, Store, REFRESH_FAMILY_BUCKET};
+use crate::domain::store::{Counter, RateHit, RotationLimit, Store, REFRESH_FAMILY_BUCKET};
 use crate::domain::subject::client_network;
 use crate::primitives::error::Error;
 use crate::services::Services;
@@ -115,21 +115,58 @@ pub async fn limited_now<S: Store, H>(
         .collect())
 }
 
-/// Counts one login attempt for account `email` (normalised) from `client_ip`: on the
-/// account-and-network counter, then, unless the browser showed the account's device cookie
-/// (`trusted_device`), on the account-wide one. A request without a client address (only off
-/// Cloudflare) is counted as one network of its own.
-pub async fn check_login_account<S: Store, H>(
-    svc: &Services<'_, S, H>,
-    email: &str,
+/// The counters one login attempt counts, in the order they are checked: its client network
+/// (when the request has a client address), then, for a well-formed `email` (normalised), the
+/// account from that network and, unless the browser showed the account's device cookie
+/// (`trusted_device`), the account from all networks. A request without a client address (only
+/// off Cloudflare) counts as one network of its own. Limits set to 0 are left out.
+pub fn login_counters(
+    config: &crate::domain::config::Config,
     client_ip: Option<&str>,
+    email: Option<&str>,
     trusted_device: bool,
+) -> Vec<Counter> {
+    let limits = &config.limits.rate;
+    let network = client_ip.map(client_network);
+    let mut counters = Vec::with_capacity(3);
+    let mut add = |bucket: Bucket, subject: &str| {
+        let limit = bucket.limit(limits);
+        if limit > 0 {
+            counters.push(Counter {
+                key: format!("{}:{subject}", bucket.prefix()),
+                limit,
+            });
+        }
+    };
+    if let Some(network) = &network {
+        add(Bucket::LoginIp, network);
+    }
+    if let Some(email) = email {
+        // Counted under a keyed hash, never the text typed (it may be a password).
+        let account = config.accounts.subject_key.email(email);
+        add(
+            Bucket::LoginAccount,
+            &format!("{account}:{}", network.as_deref().unwrap_or("-")),
+        );
+        if !trusted_device {
+            add(Bucket::LoginAccountTotal, &account);
+        }
+    }
+    counters
+}
+
+/// The refusal of the first of `counters` whose hit (`hits`, in the same order) is over its
+/// limit: 429 with the seconds to its window's end.
+pub fn first_over(
+    counters: &[Counter],
+    hits: &[Option<RateHit>],
+    window_ms: i64,
+    now: i64,
 ) -> Result<(), Error> {
-    let account = svc.config.accounts.subject_key.email(email);
-    let network = client_ip.map_or_else(|| "-".to_string(), client_network);
-    hit(svc, Bucket::LoginAccount, &format!("{account}:{network}")).await?;
-    if !trusted_device {
-        hit(svc, Bucket::LoginAccountTotal, &account).await?;
+    for (counter, hit) in counters.iter().zip(hits) {
+        if let Some(hit) = hit {
+            over_limit(*hit, counter.limit, window_ms, now)?;
+        }
     }
     Ok(())
 }

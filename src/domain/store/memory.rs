@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::{
-    ApiKey, AuditEvent, AuditQuery, Challenge, Family, KeyHash, KeyLookup, NewFamily, Passkey,
-    PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter, RateHit, RecoveryCodeHash,
-    RevokeReason, Rotation, RotationOutcome, SessionLiveness, Store, StoredEvent, TokenHash,
-    TokenState, TotpConfirmation, TotpRecord, User, UserQuery, REFRESH_FAMILY_BUCKET,
+    ApiKey, AuditEvent, AuditQuery, Challenge, Family, KeyHash, KeyLookup, LoginLookup, LoginRead,
+    NewFamily, Passkey, PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter, RateHit,
+    RecoveryCodeHash, RevokeReason, Rotation, RotationOutcome, SessionLiveness, Store, StoredEvent,
+    TokenHash, TokenState, TotpConfirmation, TotpRecord, User, UserQuery, REFRESH_FAMILY_BUCKET,
 };
 use crate::primitives::error::Error;
 
@@ -718,6 +718,27 @@ impl Store for MemoryStore {
 
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error> {
         Ok(self.with(|s| s.hit(key, window_ms, now)))
+    }
+
+    async fn login_lookup(&self, lookup: &LoginLookup<'_>) -> Result<LoginRead, Error> {
+        Ok(self.with(|s| {
+            let mut within = true;
+            let hits = lookup
+                .counters
+                .iter()
+                .map(|counter| {
+                    within.then(|| {
+                        let hit = s.hit(&counter.key, lookup.window_ms, lookup.now);
+                        within = hit.count <= counter.limit;
+                        hit
+                    })
+                })
+                .collect();
+            let user = lookup
+                .email
+                .and_then(|email| s.users.values().find(|u| u.email == email).cloned());
+            LoginRead { hits, user }
+        }))
     }
 
     async fn busy_rate_limits(

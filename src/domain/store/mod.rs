@@ -442,6 +442,38 @@ pub struct RateHit {
     pub window_start: i64,
 }
 
+/// A rate-limit counter to hit, and its limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    /// `<bucket>:<subject>`.
+    pub key: String,
+    /// Hits allowed per window.
+    pub limit: i64,
+}
+
+/// What [`Store::login_lookup`] counts and reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginLookup<'a> {
+    /// The counters, in the order they are checked.
+    pub counters: &'a [Counter],
+    /// Their window's length, ms.
+    pub window_ms: i64,
+    /// Unix ms.
+    pub now: i64,
+    /// The (normalised) email to read the user of; `None` for none.
+    pub email: Option<&'a str>,
+}
+
+/// What [`Store::login_lookup`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRead {
+    /// One per counter: its state after this hit, or `None` when a counter before it was
+    /// already over its limit and this one was not counted.
+    pub hits: Vec<Option<RateHit>>,
+    /// The user with the email.
+    pub user: Option<User>,
+}
+
 /// A rate-limit counter as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateCounter {
@@ -814,6 +846,11 @@ pub trait Store {
     /// whose `now` falls in an older window than the stored one (a request that arrived late)
     /// counts against the stored window, whose start is returned.
     async fn hit_rate_limit(&self, key: &str, window_ms: i64, now: i64) -> Result<RateHit, Error>;
+
+    /// A sign-in's storage work before its password check, in one round trip: counts one hit on
+    /// each of `lookup.counters` in order (as [`Store::hit_rate_limit`] does), each only while
+    /// every counter before it is within its limit, then reads the user with `lookup.email`.
+    async fn login_lookup(&self, lookup: &LoginLookup<'_>) -> Result<LoginRead, Error>;
 
     /// Counters whose window has not ended at `now` and that hold at least `min_count` hits,
     /// the most hit first, at most `limit`.

@@ -10,10 +10,11 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::{
-    ApiKey, AuditEvent, AuditQuery, Challenge, ConsoleVia, Family, KeyHash, KeyLookup, NewFamily,
-    Passkey, PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter, RateHit,
-    RecoveryCodeHash, RevokeReason, Rotation, RotationOutcome, SessionLiveness, Store, StoredEvent,
-    TokenHash, TokenState, TotpConfirmation, TotpRecord, User, UserQuery, REFRESH_FAMILY_BUCKET,
+    ApiKey, AuditEvent, AuditQuery, Challenge, ConsoleVia, Family, KeyHash, KeyLookup, LoginLookup,
+    LoginRead, NewFamily, Passkey, PasskeyUse, PasswordPhc, PruneCounts, PruneCutoffs, RateCounter,
+    RateHit, RecoveryCodeHash, RevokeReason, Rotation, RotationOutcome, SessionLiveness, Store,
+    StoredEvent, TokenHash, TokenState, TotpConfirmation, TotpRecord, User, UserQuery,
+    REFRESH_FAMILY_BUCKET,
 };
 use crate::primitives::error::Error;
 
@@ -1261,6 +1262,77 @@ impl<E: Executor> Store for SqlStore<E> {
             count: row.count,
             window_start: row.window_start,
         })
+    }
+
+    async fn login_lookup(&self, lookup: &LoginLookup<'_>) -> Result<LoginRead, Error> {
+        // One transaction: each counter's upsert runs only while no counter before it is over
+        // its limit (their rows as this batch left them), then the user is read.
+        let window_start = lookup.now - lookup.now.rem_euclid(lookup.window_ms.max(1));
+        let mut statements = Vec::with_capacity(lookup.counters.len() + 1);
+        for (i, counter) in lookup.counters.iter().enumerate() {
+            let earlier: Vec<String> = (0..i)
+                .map(|j| format!("(key = ?{} AND count > ?{})", 4 + 2 * j, 5 + 2 * j))
+                .collect();
+            let condition = if earlier.is_empty() {
+                "1".to_string()
+            } else {
+                format!(
+                    "NOT EXISTS (SELECT 1 FROM rate_limits WHERE {})",
+                    earlier.join(" OR ")
+                )
+            };
+            let mut params = vec![
+                text(&counter.key),
+                int(window_start),
+                int(window_start + lookup.window_ms),
+            ];
+            for before in &lookup.counters[..i] {
+                params.push(text(&before.key));
+                params.push(int(before.limit));
+            }
+            statements.push(stmt(
+                format!(
+                    "INSERT INTO rate_limits (key, window_start, count, expires_at) \
+                     SELECT ?1, ?2, 1, ?3 WHERE {condition} {COUNT_UPSERT}"
+                ),
+                params,
+            ));
+        }
+        if let Some(email) = lookup.email {
+            statements.push(stmt(
+                format!("{USER_SELECT} WHERE email = ?1"),
+                vec![text(email)],
+            ));
+        }
+        if statements.is_empty() {
+            return Ok(LoginRead {
+                hits: Vec::new(),
+                user: None,
+            });
+        }
+        let mut outcomes = self.batch(statements).await?.into_iter();
+        let mut hits = Vec::with_capacity(lookup.counters.len());
+        for _ in lookup.counters {
+            let counted = outcomes.next().ok_or_else(too_few)?;
+            hits.push(
+                E::rows::<RateRow>(counted.rows)?
+                    .into_iter()
+                    .next()
+                    .map(|row| RateHit {
+                        count: row.count,
+                        window_start: row.window_start,
+                    }),
+            );
+        }
+        let user = match lookup.email {
+            Some(_) => E::rows::<UserRow>(outcomes.next().ok_or_else(too_few)?.rows)?
+                .into_iter()
+                .next()
+                .map(UserRow::into_user)
+                .transpose()?,
+            None => None,
+        };
+        Ok(LoginRead { hits, user })
     }
 
     async fn busy_rate_limits(
