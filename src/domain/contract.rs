@@ -648,6 +648,45 @@ async fn a_login_lookup_counts_in_order_and_reads_the_user<S: Store>(store: &S) 
         "next window: {:?}",
         read.hits
     );
+    // A later counter over its limit stops only those after it; its old window's count is
+    // restarted by its own upsert before the next counter reads it.
+    let tag = new_id(&SystemRng, "");
+    let middle = [
+        Counter {
+            key: format!("login_ip:{tag}"),
+            limit: 5,
+        },
+        Counter {
+            key: format!("login_account:{tag}"),
+            limit: 1,
+        },
+        Counter {
+            key: format!("login_account_total:{tag}"),
+            limit: 5,
+        },
+    ];
+    for (n, want) in [
+        (1, vec![hit(1, t), hit(1, t), hit(1, t)]),
+        (2, vec![hit(2, t), hit(2, t), None]),
+        (3, vec![hit(3, t), hit(3, t), None]),
+    ] {
+        let read = ok(
+            store.login_lookup(&lookup(&middle, t + n, None)).await,
+            "login_lookup",
+        )?;
+        check!(read.hits == want, "middle, attempt {n}: {:?}", read.hits);
+    }
+    let read = ok(
+        store
+            .login_lookup(&lookup(&middle, t + window_ms, None))
+            .await,
+        "login_lookup",
+    )?;
+    check!(
+        read.hits == vec![hit(1, t + window_ms); 3],
+        "middle, next window: {:?}",
+        read.hits
+    );
     // No counters: the read alone.
     let none = LoginLookup {
         counters: &[],

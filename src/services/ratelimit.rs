@@ -1,8 +1,10 @@
 //! Rate limits for login (per account and client network, per account from all networks, per
 //! IP), registration (per IP), refresh (per session family) and scoped-token minting (per
-//! credential): fixed windows counted in D1 by one atomic upsert
-//! ([`crate::domain::store::Store::hit_rate_limit`]), so every isolate and instance shares the count.
-//! Over the limit: 429 `auth_rate_limited` with `Retry-After` (seconds to the window's end).
+//! credential): fixed windows counted in D1 by one atomic upsert each
+//! ([`crate::domain::store::Store::hit_rate_limit`]; a login's counters with its user read in one
+//! batch, [`crate::domain::store::Store::login_lookup`]; a refresh's counter inside its rotation,
+//! [`crate::domain::store::Store::rotate_refresh`]), so every isolate and instance shares the
+//! count. Over the limit: 429 `auth_rate_limited` with `Retry-After` (seconds to the window's end).
 
 use crate::domain::store::{Counter, RateHit, RotationLimit, Store, REFRESH_FAMILY_BUCKET};
 use crate::domain::subject::client_network;

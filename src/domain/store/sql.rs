@@ -423,6 +423,15 @@ struct RateRow {
     window_start: i64,
 }
 
+impl From<RateRow> for RateHit {
+    fn from(row: RateRow) -> Self {
+        RateHit {
+            count: row.count,
+            window_start: row.window_start,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct PasskeyRow {
     id: String,
@@ -783,10 +792,7 @@ impl<E: Executor> Store for SqlStore<E> {
             E::rows::<RateRow>(counter.rows)?
                 .into_iter()
                 .next()
-                .map(|row| RateHit {
-                    count: row.count,
-                    window_start: row.window_start,
-                })
+                .map(RateHit::from)
         } else {
             None
         };
@@ -1258,10 +1264,7 @@ impl<E: Executor> Store for SqlStore<E> {
             ))
             .await?
             .ok_or_else(|| Error::Internal("rate-limit upsert returned no row".into()))?;
-        Ok(RateHit {
-            count: row.count,
-            window_start: row.window_start,
-        })
+        Ok(row.into())
     }
 
     async fn login_lookup(&self, lookup: &LoginLookup<'_>) -> Result<LoginRead, Error> {
@@ -1318,10 +1321,7 @@ impl<E: Executor> Store for SqlStore<E> {
                 E::rows::<RateRow>(counted.rows)?
                     .into_iter()
                     .next()
-                    .map(|row| RateHit {
-                        count: row.count,
-                        window_start: row.window_start,
-                    }),
+                    .map(RateHit::from),
             );
         }
         let user = match lookup.email {
