@@ -15,7 +15,7 @@
 //
 // Needs the production build (build/worker/shim.mjs, `bash scripts/build.sh`), `wrk` and,
 // preferably, `nginx` on PATH (apt-get install wrk nginx-light); without nginx the upstream is
-// a Node http server. Everything listens on 127.0.0.1 only. One run takes about 2 minutes.
+// a Node http server. Everything listens on 127.0.0.1 only. One run takes about 3 minutes.
 //
 // What runs: one workerd process from a config generated into a temporary directory, with
 //   gatehouse  build/ (copied first, so a rebuild during the run changes nothing) with its DB
