@@ -564,26 +564,27 @@ async fn a_rotation_counts_itself_and_stops_past_the_limit<S: Store>(store: &S) 
     Ok(())
 }
 
+/// A login's three counters under fresh keys, with these limits.
+fn login_counters(limits: [i64; 3]) -> [Counter; 3] {
+    let tag = new_id(&SystemRng, "");
+    let [ip, account, total] = limits;
+    [
+        ("login_ip", ip),
+        ("login_account", account),
+        ("login_account_total", total),
+    ]
+    .map(|(bucket, limit)| Counter {
+        key: format!("{bucket}:{tag}"),
+        limit,
+    })
+}
+
 /// A sign-in's counters are counted in order, each only while those before it are within their
 /// limits, and its user is read in the same round trip.
 async fn a_login_lookup_counts_in_order_and_reads_the_user<S: Store>(store: &S) -> CaseResult {
     let u = user("lookup");
     ok(store.create_user(&u, None, None).await, "create_user")?;
-    let tag = new_id(&SystemRng, "");
-    let counters = [
-        Counter {
-            key: format!("login_ip:{tag}"),
-            limit: 2,
-        },
-        Counter {
-            key: format!("login_account:{tag}"),
-            limit: 5,
-        },
-        Counter {
-            key: format!("login_account_total:{tag}"),
-            limit: 5,
-        },
-    ];
+    let counters = login_counters([2, 5, 5]);
     let window_ms = 60_000;
     let t = NOW - NOW.rem_euclid(window_ms) + window_ms;
     fn lookup<'a>(counters: &'a [Counter], now: i64, email: Option<&'a str>) -> LoginLookup<'a> {
@@ -650,21 +651,7 @@ async fn a_login_lookup_counts_in_order_and_reads_the_user<S: Store>(store: &S) 
     );
     // A later counter over its limit stops only those after it; its old window's count is
     // restarted by its own upsert before the next counter reads it.
-    let tag = new_id(&SystemRng, "");
-    let middle = [
-        Counter {
-            key: format!("login_ip:{tag}"),
-            limit: 5,
-        },
-        Counter {
-            key: format!("login_account:{tag}"),
-            limit: 1,
-        },
-        Counter {
-            key: format!("login_account_total:{tag}"),
-            limit: 5,
-        },
-    ];
+    let middle = login_counters([5, 1, 5]);
     for (n, want) in [
         (1, vec![hit(1, t), hit(1, t), hit(1, t)]),
         (2, vec![hit(2, t), hit(2, t), None]),
